@@ -1,0 +1,82 @@
+"""``comfy-orch comfyui install|start``: a local CPU ComfyUI from the cache."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from orchestrator.provision.install import default_home, ensure_installed
+from orchestrator.provision.server import LocalComfy, prepare_base_dir
+
+DEFAULT_PORT = 8188
+
+
+def register(commands: Any) -> None:
+    group = commands.add_parser("comfyui", help="install or start a local CPU ComfyUI")
+    sub = group.add_subparsers(dest="comfyui_command", required=True, metavar="ACTION")
+
+    install = sub.add_parser("install", help="provision ComfyUI into the cache (idempotent)")
+    install.add_argument("--home", type=Path, default=None,
+                         help="cache folder (default $COMFY_ORCH_HOME or ~/.cache/comfy-orchestrator)")
+    install.set_defaults(handler=run_install)
+
+    start = sub.add_parser("start", help="start the cached ComfyUI in the foreground")
+    start.add_argument("--host", default="127.0.0.1")
+    start.add_argument("--port", type=int, default=DEFAULT_PORT)
+    start.add_argument("--base-dir", type=Path, default=None,
+                       help="ComfyUI's models/input/output folders (default: in the cache)")
+    start.add_argument("--custom-nodes", type=Path, action="append", default=[],
+                       metavar="PATH", help="a custom node folder to link in (repeatable)")
+    start.add_argument("--checkpoint", choices=["tiny"], default=None,
+                       help="generate the random-weight SD1.5 test checkpoint into models/")
+    start.add_argument("--home", type=Path, default=None)
+    start.set_defaults(handler=run_start)
+
+
+def run_install(args: argparse.Namespace) -> int:
+    home = args.home or default_home()
+    inst = ensure_installed(home, progress=lambda line: print(line, flush=True))
+    print(f"ComfyUI ready: {inst.root}")
+    return 0
+
+
+def run_start(args: argparse.Namespace) -> int:
+    home = args.home or default_home()
+    inst = ensure_installed(home, progress=lambda line: print(line, flush=True))
+    base = prepare_base_dir(inst, args.base_dir or home / "base", args.custom_nodes)
+    if args.checkpoint == "tiny":
+        print(f"checkpoint: {ensure_tiny_checkpoint(base)}", flush=True)
+    server = LocalComfy(inst, base, host=args.host, port=args.port)
+    print(f"starting ComfyUI on {server.url} (base dir {base}) ...", flush=True)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with server:
+        print(f"ComfyUI is ready at {server.url} (pid {server.pid}); Ctrl-C stops it",
+              flush=True)
+        while not stop.wait(0.5):
+            if server.process is not None and server.process.poll() is not None:
+                print(f"ComfyUI exited (code {server.process.returncode}); log tail:\n"
+                      f"{server.log_tail()}", file=sys.stderr)
+                return 2
+    print("ComfyUI stopped", flush=True)
+    return 0
+
+
+def ensure_tiny_checkpoint(base: Path) -> Path:
+    """Write the random-weight SD1.5 checkpoint into ``base/models/checkpoints`` once."""
+    from orchestrator.provision.checkpoint import TINY_CHECKPOINT_NAME, write_tiny_checkpoint
+
+    path = base / "models" / "checkpoints" / TINY_CHECKPOINT_NAME
+    if not path.exists():
+        write_tiny_checkpoint(path, seed=0)
+    return path

@@ -1,0 +1,246 @@
+"""Every error the orchestrator raises, in one tree.
+
+```
+OrchestratorError                 base; never raised directly
+├── ConfigError                   settings that cannot work (bad URL, unwritable folder)
+├── ProvisionError                a local ComfyUI cannot be installed or started
+├── WorkflowError                 a workflow cannot be used as given
+│   ├── WorkflowNotFound
+│   ├── WorkflowFormatError       not JSON; UI export instead of API format; malformed graph
+│   ├── SubstitutionError         wraps a PlaceholderError; adds the workflow name
+│   └── GraphRejected             ComfyUI rejects the graph (object_info check or HTTP 400)
+├── NodeError                     talking to a ComfyUI server failed
+│   ├── NodeUnreachable           refused, reset, websocket dropped: retry on another node
+│   ├── NodeTimeout               retry on another node
+│   └── NodeProtocolError         an answer that cannot be understood
+├── JobError
+│   ├── JobNotFound
+│   ├── JobFailed                 ComfyUI reported execution_error (node id, class, message)
+│   └── JobCancelled
+├── AccessDenied                  a private gallery or job read with the wrong token
+└── StoreError                    the job database cannot be opened or written
+```
+
+Each exception keeps its context as attributes and words its message from them in
+``__str__``, so a caller can both print it and act on it. Front ends catch
+``OrchestratorError`` in one place and show ``str(exc)``; nothing else reaches a user.
+Whether a failure is worth retrying on another node is decided from the class
+(``NodeError`` yes, ``JobFailed`` / ``GraphRejected`` no), never from message text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class OrchestratorError(Exception):
+    """Base of every orchestrator error; never raised directly."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(OrchestratorError):
+    """A setting cannot work: a malformed URL, an unwritable folder, a bad flag value."""
+
+
+class ProvisionError(OrchestratorError):
+    """A local ComfyUI cannot be installed or started (download, venv, start-up)."""
+
+
+# --- workflows ---------------------------------------------------------------------------
+
+
+class WorkflowError(OrchestratorError):
+    """A workflow cannot be used as given."""
+
+
+class WorkflowNotFound(WorkflowError):
+    """No workflow with that name is registered (and no such file exists)."""
+
+    def __init__(self, name: str, known: Sequence[str] = ()) -> None:
+        self.name = name
+        self.known = list(known)
+        hint = f"; known workflows: {', '.join(self.known)}" if self.known else ""
+        super().__init__(f"no workflow named {name!r}{hint}")
+
+
+class WorkflowFormatError(WorkflowError):
+    """The file is not usable API-format JSON: syntax error, UI export, malformed graph.
+
+    ``source`` names the file, ``line``/``column`` locate a JSON syntax error, ``path``
+    is a JSON path inside the document (``$.3.inputs.seed``).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        source: str = "",
+        line: int | None = None,
+        column: int | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.source = source
+        self.line = line
+        self.column = column
+        self.path = path
+        super().__init__(self._compose())
+
+    def _compose(self) -> str:
+        where = self.source or "workflow"
+        if self.line is not None:
+            where += f", line {self.line}, column {self.column}"
+        if self.path:
+            where += f", at {self.path}"
+        return f"{where}: {self.reason}"
+
+
+class SubstitutionError(WorkflowError):
+    """Placeholder substitution failed; wraps a ``placeholders.PlaceholderError``."""
+
+    def __init__(self, workflow: str, reason: str) -> None:
+        self.workflow = workflow
+        self.reason = reason
+        super().__init__(f"{workflow}: {reason}")
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """One problem ComfyUI (or our pre-flight) found with one node or input of a graph."""
+
+    node_id: str
+    class_type: str
+    message: str
+    input_name: str | None = None
+    type: str = ""
+    received: object = None
+
+    def __str__(self) -> str:
+        where = f"node {self.node_id} ({self.class_type})"
+        if self.input_name:
+            where += f" input {self.input_name!r}"
+        return f"{where}: {self.message}"
+
+
+class GraphRejected(WorkflowError):
+    """ComfyUI (or our pre-flight against ``/object_info``) rejected the graph.
+
+    ``problems`` lists per-node/per-input problems; ``code`` is ComfyUI's error type
+    (``prompt_outputs_failed_validation``, ``invalid_prompt``, ``prompt_no_outputs``...).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        problems: Sequence[InputProblem] = (),
+        *,
+        code: str = "invalid_prompt",
+        node_url: str = "",
+        raw: dict[str, object] | None = None,
+    ) -> None:
+        self.reason = reason
+        self.problems = list(problems)
+        self.code = code
+        self.node_url = node_url
+        self.raw = raw or {}
+        lines = [reason] + [f"  {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+# --- nodes -------------------------------------------------------------------------------
+
+
+class NodeError(OrchestratorError):
+    """Talking to a ComfyUI server failed; the work may succeed on another node."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(self._compose())
+
+    def _compose(self) -> str:
+        return f"ComfyUI at {self.url}: {self.reason}"
+
+
+class NodeUnreachable(NodeError):
+    """Connection refused or reset, or the websocket dropped: retry on another node."""
+
+    def _compose(self) -> str:
+        return (
+            f"no ComfyUI answered at {self.url} ({self.reason}); "
+            "start one or configure another node"
+        )
+
+
+class NodeTimeout(NodeError):
+    """The node did not answer (or went silent while running) within the allowed time."""
+
+
+class NodeProtocolError(NodeError):
+    """The node answered something we cannot understand (not ComfyUI, or a new protocol)."""
+
+
+# --- jobs --------------------------------------------------------------------------------
+
+
+class JobError(OrchestratorError):
+    """A job cannot be found, failed, or was cancelled."""
+
+
+class JobNotFound(JobError):
+    """No job (or prompt, or output) with that id is visible to the caller."""
+
+    def __init__(self, job_id: str, what: str = "job") -> None:
+        self.job_id = job_id
+        self.what = what
+        super().__init__(f"no {what} with id {job_id!r}")
+
+
+class JobFailed(JobError):
+    """ComfyUI ran the graph and a node raised (``execution_error``); not retried."""
+
+    def __init__(
+        self,
+        prompt_id: str,
+        *,
+        node_id: str | None,
+        class_type: str | None,
+        exception_message: str,
+        exception_type: str = "",
+        traceback: Sequence[str] = (),
+        node_url: str = "",
+    ) -> None:
+        self.prompt_id = prompt_id
+        self.node_id = node_id
+        self.class_type = class_type
+        self.exception_message = exception_message.strip()
+        self.exception_type = exception_type
+        self.traceback = list(traceback)
+        self.node_url = node_url
+        where = f"node {node_id} ({class_type})" if node_id else "the graph"
+        kind = f"{exception_type}: " if exception_type else ""
+        super().__init__(f"{where} failed: {kind}{self.exception_message}")
+
+
+class JobCancelled(JobError):
+    """The job (or prompt) was cancelled or interrupted before it finished."""
+
+    def __init__(self, job_id: str, reason: str = "cancelled") -> None:
+        self.job_id = job_id
+        self.reason = reason
+        super().__init__(f"job {job_id} was {reason}")
+
+
+class AccessDenied(OrchestratorError):
+    """The caller's token may not see or change this resource."""
+
+
+class StoreError(OrchestratorError):
+    """The job database cannot be opened, read or written."""
