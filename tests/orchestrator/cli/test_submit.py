@@ -1,0 +1,72 @@
+"""`comfy-orch submit FILE --node URL --out DIR` against a real ComfyUI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from orchestrator.cli import main
+from tests import graphs
+
+
+def write(tmp_path: Path, graph: object, name: str = "wf.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(graph))
+    return path
+
+
+def test_submit_writes_outputs_and_prints_their_paths(
+    comfy_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = write(tmp_path, graphs.solid_image(32, 16, "#0000ff", seed=11))
+    code = main(["submit", str(wf), "--node", comfy_url, "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code == 0
+    paths = [Path(line) for line in out.splitlines()]
+    assert len(paths) == 1 and paths[0].parent == tmp_path / "out"
+    assert Image.open(paths[0]).size == (32, 16)
+    assert "wf 100%" in err and "done on" in err  # plain progress lines when not a tty
+
+
+def test_failing_graph_exits_1_with_node_and_message(
+    comfy_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = write(tmp_path, graphs.failing("out of paint", seed=12))
+    assert main(["submit", str(wf), "--node", comfy_url, "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "error: node 2 (OrchTestFail) failed: RuntimeError: out of paint" in err
+    assert "Traceback" not in err
+
+
+def test_rejected_graph_exits_2_with_per_input_lines(
+    comfy_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = write(tmp_path, graphs.txt2img(steps=0))
+    assert main(["submit", str(wf), "--node", comfy_url]) == 2
+    assert "node 3 (KSampler) input 'steps': value 0 smaller than min 1" in capsys.readouterr().err
+
+
+def test_unreachable_node_exits_2_with_one_clear_line(tmp_path: Path) -> None:
+    """Run as a real process: exit code and stderr exactly as a user sees them."""
+    wf = write(tmp_path, graphs.solid_image())
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "submit", str(wf), "--node", "http://127.0.0.1:9"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: no ComfyUI answered at http://127.0.0.1:9 (connection refused); "
+        "start one or configure another node"
+    )
+
+
+def test_bad_file_exits_2_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"3": {"class_type": "KSampler", "inputs": {"steps": %steps%}}}')
+    assert main(["submit", str(bad), "--node", "http://127.0.0.1:9"]) == 2
+    assert f"error: {bad}, line 1" in capsys.readouterr().err

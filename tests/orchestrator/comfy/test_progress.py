@@ -1,0 +1,31 @@
+"""Whole-graph progress is monotonic and counts nodes from the graph."""
+
+from orchestrator.comfy.messages import Executed, ExecutionCached, Executing, Progress
+from orchestrator.comfy.progress import GraphProgress
+
+GRAPH = {"4": {"class_type": "CheckpointLoaderSimple"}, "3": {"class_type": "KSampler"},
+         "8": {"class_type": "VAEDecode"}, "9": {"class_type": "SaveImage"}}
+
+
+def test_cached_nodes_count_as_done_and_steps_add_fractions() -> None:
+    tracker = GraphProgress.for_graph(GRAPH)
+    tracker.update(ExecutionCached("p", ("4",)))
+    snap = tracker.update(Executing("p", "3"))
+    assert snap is not None and snap.nodes_done == 1 and snap.current_class == "KSampler"
+    snap = tracker.update(Progress("p", "3", 2, 4))
+    assert snap is not None and snap.fraction == (1 + 0.5) / 4 and snap.step == 2
+
+
+def test_fraction_never_goes_backwards() -> None:
+    tracker = GraphProgress.for_graph(GRAPH)
+    tracker.update(Executing("p", "3"))
+    high = tracker.update(Progress("p", "3", 3, 4))
+    low = tracker.update(Progress("p", "3", 1, 4))  # a second sampler pass restarts steps
+    assert high is not None and low is not None and low.fraction >= high.fraction
+
+
+def test_finished_is_one_and_executed_marks_output_done() -> None:
+    tracker = GraphProgress.for_graph(GRAPH)
+    snap = tracker.update(Executed("p", "9", {}))
+    assert snap is not None and snap.nodes_done == 1
+    assert tracker.finished().fraction == 1.0
