@@ -18,7 +18,9 @@ OrchestratorError                 base; never raised directly
 │   ├── JobFailed                 ComfyUI reported execution_error (node id, class, message)
 │   └── JobCancelled
 ├── AccessDenied                  a private gallery or job read with the wrong token
+├── InvalidCursor                 a page cursor the store did not issue
 └── StoreError                    the job database cannot be opened or written
+    └── IllegalTransition         an item state change the table forbids (a race or a bug)
 ```
 
 Each exception keeps its context as attributes and words its message from them in
@@ -244,3 +246,26 @@ class AccessDenied(OrchestratorError):
 
 class StoreError(OrchestratorError):
     """The job database cannot be opened, read or written."""
+
+
+class InvalidCursor(OrchestratorError):
+    """A page cursor that this store did not issue (tampered, truncated, or another list's)."""
+
+    def __init__(self, cursor: str) -> None:
+        self.cursor = cursor
+        super().__init__(
+            f"page cursor {cursor!r} is not valid here; start again without a cursor"
+        )
+
+
+class IllegalTransition(StoreError):
+    """An item state change that ``jobs.ITEM_TRANSITIONS`` forbids: a race or a bug."""
+
+    def __init__(self, item_id: str, old: str, new: str) -> None:
+        self.item_id = item_id
+        self.old = old
+        self.new = new
+        super().__init__(
+            f"item {item_id} cannot go from {old} to {new}; another worker or a cancel "
+            "changed it first (reload the item), or this is a bug"
+        )
