@@ -7,6 +7,7 @@ OrchestratorError                 base; never raised directly
 ├── WorkflowError                 a workflow cannot be used as given
 │   ├── WorkflowNotFound
 │   ├── WorkflowFormatError       not JSON; UI export instead of API format; malformed graph
+│   │   └── WorkflowInvalid       several problems in one file, each a WorkflowFormatError
 │   ├── SubstitutionError         wraps a PlaceholderError; adds the workflow name
 │   └── GraphRejected             ComfyUI rejects the graph (object_info check or HTTP 400)
 ├── NodeError                     talking to a ComfyUI server failed
@@ -269,3 +270,16 @@ class IllegalTransition(StoreError):
             f"item {item_id} cannot go from {old} to {new}; another worker or a cancel "
             "changed it first (reload the item), or this is a bug"
         )
+
+
+class WorkflowInvalid(WorkflowFormatError):
+    """A workflow or metadata file has problems; ``problems`` holds each one on its own.
+
+    Raised when a file can be read but several places in it are wrong (metadata that breaks
+    the schema in three spots), so an operator sees every spot in one pass.
+    """
+
+    def __init__(self, problems: Sequence[WorkflowFormatError], *, source: str = "") -> None:
+        self.problems = tuple(problems)
+        super().__init__(f"{len(self.problems)} problem(s)", source=source)
+        self.message = "\n".join(str(problem) for problem in self.problems)
