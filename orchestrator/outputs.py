@@ -1,0 +1,348 @@
+"""Output files: content-addressed blobs, what they are (probing), thumbnails, records.
+
+A blob is stored once per content at ``root/<sha256[:2]>/<sha256>``, written to a
+temporary file and renamed into place, so a reader never sees half a file and the same
+bytes are never stored twice. ``OutputRecord`` is the metadata of one output file of
+one item; records live in the job store (``JobStore.add_output``) and galleries are
+queries over them. ``probe`` is pure: bytes and a file name in, ``Media`` out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import io
+import mimetypes
+import os
+import re
+import struct
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from types import ModuleType
+from typing import Any, BinaryIO
+
+from PIL import Image, ImageSequence, UnidentifiedImageError, features
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.errors import JobNotFound, StoreError
+from orchestrator.jobs import Item, Job, Visibility, utcnow
+
+BLOBS_DIR = "blobs"  # under the data directory
+DEFAULT_THUMBNAIL_SIZE = 256  # pixels, longest side
+# WEBP keeps transparency and is smaller; JPEG is the fallback for a Pillow without it.
+THUMBNAIL_FORMAT = "WEBP" if features.check("webp") else "JPEG"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _optional(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+# A later issue addresses blobs by blake3 as well; computed when the package is installed.
+_BLAKE3: Any = _optional("blake3")
+
+
+class OutputKind(StrEnum):
+    IMAGE = "image"
+    VIDEO = "video"
+    AUDIO = "audio"
+    FILE = "file"
+
+
+# --- probing (pure) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Media:
+    """What a file is: mime type, kind, and for images their size and animation."""
+
+    mime: str
+    kind: OutputKind
+    width: int | None = None
+    height: int | None = None
+    animated: bool = False
+    duration: float | None = None  # seconds, when cheaply known
+
+
+def probe(data: bytes, filename: str) -> Media:
+    """Identify ``data`` by its magic bytes, falling back to ``filename``'s extension.
+
+    Never raises: unreadable images keep width/height None, unknown content is
+    ``application/octet-stream`` of kind ``file``.
+    """
+    mime = sniff_mime(data) or _guess_mime(filename)
+    kind = kind_of(mime)
+    if kind is OutputKind.IMAGE:
+        return _probe_image(data, mime)
+    return Media(mime=mime, kind=kind, duration=_audio_duration(data, mime))
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The mime type announced by the first bytes of ``data``, or None."""
+    head = data[:64]
+    for magic, mime in _MAGIC:
+        if head.startswith(magic):
+            return mime
+    return _sniff_container(head)
+
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"fLaC", "audio/flac"),
+    (b"OggS", "audio/ogg"),
+    (b"ID3", "audio/mpeg"),
+)
+
+
+def _sniff_container(head: bytes) -> str | None:
+    if head[:4] == b"RIFF":
+        return {b"WEBP": "image/webp", b"WAVE": "audio/wav"}.get(head[8:12])
+    if head[4:8] == b"ftyp":
+        return _ftyp_mime(head[8:12])
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm" if b"webm" in head else "video/x-matroska"
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "audio/mpeg"  # an MPEG audio frame sync without an ID3 tag
+    return None
+
+
+def _ftyp_mime(brand: bytes) -> str:
+    if brand == b"qt  ":
+        return "video/quicktime"
+    if brand in (b"M4A ", b"M4B "):
+        return "audio/mp4"
+    return "video/mp4"
+
+
+def _guess_mime(filename: str) -> str:
+    guessed, _ = mimetypes.guess_type(filename)
+    return guessed or "application/octet-stream"
+
+
+def kind_of(mime: str) -> OutputKind:
+    """The output kind for a mime type."""
+    family = mime.partition("/")[0]
+    return {"image": OutputKind.IMAGE, "video": OutputKind.VIDEO,
+            "audio": OutputKind.AUDIO}.get(family, OutputKind.FILE)
+
+
+def _probe_image(data: bytes, mime: str) -> Media:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            animated = bool(getattr(image, "is_animated", False))
+            duration = _animation_seconds(image) if animated else None
+            return Media(mime=mime, kind=OutputKind.IMAGE, width=image.width,
+                         height=image.height, animated=animated, duration=duration)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return Media(mime=mime, kind=OutputKind.IMAGE)
+
+
+def _animation_seconds(image: Image.Image) -> float:
+    millis = sum(frame.info.get("duration", 0) for frame in ImageSequence.Iterator(image))
+    return float(millis) / 1000
+
+
+def _audio_duration(data: bytes, mime: str) -> float | None:
+    if mime == "audio/wav":
+        return _wav_seconds(data)
+    if mime == "audio/flac":
+        return _flac_seconds(data)
+    return None
+
+
+def _wav_seconds(data: bytes) -> float | None:
+    """Duration from the canonical RIFF layout (fmt chunk, then data chunk)."""
+    fmt = data.find(b"fmt ")
+    chunk = data.find(b"data", fmt)
+    if fmt < 0 or chunk < 0 or len(data) < max(fmt + 16, chunk + 8):
+        return None
+    byte_rate = struct.unpack_from("<I", data, fmt + 16)[0]
+    size = struct.unpack_from("<I", data, chunk + 4)[0]
+    return size / byte_rate if byte_rate else None
+
+
+def _flac_seconds(data: bytes) -> float | None:
+    """Duration from STREAMINFO: 20-bit sample rate and 36-bit sample count."""
+    if len(data) < 26:
+        return None
+    packed = int.from_bytes(data[18:26], "big")
+    rate = packed >> 44
+    samples = packed & ((1 << 36) - 1)
+    return samples / rate if rate and samples else None
+
+
+# --- blobs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """A stored blob: its sha256 (its address), size, and blake3 when available."""
+
+    sha256: str
+    size_bytes: int
+    blake3: str | None = None
+
+
+@contextlib.contextmanager
+def _disk(what: str) -> Iterator[None]:
+    """Translate file-system failures of the blob store into ``StoreError``, once."""
+    try:
+        yield
+    except OSError as exc:
+        raise StoreError(f"{what} failed: {exc}; check the data directory's space and "
+                         "permissions") from exc
+
+
+def _checked(sha256: str) -> str:
+    if not _SHA256.fullmatch(sha256):
+        raise JobNotFound(sha256, what="blob")
+    return sha256
+
+
+class BlobStore:
+    """Content-addressed files under ``root``; safe for threads and processes.
+
+    Writes are atomic (temporary file, fsync, rename), so concurrent writers of the
+    same bytes both succeed and one copy remains.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def put(self, data: bytes) -> BlobRef:
+        """Store ``data`` (once per content) and return its reference."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        blake3 = None if _BLAKE3 is None else str(_BLAKE3.blake3(data).hexdigest())
+        target = self.path(sha256)
+        if not target.exists():
+            with _disk(f"storing blob {sha256} under {self.root}"):
+                _write_atomic(target, data)
+        return BlobRef(sha256=sha256, size_bytes=len(data), blake3=blake3)
+
+    def path(self, sha256: str) -> Path:
+        """Where the blob lives (whether or not it exists); JobNotFound for a bad hash."""
+        sha256 = _checked(sha256)
+        return self.root / sha256[:2] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        """Whether a blob with that sha256 is stored."""
+        return _SHA256.fullmatch(sha256) is not None and self.path(sha256).is_file()
+
+    def open(self, sha256: str) -> BinaryIO:
+        """The blob opened for binary reading; the caller closes it. JobNotFound if absent."""
+        try:
+            return self.path(sha256).open("rb")
+        except FileNotFoundError:
+            raise JobNotFound(sha256, what="blob") from None
+
+    def delete(self, sha256: str) -> None:
+        """Remove the blob and its thumbnails; absent blobs are ignored."""
+        folder = self.path(sha256).parent
+        with _disk(f"deleting blob {sha256}"):
+            for path in (self.path(sha256), *folder.glob(f"{sha256}.thumb*")):
+                path.unlink(missing_ok=True)
+
+    def thumbnail(self, sha256: str, size: int = DEFAULT_THUMBNAIL_SIZE) -> Path | None:
+        """A cached thumbnail (longest side ``size``) made on first use; None for non-images.
+
+        Animated images use their first frame. JobNotFound if the blob is absent.
+        """
+        extension = THUMBNAIL_FORMAT.lower()
+        target = self.path(sha256).with_name(f"{sha256}.thumb{size}.{extension}")
+        if target.exists():
+            return target
+        with self.open(sha256) as source:
+            data = _thumbnail_bytes(source, size)
+        if data is None:
+            return None
+        with _disk(f"writing the thumbnail of blob {sha256}"):
+            _write_atomic(target, data)
+        return target
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _thumbnail_bytes(source: BinaryIO, size: int) -> bytes | None:
+    try:
+        with Image.open(source) as image:
+            image.seek(0)
+            frame = image.convert("RGBA" if THUMBNAIL_FORMAT == "WEBP" else "RGB")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+    frame.thumbnail((size, size))
+    buffer = io.BytesIO()
+    frame.save(buffer, format=THUMBNAIL_FORMAT, quality=85)
+    return buffer.getvalue()
+
+
+# --- records ------------------------------------------------------------------------------
+
+
+class OutputRecord(BaseModel):
+    """One output file of one item: where its bytes are, what it is, where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    sha256: str
+    blake3: str | None = None
+    mime: str
+    size_bytes: int
+    width: int | None = None
+    height: int | None = None
+    animated: bool = False
+    duration: float | None = None
+    kind: OutputKind
+    filename: str  # as the ComfyUI node named it
+    node_id: str  # the ComfyUI graph node that produced it
+    seed: int | None = None
+    workflow: str | None = None
+    values: dict[str, Any] = Field(default_factory=dict)
+    node: str  # our name for the ComfyUI server
+    job_id: str
+    item_id: str
+    index: int
+    owner: str
+    character: str | None = None
+    conversation: str | None = None
+    visibility: Visibility = Visibility.PRIVATE
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+def new_output(job: Job, item: Item, blob: BlobRef, media: Media, *, filename: str,
+               node_id: str, node: str, now: datetime | None = None) -> OutputRecord:
+    """The record of a file that ``item`` produced, with the job's context copied in."""
+    spec = job.spec
+    return OutputRecord(
+        sha256=blob.sha256, blake3=blob.blake3, size_bytes=blob.size_bytes, mime=media.mime,
+        kind=media.kind, width=media.width, height=media.height, animated=media.animated,
+        duration=media.duration, filename=filename, node_id=node_id, node=node,
+        seed=item.seed, workflow=spec.workflow, values=dict(spec.values), job_id=job.id,
+        item_id=item.id, index=item.index, owner=spec.owner, character=spec.character,
+        conversation=spec.conversation, visibility=spec.visibility,
+        created_at=now or utcnow(),
+    )
