@@ -1,0 +1,49 @@
+"""The durable job store: jobs, their items, idempotency keys and output records.
+
+Program against ``JobStore`` (the interface in ``protocol``); ``open_store`` opens the
+SQLite implementation in a data directory. Everything a method changes is committed
+before it returns.
+
+```python
+with open_store(data_dir) as store:
+    job = store.create_job(JobSpec(workflow="portrait", count=2))
+    claimed = store.claim_next("gpu-1", can_run=lambda job, item: True,
+                               prompt_id=lambda item: uuid.uuid4().hex)
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.errors import ConfigError
+from orchestrator.store.protocol import CanRun, JobPage, JobStore, OutputPage, PromptId
+from orchestrator.store.sqlite import IDEMPOTENCY_TTL, SqliteJobStore
+
+DATABASE_NAME = "orchestrator.sqlite3"  # inside the data directory
+
+__all__ = [
+    "DATABASE_NAME",
+    "IDEMPOTENCY_TTL",
+    "CanRun",
+    "JobPage",
+    "JobStore",
+    "OutputPage",
+    "PromptId",
+    "SqliteJobStore",
+    "open_store",
+]
+
+
+def open_store(data_dir: Path) -> JobStore:
+    """The job store of ``data_dir`` (created if missing); close it, or use ``with``.
+
+    Raises ``ConfigError`` if the directory cannot be created, ``StoreError`` if the
+    database cannot be opened.
+    """
+    try:
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"data directory {data_dir} cannot be created ({exc}); "
+                          "choose a writable folder") from exc
+    return SqliteJobStore(Path(data_dir) / DATABASE_NAME)

@@ -1,0 +1,76 @@
+"""Rows of the outputs table, read into and written from ``OutputRecord``.
+
+Each function runs inside the caller's transaction. A file is recorded once per
+(item, graph node, file name): adding it again returns the record already stored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+
+from orchestrator.errors import StoreError
+from orchestrator.outputs import OutputRecord
+from orchestrator.store.tables import page_rows, parsed, where
+
+_COLUMNS = ("id, sha256, owner, job_id, item_id, node_id, filename, workflow, character,"
+            " conversation, visibility, body")
+
+
+def insert(conn: sqlite3.Connection, record: OutputRecord) -> OutputRecord:
+    """Store ``record``, or return the one already stored for the same file or id."""
+    cursor = conn.execute(
+        f"INSERT INTO outputs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
+        (record.id, record.sha256, record.owner, record.job_id, record.item_id,
+         record.node_id, record.filename, record.workflow, record.character,
+         record.conversation, record.visibility.value, record.model_dump_json()))
+    if cursor.rowcount:
+        return record
+    existing = for_file(conn, record.item_id, record.filename, record.node_id)
+    existing = existing or load(conn, record.id)
+    if existing is None:
+        raise StoreError(f"output {record.id} conflicts with a stored output that cannot "
+                         "be read back: the outputs table is inconsistent (a bug)")
+    return existing
+
+
+def load(conn: sqlite3.Connection, output_id: str) -> OutputRecord | None:
+    """The record with that id, or None."""
+    row = conn.execute("SELECT body FROM outputs WHERE id = ?", (output_id,)).fetchone()
+    return None if row is None else _record(output_id, row[0])
+
+
+def for_file(conn: sqlite3.Connection, item_id: str, filename: str,
+             node_id: str | None = None) -> OutputRecord | None:
+    """The record of ``filename`` produced by ``item_id`` (by ``node_id`` if given)."""
+    clauses, params = where({"item_id": item_id, "filename": filename, "node_id": node_id})
+    row = conn.execute(f"SELECT id, body FROM outputs WHERE {' AND '.join(clauses)}"
+                       " ORDER BY seq LIMIT 1", params).fetchone()
+    return None if row is None else _record(row[0], row[1])
+
+
+def page(conn: sqlite3.Connection, filters: Mapping[str, object], *, limit: int,
+         before: int | None) -> tuple[list[OutputRecord], int | None]:
+    """Up to ``limit`` records newest first, and the seq to continue before (None at end)."""
+    clauses, params = where(filters)
+    rows = page_rows(conn, "SELECT seq, id, body FROM outputs", clauses, params,
+                     limit=limit, before=before)
+    records = [_record(row[1], row[2]) for row in rows[:limit]]
+    return records, (rows[limit - 1][0] if len(rows) > limit else None)
+
+
+def delete(conn: sqlite3.Connection, output_id: str) -> bool:
+    """Delete the record; whether it existed."""
+    return conn.execute("DELETE FROM outputs WHERE id = ?", (output_id,)).rowcount > 0
+
+
+def blob_references(conn: sqlite3.Connection, sha256: str) -> int:
+    """How many records point at the blob."""
+    return int(conn.execute("SELECT COUNT(*) FROM outputs WHERE sha256 = ?",
+                            (sha256,)).fetchone()[0])
+
+
+def _record(output_id: str, body: str) -> OutputRecord:
+    with parsed(f"output {output_id}"):
+        return OutputRecord.model_validate_json(body)

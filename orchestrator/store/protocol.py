@@ -1,0 +1,174 @@
+"""The job store interface that the runner, the pool and the front ends program against.
+
+SQLite implements it today (``SqliteJobStore``); a server database can implement it later
+so that several orchestrator instances share one queue. Contract common to all methods:
+
+- when a method returns, its change is durable (committed), so callers may act on it;
+- item state changes follow ``jobs.ITEM_TRANSITIONS``; a forbidden one raises
+  ``IllegalTransition`` (a ``StoreError``) and changes nothing;
+- a missing job, item or output raises ``JobNotFound`` (``what`` names which);
+- any database failure raises ``StoreError``; a closed store refuses work with one;
+- the store is safe to share between threads (and, for SQLite, processes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from pydantic import BaseModel
+
+from orchestrator.jobs import Item, ItemError, Job, JobSpec, JobStatus, Visibility
+from orchestrator.outputs import OutputRecord
+
+CanRun = Callable[[Job, Item], bool]
+PromptId = Callable[[Item], str]
+
+
+class JobPage(BaseModel):
+    """One page of jobs, newest first; pass ``next_cursor`` back for the next (None: end)."""
+
+    jobs: list[Job]
+    next_cursor: str | None = None
+
+
+class OutputPage(BaseModel):
+    """One page of output records, newest first; ``next_cursor`` as for ``JobPage``."""
+
+    outputs: list[OutputRecord]
+    next_cursor: str | None = None
+
+
+class JobStore(Protocol):
+    """Durable jobs, items, idempotency keys and output records."""
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None: ...
+
+    def close(self) -> None:
+        """Release the database; harmless twice. Later calls raise ``StoreError``."""
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    def create_job(self, spec: JobSpec, *, idempotency_key: str | None = None,
+                   job_id: str | None = None) -> Job:
+        """A new job with ``spec.count`` queued items, or the owner's job for that key."""
+
+    def create_job_idempotent(self, spec: JobSpec, *, idempotency_key: str | None = None,
+                              job_id: str | None = None) -> tuple[Job, bool]:
+        """Like ``create_job``; the flag is True when the key replayed an existing job."""
+
+    def create_jobs(self, specs: Sequence[JobSpec]) -> list[Job]:
+        """Several new jobs in one transaction (all or none)."""
+
+    def get_job(self, job_id: str) -> Job:
+        """The job; ``JobNotFound`` if absent."""
+
+    def get_item(self, item_id: str) -> Item:
+        """The item; ``JobNotFound(what="item")`` if absent."""
+
+    def list_jobs(self, *, owner: str | None = None, status: JobStatus | None = None,
+                  workflow: str | None = None, character: str | None = None,
+                  conversation: str | None = None, metadata: dict[str, str] | None = None,
+                  limit: int = 50, cursor: str | None = None) -> JobPage:
+        """Jobs matching every given filter, newest first; stable under concurrent inserts.
+
+        ``InvalidCursor`` for a cursor this store did not issue for jobs.
+        """
+
+    def purge_idempotency(self, older_than: datetime | None = None) -> int:
+        """Forget keys used before ``older_than`` (default: 24 h ago); how many."""
+
+    # --- the queue ------------------------------------------------------------------------
+
+    def claim_next(self, node: str, *, can_run: CanRun,
+                   prompt_id: PromptId) -> tuple[Job, Item] | None:
+        """Atomically dispatch the next runnable queued item to ``node``, or None.
+
+        Order: priority (higher first), then the owner with fewest items on nodes, then
+        age (job creation, then item index). Items ``can_run`` rejects are skipped (a
+        bounded number per call). The item becomes DISPATCHED with a new open attempt.
+        """
+
+    def set_rendered(self, item_id: str, *, graph: dict[str, object],
+                     seed: int | None) -> Item:
+        """Store the graph as rendered for the node, and its seed."""
+
+    def mark_running(self, item_id: str) -> Item:
+        """DISPATCHED → RUNNING; sets ``started_at`` once (also on RUNNING/CANCELING)."""
+
+    def mark_succeeded(self, item_id: str, output_ids: list[str]) -> Item:
+        """→ SUCCEEDED (also from CANCELING: the node finished first); closes the attempt."""
+
+    def mark_failed(self, item_id: str, error: ItemError, *, retry: bool) -> Item:
+        """Close the attempt with ``error``; QUEUED again if ``retry`` and budget left.
+
+        Otherwise FAILED with ``error``. A retryable failure while CANCELING → CANCELED.
+        """
+
+    def requeue(self, item_id: str, reason: str) -> Item:
+        """The node lost the item: a retryable failure with ``reason``."""
+
+    def mark_canceled(self, item_id: str) -> Item:
+        """→ CANCELED (after the runner removed or interrupted the prompt)."""
+
+    def request_cancel(self, job_id: str) -> Job:
+        """Queued items → CANCELED, items on nodes → CANCELING; idempotent.
+
+        A terminal job is returned unchanged. The runner then calls ``mark_canceled``
+        (or ``mark_succeeded`` if the node finished first) for each CANCELING item.
+        """
+
+    def retry_job(self, job_id: str) -> Job:
+        """A terminal job's FAILED/CANCELED items queued again with a fresh attempts budget.
+
+        Clears ``cancel_requested``. A job that is not terminal is returned unchanged.
+        """
+
+    def in_flight(self, node: str | None = None) -> list[tuple[Job, Item]]:
+        """Items on ``node`` (any node if None): dispatched, running or canceling."""
+
+    def count_on_node(self, node: str) -> int:
+        """How many items are on ``node``."""
+
+    def queued_count(self) -> int:
+        """How many items wait in the queue."""
+
+    # --- outputs --------------------------------------------------------------------------
+
+    def add_output(self, record: OutputRecord) -> OutputRecord:
+        """Store the record; for a file already recorded, the stored record instead."""
+
+    def get_output(self, output_id: str) -> OutputRecord:
+        """The record; ``JobNotFound(what="output")`` if absent."""
+
+    def output_for_item_file(self, item_id: str, filename: str,
+                             node_id: str | None = None) -> OutputRecord | None:
+        """The record of a file the item produced, if already collected."""
+
+    def list_outputs(self, *, owner: str | None = None, job_id: str | None = None,
+                     character: str | None = None, conversation: str | None = None,
+                     workflow: str | None = None, visibility: Visibility | None = None,
+                     limit: int = 50, cursor: str | None = None) -> OutputPage:
+        """Records matching every given filter, newest first."""
+
+    def gallery_character(self, character: str, *, limit: int = 50,
+                          cursor: str | None = None) -> OutputPage:
+        """The character's public outputs, newest first."""
+
+    def gallery_conversation(self, conversation: str, owner: str, *, limit: int = 50,
+                             cursor: str | None = None) -> OutputPage:
+        """The owner's outputs in the conversation (private ones too), newest first."""
+
+    def delete_output(self, output_id: str) -> OutputRecord:
+        """Delete the record and return it; ``JobNotFound`` if absent.
+
+        The blob stays: delete it when ``blob_references`` says nothing else uses it.
+        """
+
+    def blob_references(self, sha256: str) -> int:
+        """How many output records point at the blob."""

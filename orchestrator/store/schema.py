@@ -1,0 +1,101 @@
+"""The SQLite schema, versioned with ``PRAGMA user_version`` and created on open.
+
+Models are stored as JSON (spec, item body, output body); the columns beside them are
+copies kept only so that filters, ordering and claims can use indexes. ``seq`` (the
+rowid) is the creation order: cursors and claim age use it, never wall-clock time.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from orchestrator.errors import StoreError
+
+SCHEMA_VERSION = 1
+
+_V1 = (
+    """CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        owner TEXT NOT NULL,
+        workflow TEXT,
+        character TEXT,
+        conversation TEXT,
+        visibility TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,  -- jobs.job_status over the items, kept in the same transaction
+        spec TEXT NOT NULL
+    )""",
+    "CREATE INDEX jobs_owner ON jobs (owner, seq)",
+    "CREATE INDEX jobs_status ON jobs (status, seq)",
+    "CREATE INDEX jobs_workflow ON jobs (workflow, seq) WHERE workflow IS NOT NULL",
+    "CREATE INDEX jobs_character ON jobs (character, seq) WHERE character IS NOT NULL",
+    "CREATE INDEX jobs_conversation ON jobs (conversation, seq) WHERE conversation IS NOT NULL",
+    """CREATE TABLE items (
+        id TEXT PRIMARY KEY,
+        job_id TEXT NOT NULL REFERENCES jobs (id),
+        idx INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        job_seq INTEGER NOT NULL,
+        active_node TEXT,  -- the node while dispatched/running/canceling, else NULL
+        retry_base INTEGER NOT NULL DEFAULT 0,  -- attempts made before the last retry_job
+        body TEXT NOT NULL,
+        graph TEXT,
+        UNIQUE (job_id, idx)
+    )""",
+    "CREATE INDEX items_queue ON items (priority, owner, job_seq, idx) WHERE status = 'queued'",
+    "CREATE INDEX items_active ON items (active_node) WHERE active_node IS NOT NULL",
+    """CREATE TABLE idempotency (
+        owner TEXT NOT NULL,
+        key TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        created_at REAL NOT NULL,  -- POSIX seconds
+        PRIMARY KEY (owner, key)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX idempotency_age ON idempotency (created_at)",
+    """CREATE TABLE outputs (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        sha256 TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        workflow TEXT,
+        character TEXT,
+        conversation TEXT,
+        visibility TEXT NOT NULL,
+        body TEXT NOT NULL,
+        UNIQUE (item_id, node_id, filename)
+    )""",
+    "CREATE INDEX outputs_owner ON outputs (owner, seq)",
+    "CREATE INDEX outputs_job ON outputs (job_id, seq)",
+    "CREATE INDEX outputs_character ON outputs (character, visibility, seq)",
+    "CREATE INDEX outputs_conversation ON outputs (conversation, owner, seq)",
+    "CREATE INDEX outputs_workflow ON outputs (workflow, seq)",
+    "CREATE INDEX outputs_sha256 ON outputs (sha256)",
+)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1}
+
+
+def migrate(conn: sqlite3.Connection, path: object) -> None:
+    """Bring the schema to ``SCHEMA_VERSION`` inside the caller's write transaction.
+
+    Raises ``StoreError`` for a database written by a newer version of the orchestrator.
+    """
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has schema version {version}, newer than this orchestrator's "
+            f"{SCHEMA_VERSION}; upgrade the orchestrator or use another data directory"
+        )
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in _MIGRATIONS[target]:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {target}")

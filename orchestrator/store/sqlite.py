@@ -1,0 +1,394 @@
+"""``SqliteJobStore``: the job store in one SQLite file in WAL mode.
+
+One connection behind a lock serves every thread. Every write runs in ``BEGIN
+IMMEDIATE`` and commits before the method returns, so a method's change survives a
+SIGKILL of the process the moment it returns, and two processes never claim the same
+item. sqlite3's exceptions are translated into ``StoreError`` here, once (``_translated``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
+
+from orchestrator.errors import JobNotFound, StoreError
+from orchestrator.jobs import Item, ItemError, Job, JobSpec, JobStatus, Visibility, utcnow
+from orchestrator.outputs import OutputRecord
+from orchestrator.store import output_rows, rules, schema, tables
+from orchestrator.store.claim import ClaimScan
+from orchestrator.store.protocol import CanRun, JobPage, OutputPage, PromptId
+
+Clock = Callable[[], datetime]
+# In WAL mode NORMAL keeps every commit through a crash or SIGKILL of the process, and
+# only a power loss can undo the last commits; FULL survives that too, with one fsync per
+# commit (about half the enqueue rate on an SSD).
+Synchronous = Literal["FULL", "NORMAL"]
+DEFAULT_SYNCHRONOUS: Synchronous = "NORMAL"
+Change = Callable[[Job, Item, int], Item]  # (job, item, attempts used in budget) -> item
+
+# Timeouts (seconds)
+DEFAULT_BUSY_TIMEOUT = 10.0  # a write waits this long for another process's transaction
+# Limits
+MAX_PAGE = 500  # jobs or outputs per page, whatever the caller asks
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+_HINTS = {
+    sqlite3.SQLITE_BUSY: "another process held the database too long; retry",
+    sqlite3.SQLITE_LOCKED: "another connection held the database too long; retry",
+    sqlite3.SQLITE_CANTOPEN: "check that the data directory exists and is writable",
+    sqlite3.SQLITE_NOTADB: "it is not an orchestrator database; choose another data directory",
+    sqlite3.SQLITE_CORRUPT: "the file is damaged; restore it from a backup",
+    sqlite3.SQLITE_FULL: "the disk is full; free some space",
+    sqlite3.SQLITE_READONLY: "the file is read-only; check its permissions",
+    sqlite3.SQLITE_CONSTRAINT: "a record with that id already exists",
+    sqlite3.SQLITE_IOERR: "the disk reported an I/O error",
+}
+
+
+@contextlib.contextmanager
+def _translated(path: Path, what: str) -> Iterator[None]:
+    """Map any sqlite3 failure to ``StoreError`` naming the database and the operation."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        hint = _HINTS.get(code, "see the SQLite message above")
+        raise StoreError(f"{what} in {path} failed: {exc}; {hint}") from exc
+
+
+def _connect(path: Path, synchronous: Synchronous, busy_timeout: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
+                           check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _limit(limit: int) -> int:
+    return max(1, min(limit, MAX_PAGE))
+
+
+def _item_of(job: Job, item_id: str) -> Item:
+    return next(item for item in job.items if item.id == item_id)
+
+
+def _with_items(job: Job, items: Sequence[Item], **update: object) -> Job:
+    return job.model_copy(update={"items": list(items), **update})
+
+
+class SqliteJobStore:
+    """The ``JobStore`` in one SQLite file; see ``orchestrator.store.protocol``.
+
+    ``clock`` gives every timestamp (tz-aware UTC). The schema is created on open.
+    """
+
+    def __init__(self, path: Path, *, clock: Clock = utcnow,
+                 synchronous: Synchronous = DEFAULT_SYNCHRONOUS,
+                 busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._closed = False
+        with _translated(self.path, "opening the job store"):
+            self._conn = _connect(self.path, synchronous, busy_timeout)
+        try:
+            with self._tx("creating the schema") as conn:
+                schema.migrate(conn, self.path)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database connection; harmless twice."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    @contextlib.contextmanager
+    def _tx(self, what: str, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction: committed on normal exit, rolled back on any exception."""
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"the job store at {self.path} is closed; {what} needs an "
+                                 "open store")
+            conn = self._conn
+            with _translated(self.path, what):
+                try:
+                    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.rollback()
+                    raise
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    def create_job(self, spec: JobSpec, *, idempotency_key: str | None = None,
+                   job_id: str | None = None) -> Job:
+        """See ``JobStore.create_job``."""
+        return self.create_job_idempotent(spec, idempotency_key=idempotency_key,
+                                          job_id=job_id)[0]
+
+    def create_job_idempotent(self, spec: JobSpec, *, idempotency_key: str | None = None,
+                              job_id: str | None = None) -> tuple[Job, bool]:
+        """See ``JobStore.create_job_idempotent``."""
+        now = self._clock()
+        job = rules.new_job(spec, job_id or uuid.uuid4().hex, now)
+        with self._tx(f"creating job {job.id}") as conn:
+            if idempotency_key is None:
+                tables.insert_job(conn, job)
+                return job, False
+            known = tables.idempotent_job(conn, spec.owner, idempotency_key,
+                                          since=now - IDEMPOTENCY_TTL)
+            existing = tables.load_job(conn, known) if known else None
+            if existing is not None:
+                return existing, True
+            tables.insert_job(conn, job)
+            tables.remember_key(conn, spec.owner, idempotency_key, job.id, now)
+            return job, False
+
+    def create_jobs(self, specs: Sequence[JobSpec]) -> list[Job]:
+        """See ``JobStore.create_jobs``."""
+        now = self._clock()
+        jobs = [rules.new_job(spec, uuid.uuid4().hex, now) for spec in specs]
+        with self._tx(f"creating {len(jobs)} jobs") as conn:
+            for job in jobs:
+                tables.insert_job(conn, job)
+        return jobs
+
+    def get_job(self, job_id: str) -> Job:
+        """See ``JobStore.get_job``."""
+        with self._tx(f"reading job {job_id}", write=False) as conn:
+            return self._job(conn, job_id)
+
+    def get_item(self, item_id: str) -> Item:
+        """See ``JobStore.get_item``."""
+        with self._tx(f"reading item {item_id}", write=False) as conn:
+            return self._locate(conn, item_id)[1]
+
+    def list_jobs(self, *, owner: str | None = None, status: JobStatus | None = None,
+                  workflow: str | None = None, character: str | None = None,
+                  conversation: str | None = None, metadata: dict[str, str] | None = None,
+                  limit: int = 50, cursor: str | None = None) -> JobPage:
+        """See ``JobStore.list_jobs``."""
+        filters = {"owner": owner, "status": status.value if status else None,
+                   "workflow": workflow, "character": character,
+                   "conversation": conversation}
+        before = tables.decode_cursor("j", cursor)
+        with self._tx("listing jobs", write=False) as conn:
+            jobs, last = tables.page_jobs(conn, filters, metadata or {}, limit=_limit(limit),
+                                          before=before)
+        return JobPage(jobs=jobs, next_cursor=tables.encode_cursor("j", last))
+
+    def purge_idempotency(self, older_than: datetime | None = None) -> int:
+        """See ``JobStore.purge_idempotency``."""
+        before = older_than or self._clock() - IDEMPOTENCY_TTL
+        with self._tx("purging idempotency keys") as conn:
+            return tables.forget_keys(conn, before)
+
+    # --- the queue ------------------------------------------------------------------------
+
+    def claim_next(self, node: str, *, can_run: CanRun,
+                   prompt_id: PromptId) -> tuple[Job, Item] | None:
+        """See ``JobStore.claim_next``."""
+        with self._tx(f"claiming an item for node {node}") as conn:
+            found = ClaimScan(conn, can_run).run()
+            if found is None:
+                return None
+            job, item = found
+            claimed = rules.dispatch(item, node=node, prompt_id=prompt_id(item),
+                                     now=self._clock())
+            return self._apply(conn, job, claimed)
+
+    def set_rendered(self, item_id: str, *, graph: dict[str, object],
+                     seed: int | None) -> Item:
+        """See ``JobStore.set_rendered``."""
+        with self._tx(f"storing the rendered graph of item {item_id}") as conn:
+            item = self._locate(conn, item_id)[1]
+            rendered = item.model_copy(update={"graph": graph, "seed": seed})
+            tables.save_graph(conn, rendered)
+            return rendered
+
+    def mark_running(self, item_id: str) -> Item:
+        """See ``JobStore.mark_running``."""
+        return self._change(item_id, "running", lambda _, item, __: rules.start(
+            item, self._clock()))
+
+    def mark_succeeded(self, item_id: str, output_ids: list[str]) -> Item:
+        """See ``JobStore.mark_succeeded``."""
+        return self._change(item_id, "succeeded", lambda _, item, __: rules.succeed(
+            item, output_ids, self._clock()))
+
+    def mark_failed(self, item_id: str, error: ItemError, *, retry: bool) -> Item:
+        """See ``JobStore.mark_failed``."""
+
+        def change(job: Job, item: Item, used: int) -> Item:
+            return rules.fail(item, error, retry=retry, now=self._clock(),
+                              attempts_left=used < job.spec.max_attempts)
+
+        return self._change(item_id, "failed", change)
+
+    def requeue(self, item_id: str, reason: str) -> Item:
+        """See ``JobStore.requeue``."""
+        return self.mark_failed(item_id, ItemError(code="node_lost", message=reason),
+                                retry=True)
+
+    def mark_canceled(self, item_id: str) -> Item:
+        """See ``JobStore.mark_canceled``."""
+        return self._change(item_id, "canceled", lambda _, item, __: rules.cancel(
+            item, self._clock()))
+
+    def request_cancel(self, job_id: str) -> Job:
+        """See ``JobStore.request_cancel``."""
+        with self._tx(f"canceling job {job_id}") as conn:
+            job = self._job(conn, job_id)
+            if job.status.terminal:
+                return job
+            now = self._clock()
+            items = [rules.request_cancel(item, now) for item in job.items]
+            return self._save_job(conn, _with_items(job, items, cancel_requested=True), job)
+
+    def retry_job(self, job_id: str) -> Job:
+        """See ``JobStore.retry_job``."""
+        with self._tx(f"retrying job {job_id}") as conn:
+            job = self._job(conn, job_id)
+            if not job.status.terminal:
+                return job
+            items = [rules.reopen(item) for item in job.items]
+            for old, new in zip(job.items, items, strict=True):
+                if new is not old:
+                    tables.reset_retry_base(conn, new)
+            return self._save_job(conn, _with_items(job, items, cancel_requested=False), job)
+
+    def in_flight(self, node: str | None = None) -> list[tuple[Job, Item]]:
+        """See ``JobStore.in_flight``."""
+        with self._tx("listing items in flight", write=False) as conn:
+            pairs = tables.on_node(conn, node)
+            jobs = {job.id: job for job in tables.load_jobs(conn, [p[0] for p in pairs])}
+        return [(jobs[job_id], _item_of(jobs[job_id], item_id)) for job_id, item_id in pairs]
+
+    def count_on_node(self, node: str) -> int:
+        """See ``JobStore.count_on_node``."""
+        with self._tx(f"counting items on node {node}", write=False) as conn:
+            return tables.count(conn, "SELECT COUNT(*) FROM items WHERE active_node = ?",
+                                [node])
+
+    def queued_count(self) -> int:
+        """See ``JobStore.queued_count``."""
+        with self._tx("counting queued items", write=False) as conn:
+            return tables.count(conn, "SELECT COUNT(*) FROM items WHERE status = 'queued'")
+
+    def _job(self, conn: sqlite3.Connection, job_id: str) -> Job:
+        job = tables.load_job(conn, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def _locate(self, conn: sqlite3.Connection, item_id: str) -> tuple[Job, Item, int]:
+        """The item's job, the item, and the attempts it used in its current budget."""
+        home = tables.item_home(conn, item_id)
+        if home is None:
+            raise JobNotFound(item_id, what="item")
+        job = self._job(conn, home[0])
+        item = _item_of(job, item_id)
+        return job, item, len(item.attempts) - home[1]
+
+    def _change(self, item_id: str, state: str, change: Change) -> Item:
+        with self._tx(f"marking item {item_id} {state}") as conn:
+            job, item, used = self._locate(conn, item_id)
+            return self._apply(conn, job, change(job, item, used))[1]
+
+    def _apply(self, conn: sqlite3.Connection, job: Job, item: Item) -> tuple[Job, Item]:
+        items = [item if old.id == item.id else old for old in job.items]
+        updated = _with_items(job, items)
+        tables.save_item(conn, item)
+        tables.save_job_state(conn, updated)
+        return updated, item
+
+    def _save_job(self, conn: sqlite3.Connection, job: Job, before: Job) -> Job:
+        for old, new in zip(before.items, job.items, strict=True):
+            if new is not old:
+                tables.save_item(conn, new)
+        tables.save_job_state(conn, job)
+        return job
+
+    # --- outputs --------------------------------------------------------------------------
+
+    def add_output(self, record: OutputRecord) -> OutputRecord:
+        """See ``JobStore.add_output``."""
+        with self._tx(f"recording output {record.filename} of item {record.item_id}") as conn:
+            return output_rows.insert(conn, record)
+
+    def get_output(self, output_id: str) -> OutputRecord:
+        """See ``JobStore.get_output``."""
+        with self._tx(f"reading output {output_id}", write=False) as conn:
+            record = output_rows.load(conn, output_id)
+        if record is None:
+            raise JobNotFound(output_id, what="output")
+        return record
+
+    def output_for_item_file(self, item_id: str, filename: str,
+                             node_id: str | None = None) -> OutputRecord | None:
+        """See ``JobStore.output_for_item_file``."""
+        with self._tx(f"looking up output {filename} of item {item_id}", write=False) as conn:
+            return output_rows.for_file(conn, item_id, filename, node_id)
+
+    def list_outputs(self, *, owner: str | None = None, job_id: str | None = None,
+                     character: str | None = None, conversation: str | None = None,
+                     workflow: str | None = None, visibility: Visibility | None = None,
+                     limit: int = 50, cursor: str | None = None) -> OutputPage:
+        """See ``JobStore.list_outputs``."""
+        filters = {"owner": owner, "job_id": job_id, "character": character,
+                   "conversation": conversation, "workflow": workflow,
+                   "visibility": visibility.value if visibility else None}
+        before = tables.decode_cursor("o", cursor)
+        with self._tx("listing outputs", write=False) as conn:
+            records, last = output_rows.page(conn, filters, limit=_limit(limit), before=before)
+        return OutputPage(outputs=records, next_cursor=tables.encode_cursor("o", last))
+
+    def gallery_character(self, character: str, *, limit: int = 50,
+                          cursor: str | None = None) -> OutputPage:
+        """See ``JobStore.gallery_character``."""
+        return self.list_outputs(character=character, visibility=Visibility.PUBLIC,
+                                 limit=limit, cursor=cursor)
+
+    def gallery_conversation(self, conversation: str, owner: str, *, limit: int = 50,
+                             cursor: str | None = None) -> OutputPage:
+        """See ``JobStore.gallery_conversation``."""
+        return self.list_outputs(conversation=conversation, owner=owner, limit=limit,
+                                 cursor=cursor)
+
+    def delete_output(self, output_id: str) -> OutputRecord:
+        """See ``JobStore.delete_output``."""
+        with self._tx(f"deleting output {output_id}") as conn:
+            record = output_rows.load(conn, output_id)
+            if record is None:
+                raise JobNotFound(output_id, what="output")
+            output_rows.delete(conn, output_id)
+            return record
+
+    def blob_references(self, sha256: str) -> int:
+        """See ``JobStore.blob_references``."""
+        with self._tx(f"counting references to blob {sha256}", write=False) as conn:
+            return output_rows.blob_references(conn, sha256)
