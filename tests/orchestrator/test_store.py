@@ -1,0 +1,668 @@
+"""The job store: one contract suite, applied to every implementation (SQLite today).
+
+Every state change is durable when a method returns, follows ``ITEM_TRANSITIONS``,
+claims are exclusive across threads and processes, and pages are stable under inserts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import (
+    ConfigError,
+    IllegalTransition,
+    InvalidCursor,
+    JobNotFound,
+    StoreError,
+)
+from orchestrator.jobs import (
+    ITEM_TRANSITIONS,
+    Item,
+    ItemError,
+    ItemStatus,
+    Job,
+    JobSpec,
+    JobStatus,
+    Visibility,
+)
+from orchestrator.outputs import OutputKind, OutputRecord
+from orchestrator.store import DATABASE_NAME, JobStore, SqliteJobStore, open_store
+from orchestrator.store.rules import transition
+from orchestrator.store.schema import SCHEMA_VERSION
+
+CHILD = Path(__file__).with_name("store_child.py")
+REPO = Path(__file__).parents[2]
+
+
+class FakeClock:
+    """A settable UTC clock: every store timestamp comes from it."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2030, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+StoreFactory = Callable[[], JobStore]
+IMPLEMENTATIONS: dict[str, Callable[[Path, FakeClock], JobStore]] = {
+    "sqlite": lambda folder, clock: SqliteJobStore(folder / DATABASE_NAME, clock=clock),
+}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def make_store(request: pytest.FixtureRequest, tmp_path: Path,
+               clock: FakeClock) -> Iterator[StoreFactory]:
+    """Opens stores over one database (a fresh instance each call); closes them all."""
+    opened: list[JobStore] = []
+
+    def make() -> JobStore:
+        opened.append(IMPLEMENTATIONS[request.param](tmp_path, clock))
+        return opened[-1]
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: StoreFactory) -> JobStore:
+    return make_store()
+
+
+def spec(**fields: object) -> JobSpec:
+    return JobSpec.model_validate({"workflow": "portrait", **fields})
+
+
+def anything(job: Job, item: Item) -> bool:
+    return True
+
+
+def claim(store: JobStore, node: str = "n1",
+          can_run: Callable[[Job, Item], bool] = anything) -> tuple[Job, Item]:
+    claimed = store.claim_next(node, can_run=can_run, prompt_id=lambda item: f"p-{item.id}")
+    assert claimed is not None
+    return claimed
+
+
+def fail(store: JobStore, item_id: str, *, retry: bool = True) -> Item:
+    return store.mark_failed(item_id, ItemError(code="boom", message="it broke"), retry=retry)
+
+
+def record(job: Job, item: Item, filename: str = "a.png", **fields: object) -> OutputRecord:
+    values: dict[str, object] = {
+        "sha256": "ab" * 32, "mime": "image/png", "size_bytes": 3, "kind": OutputKind.IMAGE,
+        "filename": filename, "node_id": "9", "node": "n1", "job_id": job.id,
+        "item_id": item.id, "index": item.index, "owner": job.spec.owner,
+        "character": job.spec.character, "conversation": job.spec.conversation,
+        "visibility": job.spec.visibility, **fields,
+    }
+    return OutputRecord.model_validate(values)
+
+
+def test_the_transition_rule_follows_the_table_for_every_pair() -> None:
+    """Every (old, new) pair: allowed exactly when ITEM_TRANSITIONS lists it."""
+    for old, new in itertools.product(ItemStatus, ItemStatus):
+        item = Item(id="j-0", job_id="j", index=0, status=old)
+        if new in ITEM_TRANSITIONS[old]:
+            assert transition(item, new).status is new
+        else:
+            with pytest.raises(IllegalTransition) as caught:
+                transition(item, new)
+            assert (caught.value.item_id, caught.value.old, caught.value.new) == (
+                "j-0", old.value, new.value)
+
+
+class TestJobStoreContract:
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def test_close_twice_is_harmless_and_later_calls_refuse_in_a_sentence(
+            self, store: JobStore) -> None:
+        store.close()
+        store.close()
+        with pytest.raises(StoreError, match="is closed"):
+            store.queued_count()
+
+    def test_context_manager_closes(self, make_store: StoreFactory) -> None:
+        with make_store() as store:
+            store.create_job(spec())
+        with pytest.raises(StoreError, match="closed"):
+            store.get_job("x")
+
+    def test_a_reopened_store_sees_every_returned_change(self, make_store: StoreFactory) -> None:
+        first = make_store()
+        job = first.create_job(spec(count=2))
+        _, item = claim(first)
+        first.mark_succeeded(item.id, ["o1"])
+        first.close()
+        again = make_store().get_job(job.id)
+        assert [i.status for i in again.items] == [ItemStatus.SUCCEEDED, ItemStatus.QUEUED]
+        assert again.items[0].output_ids == ["o1"]
+
+    # --- creating and reading -------------------------------------------------------------
+
+    def test_create_job_makes_count_queued_items_indexed_from_zero(
+            self, store: JobStore) -> None:
+        job = store.create_job(spec(count=3), job_id="j1")
+        assert [(i.id, i.index, i.status) for i in job.items] == [
+            ("j1-0", 0, ItemStatus.QUEUED), ("j1-1", 1, ItemStatus.QUEUED),
+            ("j1-2", 2, ItemStatus.QUEUED)]
+        assert store.get_job("j1") == job and job.status is JobStatus.QUEUED
+        assert store.get_item("j1-2") == job.items[2]
+        assert store.queued_count() == 3
+
+    def test_timestamps_are_timezone_aware_utc(self, store: JobStore) -> None:
+        job = store.get_job(store.create_job(spec()).id)
+        assert job.created_at.utcoffset() == timedelta(0)
+        assert job.items[0].created_at.utcoffset() == timedelta(0)
+
+    def test_unknown_job_item_and_output_raise_job_not_found_naming_what(
+            self, store: JobStore) -> None:
+        for call, what in ((store.get_job, "job"), (store.get_item, "item"),
+                           (store.get_output, "output"), (store.request_cancel, "job")):
+            with pytest.raises(JobNotFound) as caught:
+                call("nope")
+            assert (caught.value.job_id, caught.value.what) == ("nope", what)
+
+    def test_a_reused_job_id_is_refused(self, store: JobStore) -> None:
+        store.create_job(spec(), job_id="same")
+        with pytest.raises(StoreError, match="already exists"):
+            store.create_job(spec(), job_id="same")
+        assert store.queued_count() == 1
+
+    def test_create_jobs_stores_a_batch(self, store: JobStore) -> None:
+        jobs = store.create_jobs([spec(count=2), spec(owner="b")])
+        assert [store.get_job(j.id) for j in jobs] == jobs
+        assert store.queued_count() == 3
+
+    # --- idempotency ----------------------------------------------------------------------
+
+    def test_a_used_key_replays_the_owners_job(self, store: JobStore) -> None:
+        job, replayed = store.create_job_idempotent(spec(), idempotency_key="k")
+        again, replayed_again = store.create_job_idempotent(spec(count=4), idempotency_key="k")
+        assert (replayed, replayed_again) == (False, True)
+        assert again == job and store.queued_count() == 1
+        assert store.create_job(spec(), idempotency_key="k") == job
+
+    def test_the_same_key_of_another_owner_makes_a_new_job(self, store: JobStore) -> None:
+        mine = store.create_job(spec(owner="a"), idempotency_key="k")
+        theirs = store.create_job(spec(owner="b"), idempotency_key="k")
+        assert mine.id != theirs.id
+
+    def test_keys_survive_a_reopen(self, make_store: StoreFactory) -> None:
+        first = make_store()
+        job = first.create_job(spec(), idempotency_key="k")
+        first.close()
+        assert make_store().create_job_idempotent(spec(), idempotency_key="k") == (job, True)
+
+    def test_keys_expire_after_24_hours_and_are_purged(self, store: JobStore,
+                                                       clock: FakeClock) -> None:
+        job = store.create_job(spec(), idempotency_key="old")
+        clock.advance(hours=23)
+        store.create_job(spec(), idempotency_key="young")
+        assert store.create_job(spec(), idempotency_key="old") == job
+        clock.advance(hours=2)
+        assert store.create_job(spec(), idempotency_key="old").id != job.id
+        clock.advance(hours=25)
+        assert store.purge_idempotency() == 2
+        assert store.purge_idempotency() == 0
+
+    # --- claiming -------------------------------------------------------------------------
+
+    def test_claim_dispatches_with_node_prompt_id_and_an_open_attempt(
+            self, store: JobStore, clock: FakeClock) -> None:
+        store.create_job(spec(), job_id="j")
+        job, item = claim(store, "gpu-1")
+        assert (item.status, item.node, item.prompt_id) == (ItemStatus.DISPATCHED, "gpu-1",
+                                                            "p-j-0")
+        assert [(a.node, a.prompt_id, a.started_at, a.ended_at) for a in item.attempts] == [
+            ("gpu-1", "p-j-0", clock.now, None)]
+        assert job.items == [item] and job.status is JobStatus.RUNNING
+        assert store.get_item("j-0") == item
+
+    def test_claim_on_an_empty_queue_returns_none(self, store: JobStore) -> None:
+        assert store.claim_next("n", can_run=anything, prompt_id=lambda i: "p") is None
+
+    def test_higher_priority_goes_first(self, store: JobStore) -> None:
+        store.create_job(spec(), job_id="low")
+        store.create_job(spec(priority=5), job_id="high")
+        store.create_job(spec(priority=-1), job_id="lowest")
+        order = [claim(store)[1].job_id for _ in range(3)]
+        assert order == ["high", "low", "lowest"]
+
+    def test_older_jobs_first_then_item_index(self, store: JobStore) -> None:
+        store.create_job(spec(count=2), job_id="old")
+        store.create_job(spec(), job_id="new")
+        assert [claim(store)[1].id for _ in range(3)] == ["old-0", "old-1", "new-0"]
+
+    def test_the_owner_with_fewest_items_on_nodes_goes_first(self, store: JobStore) -> None:
+        store.create_job(spec(owner="busy", count=3), job_id="busy")
+        store.create_job(spec(owner="idle"), job_id="idle")
+        assert claim(store)[1].id == "busy-0"
+        assert claim(store)[1].id == "idle-0"  # busy is older but already has one on a node
+        assert claim(store)[1].id == "busy-1"
+
+    def test_fairness_never_overrides_priority(self, store: JobStore) -> None:
+        store.create_job(spec(owner="busy", count=2, priority=1), job_id="busy")
+        store.create_job(spec(owner="idle"), job_id="idle")
+        assert [claim(store)[1].id for _ in range(2)] == ["busy-0", "busy-1"]
+
+    def test_items_can_run_rejects_are_skipped_and_stay_queued(self, store: JobStore) -> None:
+        store.create_job(spec(workflow="needs-flux", priority=1), job_id="flux")
+        store.create_job(spec(workflow="sd"), job_id="sd")
+        seen: list[str] = []
+
+        def only_sd(job: Job, item: Item) -> bool:
+            seen.append(item.id)
+            return job.spec.workflow == "sd"
+
+        assert claim(store, can_run=only_sd)[1].id == "sd-0"
+        assert seen == ["flux-0", "sd-0"]
+        assert store.get_item("flux-0").status is ItemStatus.QUEUED
+
+    def test_nothing_runnable_returns_none_and_changes_nothing(self, store: JobStore) -> None:
+        job = store.create_job(spec(count=2))
+        assert store.claim_next("n", can_run=lambda j, i: False, prompt_id=str) is None
+        assert store.get_job(job.id) == job
+
+    def test_in_flight_and_counts_follow_the_nodes(self, store: JobStore) -> None:
+        store.create_job(spec(count=3), job_id="j")
+        claim(store, "a")
+        claim(store, "b")
+        store.mark_running("j-1")
+        assert [item.id for _, item in store.in_flight()] == ["j-0", "j-1"]
+        assert [(job.id, item.id) for job, item in store.in_flight("b")] == [("j", "j-1")]
+        assert (store.count_on_node("a"), store.count_on_node("c")) == (1, 0)
+        assert store.queued_count() == 1
+        store.mark_succeeded("j-0", [])
+        assert store.count_on_node("a") == 0 and store.get_item("j-0").node == "a"
+
+    def test_two_threads_claiming_200_items_never_share_one(self, store: JobStore) -> None:
+        store.create_jobs([spec(count=8, owner=f"o{n % 3}") for n in range(25)])
+        claimed: dict[str, list[str]] = {"a": [], "b": []}
+
+        def worker(node: str) -> None:
+            while (found := store.claim_next(node, can_run=anything, prompt_id=str)):
+                claimed[node].append(found[1].id)
+
+        threads = [threading.Thread(target=worker, args=(node,)) for node in claimed]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        every = claimed["a"] + claimed["b"]
+        assert len(every) == len(set(every)) == 200
+        assert store.count_on_node("a") + store.count_on_node("b") == 200
+
+    # --- item changes ---------------------------------------------------------------------
+
+    def test_set_rendered_keeps_the_graph_and_seed(self, make_store: StoreFactory) -> None:
+        store = make_store()
+        store.create_job(spec(), job_id="j")
+        claim(store)
+        graph: dict[str, object] = {"3": {"class_type": "KSampler", "inputs": {"seed": 7}}}
+        assert store.set_rendered("j-0", graph=graph, seed=7).graph == graph
+        store.close()
+        item = make_store().get_item("j-0")
+        assert (item.graph, item.seed, item.status) == (graph, 7, ItemStatus.DISPATCHED)
+
+    def test_mark_running_sets_started_at_once(self, store: JobStore,
+                                               clock: FakeClock) -> None:
+        store.create_job(spec(), job_id="j")
+        claim(store)
+        started = store.mark_running("j-0").started_at
+        clock.advance(seconds=5)
+        again = store.mark_running("j-0")
+        assert started == again.started_at == clock.now - timedelta(seconds=5)
+        assert again.status is ItemStatus.RUNNING
+
+    def test_success_closes_the_attempt_and_records_outputs(self, store: JobStore,
+                                                            clock: FakeClock) -> None:
+        store.create_job(spec(), job_id="j")
+        claim(store)
+        clock.advance(seconds=3)
+        item = store.mark_succeeded("j-0", ["o1", "o2"])
+        assert (item.status, item.output_ids, item.completed_at) == (
+            ItemStatus.SUCCEEDED, ["o1", "o2"], clock.now)
+        assert item.attempts[-1].ended_at == clock.now and item.attempts[-1].error is None
+        assert store.get_job("j").status is JobStatus.SUCCEEDED
+
+    def test_an_illegal_change_names_item_and_states_and_changes_nothing(
+            self, store: JobStore) -> None:
+        job = store.create_job(spec(), job_id="j")
+        with pytest.raises(IllegalTransition, match="j-0 cannot go from queued to succeeded"):
+            store.mark_succeeded("j-0", [])
+        with pytest.raises(IllegalTransition):
+            store.mark_running("j-0")
+        assert store.get_job("j") == job
+
+    def test_retryable_failures_requeue_until_the_attempts_run_out(
+            self, store: JobStore) -> None:
+        store.create_job(spec(max_attempts=2), job_id="j")
+        claim(store, "a")
+        item = fail(store, "j-0")
+        assert (item.status, item.node, item.prompt_id) == (ItemStatus.QUEUED, None, None)
+        assert item.attempts[0].error == "it broke" and item.error is None
+        claim(store, "b")
+        item = fail(store, "j-0")
+        assert item.status is ItemStatus.FAILED and item.error is not None
+        assert [a.node for a in item.attempts] == ["a", "b"]
+        assert store.get_job("j").status is JobStatus.FAILED
+
+    def test_a_graph_error_fails_at_once(self, store: JobStore) -> None:
+        store.create_job(spec(), job_id="j")
+        claim(store)
+        item = fail(store, "j-0", retry=False)
+        assert item.status is ItemStatus.FAILED and item.error == ItemError(
+            code="boom", message="it broke")
+
+    def test_requeue_records_the_reason_in_the_attempt(self, store: JobStore) -> None:
+        store.create_job(spec(), job_id="j")
+        claim(store)
+        store.mark_running("j-0")
+        item = store.requeue("j-0", "node restarted and lost its queue")
+        assert item.status is ItemStatus.QUEUED
+        assert item.attempts[0].error == "node restarted and lost its queue"
+
+    def test_job_status_is_derived_and_filterable(self, store: JobStore) -> None:
+        store.create_job(spec(count=2), job_id="j")
+        claim(store)
+        claim(store)
+        store.mark_succeeded("j-0", [])
+        fail(store, "j-1", retry=False)
+        assert store.get_job("j").status is JobStatus.PARTIALLY_FAILED
+        page = store.list_jobs(status=JobStatus.PARTIALLY_FAILED)
+        assert [job.id for job in page.jobs] == ["j"]
+        assert store.list_jobs(status=JobStatus.RUNNING).jobs == []
+
+    # --- cancel and retry -----------------------------------------------------------------
+
+    def test_cancel_ends_queued_items_at_once(self, store: JobStore) -> None:
+        store.create_job(spec(count=2), job_id="j")
+        job = store.request_cancel("j")
+        assert job.status is JobStatus.CANCELED and job.cancel_requested
+        assert store.claim_next("n", can_run=anything, prompt_id=str) is None
+        assert store.list_jobs(status=JobStatus.CANCELED).jobs == [job]
+
+    def test_cancel_marks_items_on_nodes_canceling(self, store: JobStore) -> None:
+        store.create_job(spec(count=3), job_id="j")
+        claim(store)
+        claim(store)
+        job = store.request_cancel("j")
+        assert [i.status for i in job.items] == [
+            ItemStatus.CANCELING, ItemStatus.CANCELING, ItemStatus.CANCELED]
+        assert job.status is JobStatus.CANCELING
+        assert store.request_cancel("j") == job
+        store.mark_canceled("j-0")
+        store.mark_succeeded("j-1", ["o"])  # the node finished before the interrupt landed
+        assert store.get_job("j").status is JobStatus.CANCELED
+
+    def test_a_lost_canceling_item_ends_canceled(self, store: JobStore) -> None:
+        store.create_job(spec(), job_id="j")
+        claim(store)
+        store.request_cancel("j")
+        assert store.requeue("j-0", "node died").status is ItemStatus.CANCELED
+
+    def test_cancel_of_a_finished_job_returns_it_unchanged(self, store: JobStore) -> None:
+        store.create_job(spec(), job_id="j")
+        claim(store)
+        store.mark_succeeded("j-0", [])
+        done = store.get_job("j")
+        assert store.request_cancel("j") == done and not done.cancel_requested
+
+    def test_retry_requeues_failed_and_canceled_items_with_a_fresh_budget(
+            self, store: JobStore) -> None:
+        store.create_job(spec(count=2, max_attempts=1), job_id="j")
+        claim(store)
+        fail(store, "j-0")
+        store.request_cancel("j")
+        job = store.retry_job("j")
+        assert [i.status for i in job.items] == [ItemStatus.QUEUED, ItemStatus.QUEUED]
+        assert not job.cancel_requested and job.items[0].error is None
+        assert len(job.items[0].attempts) == 1  # history kept
+        claim(store)
+        item = fail(store, "j-0")
+        assert item.status is ItemStatus.FAILED and len(item.attempts) == 2  # budget of one
+
+    def test_retry_of_an_unfinished_job_changes_nothing(self, store: JobStore) -> None:
+        job = store.create_job(spec())
+        assert store.retry_job(job.id) == job
+
+    # --- listing --------------------------------------------------------------------------
+
+    def test_list_filters_by_every_given_field(self, store: JobStore) -> None:
+        store.create_job(spec(owner="a", character="ann", conversation="c1",
+                              metadata={"chat": "7"}), job_id="match")
+        store.create_job(spec(owner="a", character="bob", conversation="c1"), job_id="other")
+        store.create_job(spec(owner="b", workflow="video"), job_id="theirs")
+        found = store.list_jobs(owner="a", character="ann", conversation="c1",
+                                workflow="portrait", metadata={"chat": "7"})
+        assert [job.id for job in found.jobs] == ["match"]
+        assert [job.id for job in store.list_jobs(workflow="video").jobs] == ["theirs"]
+        assert store.list_jobs(metadata={"chat": "8"}).jobs == []
+
+    def test_pages_are_newest_first_without_gaps_or_repeats_under_inserts(
+            self, store: JobStore) -> None:
+        before = [store.create_job(spec()).id for _ in range(23)]
+        seen: list[str] = []
+        page = store.list_jobs(limit=5)
+        while True:
+            seen += [job.id for job in page.jobs]
+            store.create_job(spec())  # newer than every page still to come
+            if page.next_cursor is None:
+                break
+            page = store.list_jobs(limit=5, cursor=page.next_cursor)
+        assert seen == before[::-1]
+
+    def test_paging_while_another_thread_inserts(self, store: JobStore) -> None:
+        before = {store.create_job(spec()).id for _ in range(40)}
+        stop = threading.Event()
+
+        def insert() -> None:
+            while not stop.is_set():
+                store.create_job(spec())
+
+        inserter = threading.Thread(target=insert)
+        inserter.start()
+        try:
+            seen = self._all_pages(store)
+        finally:
+            stop.set()
+            inserter.join()
+        assert len(seen) == len(set(seen)) and before <= set(seen)
+
+    @staticmethod
+    def _all_pages(store: JobStore) -> list[str]:
+        seen: list[str] = []
+        cursor: str | None = None
+        while True:
+            page = store.list_jobs(limit=3, cursor=cursor)
+            seen += [job.id for job in page.jobs]
+            if (cursor := page.next_cursor) is None:
+                return seen
+
+    def test_a_foreign_cursor_is_refused(self, store: JobStore) -> None:
+        job = store.create_job(spec())
+        for name in ("a.png", "b.png"):
+            store.add_output(record(job, job.items[0], name))
+        outputs_cursor = store.list_outputs(limit=1).next_cursor
+        assert outputs_cursor is not None
+        for bad in ("garbage!", "", "=", outputs_cursor, outputs_cursor[:-1]):
+            with pytest.raises(InvalidCursor):
+                store.list_jobs(cursor=bad)
+
+    # --- outputs --------------------------------------------------------------------------
+
+    def test_outputs_round_trip_and_a_file_is_recorded_once(self, store: JobStore) -> None:
+        job = store.create_job(spec())
+        first = store.add_output(record(job, job.items[0]))
+        again = store.add_output(record(job, job.items[0]))  # re-collected after a crash
+        assert again == first == store.get_output(first.id)
+        assert store.output_for_item_file(job.items[0].id, "a.png") == first
+        assert store.output_for_item_file(job.items[0].id, "b.png") is None
+        assert len(store.list_outputs(job_id=job.id).outputs) == 1
+
+    def test_deleting_an_output_reports_blob_references(self, store: JobStore) -> None:
+        job = store.create_job(spec())
+        one = store.add_output(record(job, job.items[0], "a.png"))
+        store.add_output(record(job, job.items[0], "b.png"))
+        assert store.blob_references("ab" * 32) == 2
+        assert store.delete_output(one.id) == one
+        assert store.blob_references("ab" * 32) == 1
+        with pytest.raises(JobNotFound):
+            store.delete_output(one.id)
+
+    def test_a_characters_gallery_shows_only_public_outputs(self, store: JobStore) -> None:
+        public = store.create_job(spec(character="ann", visibility=Visibility.PUBLIC))
+        private = store.create_job(spec(character="ann", owner="b"))
+        shown = store.add_output(record(public, public.items[0]))
+        store.add_output(record(private, private.items[0]))
+        assert store.gallery_character("ann").outputs == [shown]
+        assert store.gallery_character("bob").outputs == []
+
+    def test_a_conversations_gallery_is_its_owners_including_private(
+            self, store: JobStore) -> None:
+        mine = store.create_job(spec(owner="a", conversation="c"))
+        shared = store.create_job(spec(owner="a", conversation="c",
+                                       visibility=Visibility.PUBLIC))
+        theirs = store.create_job(spec(owner="b", conversation="c"))
+        records = [store.add_output(record(j, j.items[0])) for j in (mine, shared, theirs)]
+        assert store.gallery_conversation("c", "a").outputs == records[1::-1]
+        assert store.gallery_conversation("c", "b").outputs == [records[2]]
+
+    def test_output_pages_continue_with_their_cursor(self, store: JobStore) -> None:
+        job = store.create_job(spec())
+        added = [store.add_output(record(job, job.items[0], f"{n}.png")) for n in range(5)]
+        first = store.list_outputs(limit=3)
+        rest = store.list_outputs(limit=3, cursor=first.next_cursor)
+        assert first.outputs + rest.outputs == added[::-1] and rest.next_cursor is None
+        store.create_job(spec())
+        jobs_cursor = store.list_jobs(limit=1).next_cursor
+        assert jobs_cursor is not None
+        with pytest.raises(InvalidCursor):
+            store.list_outputs(cursor=jobs_cursor)
+
+
+# --- SQLite specifics ---------------------------------------------------------------------
+
+
+def test_the_schema_is_versioned(tmp_path: Path) -> None:
+    SqliteJobStore(tmp_path / "db").close()
+    with sqlite3.connect(tmp_path / "db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_newer_schema_is_refused_with_advice(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "db") as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="upgrade the orchestrator"):
+        SqliteJobStore(tmp_path / "db")
+
+
+def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
+    (tmp_path / "db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not an orchestrator database") as caught:
+        SqliteJobStore(tmp_path / "db")
+    assert str(tmp_path / "db") in str(caught.value)
+
+
+def test_a_corrupt_row_is_reported_not_crashed_on(tmp_path: Path) -> None:
+    with SqliteJobStore(tmp_path / "db") as store:
+        store.create_job(spec(), job_id="j")
+    with sqlite3.connect(tmp_path / "db") as conn:
+        conn.execute("UPDATE items SET body = '{\"id\": 1}'")
+    with SqliteJobStore(tmp_path / "db") as store, pytest.raises(StoreError, match="item j-0"):
+        store.get_job("j")
+
+
+def test_open_store_creates_the_data_directory(tmp_path: Path) -> None:
+    with open_store(tmp_path / "data" / "dir") as store:
+        store.create_job(spec())
+    assert (tmp_path / "data" / "dir" / DATABASE_NAME).is_file()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="cannot be created"):
+        open_store(tmp_path / "file" / "data")
+
+
+def _child(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, str(CHILD), *args], cwd=REPO, env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def test_a_sigkilled_process_loses_nothing_it_reported(tmp_path: Path) -> None:
+    """The child prints after each commit; everything printed is there after SIGKILL."""
+    database = tmp_path / "db"
+    with _child("churn", str(database)) as child:
+        assert child.stdout is not None
+        lines = [child.stdout.readline().split() for _ in range(120)]
+        child.kill()
+    assert child.returncode == -signal.SIGKILL
+    with SqliteJobStore(database) as store:
+        for event, ident in lines:
+            _assert_committed(store, event, ident)
+
+
+def _assert_committed(store: JobStore, event: str, ident: str) -> None:
+    if event == "created":
+        store.get_job(ident)
+        return
+    status = store.get_item(ident).status
+    reached = {"dispatched": {ItemStatus.DISPATCHED, ItemStatus.RUNNING, ItemStatus.SUCCEEDED},
+               "running": {ItemStatus.RUNNING, ItemStatus.SUCCEEDED},
+               "succeeded": {ItemStatus.SUCCEEDED}}[event]
+    assert status in reached, (event, ident, status)
+
+
+def test_two_processes_never_claim_the_same_item(tmp_path: Path) -> None:
+    database = tmp_path / "db"
+    with SqliteJobStore(database) as store:
+        store.create_jobs([spec(count=8) for _ in range(25)])
+    children = [_child("claim", str(database), f"node-{n}") for n in range(2)]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    outputs = [child.communicate("go\n", timeout=60)[0].split() for child in children]
+    every = outputs[0] + outputs[1]
+    assert len(every) == len(set(every)) == 200
+    assert all(child.returncode == 0 for child in children)
+
+
+def test_claim_does_not_scan_the_whole_queue(tmp_path: Path) -> None:
+    """Claims read a bounded number of rows: the plan of every claim query uses an index."""
+    with SqliteJobStore(tmp_path / "db") as store:
+        store.create_jobs([spec(owner=f"o{n % 4}") for n in range(2000)])
+        statements: list[str] = []
+        conn = sqlite3.connect(tmp_path / "db")
+        store._conn.set_trace_callback(statements.append)  # observing the SQL it runs
+        claim(store)
+        store._conn.set_trace_callback(None)
+        plans = [_plan(conn, sql) for sql in statements if sql.lstrip().startswith(("SELECT",
+                                                                                     "WITH"))]
+        conn.close()
+    assert plans and not [plan for plan in plans if "SCAN items" in plan
+                          or "SCAN jobs" in plan]
+
+
+def _plan(conn: sqlite3.Connection, sql: str) -> str:
+    return " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql))
+
