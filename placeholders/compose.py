@@ -84,9 +84,7 @@ def compose(
 
 
 def _merged(characters: Sequence[Prefix]) -> Prefix:
-    return Prefix(
-        join(*(c.positive for c in characters)), join(*(c.negative for c in characters))
-    )
+    return Prefix(join(*(c.positive for c in characters)), join(*(c.negative for c in characters)))
 
 
 def find_style(presets: Iterable[StylePreset], name: str) -> StylePreset:

@@ -120,9 +120,7 @@ def _is_walkable(value: Any) -> bool:
     return cls is dict or (cls is list and not is_link(value))
 
 
-def _patch(
-    container: Any, node_id: str, class_type: str, path: Path, on_marked: OnMarked
-) -> None:
+def _patch(container: Any, node_id: str, class_type: str, path: Path, on_marked: OnMarked) -> None:
     items = container.items() if container.__class__ is dict else enumerate(container)
     for key, value in items:
         if value.__class__ is str:

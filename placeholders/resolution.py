@@ -53,9 +53,7 @@ class Size:
     height: int
 
 
-def size_for(
-    aspect: str, tier: str, *, tiers: Mapping[str, int] = TIERS, step: int = STEP
-) -> Size:
+def size_for(aspect: str, tier: str, *, tiers: Mapping[str, int] = TIERS, step: int = STEP) -> Size:
     """The largest size near ``aspect`` that fits ``tier``'s budget, sides multiples of step.
 
     Raises UnknownOption listing the valid aspects or tiers, InvalidSize when the budget is
