@@ -150,8 +150,11 @@ def _probe_image(data: bytes, mime: str) -> Media:
 
 
 def _animation_seconds(image: Image.Image) -> float:
-    millis = sum(frame.info.get("duration", 0) for frame in ImageSequence.Iterator(image))
-    return float(millis) / 1000
+    millis = 0.0
+    for frame in ImageSequence.Iterator(image):
+        frame.load()  # WEBP sets a frame's duration only once it is decoded
+        millis += frame.info.get("duration", 0)
+    return millis / 1000
 
 
 def _audio_duration(data: bytes, mime: str) -> float | None:

@@ -92,6 +92,8 @@ class JobStore(Protocol):
         Order: priority (higher first), then the owner with fewest items on nodes, then
         age (job creation, then item index). Items ``can_run`` rejects are skipped (a
         bounded number per call). The item becomes DISPATCHED with a new open attempt.
+        ``can_run`` and ``prompt_id`` run inside the claim's transaction: keep them quick
+        and never call the store from them.
         """
 
     def set_rendered(self, item_id: str, *, graph: dict[str, object],
