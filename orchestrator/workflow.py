@@ -1,4 +1,4 @@
-"""Parse a workflow file's text into an API-format graph (pure: no files opened here).
+"""Parse a workflow's texts into a graph and a :class:`Workflow` (pure: no files opened here).
 
 Operators export graphs from ComfyUI. The usual mistakes get a message that says what to
 do: a UI-format export instead of API format, a placeholder written without quotes
@@ -8,12 +8,17 @@ do: a UI-format export instead of API format, a placeholder written without quot
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import WorkflowFormatError
+from orchestrator.metadata import WorkflowMeta, parse_metadata, placeholder_specs
+from placeholders import PlaceholderSpec
 
 Graph = dict[str, dict[str, Any]]
 
@@ -89,3 +94,81 @@ def is_link(value: Any) -> bool:
     """A link is ``["node_id", output_index]``."""
     return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str | int)
             and isinstance(value[1], int) and not isinstance(value[1], bool))
+
+
+# --- a loaded workflow: graph + metadata --------------------------------------------------
+
+GRAPH_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "ComfyUI API-format workflow",
+    "description": (
+        "What ComfyUI's 'Export (API)' writes: node id → node. Values that change per "
+        'request are placeholders written in quotes, even for numbers ("%steps%").'
+    ),
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": {"$ref": "#/$defs/node"},
+    "$defs": {
+        "node": {
+            "type": "object",
+            "required": ["class_type"],
+            "properties": {
+                "class_type": {"type": "string", "minLength": 1},
+                "inputs": {"type": "object",
+                           "additionalProperties": {"$ref": "#/$defs/value"}},
+                "_meta": {"type": "object", "properties": {"title": {"type": "string"}}},
+            },
+        },
+        "link": {
+            "description": "[source node id, output index]",
+            "type": "array", "minItems": 2, "maxItems": 2,
+            "prefixItems": [{"type": ["string", "integer"]}, {"type": "integer", "minimum": 0}],
+        },
+        "value": {"description": "a literal, a placeholder such as \"%prompt%\", or a link"},
+    },
+}
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A registered workflow: its graph (with placeholders), metadata and where it came from.
+
+    ``version`` changes whenever the graph or metadata text changes; use it as an ETag and
+    store it with each job so a result can be traced to the exact workflow that made it.
+    Treat ``graph`` as read-only: it is shared by every request.
+    """
+
+    name: str
+    graph: Graph
+    meta: WorkflowMeta
+    source: Path | None = None
+    version: str = ""
+    specs: tuple[PlaceholderSpec, ...] = field(default=(), repr=False)
+
+    @property
+    def title(self) -> str:
+        """The metadata's title, else the name."""
+        return self.meta.title or self.name
+
+
+def load_workflow(
+    name: str, graph_text: str, meta_text: str | None = None, *,
+    source: Path | None = None, meta_source: Path | None = None,
+) -> Workflow:
+    """Parse a workflow's graph and (optional) metadata texts into a :class:`Workflow`.
+
+    Raises ``WorkflowFormatError`` naming the graph file (line/column or JSON path), or
+    ``WorkflowInvalid`` listing every problem of the metadata file.
+    """
+    graph = parse_graph_text(graph_text, source=str(source or f"{name}.json"))
+    meta_name = str(meta_source or f"{name}.meta.json")
+    meta = WorkflowMeta() if meta_text is None else parse_metadata(meta_text, source=meta_name)
+    return Workflow(name, graph, meta, source, content_version(graph_text, meta_text),
+                    placeholder_specs(meta))
+
+
+def content_version(graph_text: str, meta_text: str | None) -> str:
+    """A short hash of both texts: equal texts, equal version."""
+    digest = hashlib.sha256(graph_text.encode())
+    digest.update(b"\0" + (meta_text or "").encode())
+    return digest.hexdigest()[:16]
