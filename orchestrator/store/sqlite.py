@@ -59,7 +59,7 @@ def _translated(path: Path, what: str) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        hint = _HINTS.get(code, "see the SQLite message above")
+        hint = _HINTS.get(code, "see the SQLite message for the cause")
         raise StoreError(f"{what} in {path} failed: {exc}; {hint}") from exc
 
 
