@@ -1,0 +1,274 @@
+"""A folder of workflows, kept loaded and up to date (the I/O shell around ``workflow``).
+
+``NAME.json`` (API-format graph) plus an optional ``NAME.meta.json`` make the workflow
+``NAME``. The folder is watched with watchdog: a file added, changed, renamed or deleted is
+picked up within a fraction of a second, including an editor's save through a temporary
+file and a rename. A new version that does not load leaves the last good version serving
+and records the error, so a typo never takes a workflow offline; ``list()`` shows it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from orchestrator.errors import ConfigError, WorkflowError, WorkflowFormatError, WorkflowNotFound
+from orchestrator.metadata import Kind
+from orchestrator.validation import check_placeholders
+from orchestrator.workflow import Workflow, content_version, load_workflow
+
+GRAPH_SUFFIX = ".json"
+META_SUFFIX = ".meta.json"
+# How long close() waits for the watcher thread; it normally stops within one poll.
+WATCHER_JOIN_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class WorkflowStatus:
+    """One workflow as ``list()`` reports it.
+
+    ``serving`` is the version requests get (None when no version ever loaded). ``error``
+    says why the newest files do not load; when it is set and ``serving`` is not None, the
+    last good version is still serving. ``warnings`` are problems that do not stop it.
+    """
+
+    name: str
+    source: Path
+    title: str
+    kind: Kind | None
+    serving: str | None
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when the files on disk are the version being served."""
+        return self.serving is not None and self.error is None
+
+
+def name_of(path: str | Path) -> str | None:
+    """The workflow name a file belongs to, or None for files that are not workflows.
+
+    Editors' temporary and backup files (``.x.json.swp``, ``x.json~``, ``x.json.tmp``) and
+    hidden files are not workflows.
+    """
+    base = Path(path).name
+    if base.startswith(".") or not base.endswith(GRAPH_SUFFIX):
+        return None
+    stem = base[: -len(META_SUFFIX)] if base.endswith(META_SUFFIX) else base[: -len(GRAPH_SUFFIX)]
+    return stem or None
+
+
+def read_workflow(graph_path: Path) -> Workflow:
+    """Read ``NAME.json`` and its ``NAME.meta.json`` (if any) and load them.
+
+    Raises ``WorkflowNotFound`` when the graph file is missing, ``WorkflowFormatError`` (or
+    ``WorkflowInvalid``) naming the file at fault otherwise.
+    """
+    return _Files.read(graph_path).load()
+
+
+@dataclass(frozen=True)
+class _Files:
+    """The texts of one workflow's files, read together."""
+
+    name: str
+    graph_path: Path
+    meta_path: Path
+    graph_text: str
+    meta_text: str | None
+
+    @classmethod
+    def read(cls, graph_path: Path) -> _Files:
+        name = name_of(graph_path) or graph_path.stem
+        meta_path = graph_path.with_name(name + META_SUFFIX)
+        meta_text = _read(meta_path, name) if meta_path.exists() else None
+        return cls(name, graph_path, meta_path, _read(graph_path, name), meta_text)
+
+    @property
+    def version(self) -> str:
+        return content_version(self.graph_text, self.meta_text)
+
+    def load(self) -> Workflow:
+        return load_workflow(self.name, self.graph_text, self.meta_text,
+                             source=self.graph_path, meta_source=self.meta_path)
+
+
+def _read(path: Path, name: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise WorkflowNotFound(name) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkflowFormatError(f"cannot be read: {exc}", source=str(path)) from exc
+
+
+@dataclass
+class _Entry:
+    good: Workflow | None = None
+    error: WorkflowError | None = None
+    warnings: tuple[str, ...] = ()
+    seen: str | None = None  # version of the files last loaded
+
+
+class WorkflowRegistry:
+    """The workflows of one folder by name; thread-safe; a context manager.
+
+    With ``watch=True`` a watchdog thread reloads changed files; with ``watch=False`` the
+    folder is read once and again on :meth:`reload`. Raises ``ConfigError`` when ``folder``
+    is not a directory. Call :meth:`close` (or leave the ``with`` block) to stop watching.
+    """
+
+    def __init__(self, folder: Path, *, watch: bool = True) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise ConfigError(f"workflows folder {self.folder} does not exist or is not a "
+                              "folder; create it or point to another one")
+        self._lock = threading.Lock()       # guards _entries
+        self._load_lock = threading.Lock()  # one load at a time, so versions never go back
+        self._entries: dict[str, _Entry] = {}
+        self._closed = False
+        self._observer: Any = None
+        self.reload()
+        if watch:
+            self._observer = self._start_watching()
+
+    # --- reading ------------------------------------------------------------------------
+
+    def get(self, name: str) -> Workflow:
+        """The serving version of ``name``; raises ``WorkflowNotFound`` (listing known names)
+        or, when no version of it ever loaded, the ``WorkflowFormatError`` of its files."""
+        self._refuse_if_closed()
+        with self._lock:
+            entry = self._entries.get(name)
+            known = sorted(n for n, e in self._entries.items() if e.good is not None)
+        if entry is None:
+            raise WorkflowNotFound(name, known)
+        if entry.good is None:
+            raise entry.error or WorkflowNotFound(name, known)
+        return entry.good
+
+    def list(self) -> list[WorkflowStatus]:
+        """Every workflow in the folder, loaded or not, sorted by name."""
+        self._refuse_if_closed()
+        with self._lock:
+            items = sorted(self._entries.items())
+        return [self._status(name, entry) for name, entry in items]
+
+    def _status(self, name: str, entry: _Entry) -> WorkflowStatus:
+        good = entry.good
+        return WorkflowStatus(
+            name, self.folder / (name + GRAPH_SUFFIX), good.title if good else name,
+            good.meta.kind if good else None, good.version if good else None,
+            None if entry.error is None else str(entry.error), entry.warnings,
+        )
+
+    # --- loading ------------------------------------------------------------------------
+
+    def reload(self, names: Iterable[str] | None = None) -> None:
+        """Read ``names`` (default: every workflow in the folder) from disk again."""
+        self._refuse_if_closed()
+        if names is None:
+            with self._lock:
+                known = set(self._entries)
+            names = known | {n for p in self.folder.iterdir() if (n := name_of(p))}
+        for name in sorted(names):
+            self._reload_one(name)
+
+    def _reload_one(self, name: str) -> None:
+        with self._load_lock:
+            graph_path = self.folder / (name + GRAPH_SUFFIX)
+            if not graph_path.exists():
+                self._forget(name)
+                return
+            with self._lock:
+                entry = self._entries.setdefault(name, _Entry())
+            self._refresh(entry, graph_path)
+
+    def _refresh(self, entry: _Entry, graph_path: Path) -> None:
+        try:
+            files = _Files.read(graph_path)
+            if files.version == entry.seen:
+                return  # a repeated event for files already read
+            workflow = files.load()
+        except WorkflowError as exc:
+            with self._lock:
+                entry.error, entry.seen = exc, None
+            return
+        warnings = tuple(str(p) for p in check_placeholders(workflow)) + self._preview(workflow)
+        with self._lock:
+            entry.good, entry.error, entry.warnings = workflow, None, warnings
+            entry.seen = workflow.version
+
+    def _preview(self, workflow: Workflow) -> tuple[str, ...]:
+        image = workflow.meta.preview_image
+        if image is None or (self.folder / image).is_file():
+            return ()
+        return (f"{workflow.name}.meta.json: preview image {image!r} is not in {self.folder}",)
+
+    def _forget(self, name: str) -> None:
+        meta_path = self.folder / (name + META_SUFFIX)
+        with self._lock:
+            if meta_path.exists():
+                orphan = WorkflowFormatError(
+                    f"has no workflow {name}{GRAPH_SUFFIX} next to it; rename one of them so "
+                    "the names match", source=str(meta_path))
+                self._entries[name] = _Entry(error=orphan)
+            else:
+                self._entries.pop(name, None)
+
+    # --- watching -----------------------------------------------------------------------
+
+    def _start_watching(self) -> Any:
+        observer = Observer()
+        observer.schedule(_Handler(self), str(self.folder), recursive=False)
+        observer.daemon = True
+        observer.start()
+        return observer
+
+    def _on_paths(self, paths: Iterable[str]) -> None:
+        names = {n for p in paths if (n := name_of(p))}
+        if names and not self._closed:
+            self.reload(names)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop watching. Harmless to call twice; the registry refuses use afterwards."""
+        self._closed = True
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join(WATCHER_JOIN_TIMEOUT_S)
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise WorkflowError(f"the workflow registry of {self.folder} was closed; "
+                                "open a new WorkflowRegistry")
+
+    def __enter__(self) -> WorkflowRegistry:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class _Handler(FileSystemEventHandler):
+    """Turns watchdog events (from its own thread) into reloads of the names touched."""
+
+    def __init__(self, registry: WorkflowRegistry) -> None:
+        self.registry = registry
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory or event.event_type == "opened":
+            return
+        paths = [event.src_path, getattr(event, "dest_path", "") or ""]
+        self.registry._on_paths(str(p) for p in paths if p)

@@ -1,0 +1,183 @@
+"""A registered workflow plus one request's values → the graph to send (pure).
+
+This is the one place the orchestrator calls the placeholder engine for a request, so it
+is the one place a ``PlaceholderError`` becomes a ``SubstitutionError`` naming the
+workflow. Before substituting, it applies what the workflow's metadata and the request ask
+for beyond plain values:
+
+- a size: explicit ``width``/``height``, or an ``aspect`` and a resolution ``tier``,
+  snapped to the workflow's ``snap`` step;
+- the prompt: the metadata's common prefixes, a named ``style`` preset and per-character
+  prefixes wrapped around the user's ``prompt`` and ``negative_prompt``.
+
+``aspect``, ``tier`` and ``style`` are request controls, not placeholders, unless the
+workflow declares a placeholder of that name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.errors import SubstitutionError
+from orchestrator.metadata import custom_placeholders
+from orchestrator.workflow import Workflow
+from placeholders import (
+    CATALOG,
+    TIERS,
+    Context,
+    CustomPlaceholder,
+    InvalidSize,
+    PlaceholderError,
+    PlaceholderSpec,
+    Prefix,
+    StylePreset,
+    UploadRequest,
+    bind,
+    coerce,
+    compose,
+    fill_uploads,
+    find_style,
+    resolve_size,
+    substitute,
+)
+
+CONTROLS = frozenset({"aspect", "tier", "style"})
+"""Request keys that steer rendering instead of filling a placeholder."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One image's graph, ready to send once its uploads are done.
+
+    ``graph`` may hold :class:`~placeholders.UploadRequest` markers, listed in ``uploads``:
+    upload each marker's ``data`` to the chosen node, then call :func:`fill_uploaded` with
+    the names the node returned. ``seed`` is the seed written for ``%seed%`` (None when the
+    workflow has none): store it to reproduce the image. ``warnings`` are sentences for the
+    user (values given but unused, for example).
+    """
+
+    workflow: str
+    version: str
+    index: int
+    graph: dict[str, Any]
+    seed: int | None
+    uploads: tuple[UploadRequest, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@contextlib.contextmanager
+def substitution_errors(workflow: str) -> Iterator[None]:
+    """Turn any ``PlaceholderError`` into a ``SubstitutionError`` naming ``workflow``."""
+    try:
+        yield
+    except PlaceholderError as exc:
+        raise SubstitutionError(workflow, str(exc)) from exc
+
+
+def render_workflow(
+    workflow: Workflow,
+    values: Mapping[str, object],
+    *,
+    index: int = 0,
+    count: int = 1,
+    rng: random.Random,
+    images: Mapping[str, bytes] | None = None,
+    context: Context | None = None,
+    customs: Sequence[CustomPlaceholder] = (),
+    characters: Sequence[Prefix] = (),
+    tiers: Mapping[str, int] = TIERS,
+) -> Rendered:
+    """Render image ``index`` of a request for ``count`` images.
+
+    ``values`` maps placeholder names (and the controls ``aspect``, ``tier``, ``style``) to
+    text or JSON values; ``images`` maps image placeholders to PNG bytes. ``rng`` draws the
+    seed when ``%seed%`` is -1 or not given; a fixed seed ``s`` gives ``s + index``.
+    ``customs`` (request custom placeholders) override the metadata's pairs, and their
+    macros read ``context``. ``characters`` are per-character prompt prefixes.
+
+    Raises ``SubstitutionError`` naming the workflow and, inside its message, the node,
+    input and placeholder at fault (a missing value, an unknown name, a value out of range).
+    """
+    with substitution_errors(workflow.name):
+        specs = {spec.name: spec for spec in workflow.specs}
+        given = _placeholder_values(values, specs)
+        given.update(_size(workflow, values, specs, tiers))
+        given.update(_prompts(workflow, values, specs, characters))
+        given.update(images or {})
+        bindings = bind(given, specs=workflow.specs,
+                        customs=(*custom_placeholders(workflow.meta), *customs), context=context)
+        result = substitute(workflow.graph, bindings, rng=rng, index=index)
+    warnings = result.warnings
+    if count > 1 and result.seed is None:
+        warnings += (f"the workflow has no %seed%, so all {count} images render the same "
+                     "graph",)
+    return Rendered(workflow.name, workflow.version, index, result.graph, result.seed,
+                    result.uploads, warnings)
+
+
+def fill_uploaded(rendered: Rendered, filenames: Mapping[str, str]) -> dict[str, Any]:
+    """``rendered.graph`` with each upload marker replaced by the name the node returned.
+
+    ``filenames`` maps placeholder names to ``ComfyClient.upload_image`` results. Raises
+    ``SubstitutionError`` when a marker has no filename.
+    """
+    with substitution_errors(rendered.workflow):
+        return fill_uploads(rendered.graph, filenames)
+
+
+def _placeholder_values(values: Mapping[str, object],
+                        specs: Mapping[str, PlaceholderSpec]) -> dict[str, object]:
+    return {name: value for name, value in values.items()
+            if name not in CONTROLS or name in specs}
+
+
+def _control(values: Mapping[str, object], specs: Mapping[str, PlaceholderSpec],
+             name: str) -> str | None:
+    value = values.get(name)
+    return None if value is None or name in specs else str(value)
+
+
+def _size(workflow: Workflow, values: Mapping[str, object],
+          specs: Mapping[str, PlaceholderSpec], tiers: Mapping[str, int]) -> dict[str, int]:
+    aspect, tier = _control(values, specs, "aspect"), _control(values, specs, "tier")
+    width, height = values.get("width"), values.get("height")
+    if aspect is None and tier is None and width is None and height is None:
+        return {}
+    if aspect is not None or tier is not None:
+        size = resolve_size(aspect=aspect, tier=tier, tiers=tiers, step=workflow.meta.snap)
+    else:
+        size = resolve_size(width=_side(specs, "width", width),
+                            height=_side(specs, "height", height), step=workflow.meta.snap)
+    return {"width": size.width, "height": size.height}
+
+
+def _side(specs: Mapping[str, PlaceholderSpec], name: str, raw: object) -> int:
+    spec = specs.get(name) or CATALOG[name]
+    value = spec.default if raw is None else coerce(spec, raw)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSize(f"give a whole number of pixels for {name}, not {value!r}")
+    return value
+
+
+def _prompts(workflow: Workflow, values: Mapping[str, object],
+             specs: Mapping[str, PlaceholderSpec], characters: Sequence[Prefix]) -> dict[str, str]:
+    meta = workflow.meta
+    style_name = _control(values, specs, "style")
+    if not (meta.prompt.positive or meta.prompt.negative or style_name or characters):
+        return {}
+    style = None
+    if style_name is not None:
+        presets = [StylePreset(n, s.positive, s.negative) for n, s in meta.styles.items()]
+        style = find_style(presets, style_name)
+    composed = compose(_text(values.get("prompt")), _text(values.get("negative_prompt")),
+                       common=Prefix(meta.prompt.positive, meta.prompt.negative),
+                       characters=characters, style=style)
+    return {"prompt": composed.positive, "negative_prompt": composed.negative}
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)

@@ -1,0 +1,259 @@
+"""A workflows folder served by name: loaded at start, hot-reloaded within a second, and a
+broken new version never takes the last good one offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.errors import ConfigError, WorkflowError, WorkflowFormatError, WorkflowNotFound
+from orchestrator.metadata import Kind
+from orchestrator.registry import WorkflowRegistry, WorkflowStatus, name_of, read_workflow
+
+RELOAD_DEADLINE_S = 1.0
+POLL_S = 0.005
+
+
+def graph(prefix: str = "a") -> dict[str, Any]:
+    return {"1": {"class_type": "EmptyImage", "inputs": {"width": "%width%", "height": 8}},
+            "2": {"class_type": "SaveImage",
+                  "inputs": {"images": ["1", 0], "filename_prefix": prefix}}}
+
+
+def write(folder: Path, name: str, doc: object) -> Path:
+    path = folder / name
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc), encoding="utf-8")
+    return path
+
+
+def editor_save(folder: Path, name: str, doc: object) -> None:
+    """Save as editors do: write a temporary file, then rename it over the target."""
+    tmp = write(folder, f".{name}.tmp~", doc)
+    os.replace(tmp, folder / name)
+
+
+def eventually(check: Callable[[], bool], timeout: float = RELOAD_DEADLINE_S) -> float:
+    """Poll ``check`` until true; return the seconds it took, fail past the deadline."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not true within {timeout} s")
+        time.sleep(POLL_S)
+    return time.monotonic() - start
+
+
+def status(reg: WorkflowRegistry, name: str) -> WorkflowStatus | None:
+    return next((s for s in reg.list() if s.name == name), None)
+
+
+def prefix_of(reg: WorkflowRegistry, name: str) -> str | None:
+    try:
+        return str(reg.get(name).graph["2"]["inputs"]["filename_prefix"])
+    except WorkflowError:
+        return None
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    write(tmp_path, "portrait.json", graph("p1"))
+    write(tmp_path, "portrait.meta.json", {"title": "Portrait", "kind": "img2img"})
+    write(tmp_path, "plain.json", graph())
+    return tmp_path
+
+
+@pytest.fixture
+def registry(folder: Path) -> Iterator[WorkflowRegistry]:
+    with WorkflowRegistry(folder) as reg:
+        yield reg
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def test_every_workflow_in_the_folder_is_served_by_name(registry: WorkflowRegistry) -> None:
+    portrait = registry.get("portrait")
+    assert (portrait.name, portrait.title, portrait.meta.kind) == ("portrait", "Portrait",
+                                                                   Kind.IMG2IMG)
+    assert portrait.source == registry.folder / "portrait.json" and len(portrait.version) == 16
+    assert registry.get("plain").title == "plain"
+    assert [(s.name, s.ok, s.kind) for s in registry.list()] == [
+        ("plain", True, Kind.TXT2IMG), ("portrait", True, Kind.IMG2IMG)]
+
+
+def test_an_unknown_name_lists_the_known_ones(registry: WorkflowRegistry) -> None:
+    with pytest.raises(WorkflowNotFound, match="no workflow named 'x'; known workflows: "
+                                               "plain, portrait"):
+        registry.get("x")
+
+
+def test_other_files_and_editor_leftovers_are_not_workflows(folder: Path) -> None:
+    for junk in ("README.md", ".portrait.json.swp", "portrait.json~", "notes.json.tmp"):
+        write(folder, junk, "{")
+    with WorkflowRegistry(folder, watch=False) as reg:
+        assert [s.name for s in reg.list()] == ["plain", "portrait"]
+    assert name_of("a.meta.json") == name_of("a.json") == "a" and name_of(".a.json") is None
+
+
+def test_a_missing_folder_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="workflows folder .*missing does not exist"):
+        WorkflowRegistry(tmp_path / "missing")
+
+
+def test_a_workflow_broken_from_the_start_is_listed_with_its_error(folder: Path) -> None:
+    write(folder, "bad.json", '{"1": {"class_type": "X",, }}')
+    with WorkflowRegistry(folder, watch=False) as reg:
+        [bad] = [s for s in reg.list() if s.name == "bad"]
+        assert not bad.ok and bad.serving is None
+        assert bad.error is not None and "bad.json, line 1, column 26" in bad.error
+        with pytest.raises(WorkflowFormatError, match="not valid JSON"):
+            reg.get("bad")
+
+
+def test_a_metadata_file_without_a_workflow_is_listed_as_an_error(folder: Path) -> None:
+    write(folder, "lonely.meta.json", {})
+    with WorkflowRegistry(folder, watch=False) as reg:
+        lonely = status(reg, "lonely")
+        assert lonely is not None and lonely.error is not None
+        assert lonely.error.endswith("lonely.meta.json: has no workflow lonely.json next to it; "
+                                     "rename one of them so the names match")
+
+
+def test_unknown_placeholders_and_a_missing_preview_are_warnings(folder: Path) -> None:
+    doc = graph()
+    doc["1"]["inputs"]["height"] = "%heigth%"
+    write(folder, "typo.json", doc)
+    write(folder, "typo.meta.json", {"preview_image": "typo.png"})
+    with WorkflowRegistry(folder, watch=False) as reg:
+        typo = status(reg, "typo")
+        assert typo is not None and typo.ok
+        assert typo.warnings == (
+            'node 1 (EmptyImage), input "height": unknown placeholder %heigth% '
+            "(did you mean %height%?)",
+            f"typo.meta.json: preview image 'typo.png' is not in {folder}")
+
+
+def test_without_watching_changes_wait_for_reload(folder: Path) -> None:
+    with WorkflowRegistry(folder, watch=False) as reg:
+        write(folder, "plain.json", graph("v2"))
+        assert prefix_of(reg, "plain") == "a"
+        reg.reload()
+        assert prefix_of(reg, "plain") == "v2"
+
+
+def test_read_workflow_loads_one_file_and_its_metadata(folder: Path) -> None:
+    assert read_workflow(folder / "portrait.json").meta.title == "Portrait"
+    with pytest.raises(WorkflowNotFound):
+        read_workflow(folder / "nope.json")
+
+
+# --- hot reload -----------------------------------------------------------------------------
+
+
+def test_an_added_workflow_is_served_within_a_second(registry: WorkflowRegistry) -> None:
+    write(registry.folder, "new.json", graph("n"))
+    eventually(lambda: prefix_of(registry, "new") == "n")
+
+
+def test_a_changed_workflow_is_served_within_a_second(registry: WorkflowRegistry) -> None:
+    old = registry.get("plain").version
+    write(registry.folder, "plain.json", graph("v2"))
+    eventually(lambda: prefix_of(registry, "plain") == "v2")
+    assert registry.get("plain").version != old
+
+
+def test_a_changed_metadata_file_reloads_its_workflow(registry: WorkflowRegistry) -> None:
+    write(registry.folder, "portrait.meta.json", {"title": "Better portrait"})
+    eventually(lambda: registry.get("portrait").title == "Better portrait")
+
+
+def test_a_broken_new_version_keeps_the_last_good_one_serving(
+        registry: WorkflowRegistry) -> None:
+    good = registry.get("plain")
+    write(registry.folder, "plain.json", '{"1": {"class_type": "X", "inputs": {"a": %a%}}}')
+    eventually(lambda: (s := status(registry, "plain")) is not None and s.error is not None)
+    broken = status(registry, "plain")
+    assert broken is not None and not broken.ok and broken.serving == good.version
+    assert "line 1, column 43: placeholder %a% is not in quotes" in str(broken.error)
+    assert registry.get("plain") is good
+    write(registry.folder, "plain.json", graph("fixed"))
+    eventually(lambda: prefix_of(registry, "plain") == "fixed")
+    assert status(registry, "plain") == WorkflowStatus(
+        "plain", registry.folder / "plain.json", "plain", Kind.TXT2IMG,
+        registry.get("plain").version)
+
+
+def test_broken_metadata_keeps_serving_and_names_the_json_path(
+        registry: WorkflowRegistry) -> None:
+    write(registry.folder, "portrait.meta.json", {"snap": "big"})
+    eventually(lambda: (s := status(registry, "portrait")) is not None and s.error is not None)
+    assert "portrait.meta.json, at $.snap: 'big' is not of type 'integer'" in str(
+        status(registry, "portrait"))
+    assert registry.get("portrait").title == "Portrait"
+
+
+def test_an_editor_save_through_a_temp_file_and_rename_is_picked_up(
+        registry: WorkflowRegistry) -> None:
+    editor_save(registry.folder, "plain.json", graph("saved"))
+    eventually(lambda: prefix_of(registry, "plain") == "saved")
+    assert [s.name for s in registry.list()] == ["plain", "portrait"]
+
+
+def test_a_renamed_workflow_moves_to_its_new_name(registry: WorkflowRegistry) -> None:
+    folder = registry.folder
+    os.replace(folder / "portrait.json", folder / "headshot.json")
+    os.replace(folder / "portrait.meta.json", folder / "headshot.meta.json")
+    eventually(lambda: [s.name for s in registry.list()] == ["headshot", "plain"])
+    assert registry.get("headshot").title == "Portrait"
+
+
+def test_a_deleted_workflow_disappears_within_a_second(registry: WorkflowRegistry) -> None:
+    (registry.folder / "portrait.meta.json").unlink()
+    (registry.folder / "portrait.json").unlink()
+    eventually(lambda: status(registry, "portrait") is None)
+    with pytest.raises(WorkflowNotFound):
+        registry.get("portrait")
+
+
+def test_readers_always_see_a_whole_version_while_files_change(
+        registry: WorkflowRegistry) -> None:
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                wf = registry.get("plain")
+                assert wf.graph["2"]["inputs"]["filename_prefix"].startswith(("a", "v"))
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    for version in range(20):
+        editor_save(registry.folder, "plain.json", graph(f"v{version}"))
+    eventually(lambda: prefix_of(registry, "plain") == "v19")
+    done.set()
+    for reader in readers:
+        reader.join()
+    assert errors == []
+
+
+# --- lifecycle ------------------------------------------------------------------------------
+
+
+def test_closing_twice_is_harmless_and_a_closed_registry_refuses_use(folder: Path) -> None:
+    reg = WorkflowRegistry(folder)
+    reg.close()
+    reg.close()
+    with pytest.raises(WorkflowError, match="was closed; open a new WorkflowRegistry"):
+        reg.get("plain")
+    with pytest.raises(WorkflowError, match="was closed"):
+        reg.list()
