@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -212,10 +213,11 @@ class ComfyClient:
             if submit:
                 self.submit(graph, prompt_id=prompt_id, client_id=watch.client_id)
             watch.follow(on_message, timeout=timeout, idle_timeout=idle_timeout)
-        entry = self._settled_history(prompt_id)
+        entry = self.settled_history(prompt_id)
         return RunResult(prompt_id, self.url, entry.outputs, entry)
 
-    def _settled_history(self, prompt_id: str) -> HistoryEntry:
+    def settled_history(self, prompt_id: str) -> HistoryEntry:
+        """The history entry of an ended prompt, waiting briefly for ComfyUI's write."""
         deadline = time.monotonic() + HISTORY_SETTLE_TIMEOUT
         while True:
             entry = self.history(prompt_id)
@@ -239,10 +241,12 @@ class ComfyClient:
 class PromptWatch:
     """A websocket following one prompt; opened before submitting it."""
 
-    def __init__(self, client: ComfyClient, prompt_id: str) -> None:
+    def __init__(self, client: ComfyClient, prompt_id: str, *, client_id: str | None = None) -> None:
         self.client = client
         self.prompt_id = prompt_id
-        self.client_id = uuid.uuid4().hex
+        # ComfyUI routes a prompt's events to the socket of the client_id that posted it; a
+        # watcher that reattaches after a crash must reconnect with that same id.
+        self.client_id = client_id or uuid.uuid4().hex
         self._ws: websocket.WebSocket | None = None
         self.started = False
 
@@ -267,13 +271,18 @@ class PromptWatch:
         self._ws = ws
 
     def follow(self, on_message: MessageHandler | None, *, timeout: float | None,
-               idle_timeout: float | None) -> None:
-        """Read messages until this prompt ends; raise on error/interrupt/time-outs."""
+               idle_timeout: float | None, stop: threading.Event | None = None) -> None:
+        """Read messages until this prompt ends; raise on error/interrupt/time-outs.
+
+        Setting ``stop`` (a cancel) ends the wait with ``JobCancelled`` within a second.
+        """
         deadline = time.monotonic() + timeout if timeout else None
         last_seen = last_check = time.monotonic()
         while True:
             msg = self._next()
             now = time.monotonic()
+            if stop is not None and stop.is_set():
+                raise JobCancelled(self.prompt_id, "canceled")
             if msg is None:
                 if deadline and now > deadline:
                     raise NodeTimeout(self.client.url, f"prompt {self.prompt_id} took longer "

@@ -1,0 +1,126 @@
+"""Pure dispatch decisions: what a graph needs, which node can run it, what to retry.
+
+Kept apart from the runner loop (habit 3): tests and operators can swap these policies
+without touching threads or sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.errors import NodeError
+from orchestrator.workflow import is_link
+
+# File endings that mark a COMBO value as a model file the node must have installed.
+MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """Node classes and model files a graph needs on the node that runs it."""
+
+    classes: frozenset[str]
+    models: frozenset[tuple[str, str, str]]  # (class_type, input name, file name)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one node offers, read from its ``/object_info``."""
+
+    classes: frozenset[str] = frozenset()
+    # (class_type, input name) -> allowed values, for COMBO inputs that list their values
+    combos: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_object_info(cls, info: Mapping[str, Any]) -> Capabilities:
+        combos: dict[tuple[str, str], frozenset[str]] = {}
+        for class_type, spec in info.items():
+            inputs = spec.get("input") or {}
+            for section in ("required", "optional"):
+                for name, input_spec in (inputs.get(section) or {}).items():
+                    values = combo_values(input_spec)
+                    if values is not None:
+                        combos[(class_type, name)] = frozenset(values)
+        return cls(frozenset(info), combos)
+
+    def models(self) -> dict[str, list[str]]:
+        """Model-looking combo values per ``class.input`` (for display)."""
+        return {f"{c}.{i}": sorted(v for v in values if v.lower().endswith(MODEL_SUFFIXES))
+                for (c, i), values in self.combos.items()
+                if any(v.lower().endswith(MODEL_SUFFIXES) for v in values)}
+
+
+def combo_values(input_spec: Any) -> list[str] | None:
+    """The allowed values of a COMBO input spec, in any of ComfyUI's three shapes."""
+    if not isinstance(input_spec, list | tuple) or not input_spec:
+        return None
+    head = input_spec[0]
+    if isinstance(head, list):
+        return [str(v) for v in head]
+    if head == "COMBO" and len(input_spec) > 1 and isinstance(input_spec[1], dict):
+        options = input_spec[1].get("options")
+        return [str(v) for v in options] if options else None  # remote combos: anything
+    return None
+
+
+def requirements(graph: Mapping[str, Mapping[str, Any]]) -> Requirements:
+    """The classes a graph uses and the model files named in its inputs."""
+    classes = frozenset(str(node["class_type"]) for node in graph.values())
+    models = frozenset(
+        (str(node["class_type"]), name, value)
+        for node in graph.values()
+        for name, value in (node.get("inputs") or {}).items()
+        if isinstance(value, str) and not is_link(value)
+        and value.lower().endswith(MODEL_SUFFIXES)
+    )
+    return Requirements(classes, models)
+
+
+def missing(req: Requirements, caps: Capabilities) -> list[str]:
+    """What ``caps`` lacks to run ``req``, worded for a user; empty when it can run it."""
+    gaps = [f"class {c}" for c in sorted(req.classes - caps.classes)]
+    for class_type, name, value in sorted(req.models):
+        allowed = caps.combos.get((class_type, name))
+        if allowed is not None and value not in allowed:
+            gaps.append(f"model {value}")
+    return gaps
+
+
+def can_run(req: Requirements, caps: Capabilities) -> bool:
+    return not missing(req, caps)
+
+
+def nobody_can_run(req: Requirements, all_caps: Iterable[Capabilities]) -> str | None:
+    """When no known node can run ``req``: the sentence to fail the job with."""
+    caps = list(all_caps)
+    if not caps:
+        return None  # no node has reported yet: wait rather than fail
+    gaps = [missing(req, c) for c in caps]
+    if all(gaps):
+        fewest = min(gaps, key=len)
+        return "no node can run " + " / ".join(fewest)
+    return None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Retry on another node only for node faults — decided by class, never by text.
+
+    A graph error, bad values or a bug of ours would fail the same way everywhere, so
+    retrying them would only burn other nodes' time.
+    """
+    return isinstance(exc, NodeError)
+
+
+def error_code(exc: BaseException) -> str:
+    """A stable code for an item's error record."""
+    return {
+        "JobFailed": "execution_error",
+        "GraphRejected": "invalid_workflow",
+        "SubstitutionError": "invalid_values",
+        "NodeUnreachable": "node_unreachable",
+        "NodeTimeout": "node_timeout",
+        "NodeProtocolError": "node_protocol_error",
+        "JobCancelled": "canceled",
+    }.get(type(exc).__name__, "internal_error")

@@ -1,0 +1,292 @@
+"""The node pool: one worker per node pulls the next eligible item when it has room.
+
+Pull-based dispatch: nothing is pushed at a node. Each node's worker claims an item
+from the store only while the node is healthy, not draining, and has fewer than
+``max_in_flight`` items on it, and only items whose classes and model files the node
+has. The store decides order (priority, then fairness across owners, then age).
+
+Loops expose ``run_once()`` so tests drive them deterministically; the threads just call
+it until closed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from orchestrator import dispatch
+from orchestrator.dispatch import Requirements
+from orchestrator.errors import ConfigError, NodeError, OrchestratorError
+from orchestrator.jobs import Item, ItemStatus, Job
+from orchestrator.nodes import Health, Node, NodeConfig, NodeInfo
+from orchestrator.runner import ItemExecution, PoolContext, publish_if_finished
+
+# Timeouts (seconds)
+HEALTH_INTERVAL = 2.0       # how often every node's /system_stats is asked
+IDLE_WAIT = 1.0             # how long an idle worker sleeps when not woken by a submit
+
+RequirementsOf = Callable[[Job], Requirements]
+
+
+class NodeWorker:
+    """Pulls items for one node; each claimed item runs in its own thread."""
+
+    def __init__(self, pool: NodePool, node: Node) -> None:
+        self.pool, self.node = pool, node
+        self.running: dict[str, ItemExecution] = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._loop, name=f"node-{self.node.name}",
+                                       daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                claimed = self.run_once()
+            except OrchestratorError:
+                claimed = False  # the store refused (closing); try again after the wait
+            if not claimed:
+                self.pool.wait_for_work(IDLE_WAIT)
+
+    def has_room(self) -> bool:
+        with self.lock:
+            busy = len(self.running)
+        return (self.node.health == Health.UP and not self.node.draining
+                and busy < self.node.config.max_in_flight)
+
+    def run_once(self) -> bool:
+        """Claim and start one item if the node has room; True when one was started."""
+        if not self.has_room():
+            return False
+        caps = self.node.capabilities
+        if caps is None:
+            return False
+        claimed = self.pool.ctx.store.claim_next(
+            self.node.name,
+            can_run=lambda job, item: dispatch.can_run(self.pool.requirements_of(job), caps),
+            prompt_id=lambda item: f"{item.id}-{len(item.attempts) + 1}",
+        )
+        if claimed is None:
+            return False
+        self.execute(*claimed, submit=True)
+        return True
+
+    def execute(self, job: Job, item: Item, *, submit: bool) -> ItemExecution:
+        execution = ItemExecution(self.pool.ctx, self.node, job, item)
+        with self.lock:
+            self.running[item.id] = execution
+
+        def run() -> None:
+            try:
+                execution.run(submit=submit)
+            finally:
+                with self.lock:
+                    self.running.pop(item.id, None)
+                self.pool.wake()
+
+        threading.Thread(target=run, name=f"item-{item.id}", daemon=True).start()
+        return execution
+
+    def in_flight(self) -> int:
+        with self.lock:
+            return len(self.running)
+
+    def cancel(self, item_id: str) -> bool:
+        with self.lock:
+            execution = self.running.get(item_id)
+        if execution is None:
+            return False
+        execution.cancel()
+        return True
+
+    def detach_all(self) -> None:
+        with self.lock:
+            executions = list(self.running.values())
+        for execution in executions:
+            execution.detach()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopped.set()
+        self.pool.wake()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+
+class NodePool:
+    """Nodes, their workers and the health loop. Thread-safe; a context manager."""
+
+    def __init__(self, ctx: PoolContext, requirements_of: RequirementsOf) -> None:
+        self.ctx = ctx
+        self.requirements_of = requirements_of
+        self.workers: dict[str, NodeWorker] = {}
+        self.lock = threading.Lock()
+        self.work = threading.Condition()
+        self.closed = threading.Event()
+        self.health_thread: threading.Thread | None = None
+
+    # --- membership ----------------------------------------------------------------------------
+
+    def add(self, config: NodeConfig, *, start: bool = True) -> Node:
+        node = Node(config)
+        with self.lock:
+            if config.name in self.workers:
+                raise ConfigError(f"a node named {config.name!r} is already in the pool")
+            worker = self.workers[config.name] = NodeWorker(self, node)
+        node.check()
+        if start:
+            worker.start()
+        self.wake()
+        return node
+
+    def remove(self, name: str) -> None:
+        """Take a node out; items running on it go back to the queue for other nodes."""
+        with self.lock:
+            worker = self.workers.pop(name, None)
+        if worker is None:
+            raise ConfigError(f"no node named {name!r} in the pool")
+        worker.stop()
+        worker.detach_all()
+        for _job, item in self.ctx.store.in_flight(name):
+            self._requeue_quietly(item, f"node {name} was removed from the pool")
+
+    def drain(self, name: str, draining: bool = True) -> None:
+        """Stop giving the node new items; what runs there finishes."""
+        self.worker(name).node.draining = draining
+        self.wake()
+
+    def worker(self, name: str) -> NodeWorker:
+        with self.lock:
+            worker = self.workers.get(name)
+        if worker is None:
+            raise ConfigError(f"no node named {name!r} in the pool")
+        return worker
+
+    def nodes(self) -> list[NodeInfo]:
+        with self.lock:
+            workers = list(self.workers.values())
+        return [w.node.info(w.in_flight()) for w in workers]
+
+    def capabilities(self) -> list[dispatch.Capabilities]:
+        with self.lock:
+            nodes = [w.node for w in self.workers.values()]
+        return [n.capabilities for n in nodes if n.capabilities is not None]
+
+    # --- waking -----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        with self.work:
+            self.work.notify_all()
+
+    def wait_for_work(self, timeout: float) -> None:
+        with self.work:
+            self.work.wait(timeout)
+
+    # --- health --------------------------------------------------------------------------------
+
+    def start_health_loop(self) -> None:
+        self.health_thread = threading.Thread(target=self._health_loop, name="node-health",
+                                              daemon=True)
+        self.health_thread.start()
+
+    def _health_loop(self) -> None:
+        while not self.closed.wait(HEALTH_INTERVAL):
+            self.check_health()
+
+    def check_health(self) -> None:
+        """Ask every node; a node that came back may have lost its queue, so reconcile it."""
+        with self.lock:
+            workers = list(self.workers.values())
+        for worker in workers:
+            was = worker.node.health
+            up = worker.node.check()
+            if up and was == Health.DOWN:
+                self.reconcile_node(worker)
+                self.wake()
+
+    # --- recovery ------------------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """After a crash: reconcile every item the store says is on a node.
+
+        ``/history/{prompt_id}`` has it → collect outputs, no rerun; still in ``/queue`` →
+        reattach; gone (or its node is not in the pool) → back to the queue. Returns how
+        many items were found in flight.
+        """
+        in_flight = self.ctx.store.in_flight(None)
+        for job, item in in_flight:
+            worker = self.workers.get(item.node or "")
+            if worker is None:
+                self._requeue_quietly(item, f"node {item.node} is not in the pool any more")
+                continue
+            self._reconcile(worker, job, item)
+        self.wake()
+        return len(in_flight)
+
+    def reconcile_node(self, worker: NodeWorker) -> None:
+        for job, item in self.ctx.store.in_flight(worker.node.name):
+            if item.id not in worker.running:
+                self._reconcile(worker, job, item)
+
+    def _reconcile(self, worker: NodeWorker, job: Job, item: Item) -> None:
+        if item.prompt_id is None or item.graph is None:
+            self._requeue_quietly(item, "dispatched but never submitted")
+            return
+        try:
+            with worker.node.client() as client:
+                known = (client.history(item.prompt_id) is not None
+                         or client.queue().holds(item.prompt_id))
+        except NodeError as exc:
+            worker.node.mark_down(str(exc))
+            self._requeue_quietly(item, str(exc))
+            return
+        if not known:
+            self._requeue_quietly(item, f"prompt {item.prompt_id} vanished from {item.node}")
+            return
+        worker.execute(job, item, submit=False)
+
+    def _requeue_quietly(self, item: Item, reason: str) -> None:
+        try:
+            if item.status == ItemStatus.CANCELING:
+                self.ctx.store.mark_canceled(item.id)
+            else:
+                self.ctx.store.requeue(item.id, reason)
+        except OrchestratorError:
+            return
+        publish_if_finished(self.ctx.bus, self.ctx.store.get_job(item.job_id))
+
+    # --- cancel -------------------------------------------------------------------------------
+
+    def cancel_item(self, item: Item) -> None:
+        """Cancel an item that is on a node (its worker removes or interrupts the prompt)."""
+        with self.lock:
+            worker = self.workers.get(item.node or "")
+        if worker is None or not worker.cancel(item.id):
+            self._requeue_quietly(item, "canceled")
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self.lock:
+            workers = list(self.workers.values())
+        for worker in workers:
+            if worker.thread is None:
+                worker.start()
+        self.start_health_loop()
+
+    def close(self) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        with self.lock:
+            workers = list(self.workers.values())
+        for worker in workers:
+            worker.stop()
+            worker.detach_all()
+        deadline = time.monotonic() + 5
+        while any(w.in_flight() for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)

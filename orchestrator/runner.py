@@ -1,0 +1,266 @@
+"""Run one claimed item on one node: render → upload → submit → follow → collect.
+
+Every state change is committed to the store before it is acted on or reported: the
+item is DISPATCHED (with its prompt id) before the prompt is posted, so after a crash
+``recover`` can always ask the node about that prompt id instead of running it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from placeholders import fill_uploads, upload_requests
+
+from orchestrator import dispatch
+from orchestrator.comfy.client import ComfyClient, PromptWatch
+from orchestrator.comfy.messages import ExecutionStart, Message, Preview
+from orchestrator.comfy.progress import GraphProgress
+from orchestrator.comfy.protocol import HistoryEntry, OutputFile
+from orchestrator.errors import (
+    JobCancelled,
+    JobFailed,
+    NodeTimeout,
+    NodeUnreachable,
+    OrchestratorError,
+)
+from orchestrator.events import (
+    Dispatched,
+    EventBus,
+    Finished,
+    ItemFailed,
+    OutputEvent,
+    PreviewEvent,
+    ProgressEvent,
+    Started,
+)
+from orchestrator.jobs import Item, ItemError, ItemStatus, Job
+from orchestrator.nodes import Node
+from orchestrator.outputs import BlobStore, OutputRecord, new_output, probe
+from orchestrator.store import JobStore
+
+# Timeouts (seconds)
+# Silence while a prompt runs after which the node is treated as stuck and the item moves.
+DEFAULT_IDLE_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class RenderedItem:
+    """An item's graph as it will be sent (upload markers still inside) and its seed."""
+
+    graph: dict[str, Any]
+    seed: int | None
+
+
+Renderer = Callable[[Job, Item], RenderedItem]
+
+
+@dataclass
+class JobProgress:
+    """Per-item fractions in memory, so a job's progress covers all its items."""
+
+    items: dict[str, dict[int, float]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def set(self, job: Job, index: int, fraction: float) -> float:
+        with self.lock:
+            per_item = self.items.setdefault(job.id, {})
+            per_item[index] = max(per_item.get(index, 0.0), fraction)
+            return sum(per_item.values()) / max(len(job.items), 1)
+
+    def get(self, job: Job) -> float:
+        with self.lock:
+            per_item = dict(self.items.get(job.id, {}))
+        for item in job.items:
+            if item.status.terminal:
+                per_item[item.index] = 1.0
+        return sum(per_item.values()) / max(len(job.items), 1)
+
+
+@dataclass
+class PoolContext:
+    """What every item execution shares: the store, the bus, the blobs, the policies."""
+
+    store: JobStore
+    bus: EventBus
+    blobs: BlobStore
+    render: Renderer
+    progress: JobProgress = field(default_factory=JobProgress)
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+
+
+class ItemExecution:
+    """One item on one node. ``run()`` in a thread; ``cancel()`` from any thread."""
+
+    def __init__(self, ctx: PoolContext, node: Node, job: Job, item: Item) -> None:
+        self.ctx, self.node, self.job, self.item = ctx, node, job, item
+        self.stop = threading.Event()
+        # Detached: we stop watching (shutdown, node removed) but the item is not canceled;
+        # its state stays in the store for recovery or requeue.
+        self.detached = False
+        self.graph: dict[str, Any] | None = item.graph
+        self.tracker: GraphProgress | None = None
+
+    @property
+    def prompt_id(self) -> str:
+        assert self.item.prompt_id is not None
+        return self.item.prompt_id
+
+    # --- the whole run ---------------------------------------------------------------------
+
+    def run(self, *, submit: bool = True) -> None:
+        """Carry the item to a terminal state (or back to the queue). Never raises."""
+        try:
+            with self.node.client() as client:
+                if submit:
+                    self._prepare(client)
+                entry = self._follow(client, submit=submit)
+                self._collect(client, entry)
+        except BaseException as exc:  # noqa: BLE001 - every failure is recorded, none lost
+            self._record_failure(exc)
+
+    def _prepare(self, client: ComfyClient) -> None:
+        rendered = self.ctx.render(self.job, self.item)
+        graph = self._upload_images(client, rendered.graph)
+        self.item = self.ctx.store.set_rendered(self.item.id, graph=graph, seed=rendered.seed)
+        self.graph = graph
+
+    def _upload_images(self, client: ComfyClient, graph: dict[str, Any]) -> dict[str, Any]:
+        names = {}
+        for request in upload_requests(graph):
+            digest = hashlib.sha256(request.data).hexdigest()[:24]
+            names[request.placeholder] = client.upload_image(
+                request.data, f"orch-{digest}.png", overwrite=True)
+        return fill_uploads(graph, names) if names else graph
+
+    def _follow(self, client: ComfyClient, *, submit: bool) -> HistoryEntry:
+        assert self.graph is not None
+        self.tracker = GraphProgress.for_graph(self.graph)
+        with PromptWatch(client, self.prompt_id, client_id=f"orch-{self.prompt_id}") as watch:
+            if submit:
+                client.submit(self.graph, prompt_id=self.prompt_id, client_id=watch.client_id)
+                self._publish_dispatched()
+            watch.follow(self._on_message, timeout=None, idle_timeout=self.ctx.idle_timeout,
+                         stop=self.stop)
+        return client.settled_history(self.prompt_id)
+
+    def _publish_dispatched(self) -> None:
+        self.ctx.bus.publish(Dispatched(
+            job_id=self.job.id, item=self.item.index, node=self.node.name,
+            prompt_id=self.prompt_id, attempt=len(self.item.attempts)))
+
+    # --- messages from the node -------------------------------------------------------------
+
+    def _on_message(self, msg: Message) -> None:
+        if isinstance(msg, ExecutionStart):
+            self.item = self.ctx.store.mark_running(self.item.id)
+            self.ctx.bus.publish(Started(job_id=self.job.id, item=self.item.index,
+                                         node=self.node.name))
+        elif isinstance(msg, Preview):
+            self.ctx.bus.publish(PreviewEvent(job_id=self.job.id, item=self.item.index,
+                                              mime=msg.mime, image=msg.image))
+        assert self.tracker is not None
+        snap = self.tracker.update(msg)
+        if snap is not None:
+            fraction = self.ctx.progress.set(self.job, self.item.index, snap.fraction)
+            self.ctx.bus.publish(ProgressEvent(
+                job_id=self.job.id, item=self.item.index, node=self.node.name,
+                node_id=snap.current_node, class_type=snap.current_class, value=snap.step,
+                max=snap.steps, item_fraction=snap.fraction, fraction=fraction))
+
+    # --- outputs -----------------------------------------------------------------------------
+
+    def _collect(self, client: ComfyClient, entry: HistoryEntry) -> None:
+        files = [f for f in entry.outputs if f.type == "output"] or list(entry.outputs)
+        output_ids = [self._store_output(client, f).id for f in files]
+        self.item = self.ctx.store.mark_succeeded(self.item.id, output_ids)
+        self.ctx.progress.set(self.job, self.item.index, 1.0)
+        self._maybe_finished()
+
+    def _store_output(self, client: ComfyClient, file: OutputFile) -> OutputRecord:
+        existing = self.ctx.store.output_for_item_file(self.item.id, file.filename,
+                                                       node_id=file.node_id)
+        if existing is not None:
+            return existing  # collected before a crash: never stored twice
+        data = client.view(file)
+        blob = self.ctx.blobs.put(data)
+        media = probe(data, file.filename)
+        record = self.ctx.store.add_output(new_output(
+            self.job, self.item, blob, media, filename=file.filename, node_id=file.node_id,
+            node=self.node.name))
+        self.ctx.bus.publish(OutputEvent(job_id=self.job.id, item=self.item.index,
+                                         output_id=record.id, node_id=file.node_id,
+                                         mime=record.mime, filename=file.filename))
+        return record
+
+    # --- failures ----------------------------------------------------------------------------
+
+    def _record_failure(self, exc: BaseException) -> None:
+        if self.detached:
+            return
+        if isinstance(exc, JobCancelled) or self.stop.is_set():
+            self._record_canceled()
+            return
+        retry = dispatch.is_retryable(exc)
+        error = _item_error(exc)
+        try:
+            self.item = self.ctx.store.mark_failed(self.item.id, error, retry=retry)
+        except OrchestratorError:
+            return  # the item moved on meanwhile (canceled); its state is already recorded
+        if isinstance(exc, NodeUnreachable | NodeTimeout):
+            self.node.mark_down(str(exc))  # the health loop brings it back when it answers
+        self.ctx.bus.publish(ItemFailed(
+            job_id=self.job.id, item=self.item.index, node=self.node.name,
+            message=error.message, will_retry=self.item.status == ItemStatus.QUEUED))
+        self._maybe_finished()
+
+    def _record_canceled(self) -> None:
+        try:
+            self.item = self.ctx.store.mark_canceled(self.item.id)
+        except OrchestratorError:
+            return
+        self._maybe_finished()
+
+    def _maybe_finished(self) -> None:
+        job = self.ctx.store.get_job(self.job.id)
+        publish_if_finished(self.ctx.bus, job)
+
+    def detach(self) -> None:
+        """Stop following without touching the item's state (it stays for ``recover``)."""
+        self.detached = True
+        self.stop.set()
+
+    # --- cancel ------------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Remove the prompt from the node's queue, or interrupt it if it is the one running."""
+        self.stop.set()
+        if self.item.prompt_id is None:
+            return
+        with self.node.client() as client:
+            try:
+                client.delete_queued([self.prompt_id])
+                client.interrupt(self.prompt_id)
+            except OrchestratorError:
+                pass  # the node is gone: the item is canceled on our side regardless
+
+
+def publish_if_finished(bus: EventBus, job: Job) -> None:
+    status = job.status
+    if status.terminal:
+        errors = [i.error.message for i in job.items if i.error]
+        bus.publish(Finished(job_id=job.id, status=status.value,
+                             error=errors[0] if errors else None))
+
+
+def _item_error(exc: BaseException) -> ItemError:
+    if isinstance(exc, JobFailed):
+        return ItemError(code="execution_error", message=str(exc), node_id=exc.node_id,
+                         class_type=exc.class_type, traceback=exc.traceback or None)
+    message = str(exc) if isinstance(exc, OrchestratorError) else (
+        f"internal error ({type(exc).__name__}: {exc}); please report it")
+    return ItemError(code=dispatch.error_code(exc), message=message)
+

@@ -1,0 +1,331 @@
+"""``Orchestrator``: the one core every front end calls (Python, REST, gateway, panel).
+
+It owns the store, the blob store, the event bus, the workflow registry and the node
+pool, and wires them together: ``submit`` validates and records a job; the pool's
+workers render each item at dispatch with the registry's current version of the
+workflow and run it on whichever node is free.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from orchestrator import dispatch
+from orchestrator.dispatch import Requirements
+from orchestrator.errors import JobError, OrchestratorError, WorkflowNotFound
+from orchestrator.events import EventBus, Queued, Snapshot, Subscription
+from orchestrator.jobs import Item, ItemError, Job, JobSpec, Visibility
+from orchestrator.nodes import NodeConfig, NodeInfo, node_config
+from orchestrator.outputs import BlobStore, OutputRecord
+from orchestrator.pool import NodePool
+from orchestrator.registry import WorkflowRegistry
+from orchestrator.rendering import render_workflow
+from orchestrator.runner import PoolContext, RenderedItem, publish_if_finished
+from orchestrator.store import JobPage, JobStore, open_store
+
+ImageInput = bytes | Path
+
+
+class JobHandle:
+    """A submitted job: its id plus ways to watch, wait for and cancel it."""
+
+    def __init__(self, orch: Orchestrator, job_id: str, *, replayed: bool = False) -> None:
+        self.orch = orch
+        self.id = job_id
+        self.replayed = replayed  # True when an idempotency key returned an existing job
+
+    def get(self) -> Job:
+        return self.orch.get(self.id)
+
+    def status(self) -> str:
+        return self.get().status.value
+
+    def wait(self, timeout: float | None = None) -> Job:
+        return self.orch.wait(self.id, timeout)
+
+    def events(self) -> Subscription:
+        return self.orch.events(self.id)
+
+    def cancel(self) -> Job:
+        return self.orch.cancel(self.id)
+
+    def outputs(self) -> list[OutputRecord]:
+        return self.orch.outputs_of(self.id)
+
+    def __repr__(self) -> str:
+        return f"JobHandle({self.id!r})"
+
+
+class Orchestrator:
+    """Open with a data folder, a workflows folder and ComfyUI nodes; close when done.
+
+    Thread-safe. A context manager: ``with Orchestrator(data_dir=..., nodes=[url]) as o``.
+    On open it reconciles items that were on nodes when a previous process died
+    (``recover``), then starts one worker per node.
+    """
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        workflows_dir: Path | None = None,
+        nodes: Iterable[str | NodeConfig] = (),
+        watch_workflows: bool = True,
+        idle_timeout: float | None = None,
+        rng: random.Random | None = None,
+        start: bool = True,
+    ) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir
+        self._rng = rng or random.SystemRandom()
+        self._rng_lock = threading.Lock()
+        self.store: JobStore = open_store(data_dir)
+        self.blobs = BlobStore(data_dir / "blobs")
+        self.bus = EventBus()
+        self.registry = WorkflowRegistry(workflows_dir, watch=watch_workflows) if (
+            workflows_dir is not None) else None
+        ctx = PoolContext(self.store, self.bus, self.blobs, self._render)
+        if idle_timeout is not None:
+            ctx.idle_timeout = idle_timeout
+        self.pool = NodePool(ctx, self._requirements_of)
+        self._requirements: dict[str, Requirements] = {}
+        self._closed = False
+        for node in nodes:
+            self.pool.add(node_config(node), start=False)
+        if start:
+            self.recover()
+            self.pool.start()
+
+    # --- submitting -----------------------------------------------------------------------
+
+    def submit(
+        self,
+        workflow: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        *,
+        graph: Mapping[str, Any] | None = None,
+        count: int = 1,
+        owner: str = "local",
+        character: str | None = None,
+        conversation: str | None = None,
+        visibility: Visibility | str = Visibility.PRIVATE,
+        priority: int = 0,
+        images: Mapping[str, ImageInput] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobHandle:
+        """Record a job and return its handle at once; workers pick it up.
+
+        ``workflow`` names a registry workflow (values fill its placeholders); ``graph``
+        is a raw API-format graph instead. Bad values raise ``SubstitutionError`` before
+        anything is recorded. A job that no known node can run is recorded as failed
+        with ``no node can run class X / model Y``.
+        """
+        self._check_open()
+        spec = JobSpec(
+            workflow=workflow, graph=dict(graph) if graph is not None else None,
+            values=dict(values or {}), count=count, owner=owner, character=character,
+            conversation=conversation, visibility=Visibility(visibility), priority=priority,
+            images=self._store_images(images or {}), metadata=dict(metadata or {}),
+        )
+        requirements = self._requirements_for_spec(spec)  # renders once: fails fast
+        job, replayed = self.store.create_job_idempotent(spec, idempotency_key=idempotency_key)
+        if replayed:
+            return JobHandle(self, job.id, replayed=True)
+        self._requirements[job.id] = requirements
+        self.bus.publish(Queued(job_id=job.id, count=count))
+        self._fail_if_nobody_can_run(job, requirements)
+        self.pool.wake()
+        return JobHandle(self, job.id)
+
+    def _store_images(self, images: Mapping[str, ImageInput]) -> dict[str, str]:
+        stored = {}
+        for name, data in images.items():
+            raw = data.read_bytes() if isinstance(data, Path) else data
+            stored[name] = self.blobs.put(raw).sha256
+        return stored
+
+    def _fail_if_nobody_can_run(self, job: Job, req: Requirements) -> None:
+        reason = dispatch.nobody_can_run(req, self.pool.capabilities())
+        if reason is None:
+            return
+        for item in job.items:
+            self.store.mark_failed(item.id, ItemError(code="no_capable_node", message=reason),
+                                  retry=False)
+        publish_if_finished(self.bus, self.store.get_job(job.id))
+
+    # --- rendering (called by workers at dispatch) ---------------------------------------
+
+    def _render(self, job: Job, item: Item) -> RenderedItem:
+        spec = job.spec
+        if spec.graph is not None:
+            return RenderedItem(spec.graph, None)
+        images = {name: self.blobs.path(sha).read_bytes() for name, sha in spec.images.items()}
+        with self._rng_lock:
+            rng = random.Random(self._rng.getrandbits(64))
+        rendered = render_workflow(self._workflow(spec.workflow), spec.values, index=item.index,
+                                   count=spec.count, rng=rng, images=images)
+        return RenderedItem(rendered.graph, rendered.seed)
+
+    def _workflow(self, name: str | None) -> Any:
+        if self.registry is None or name is None:
+            raise WorkflowNotFound(name or "(none)")
+        return self.registry.get(name)
+
+    def _requirements_for_spec(self, spec: JobSpec) -> Requirements:
+        if spec.graph is not None:
+            return dispatch.requirements(spec.graph)
+        images = {name: self.blobs.path(sha).read_bytes() for name, sha in spec.images.items()}
+        rendered = render_workflow(self._workflow(spec.workflow), spec.values, index=0,
+                                   count=spec.count, rng=random.Random(0), images=images)
+        return dispatch.requirements(rendered.graph)
+
+    def _requirements_of(self, job: Job) -> Requirements:
+        """Called inside the store's claim transaction: must not raise or touch the store."""
+        req = self._requirements.get(job.id)
+        if req is None:
+            try:
+                req = self._requirements_for_spec(job.spec)
+            except OrchestratorError:
+                # e.g. the workflow was deleted since submit: let a node claim it so the
+                # item fails at render with that message instead of blocking the queue.
+                req = Requirements(frozenset(), frozenset())
+            self._requirements[job.id] = req
+        return req
+
+    # --- reading -----------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        return self.store.get_job(job_id)
+
+    def list(self, **filters: Any) -> JobPage:
+        return self.store.list_jobs(**filters)
+
+    def outputs_of(self, job_id: str) -> list[OutputRecord]:
+        records: list[OutputRecord] = []
+        cursor = None
+        while True:
+            page = self.store.list_outputs(job_id=job_id, limit=500, cursor=cursor)
+            records.extend(page.outputs)
+            if page.next_cursor is None:
+                return records
+            cursor = page.next_cursor
+
+    def output(self, output_id: str) -> OutputRecord:
+        return self.store.get_output(output_id)
+
+    def output_bytes(self, output_id: str) -> bytes:
+        return self.blobs.path(self.output(output_id).sha256).read_bytes()
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """Block until the job is terminal; raise ``JobError`` on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.events(job_id) as sub:
+            while True:
+                job = self.get(job_id)
+                if job.status.terminal:
+                    return job
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise JobError(f"job {job_id} still {job.status.value} after {timeout}s")
+                sub.get(timeout=min(left, 1.0) if left is not None else 1.0)
+
+    def events(self, job_id: str, *, after: int | None = None) -> Subscription:
+        """Subscribe to a job's events: a snapshot of its state first, then changes."""
+        self.get(job_id)  # JobNotFound for an unknown id
+        return self.bus.subscribe(job_id, after=after, snapshot=lambda: self._snapshot(job_id))
+
+    def _snapshot(self, job_id: str) -> Snapshot:
+        job = self.get(job_id)
+        return Snapshot(
+            job_id=job.id, status=job.status.value,
+            progress=self.pool.ctx.progress.get(job),
+            items=[{"index": i.index, "status": i.status.value, "node": i.node, "seed": i.seed,
+                    "error": i.error.message if i.error else None} for i in job.items],
+            outputs=[oid for i in job.items for oid in i.output_ids],
+        )
+
+    # --- changing ----------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel: queued items never run; items on a node are removed or interrupted there."""
+        job = self.store.request_cancel(job_id)
+        for item in job.items:
+            if item.status.on_node:
+                self.pool.cancel_item(item)
+        job = self.get(job_id)
+        publish_if_finished(self.bus, job)
+        return job
+
+    def retry(self, job_id: str) -> JobHandle:
+        self.store.retry_job(job_id)
+        self.pool.wake()
+        return JobHandle(self, job_id)
+
+    def regenerate(self, output_id: str, seed: int | None = None, *,
+                   owner: str | None = None) -> JobHandle:
+        """Run the output's workflow again with the same values: new seed, or ``seed``."""
+        record = self.output(output_id)
+        job = self.get(record.job_id)
+        values = dict(record.values)
+        values["seed"] = -1 if seed is None else seed
+        return self.submit(
+            job.spec.workflow, values, graph=job.spec.graph if job.spec.workflow is None else None,
+            owner=owner or job.spec.owner, character=job.spec.character,
+            conversation=job.spec.conversation, visibility=job.spec.visibility,
+            priority=job.spec.priority,
+            images={k: self.blobs.path(v) for k, v in job.spec.images.items()},
+        )
+
+    # --- nodes -------------------------------------------------------------------------
+
+    def add_node(self, url: str, *, name: str = "", tags: Sequence[str] = (),
+                 max_in_flight: int | None = None) -> NodeInfo:
+        config = node_config(url)
+        config = config.model_copy(update={"name": name or config.name, "tags": list(tags),
+                                           **({"max_in_flight": max_in_flight}
+                                              if max_in_flight else {})})
+        self.pool.add(config)
+        return next(n for n in self.pool.nodes() if n.name == config.name)
+
+    def remove_node(self, name: str) -> None:
+        self.pool.remove(name)
+
+    def drain_node(self, name: str, draining: bool = True) -> None:
+        self.pool.drain(name, draining)
+
+    def nodes(self) -> list[NodeInfo]:
+        return self.pool.nodes()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Reconcile items left on nodes by a previous process (see ``NodePool.recover``)."""
+        self.pool.check_health()
+        return self.pool.recover()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise OrchestratorError("this Orchestrator was closed; open a new one")
+
+    def close(self) -> None:
+        """Stop workers (items on nodes stay recorded for the next process) and close."""
+        if self._closed:
+            return
+        self._closed = True
+        self.pool.close()
+        if self.registry is not None:
+            self.registry.close()
+        self.store.close()
+
+    def __enter__(self) -> Orchestrator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

@@ -1,0 +1,188 @@
+"""The pool against real ComfyUI nodes: spread, seeds, failover, restarts, capabilities, cancel."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import SubstitutionError
+from orchestrator.jobs import ItemStatus, JobStatus
+from orchestrator.provision.server import LocalComfy
+from orchestrator.service import Orchestrator
+from tests import graphs
+from tests.conftest import ComfyFactory
+
+SEEDED_SOLID = {
+    "1": {"class_type": "OrchTestSolidImage",
+          "inputs": {"width": 16, "height": 16, "color": "#336699", "batch_size": 1,
+                     "seed": "%seed%"}},
+    "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "seeded"}},
+}
+SEEDED_SLEEP = {
+    "1": {"class_type": "OrchTestSleep",
+          "inputs": {"seconds": "%seconds%", "steps": 4, "seed": "%seed%"}},
+    "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "nap"}},
+}
+SLEEP_META = {"title": "Nap", "placeholders": {"seconds": {"type": "float", "default": 0.2}}}
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture()
+def workflows(tmp_path: Path) -> Path:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "seeded.json").write_text(json.dumps(SEEDED_SOLID))
+    (folder / "nap.json").write_text(json.dumps(SEEDED_SLEEP))
+    (folder / "nap.meta.json").write_text(json.dumps(SLEEP_META))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def extra_nodes(comfy_factory: ComfyFactory) -> list[LocalComfy]:
+    """Two more real ComfyUI nodes with the test pack, started side by side."""
+    servers = [comfy_factory(start=False) for _ in range(2)]
+    threads = [threading.Thread(target=s.start) for s in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in servers:
+        if not s.is_answering():
+            s.start()  # surfaces the start-up error with the log
+    return servers
+
+
+@pytest.fixture()
+def orch_factory(tmp_path: Path, workflows: Path) -> Iterator[Callable[..., Orchestrator]]:
+    opened: list[Orchestrator] = []
+
+    def make(nodes: list[str], **kwargs: object) -> Orchestrator:
+        orch = Orchestrator(data_dir=tmp_path / "data", workflows_dir=workflows, nodes=nodes,
+                            **kwargs)  # type: ignore[arg-type]
+        opened.append(orch)
+        return orch
+
+    yield make
+    for orch in opened:
+        orch.close()
+
+
+def test_eight_images_over_three_nodes_get_distinct_seeds_and_outputs(
+    comfy_url: str, extra_nodes: list[LocalComfy], orch_factory: Callable[..., Orchestrator]
+) -> None:
+    orch = orch_factory([comfy_url, *(s.url for s in extra_nodes)])
+    job = orch.submit("nap", {"seconds": 0.3}, count=8).wait(timeout=120)
+    assert job.status == JobStatus.SUCCEEDED
+    seeds = [item.seed for item in job.items]
+    assert len(set(seeds)) == 8 and all(s is not None for s in seeds)
+    assert len({item.node for item in job.items}) == 3  # every node got work
+    outputs = orch.outputs_of(job.id)
+    assert len(outputs) == 8 and {o.seed for o in outputs} == set(seeds)
+
+
+def test_fixed_seed_counts_up_per_image(comfy_url: str, orch_factory: Callable[..., Orchestrator]
+                                        ) -> None:
+    orch = orch_factory([comfy_url])
+    job = orch.submit("seeded", {"seed": 1000}, count=3).wait(timeout=60)
+    assert sorted(i.seed for i in job.items) == [1000, 1001, 1002]
+
+
+def test_bad_values_are_refused_before_anything_is_recorded(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    orch = orch_factory([comfy_url])
+    with pytest.raises(SubstitutionError, match="seconds"):
+        orch.submit("nap", {"seconds": "soon"})
+    assert orch.list().jobs == []
+
+
+def test_node_without_test_pack_never_gets_items_needing_it(
+    comfy_url: str, comfy_factory: ComfyFactory, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    bare = comfy_factory(custom_nodes=())
+    orch = orch_factory([bare.url, comfy_url])
+    job = orch.submit("seeded", count=4).wait(timeout=60)
+    assert job.status == JobStatus.SUCCEEDED
+    assert {item.node for item in job.items} == {comfy_url.split("//")[1]}
+    # a class no node has fails at once, naming it
+    failed = orch.submit(graph={"1": {"class_type": "NoSuchNodeAnywhere", "inputs": {}}}).wait(5)
+    assert failed.status == JobStatus.FAILED
+    assert failed.items[0].error is not None
+    assert failed.items[0].error.message == "no node can run class NoSuchNodeAnywhere"
+    bare.stop()
+
+
+def test_graph_error_fails_the_item_with_node_and_message_without_retry(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    orch = orch_factory([comfy_url])
+    job = orch.submit(graph=graphs.failing("no paint left", seed=41)).wait(timeout=60)
+    item = job.items[0]
+    assert job.status == JobStatus.FAILED and len(item.attempts) == 1
+    assert item.error is not None and item.error.node_id == "2"
+    assert item.error.class_type == "OrchTestFail" and "no paint left" in item.error.message
+
+
+def test_cancel_of_running_item_interrupts_only_that_prompt(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    orch = orch_factory([comfy_url])
+    slow = orch.submit("nap", {"seconds": 30})
+    other = orch.submit("nap", {"seconds": 0.3})
+    wait_until(lambda: slow.get().items[0].status == ItemStatus.RUNNING, 30, "slow item running")
+    started = time.monotonic()
+    assert orch.cancel(slow.id).status in (JobStatus.CANCELING, JobStatus.CANCELED)
+    assert slow.wait(timeout=30).status == JobStatus.CANCELED
+    assert time.monotonic() - started < 10  # interrupted, not waited out
+    assert other.wait(timeout=60).status == JobStatus.SUCCEEDED
+
+
+def test_cancel_of_queued_job_never_dispatches(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    orch = orch_factory([comfy_url])
+    blockers = [orch.submit("nap", {"seconds": 1.0}) for _ in range(3)]
+    queued = orch.submit("seeded", priority=-5)
+    job = orch.cancel(queued.id)
+    assert job.status == JobStatus.CANCELED and job.items[0].attempts == []
+    for b in blockers:
+        assert b.wait(timeout=60).status == JobStatus.SUCCEEDED
+
+
+def test_events_arrive_in_order_and_late_subscriber_gets_state_first(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    orch = orch_factory([comfy_url])
+    handle = orch.submit("nap", {"seconds": 0.4}, count=2)
+    with handle.events() as sub:
+        kinds = [event.type for event in sub]  # type: ignore[attr-defined]
+    assert kinds[0] in ("snapshot", "queued") and kinds[-1] == "finished"
+    assert kinds.count("output") == 2 and "progress" in kinds and "started" in kinds
+    with handle.events() as late:
+        first = late.get(timeout=5)
+    assert first is not None and first.type == "snapshot"  # type: ignore[attr-defined]
+    assert first.status == "succeeded" and len(first.outputs) == 2  # type: ignore[attr-defined]
+
+
+def test_regenerate_reuses_values_with_new_or_same_seed(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    orch = orch_factory([comfy_url])
+    first = orch.submit("seeded", {"seed": 77}).wait(timeout=60)
+    output_id = first.items[0].output_ids[0]
+    same = orch.regenerate(output_id, seed=77).wait(timeout=60)
+    fresh = orch.regenerate(output_id).wait(timeout=60)
+    assert same.items[0].seed == 77 and fresh.items[0].seed != 77
+    assert orch.output(same.items[0].output_ids[0]).sha256 == orch.output(output_id).sha256
