@@ -16,7 +16,7 @@ from orchestrator.rendering import Rendered, fill_uploaded, render_workflow
 from orchestrator.workflow import Workflow, load_workflow
 from placeholders import Context, CustomPlaceholder, PlaceholderError, Prefix, UploadRequest
 
-TXT2IMG = {
+TXT2IMG: dict[str, Any] = {
     "3": {"class_type": "KSampler", "inputs": {
         "seed": "%seed%", "steps": "%steps%", "cfg": "%scale%", "sampler_name": "%sampler%",
         "scheduler": "%scheduler%", "denoise": "%denoise%", "model": ["4", 0],
@@ -98,8 +98,8 @@ def test_values_given_but_unused_are_warnings() -> None:
 
 
 def test_a_batch_without_a_seed_warns_that_every_image_is_the_same() -> None:
-    graph = {k: v for k, v in TXT2IMG.items() if k != "3"} | {
-        "3": {"class_type": "KSampler", "inputs": {**TXT2IMG["3"]["inputs"], "seed": 1}}}
+    graph = copy.deepcopy(TXT2IMG)
+    graph["3"]["inputs"]["seed"] = 1
     out = render(workflow(graph), count=4)
     assert out.seed is None and "all 4 images render the same graph" in out.warnings[-1]
 
