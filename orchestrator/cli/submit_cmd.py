@@ -1,67 +1,142 @@
-"""``comfy-orch submit``: run one workflow and write its outputs to a folder."""
+"""``comfy-orch submit``: run a workflow through the pool and write its outputs to a folder.
+
+``NAME_OR_FILE`` is a workflow name in ``--dir`` or a path to a workflow file (its folder
+then serves as the registry, so a ``NAME.meta.json`` beside it is honoured). One
+progress line per image; Ctrl-C cancels the job cleanly.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from orchestrator.comfy.client import ComfyClient
-from orchestrator.comfy.messages import Message
-from orchestrator.comfy.progress import GraphProgress
 from orchestrator.console import ProgressLine
-from orchestrator.errors import WorkflowFormatError, WorkflowNotFound
-from orchestrator.workflow import Graph, parse_graph_text
+from orchestrator.comfy.client import ComfyClient
+from orchestrator.errors import NodeError, WorkflowNotFound
+from orchestrator.events import Finished, ItemFailed, OutputEvent, ProgressEvent, Snapshot
+from orchestrator.jobs import Job, JobStatus
+from orchestrator.provision.install import default_home
+from orchestrator.registry import read_workflow
+from orchestrator.service import JobHandle, Orchestrator
+
+DEFAULT_WORKFLOWS_DIR = Path("workflows")
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+# Item error codes that mean the request itself was wrong, not the run.
+BAD_INPUT_CODES = frozenset({"invalid_workflow", "invalid_values", "no_capable_node"})
 
 
 def register(commands: Any) -> None:
-    cmd = commands.add_parser("submit", help="run a workflow on a ComfyUI node and save outputs")
-    cmd.add_argument("workflow", metavar="FILE", help="an API-format workflow JSON file")
-    cmd.add_argument("--node", required=True, metavar="URL",
-                     help="ComfyUI server address, e.g. http://127.0.0.1:8188")
+    cmd = commands.add_parser("submit", help="run a workflow on the node pool and save outputs")
+    cmd.add_argument("workflow", metavar="NAME_OR_FILE",
+                     help="a workflow name in --dir, or an API-format workflow file")
+    cmd.add_argument("--node", action="append", required=True, metavar="URL",
+                     help="ComfyUI server address, e.g. http://127.0.0.1:8188 (repeatable)")
+    cmd.add_argument("--set", dest="values", action="append", default=[], type=_pair,
+                     metavar="KEY=VALUE", help="a placeholder value (repeatable)")
+    cmd.add_argument("--image", dest="images", action="append", default=[], type=_pair,
+                     metavar="KEY=PATH", help="an image placeholder's file (repeatable)")
+    cmd.add_argument("--count", type=int, default=1, metavar="N", help="images (1-8)")
     cmd.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
                      help="folder for the outputs (default: current folder)")
+    cmd.add_argument("--dir", type=Path, default=DEFAULT_WORKFLOWS_DIR, metavar="D",
+                     help="workflows folder for names (default: ./workflows)")
+    cmd.add_argument("--data", type=Path, default=None, metavar="DIR",
+                     help="job database and outputs (default: in $COMFY_ORCH_HOME)")
     cmd.set_defaults(handler=run_submit)
 
 
-def load_graph_file(path: Path) -> Graph:
-    """Read and parse a workflow file, naming the file in every error."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise WorkflowNotFound(str(path)) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WorkflowFormatError(f"cannot be read: {exc}", source=str(path)) from exc
-    return parse_graph_text(text, source=str(path))
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key.strip(), value
+
+
+def resolve_target(name_or_file: str, folder: Path) -> tuple[Path, str]:
+    """(workflows folder, workflow name) for a registry name or a file path."""
+    path = Path(name_or_file)
+    if path.suffix == ".json" or path.exists():
+        if not path.is_file():
+            raise WorkflowNotFound(f"{name_or_file} (no such file)")
+        return path.resolve().parent, path.name.removesuffix(".json")
+    return folder, name_or_file
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    graph = load_graph_file(Path(args.workflow))
-    line = ProgressLine(Path(args.workflow).stem)
-    tracker = GraphProgress.for_graph(graph)
-
-    def on_message(msg: Message) -> None:
-        snap = tracker.update(msg)
-        if snap is None:
-            return
-        detail = f"node {snap.current_node} ({snap.current_class})" if snap.current_node else ""
-        if snap.steps:
-            detail += f" {snap.step}/{snap.steps}"
-        line.update(snap.fraction, detail, node=snap.current_node)
-
-    with ComfyClient(args.node) as client:
-        client.system_stats()  # fail fast with "no ComfyUI answered at ..."
+    folder, name = resolve_target(args.workflow, args.dir)
+    read_workflow(folder / f"{name}.json")  # a broken file is named before any node is asked
+    images = {key: Path(path) for key, path in args.images}
+    data = args.data or default_home() / "data"
+    _require_a_live_node(args.node)
+    with Orchestrator(data_dir=data, workflows_dir=folder, nodes=args.node,
+                      watch_workflows=False) as orch:
+        handle = orch.submit(name, dict(args.values), count=args.count, images=images)
         try:
-            result = client.run(graph, on_message=on_message)
-        except BaseException:
-            line.done("failed")
-            raise
-        line.done(f"done on {client.url}")
-        args.out.mkdir(parents=True, exist_ok=True)
-        for file in result.outputs:
-            if file.type != "output":
-                continue
-            target = args.out / Path(file.filename).name
-            target.write_bytes(client.view(file))
-            print(target)
-    return 0
+            job = _follow(handle, name)
+        except KeyboardInterrupt:
+            orch.cancel(handle.id)
+            job = orch.wait(handle.id, timeout=30)
+            print(f"job {job.id} {job.status.value}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        return _finish(orch, job, args.out)
+
+
+def _require_a_live_node(urls: list[str]) -> None:
+    """Fail fast with the first node's own error when none of them answers."""
+    failures: list[NodeError] = []
+    for url in urls:
+        try:
+            with ComfyClient(url) as client:
+                client.system_stats()
+            return
+        except NodeError as exc:
+            failures.append(exc)
+    raise failures[0]
+
+
+def _follow(handle: JobHandle, label: str) -> Job:
+    lines: dict[int, ProgressLine] = {}
+    count = len(handle.get().items)
+
+    def line(index: int) -> ProgressLine:
+        if index not in lines:
+            lines[index] = ProgressLine(f"{label} {index + 1}/{count}", tty=False)
+        return lines[index]
+
+    with handle.events() as sub:
+        for event in sub:
+            if isinstance(event, ProgressEvent):
+                what = f"{event.class_type or ''} {event.value}/{event.max}" if event.max else (
+                    event.class_type or "")
+                line(event.item).update(event.item_fraction, f"on {event.node}: {what}",
+                                        node=event.node_id)
+            elif isinstance(event, OutputEvent):
+                line(event.item).done(f"done ({event.filename})")
+            elif isinstance(event, ItemFailed):
+                retry = " — retrying on another node" if event.will_retry else ""
+                line(event.item).done(f"failed: {event.message}{retry}")
+            elif isinstance(event, Finished | Snapshot) and _is_terminal(event):
+                break
+    return handle.wait(timeout=30)
+
+
+def _is_terminal(event: Finished | Snapshot) -> bool:
+    return isinstance(event, Finished) or JobStatus(event.status).terminal
+
+
+def _finish(orch: Orchestrator, job: Job, out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    for record in orch.outputs_of(job.id):
+        target = out / record.filename
+        target.write_bytes(orch.output_bytes(record.id))
+        print(target)
+    if job.status == JobStatus.SUCCEEDED:
+        return EXIT_OK
+    errors = [i.error for i in job.items if i.error is not None]
+    for error in {e.message for e in errors}:
+        print(f"error: {error}", file=sys.stderr)
+    if errors and all(e.code in BAD_INPUT_CODES for e in errors):
+        return EXIT_BAD_INPUT
+    return EXIT_FAILED

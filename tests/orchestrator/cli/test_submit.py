@@ -24,20 +24,23 @@ def test_submit_writes_outputs_and_prints_their_paths(
     comfy_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     wf = write(tmp_path, graphs.solid_image(32, 16, "#0000ff", seed=11))
-    code = main(["submit", str(wf), "--node", comfy_url, "--out", str(tmp_path / "out")])
+    code = main(["submit", str(wf), "--node", comfy_url, "--out", str(tmp_path / "out"),
+                 "--data", str(tmp_path / "data")])
     out, err = capsys.readouterr()
     assert code == 0
     paths = [Path(line) for line in out.splitlines()]
     assert len(paths) == 1 and paths[0].parent == tmp_path / "out"
-    assert Image.open(paths[0]).size == (32, 16)
-    assert "wf 100%" in err and "done on" in err  # plain progress lines when not a tty
+    with Image.open(paths[0]) as image:
+        assert image.size == (32, 16)
+    assert "wf 1/1 100%" in err and "wf 1/1 done" in err  # plain progress lines, not a tty
 
 
 def test_failing_graph_exits_1_with_node_and_message(
     comfy_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     wf = write(tmp_path, graphs.failing("out of paint", seed=12))
-    assert main(["submit", str(wf), "--node", comfy_url, "--out", str(tmp_path)]) == 1
+    assert main(["submit", str(wf), "--node", comfy_url, "--out", str(tmp_path),
+                 "--data", str(tmp_path / "data")]) == 1
     err = capsys.readouterr().err
     assert "error: node 2 (OrchTestFail) failed: RuntimeError: out of paint" in err
     assert "Traceback" not in err
@@ -47,7 +50,7 @@ def test_rejected_graph_exits_2_with_per_input_lines(
     comfy_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     wf = write(tmp_path, graphs.txt2img(steps=0))
-    assert main(["submit", str(wf), "--node", comfy_url]) == 2
+    assert main(["submit", str(wf), "--node", comfy_url, "--data", str(tmp_path / "d")]) == 2
     assert "node 3 (KSampler) input 'steps': value 0 smaller than min 1" in capsys.readouterr().err
 
 
@@ -70,3 +73,34 @@ def test_bad_file_exits_2_naming_the_file(tmp_path: Path, capsys: pytest.Capture
     bad.write_text('{"3": {"class_type": "KSampler", "inputs": {"steps": %steps%}}}')
     assert main(["submit", str(bad), "--node", "http://127.0.0.1:9"]) == 2
     assert f"error: {bad}, line 1" in capsys.readouterr().err
+
+
+def test_registry_workflow_with_values_and_count_runs_through_the_pool(
+    comfy_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "wfs"
+    folder.mkdir()
+    graph = graphs.solid_image(8, 8, "%color%")
+    graph["1"]["inputs"]["seed"] = "%seed%"
+    (folder / "swatch.json").write_text(json.dumps(graph))
+    code = main(["submit", "swatch", "--dir", str(folder), "--node", comfy_url,
+                 "--set", "color=#123456", "--set", "seed=5", "--count", "2",
+                 "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    pixels = []
+    for line in out.splitlines():
+        with Image.open(line) as image:
+            pixels.append(image.convert("RGB").getpixel((0, 0)))
+    assert pixels == [(0x12, 0x34, 0x56)] * 2
+    assert "swatch 1/2" in err and "swatch 2/2" in err
+
+
+def test_unknown_placeholder_value_problem_exits_2(
+    comfy_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    graph = graphs.solid_image()
+    graph["1"]["inputs"]["color"] = "%colr%"
+    wf = write(tmp_path, graph)
+    assert main(["submit", str(wf), "--node", comfy_url, "--data", str(tmp_path / "d")]) == 2
+    assert "%colr%" in capsys.readouterr().err
