@@ -8,6 +8,7 @@ workflow and run it on whichever node is free.
 
 from __future__ import annotations
 
+import builtins
 import random
 import threading
 import time
@@ -206,8 +207,8 @@ class Orchestrator:
     def list(self, **filters: Any) -> JobPage:
         return self.store.list_jobs(**filters)
 
-    def outputs_of(self, job_id: str) -> list[OutputRecord]:
-        records: list[OutputRecord] = []
+    def outputs_of(self, job_id: str) -> builtins.list[OutputRecord]:
+        records: builtins.list[OutputRecord] = []
         cursor = None
         while True:
             page = self.store.list_outputs(job_id=job_id, limit=500, cursor=cursor)
@@ -299,7 +300,7 @@ class Orchestrator:
     def drain_node(self, name: str, draining: bool = True) -> None:
         self.pool.drain(name, draining)
 
-    def nodes(self) -> list[NodeInfo]:
+    def nodes(self) -> builtins.list[NodeInfo]:
         return self.pool.nodes()
 
     # --- lifecycle ---------------------------------------------------------------------

@@ -15,7 +15,8 @@ def solid_image(width: int = 64, height: int = 48, color: str = "#ff0000", *,
         "1": {"class_type": "OrchTestSolidImage",
               "inputs": {"width": width, "height": height, "color": color, "batch_size": 1,
                          "seed": seed}},
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}},
+        "2": {"class_type": "SaveImage",
+              "inputs": {"images": ["1", 0], "filename_prefix": prefix}},
     }
 
 
@@ -24,7 +25,8 @@ def sleep(seconds: float = 0.4, steps: int = 4, *, seed: int = 0) -> Graph:
     return {
         "1": {"class_type": "OrchTestSleep",
               "inputs": {"seconds": seconds, "steps": steps, "seed": seed}},
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "sleep"}},
+        "2": {"class_type": "SaveImage",
+              "inputs": {"images": ["1", 0], "filename_prefix": "sleep"}},
     }
 
 

@@ -21,8 +21,8 @@ def register(commands: Any) -> None:
     sub = group.add_subparsers(dest="comfyui_command", required=True, metavar="ACTION")
 
     install = sub.add_parser("install", help="provision ComfyUI into the cache (idempotent)")
-    install.add_argument("--home", type=Path, default=None,
-                         help="cache folder (default $COMFY_ORCH_HOME or ~/.cache/comfy-orchestrator)")
+    install.add_argument("--home", type=Path, default=None, help="cache folder (default "
+                         "$COMFY_ORCH_HOME or ~/.cache/comfy-orchestrator)")
     install.set_defaults(handler=run_install)
 
     start = sub.add_parser("start", help="start the cached ComfyUI in the foreground")

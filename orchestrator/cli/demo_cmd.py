@@ -36,7 +36,8 @@ def register(commands: Any) -> None:
 def demo_graph(seed: int) -> dict[str, Any]:
     """ComfyUI's classic default graph, on the random-weight checkpoint."""
     return {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": TINY_CHECKPOINT_NAME}},
+        "4": {"class_type": "CheckpointLoaderSimple",
+              "inputs": {"ckpt_name": TINY_CHECKPOINT_NAME}},
         "6": {"class_type": "CLIPTextEncode",
               "inputs": {"text": "a lighthouse at dusk", "clip": ["4", 1]}},
         "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},

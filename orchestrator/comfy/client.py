@@ -21,10 +21,10 @@ import websocket
 
 from orchestrator.comfy import protocol
 from orchestrator.comfy.messages import (
+    Executing,
     ExecutionError,
     ExecutionInterrupted,
     ExecutionStart,
-    Executing,
     Message,
     Preview,
     parse_message,
@@ -146,7 +146,8 @@ class ComfyClient:
     ) -> Submitted:
         """Queue ``graph`` under ``prompt_id`` (ours to choose; a uuid4 when omitted)."""
         body = protocol.prompt_body(
-            graph, client_id=client_id or uuid.uuid4().hex, prompt_id=prompt_id or str(uuid.uuid4()),
+            graph, client_id=client_id or uuid.uuid4().hex,
+            prompt_id=prompt_id or str(uuid.uuid4()),
             extra_data=extra_data, front=front,
         )
         resp = self._request("POST", "/prompt", json=body)
@@ -241,7 +242,8 @@ class ComfyClient:
 class PromptWatch:
     """A websocket following one prompt; opened before submitting it."""
 
-    def __init__(self, client: ComfyClient, prompt_id: str, *, client_id: str | None = None) -> None:
+    def __init__(self, client: ComfyClient, prompt_id: str, *,
+                 client_id: str | None = None) -> None:
         self.client = client
         self.prompt_id = prompt_id
         # ComfyUI routes a prompt's events to the socket of the client_id that posted it; a

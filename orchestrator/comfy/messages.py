@@ -130,7 +130,8 @@ def parse_message(frame: str | bytes) -> Message:
     if parser is None:
         return Unknown(data.get("prompt_id") if isinstance(data, dict) else None, kind, data)
     try:
-        return parser(data)
+        message: Message = parser(data)
+        return message
     except (KeyError, TypeError, ValueError) as exc:
         raise NodeProtocolError("", f"malformed {kind!r} event: {data!r:.200}") from exc
 

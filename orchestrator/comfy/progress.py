@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from orchestrator.comfy.messages import (
     Executed,
-    ExecutionCached,
     Executing,
+    ExecutionCached,
     Message,
     Progress,
 )

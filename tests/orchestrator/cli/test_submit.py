@@ -68,7 +68,9 @@ def test_unreachable_node_exits_2_with_one_clear_line(tmp_path: Path) -> None:
     )
 
 
-def test_bad_file_exits_2_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_file_exits_2_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "broken.json"
     bad.write_text('{"3": {"class_type": "KSampler", "inputs": {"steps": %steps%}}}')
     assert main(["submit", str(bad), "--node", "http://127.0.0.1:9"]) == 2

@@ -7,9 +7,9 @@ import pytest
 
 from orchestrator.comfy.messages import (
     Executed,
+    Executing,
     ExecutionCached,
     ExecutionError,
-    Executing,
     Preview,
     Progress,
     ProgressState,

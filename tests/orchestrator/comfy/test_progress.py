@@ -1,6 +1,6 @@
 """Whole-graph progress is monotonic and counts nodes from the graph."""
 
-from orchestrator.comfy.messages import Executed, ExecutionCached, Executing, Progress
+from orchestrator.comfy.messages import Executed, Executing, ExecutionCached, Progress
 from orchestrator.comfy.progress import GraphProgress
 
 GRAPH = {"4": {"class_type": "CheckpointLoaderSimple"}, "3": {"class_type": "KSampler"},

@@ -1,0 +1,148 @@
+"""Pool benchmarks against real ComfyUI nodes on loopback, printed as ratios to a baseline.
+
+    .venv/bin/python bench/bench_pool.py [--quick]
+
+Prints, in one run:
+- orchestrator overhead per trivial job: p50 of submit→outputs-stored through the pool,
+  divided by p50 of a direct ComfyClient.run + /view on the same server (goal <= 1.10);
+- completion-to-output-available latency (ComfyUI's end message → our output event);
+- throughput with 1/2/4 nodes on sleep-node jobs, relative to 1 node (goal >= 3.8x at 4);
+- enqueue rate for 10,000 jobs and the process RSS with 10,000 queued jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from orchestrator.comfy.client import ComfyClient  # noqa: E402
+from orchestrator.events import Finished, OutputEvent  # noqa: E402
+from orchestrator.jobs import JobSpec  # noqa: E402
+from orchestrator.provision.install import default_home, ensure_installed  # noqa: E402
+from orchestrator.provision.server import LocalComfy, prepare_base_dir  # noqa: E402
+from orchestrator.service import Orchestrator  # noqa: E402
+from orchestrator.store import open_store  # noqa: E402
+
+TEST_PACK = ROOT / "tests" / "comfy_nodes"
+
+
+def solid(seed: int) -> dict[str, dict[str, object]]:
+    return {
+        "1": {"class_type": "OrchTestSolidImage",
+              "inputs": {"width": 16, "height": 16, "color": "#808080", "batch_size": 1,
+                         "seed": seed}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "b"}},
+    }
+
+
+def nap(seed: int, seconds: float) -> dict[str, dict[str, object]]:
+    return {
+        "1": {"class_type": "OrchTestSleep",
+              "inputs": {"seconds": seconds, "steps": 2, "seed": seed}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "n"}},
+    }
+
+
+def start_nodes(count: int, workdir: Path) -> list[LocalComfy]:
+    inst = ensure_installed(default_home(), progress=lambda line: print(line, flush=True))
+    servers = [LocalComfy(inst, prepare_base_dir(inst, workdir / f"node{i}", [TEST_PACK]))
+               for i in range(count)]
+    threads = [threading.Thread(target=s.start) for s in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in servers:
+        s.start()  # no-op when up; raises with the log when it failed
+    return servers
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def overhead(url: str, workdir: Path, runs: int) -> None:
+    direct = []
+    with ComfyClient(url) as client:
+        for seed in range(runs):
+            t0 = time.perf_counter()
+            result = client.run(solid(10_000 + seed))
+            for file in result.outputs:
+                client.view(file)
+            direct.append(time.perf_counter() - t0)
+    pooled, to_output = [], []
+    with Orchestrator(data_dir=workdir / "overhead", nodes=[url]) as orch:
+        for seed in range(runs):
+            t0 = time.perf_counter()
+            handle = orch.submit(graph=solid(20_000 + seed))
+            with handle.events() as sub:
+                for event in sub:
+                    if isinstance(event, OutputEvent):
+                        to_output.append(time.perf_counter() - t0)
+                    if isinstance(event, Finished):
+                        break
+            pooled.append(time.perf_counter() - t0)
+    print(f"trivial job p50: direct {p50(direct) * 1000:.1f} ms, pool {p50(pooled) * 1000:.1f} ms"
+          f" → overhead ratio {p50(pooled) / p50(direct):.2f} (goal <= 1.10)")
+    print(f"submit → output stored p50 {p50(to_output) * 1000:.1f} ms; output stored → job "
+          f"finished p50 {(p50(pooled) - p50(to_output)) * 1000:.1f} ms")
+
+
+def throughput(urls: list[str], workdir: Path, jobs: int, seconds: float) -> float:
+    with Orchestrator(data_dir=workdir / f"tp{len(urls)}", nodes=urls) as orch:
+        t0 = time.perf_counter()
+        handles = [orch.submit(graph=nap(len(urls) * 1000 + i, seconds)) for i in range(jobs)]
+        for handle in handles:
+            handle.wait(timeout=600)
+        elapsed = time.perf_counter() - t0
+    return jobs / elapsed
+
+
+def enqueue(workdir: Path, jobs: int) -> None:
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open_store(workdir / "enqueue") as store:
+        spec = JobSpec(graph=solid(1))
+        t0 = time.perf_counter()
+        for _ in range(jobs):
+            store.create_job(spec)
+        elapsed = time.perf_counter() - t0
+        assert store.queued_count() == jobs
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"enqueue {jobs} jobs: {jobs / elapsed:,.0f} jobs/s; process max RSS {rss / 1024:.0f} MB"
+          f" (+{(rss - rss_before) / 1024:.0f} MB while holding {jobs} queued jobs)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer runs")
+    args = parser.parse_args()
+    runs, jobs, nap_s = (10, 8, 0.5) if args.quick else (30, 24, 1.0)
+    with tempfile.TemporaryDirectory(prefix="bench-pool-") as tmp:
+        workdir = Path(tmp)
+        enqueue(workdir, 10_000)
+        servers = start_nodes(4, workdir)
+        try:
+            urls = [s.url for s in servers]
+            overhead(urls[0], workdir, runs)
+            base = throughput(urls[:1], workdir, jobs, nap_s)
+            print(f"throughput 1 node: {base:.2f} jobs/s (sleep {nap_s}s jobs)")
+            for n in (2, 4):
+                rate = throughput(urls[:n], workdir, jobs, nap_s)
+                goal = " (goal >= 3.8x)" if n == 4 else ""
+                print(f"throughput {n} nodes: {rate:.2f} jobs/s → {rate / base:.2f}x{goal}")
+        finally:
+            for server in servers:
+                server.stop()
+
+
+if __name__ == "__main__":
+    main()
