@@ -173,12 +173,24 @@ class WorkflowRegistry:
     # --- loading ------------------------------------------------------------------------
 
     def reload(self, names: Iterable[str] | None = None) -> None:
-        """Read ``names`` (default: every workflow in the folder) from disk again."""
+        """Read ``names`` (default: every workflow in the folder) from disk again.
+
+        Raises ``ConfigError`` when the folder has disappeared.
+        """
         self._refuse_if_closed()
         if names is None:
             with self._lock:
                 known = set(self._entries)
-            names = known | {n for p in self.folder.iterdir() if (n := name_of(p))}
+            names = known | self._names_on_disk()
+        self._reload_all(names)
+
+    def _names_on_disk(self) -> set[str]:
+        try:
+            return {n for p in self.folder.iterdir() if (n := name_of(p))}
+        except OSError as exc:
+            raise ConfigError(f"workflows folder {self.folder} cannot be read: {exc}") from exc
+
+    def _reload_all(self, names: Iterable[str]) -> None:
         for name in sorted(names):
             self._reload_one(name)
 
@@ -234,9 +246,8 @@ class WorkflowRegistry:
         return observer
 
     def _on_paths(self, paths: Iterable[str]) -> None:
-        names = {n for p in paths if (n := name_of(p))}
-        if names and not self._closed:
-            self.reload(names)
+        if not self._closed:  # events racing close() are dropped, not raised in watchdog's thread
+            self._reload_all({n for p in paths if (n := name_of(p))})
 
     # --- lifecycle ----------------------------------------------------------------------
 
