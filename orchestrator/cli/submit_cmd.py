@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from orchestrator.console import ProgressLine
 from orchestrator.comfy.client import ComfyClient
+from orchestrator.console import ProgressLine
 from orchestrator.errors import NodeError, WorkflowNotFound
 from orchestrator.events import Finished, ItemFailed, OutputEvent, ProgressEvent, Snapshot
 from orchestrator.jobs import Job, JobStatus
@@ -102,7 +102,9 @@ def _follow(handle: JobHandle, label: str) -> Job:
 
     def line(index: int) -> ProgressLine:
         if index not in lines:
-            lines[index] = ProgressLine(f"{label} {index + 1}/{count}", tty=False)
+            # One redrawn bar on a terminal for a single image; plain lines for several.
+            lines[index] = ProgressLine(f"{label} {index + 1}/{count}",
+                                        tty=None if count == 1 else False)
         return lines[index]
 
     with handle.events() as sub:
