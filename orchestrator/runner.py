@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from placeholders import fill_uploads, upload_requests
-
 from orchestrator import dispatch
 from orchestrator.comfy.client import ComfyClient, PromptWatch
 from orchestrator.comfy.messages import ExecutionStart, Message, Preview
@@ -41,6 +39,7 @@ from orchestrator.jobs import Item, ItemError, ItemStatus, Job
 from orchestrator.nodes import Node
 from orchestrator.outputs import BlobStore, OutputRecord, new_output, probe
 from orchestrator.store import JobStore
+from placeholders import fill_uploads, upload_requests
 
 # Timeouts (seconds)
 # Silence while a prompt runs after which the node is treated as stuck and the item moves.
