@@ -6,7 +6,9 @@ the ``comfy_url`` tests check real graphs against a real server's ``/object_info
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -293,3 +295,22 @@ def test_a_real_servers_new_style_combo_is_checked(object_info: Any) -> None:
              "3": node("SaveImage", images=["2", 0], filename_prefix="x")}
     [problem] = check_against_object_info(graph, object_info)
     assert problem.input_name == "upscale_method" and "lanczos" in problem.message
+
+
+# --- purity -----------------------------------------------------------------------------------
+
+IO_MODULES = {"requests", "websocket", "watchdog", "sqlite3", "socket", "subprocess",
+              "threading", "orchestrator.registry", "orchestrator.comfy.client"}
+
+
+@pytest.mark.parametrize("module", ["metadata", "validation", "rendering", "workflow"])
+def test_the_workflow_core_modules_import_no_io_module(module: str) -> None:
+    source = Path(__file__).resolve().parents[2] / "orchestrator" / f"{module}.py"
+    imported = set()
+    for stmt in ast.walk(ast.parse(source.read_text())):
+        if isinstance(stmt, ast.Import):
+            imported |= {alias.name for alias in stmt.names}
+        elif isinstance(stmt, ast.ImportFrom) and stmt.module:
+            imported.add(stmt.module)
+    assert not {name for name in imported
+                if name in IO_MODULES or name.split(".")[0] in IO_MODULES}
