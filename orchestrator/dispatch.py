@@ -6,6 +6,7 @@ without touching threads or sockets.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,3 +125,36 @@ def error_code(exc: BaseException) -> str:
         "NodeProtocolError": "node_protocol_error",
         "JobCancelled": "canceled",
     }.get(type(exc).__name__, "internal_error")
+
+
+def merge_object_info(infos: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """One ``/object_info`` for the pool: every class any node has, with combo values merged.
+
+    A graph that validates against this can run somewhere in the pool; which node can run
+    it is decided per item by ``can_run``.
+    """
+    merged: dict[str, Any] = {}
+    for info in infos:
+        for class_type, spec in info.items():
+            if class_type not in merged:
+                merged[class_type] = copy.deepcopy(spec)
+            else:
+                _merge_combos(merged[class_type], spec)
+    return merged
+
+
+def _merge_combos(into: dict[str, Any], spec: Mapping[str, Any]) -> None:
+    for section in ("required", "optional"):
+        mine = (into.get("input") or {}).get(section) or {}
+        theirs = (spec.get("input") or {}).get(section) or {}
+        for name, input_spec in theirs.items():
+            target = mine.get(name)
+            values = combo_values(input_spec)
+            if target is None or values is None or combo_values(target) is None:
+                continue
+            known = combo_values(target) or []
+            extra = [v for v in values if v not in known]
+            if extra and isinstance(target[0], list):
+                target[0] = [*target[0], *extra]
+            elif extra and len(target) > 1 and isinstance(target[1], dict):
+                target[1]["options"] = [*known, *extra]

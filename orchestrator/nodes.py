@@ -86,6 +86,7 @@ class Node:
     health: Health = Health.UNKNOWN
     draining: bool = False
     capabilities: Capabilities | None = None
+    object_info: dict[str, Any] = field(default_factory=dict, repr=False)
     system_stats: dict[str, Any] = field(default_factory=dict)
     last_error: str | None = None
     last_seen: float | None = None
@@ -109,7 +110,8 @@ class Node:
             try:
                 stats = client.system_stats()
                 if self.health != Health.UP or self.capabilities is None:
-                    self.capabilities = Capabilities.from_object_info(client.object_info())
+                    self.object_info = client.object_info()
+                    self.capabilities = Capabilities.from_object_info(self.object_info)
                     if self.health == Health.DOWN:
                         self.restarts += 1
             except NodeError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from orchestrator import dispatch
 from orchestrator.dispatch import Requirements
@@ -170,6 +171,12 @@ class NodePool:
         with self.lock:
             workers = list(self.workers.values())
         return [w.node.info(w.in_flight()) for w in workers]
+
+    def object_info(self) -> dict[str, Any]:
+        """The merged ``/object_info`` of every node that has answered."""
+        with self.lock:
+            nodes = [w.node for w in self.workers.values()]
+        return dispatch.merge_object_info(n.object_info for n in nodes if n.object_info)
 
     def capabilities(self) -> list[dispatch.Capabilities]:
         with self.lock:

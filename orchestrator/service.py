@@ -27,7 +27,9 @@ from orchestrator.pool import NodePool
 from orchestrator.registry import WorkflowRegistry
 from orchestrator.rendering import render_workflow
 from orchestrator.runner import PoolContext, RenderedItem, publish_if_finished
+from orchestrator.staging import stage_named_inputs
 from orchestrator.store import JobPage, JobStore, open_store
+from orchestrator.validation import check_against_object_info, raise_for_problems
 
 ImageInput = bytes | Path
 
@@ -164,9 +166,9 @@ class Orchestrator:
 
     def _render(self, job: Job, item: Item) -> RenderedItem:
         spec = job.spec
-        if spec.graph is not None:
-            return RenderedItem(spec.graph, None)
         images = {name: self.blobs.path(sha).read_bytes() for name, sha in spec.images.items()}
+        if spec.graph is not None:
+            return RenderedItem(stage_named_inputs(spec.graph, images), None)
         with self._rng_lock:
             rng = random.Random(self._rng.getrandbits(64))
         rendered = render_workflow(self._workflow(spec.workflow), spec.values, index=item.index,
@@ -302,6 +304,21 @@ class Orchestrator:
 
     def nodes(self) -> builtins.list[NodeInfo]:
         return self.pool.nodes()
+
+    def object_info(self) -> dict[str, Any]:
+        """The pool's merged ``/object_info`` (every class some node has)."""
+        return self.pool.object_info()
+
+    def preflight(self, graph: Mapping[str, Any], *, source: str = "prompt") -> None:
+        """Check a raw graph against the pool's merged ``/object_info``.
+
+        Raises ``GraphRejected`` naming each node and input at fault (unknown class, missing
+        input, value out of range, model not installed). Does nothing while no node has
+        answered yet: the graph then waits for one.
+        """
+        info = self.object_info()
+        if info:
+            raise_for_problems(check_against_object_info(dict(graph), info), source=source)
 
     # --- lifecycle ---------------------------------------------------------------------
 

@@ -186,3 +186,38 @@ def test_regenerate_reuses_values_with_new_or_same_seed(
     fresh = orch.regenerate(output_id).wait(timeout=60)
     assert same.items[0].seed == 77 and fresh.items[0].seed != 77
     assert orch.output(same.items[0].output_ids[0]).sha256 == orch.output(output_id).sha256
+
+
+def test_raw_graph_naming_an_uploaded_image_gets_it_staged_on_the_node(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 12), (200, 10, 30)).save(buf, "PNG")
+    graph = {"1": {"class_type": "LoadImage", "inputs": {"image": "my photo.png"}},
+             "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+             "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0],
+                                                          "filename_prefix": "staged"}}}
+    orch = orch_factory([comfy_url])
+    job = orch.submit(graph=graph, images={"my photo.png": buf.getvalue()}).wait(timeout=60)
+    assert job.status == JobStatus.SUCCEEDED, job.items[0].error
+    with Image.open(io.BytesIO(orch.output_bytes(job.items[0].output_ids[0]))) as image:
+        assert image.size == (24, 12)
+        pixel = image.convert("RGB").getpixel((0, 0))
+        assert all(abs(a - b) <= 1 for a, b in zip(pixel, (55, 245, 225), strict=True))
+
+
+def test_preflight_names_node_and_input_against_the_pools_object_info(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    from orchestrator.errors import GraphRejected
+
+    orch = orch_factory([comfy_url])
+    graph = graphs.txt2img(steps=0)
+    with pytest.raises(GraphRejected) as info:
+        orch.preflight(graph)
+    assert any(p.node_id == "3" and p.input_name == "steps" for p in info.value.problems)
+    assert "OrchTestSleep" in orch.object_info()
