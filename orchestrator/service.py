@@ -121,13 +121,15 @@ class Orchestrator:
         images: Mapping[str, ImageInput] | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        job_id: str | None = None,
     ) -> JobHandle:
         """Record a job and return its handle at once; workers pick it up.
 
         ``workflow`` names a registry workflow (values fill its placeholders); ``graph``
         is a raw API-format graph instead. Bad values raise ``SubstitutionError`` before
         anything is recorded. A job that no known node can run is recorded as failed
-        with ``no node can run class X / model Y``.
+        with ``no node can run class X / model Y``. ``job_id`` lets a front end choose the
+        id (the ComfyUI gateway honours a client's ``prompt_id``).
         """
         self._check_open()
         spec = JobSpec(
@@ -137,7 +139,8 @@ class Orchestrator:
             images=self._store_images(images or {}), metadata=dict(metadata or {}),
         )
         requirements = self._requirements_for_spec(spec)  # renders once: fails fast
-        job, replayed = self.store.create_job_idempotent(spec, idempotency_key=idempotency_key)
+        job, replayed = self.store.create_job_idempotent(spec, idempotency_key=idempotency_key,
+                                                         job_id=job_id)
         if replayed:
             return JobHandle(self, job.id, replayed=True)
         self._requirements[job.id] = requirements
