@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,8 +14,14 @@ from orchestrator.errors import ConfigError, JobNotFound, StoreError
 from orchestrator.tokens import TOKENS_FILE, Principal, TokenStore, split_token
 
 
+def parts(token: str) -> tuple[str, str]:
+    found = split_token(token)
+    assert found is not None, token
+    return found
+
+
 @pytest.fixture()
-def store(tmp_path: Path) -> TokenStore:
+def store(tmp_path: Path) -> Iterator[TokenStore]:
     with TokenStore.open(tmp_path) as tokens:
         yield tokens
 
@@ -22,7 +29,7 @@ def store(tmp_path: Path) -> TokenStore:
 def test_a_new_token_authenticates_as_its_owner(store: TokenStore) -> None:
     token = store.create("alice")
     who = store.authenticate(token)
-    assert who == Principal(owner="alice", admin=False, token_id=split_token(token)[0])
+    assert who == Principal(owner="alice", admin=False, token_id=parts(token)[0])
 
 
 def test_admin_tokens_say_so(store: TokenStore) -> None:
@@ -32,14 +39,14 @@ def test_admin_tokens_say_so(store: TokenStore) -> None:
 
 def test_the_plaintext_is_never_stored(store: TokenStore, tmp_path: Path) -> None:
     token = store.create("alice")
-    secret = split_token(token)[1]
+    secret = parts(token)[1]
     rows = sqlite3.connect(tmp_path / TOKENS_FILE).execute("SELECT * FROM tokens").fetchall()
     assert rows and all(secret not in str(row) for row in rows)
 
 
 def test_a_wrong_secret_with_a_real_id_is_refused(store: TokenStore) -> None:
     token = store.create("alice")
-    token_id, secret = split_token(token)
+    token_id, secret = parts(token)
     assert store.authenticate(f"co_{token_id}_{secret[:-1]}x") is None
 
 
@@ -52,14 +59,14 @@ def test_malformed_tokens_are_refused(store: TokenStore, garbage: str) -> None:
 
 def test_tokens_are_unique(store: TokenStore) -> None:
     tokens = {store.create("alice") for _ in range(50)}
-    assert len(tokens) == 50 and len({split_token(t)[0] for t in tokens}) == 50
+    assert len(tokens) == 50 and len({parts(t)[0] for t in tokens}) == 50
 
 
 @pytest.mark.parametrize("how", ["id", "prefix", "token"])
 def test_revoke_by_id_prefix_or_token_refuses_it_from_then_on(store: TokenStore,
                                                                how: str) -> None:
     token = store.create("alice")
-    info = store.get(split_token(token)[0])
+    info = store.get(parts(token)[0])
     ref = {"id": info.id, "prefix": info.prefix, "token": token}[how]
     revoked = store.revoke(ref)
     assert revoked.revoked_at is not None
@@ -68,12 +75,12 @@ def test_revoke_by_id_prefix_or_token_refuses_it_from_then_on(store: TokenStore,
 
 def test_revoke_leaves_other_tokens_alone(store: TokenStore) -> None:
     keep, drop = store.create("alice"), store.create("alice")
-    store.revoke(split_token(drop)[0])
+    store.revoke(parts(drop)[0])
     assert store.authenticate(keep) is not None
 
 
 def test_revoking_twice_keeps_the_first_time(store: TokenStore) -> None:
-    token_id = split_token(store.create("alice"))[0]
+    token_id = parts(store.create("alice"))[0]
     first = store.revoke(token_id).revoked_at
     assert store.revoke(token_id).revoked_at == first
 
@@ -87,12 +94,12 @@ def test_list_shows_every_token_oldest_first_without_secrets(tmp_path: Path) -> 
     moments = iter(datetime(2026, 1, day, tzinfo=UTC) for day in range(1, 10))
     with TokenStore(tmp_path / "t.sqlite3", clock=lambda: next(moments)) as store:
         first, second = store.create("alice"), store.create("bob", admin=True)
-        store.revoke(split_token(first)[0])
+        store.revoke(parts(first)[0])
         listed = store.list()
     assert [(t.owner, t.admin, t.revoked_at is not None) for t in listed] == [
         ("alice", False, True), ("bob", True, False)]
     assert listed[0].created_at == datetime(2026, 1, 1, tzinfo=UTC)
-    assert all(split_token(second)[1] not in repr(t) for t in listed)
+    assert all(parts(second)[1] not in repr(t) for t in listed)
 
 
 def test_tokens_survive_reopening(tmp_path: Path) -> None:
@@ -106,7 +113,7 @@ def test_a_revocation_is_seen_by_another_open_store(tmp_path: Path) -> None:
     """The CLI revokes in its own process while the service keeps its store open."""
     with TokenStore.open(tmp_path) as service, TokenStore.open(tmp_path) as cli:
         token = service.create("alice")
-        cli.revoke(split_token(token)[0])
+        cli.revoke(parts(token)[0])
         assert service.authenticate(token) is None
 
 
