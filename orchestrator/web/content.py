@@ -1,0 +1,78 @@
+"""Serving stored bytes over HTTP: ETags, conditional requests and byte ranges.
+
+Parsing is pure; ``file_chunks`` is the only I/O. Blobs are content-addressed, so the
+sha256 is a strong ETag that never goes stale.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from orchestrator.web.errors import RangeNotSatisfiable
+
+CHUNK_BYTES = 64 * 1024
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def etag_of(sha256: str, variant: str = "") -> str:
+    return f'"{sha256}{"-" + variant if variant else ""}"'
+
+
+def not_modified(if_none_match: str | None, etag: str) -> bool:
+    """Whether ``If-None-Match`` already names ``etag`` (weak comparison, as RFC 9110 says)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    tags = (t.strip().removeprefix("W/") for t in if_none_match.split(","))
+    return etag in tags
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The ``(first, last)`` byte positions (inclusive) asked for, or None for the whole file.
+
+    Headers we do not serve (several ranges, other units, malformed) mean the whole file,
+    which RFC 9110 allows; a well-formed range outside the file raises
+    ``RangeNotSatisfiable``.
+    """
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    first, dash, last = spec.strip().partition("-")
+    if unit.strip().lower() != "bytes" or "," in spec or not dash:
+        return None
+    if not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+        return None
+    if first == "":
+        return _suffix(int(last) if last else 0, size)
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        raise RangeNotSatisfiable(size)
+    return start, end
+
+
+def _suffix(length: int, size: int) -> tuple[int, int]:
+    if length <= 0 or size == 0:
+        raise RangeNotSatisfiable(size)
+    return max(0, size - length), size - 1
+
+
+def file_chunks(path: Path, first: int, last: int) -> Iterator[bytes]:
+    """Bytes ``first``..``last`` (inclusive) of ``path``, in chunks."""
+    left = last - first + 1
+    with path.open("rb") as handle:
+        handle.seek(first)
+        while left > 0:
+            chunk = handle.read(min(CHUNK_BYTES, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+
+
+def disposition(filename: str) -> str:
+    """An inline ``Content-Disposition`` with a name safe in any header."""
+    return f'inline; filename="{_UNSAFE_FILENAME.sub("_", Path(filename).name) or "output"}"'

@@ -1,0 +1,311 @@
+"""Request and response bodies of the REST API, and the parse functions for what arrives.
+
+Requests are parsed here into typed models (a malformed one raises ``InvalidRequest``
+naming the field), so routes trust what they get. Responses are built from core objects
+by ``*.of(...)`` constructors, so the JSON shape lives in one place. Every timestamp is
+timezone-aware (UTC).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal, Self, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from orchestrator.jobs import MAX_COUNT, Item, Job
+from orchestrator.nodes import NodeInfo
+from orchestrator.outputs import OutputRecord
+from orchestrator.web.errors import InvalidRequest
+
+# Workflow names and output ids: one path segment, never a dot-dot, never hidden.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+# Node names default to "host:port", so they may hold a colon.
+NODE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+PLACEHOLDER_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
+TEXT_MAX = 200  # characters of a character or conversation id
+PRIORITY_LIMIT = 100
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def checked_name(value: str, what: str = "name", pattern: re.Pattern[str] = NAME_RE) -> str:
+    """``value`` if it is a safe single path segment, else ``InvalidRequest``."""
+    if not pattern.fullmatch(value) or ".." in value:
+        raise InvalidRequest(f"{what} {value!r} is not allowed; use letters, digits, '_', '-' "
+                             "and '.', start with a letter or digit, no '..', at most 100 "
+                             "characters", details={"field": what})
+    return value
+
+
+def base_url(request: Request) -> str:
+    """The service's own address as the client reached it, for absolute links."""
+    return str(request.base_url).rstrip("/")
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """``moment`` with a timezone (UTC assumed for a naive one)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def parse_model(model: type[M], data: Any, *, where: str = "body") -> M:
+    """``data`` validated into ``model``, or ``InvalidRequest`` naming the bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or where, "message": e["msg"]}
+                  for e in exc.errors()]
+        first = errors[0]
+        raise InvalidRequest(f"{where}: {first['field']}: {first['message']}",
+                             details={"errors": errors}) from exc
+
+
+def parse_json(text: str | bytes, *, where: str = "body") -> Any:
+    """JSON text parsed, or ``InvalidRequest`` with the line and column of the mistake."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"{where} is not valid JSON ({exc})") from exc
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobRequest(_Request):
+    """A job: a registered ``workflow`` with ``values``, or a raw API-format ``graph``."""
+
+    workflow: str | None = Field(default=None, description="a workflow name from /v1/workflows")
+    graph: dict[str, Any] | None = Field(
+        default=None, description="a raw API-format graph instead of a workflow")
+    values: dict[str, Any] = Field(default_factory=dict,
+                                   description="placeholder values, e.g. prompt, seed, width")
+    count: int = Field(default=1, ge=1, le=MAX_COUNT, description="images, each its own seed")
+    character: str | None = Field(default=None, max_length=TEXT_MAX)
+    conversation: str | None = Field(default=None, max_length=TEXT_MAX)
+    visibility: Literal["public", "private"] = "private"
+    priority: int = Field(default=0, ge=-PRIORITY_LIMIT, le=PRIORITY_LIMIT)
+    metadata: dict[str, str] = Field(default_factory=dict, description="labels for filtering")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.workflow is None) == (self.graph is None):
+            raise ValueError('give exactly one of "workflow" and "graph"')
+        if self.workflow is not None:
+            checked_name(self.workflow, "workflow")
+        return self
+
+
+class WorkflowPut(_Request):
+    """A workflow to store: its API-format graph and optional metadata (``NAME.meta.json``)."""
+
+    graph: dict[str, Any]
+    meta: dict[str, Any] | None = None
+
+
+class NodeRequest(_Request):
+    """A ComfyUI server to add to the pool."""
+
+    url: str = Field(description="http(s) address, e.g. http://127.0.0.1:8188")
+    name: str = Field(default="", description="defaults to host:port")
+    tags: list[str] = Field(default_factory=list)
+    max_in_flight: int | None = Field(default=None, ge=1, le=64)
+
+
+class DrainRequest(_Request):
+    draining: bool = Field(default=True, description="false puts the node back to work")
+
+
+class RegenerateRequest(_Request):
+    seed: int | None = Field(default=None, ge=-1, description="null or -1: a new random seed")
+
+
+# --- responses -----------------------------------------------------------------------------
+
+
+class ItemErrorOut(BaseModel):
+    code: str
+    message: str
+    node_id: str | None = None
+    class_type: str | None = None
+
+
+class ItemOut(BaseModel):
+    index: int
+    status: str
+    seed: int | None
+    node: str | None
+    attempts: int
+    error: ItemErrorOut | None
+    output_ids: list[str]
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @classmethod
+    def of(cls, item: Item) -> ItemOut:
+        error = None if item.error is None else ItemErrorOut(
+            code=item.error.code, message=item.error.message, node_id=item.error.node_id,
+            class_type=item.error.class_type)
+        return cls(index=item.index, status=item.status.value, seed=item.seed, node=item.node,
+                   attempts=len(item.attempts), error=error, output_ids=list(item.output_ids),
+                   started_at=aware(item.started_at), completed_at=aware(item.completed_at))
+
+
+class JobOut(BaseModel):
+    id: str
+    status: str
+    workflow: str | None
+    raw_graph: bool
+    values: dict[str, Any]
+    count: int
+    owner: str
+    character: str | None
+    conversation: str | None
+    visibility: str
+    priority: int
+    metadata: dict[str, str]
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    items: list[ItemOut]
+    output_ids: list[str]
+    url: str
+    events_url: str
+
+    @classmethod
+    def of(cls, job: Job, base: str) -> JobOut:
+        spec = job.spec
+        url = f"{base}/v1/jobs/{job.id}"
+        return cls(
+            id=job.id, status=job.status.value, workflow=spec.workflow,
+            raw_graph=spec.graph is not None, values=dict(spec.values), count=spec.count,
+            owner=spec.owner, character=spec.character, conversation=spec.conversation,
+            visibility=spec.visibility.value, priority=spec.priority,
+            metadata=dict(spec.metadata), created_at=aware(job.created_at) or job.created_at,
+            started_at=aware(job.started_at), completed_at=aware(job.completed_at),
+            items=[ItemOut.of(i) for i in job.items],
+            output_ids=[o for i in job.items for o in i.output_ids],
+            url=url, events_url=f"{url}/events",
+        )
+
+
+class JobPageOut(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: str | None
+
+
+class OutputOut(BaseModel):
+    id: str
+    job_id: str
+    index: int
+    kind: str
+    mime: str
+    size_bytes: int
+    sha256: str
+    width: int | None
+    height: int | None
+    animated: bool
+    duration: float | None
+    filename: str
+    node_id: str
+    seed: int | None
+    workflow: str | None
+    values: dict[str, Any]
+    owner: str
+    character: str | None
+    conversation: str | None
+    visibility: str
+    created_at: datetime
+    content_url: str
+    thumbnail_url: str
+
+    @classmethod
+    def of(cls, rec: OutputRecord, base: str) -> OutputOut:
+        url = f"{base}/v1/outputs/{rec.id}"
+        return cls(
+            id=rec.id, job_id=rec.job_id, index=rec.index, kind=rec.kind.value, mime=rec.mime,
+            size_bytes=rec.size_bytes, sha256=rec.sha256, width=rec.width, height=rec.height,
+            animated=rec.animated, duration=rec.duration, filename=rec.filename,
+            node_id=rec.node_id, seed=rec.seed, workflow=rec.workflow, values=dict(rec.values),
+            owner=rec.owner, character=rec.character, conversation=rec.conversation,
+            visibility=rec.visibility.value, created_at=aware(rec.created_at) or rec.created_at,
+            content_url=f"{url}/content", thumbnail_url=f"{url}/thumbnail",
+        )
+
+
+class OutputPageOut(BaseModel):
+    outputs: list[OutputOut]
+    next_cursor: str | None
+
+
+class PlaceholderUse(BaseModel):
+    """One placeholder a workflow uses: known (declared or built in) or not, and where."""
+
+    name: str
+    known: bool
+    sites: list[str] = Field(description='"node_id.input" for each use')
+
+
+class WorkflowOut(BaseModel):
+    name: str
+    title: str
+    kind: str | None
+    ok: bool = Field(description="the files on disk are the version being served")
+    serving: str | None = Field(description="version requests get; null: none ever loaded")
+    error: str | None
+    warnings: list[str]
+    placeholders: list[PlaceholderUse]
+
+
+class WorkflowDetail(WorkflowOut):
+    description: str
+    graph: dict[str, Any] | None
+    meta: dict[str, Any] | None
+
+
+class WorkflowList(BaseModel):
+    workflows: list[WorkflowOut]
+
+
+class NodeOut(BaseModel):
+    name: str
+    url: str
+    tags: list[str]
+    health: str
+    draining: bool
+    in_flight: int
+    max_in_flight: int
+    classes: int = Field(description="node classes the server offers")
+    models: dict[str, list[str]] = Field(description='"Class.input" → installed model files')
+    comfyui_version: str | None
+    last_error: str | None
+    last_seen: datetime | None
+
+    @classmethod
+    def of(cls, info: NodeInfo) -> NodeOut:
+        seen = None if info.last_seen is None else datetime.fromtimestamp(info.last_seen, UTC)
+        return cls(name=info.name, url=info.url, tags=list(info.tags), health=info.health.value,
+                   draining=info.draining, in_flight=info.in_flight,
+                   max_in_flight=info.max_in_flight, classes=info.classes,
+                   models=dict(info.models), comfyui_version=info.comfyui_version,
+                   last_error=info.last_error, last_seen=seen)
+
+
+class NodeList(BaseModel):
+    nodes: list[NodeOut]
+    queued: int = Field(description="items waiting for a node, over the whole pool")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    nodes_up: int
+    nodes_total: int
+    queued: int
