@@ -1,0 +1,103 @@
+"""Who is calling, what they may see, and the services every route shares.
+
+Routes declare ``Caller`` (any valid token) or ``Admin`` (an admin token); both check the
+token's request rate. What a caller may read is decided by the pure ``can_*`` rules: a
+token sees its own jobs and outputs plus public outputs; an admin sees everything.
+Anything else answers exactly like a missing id, so ids of others' data leak nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from orchestrator.errors import JobNotFound
+from orchestrator.jobs import Job, Visibility
+from orchestrator.outputs import OutputRecord
+from orchestrator.service import Orchestrator
+from orchestrator.settings import Settings
+from orchestrator.tokens import Principal, TokenStore
+from orchestrator.web.errors import Forbidden, TooManyRequests, Unauthorized
+from orchestrator.web.limits import RateLimiter
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the app was built with; one per app, kept in ``app.state.services``."""
+
+    orch: Orchestrator
+    tokens: TokenStore
+    settings: Settings
+    limiter: RateLimiter
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+_bearer = HTTPBearer(auto_error=False, description="a token from `comfy-orch token create`")
+
+
+def principal(
+    svc: Annotated[Services, Depends(services)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller of a valid, unrevoked bearer token within its rate; else 401 or 429."""
+    if credentials is None:
+        raise Unauthorized("send 'Authorization: Bearer <token>'; an operator makes tokens "
+                           "with 'comfy-orch token create --owner NAME'")
+    who = svc.tokens.authenticate(credentials.credentials)
+    if who is None:
+        raise Unauthorized("the token is unknown or was revoked; ask the operator for a new "
+                           "one")
+    wait = svc.limiter.take(who.token_id)
+    if wait:
+        raise TooManyRequests("rate_limited", f"too many requests for this token; retry in "
+                              f"{wait:.1f} s", wait)
+    return who
+
+
+def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    """The caller, if their token is an admin token; else 403."""
+    if not who.admin:
+        raise Forbidden("this route changes the service and needs an admin token")
+    return who
+
+
+Svc = Annotated[Services, Depends(services)]
+Caller = Annotated[Principal, Depends(principal)]
+Admin = Annotated[Principal, Depends(admin)]
+
+
+def owner_filter(who: Principal) -> str | None:
+    """The owner to restrict a listing to: the caller's own, or everyone's for an admin."""
+    return None if who.admin else who.owner
+
+
+def can_read_job(who: Principal, job: Job) -> bool:
+    return who.admin or job.spec.owner == who.owner
+
+
+def can_read_output(who: Principal, record: OutputRecord) -> bool:
+    return (who.admin or record.owner == who.owner
+            or record.visibility == Visibility.PUBLIC)
+
+
+def visible_job(orch: Orchestrator, who: Principal, job_id: str) -> Job:
+    """The job, if the caller may see it; ``JobNotFound`` otherwise (as for a bad id)."""
+    job = orch.get(job_id)
+    if not can_read_job(who, job):
+        raise JobNotFound(job_id)
+    return job
+
+
+def visible_output(orch: Orchestrator, who: Principal, output_id: str) -> OutputRecord:
+    """The output record, if the caller may see it; ``JobNotFound`` otherwise."""
+    record = orch.output(output_id)
+    if not can_read_output(who, record):
+        raise JobNotFound(output_id, what="output")
+    return record

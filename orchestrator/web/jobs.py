@@ -1,0 +1,190 @@
+"""``/v1/jobs``: submit (JSON or multipart with input images), read, list, cancel, retry,
+and follow a job's events.
+
+A submit is parsed and checked completely (limits, images opened with Pillow) before the
+orchestrator stores anything, so a refused request leaves no blob and no job behind.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+
+from orchestrator.jobs import JobStatus
+from orchestrator.service import JobHandle
+from orchestrator.tokens import Principal
+from orchestrator.web import limits, sse
+from orchestrator.web.auth import Caller, Services, Svc, owner_filter, visible_job
+from orchestrator.web.errors import InvalidRequest, UnsupportedMedia
+from orchestrator.web.limits import check_image, check_prompts
+from orchestrator.web.schemas import (
+    PLACEHOLDER_RE,
+    JobOut,
+    JobPageOut,
+    JobRequest,
+    base_url,
+    checked_name,
+    parse_json,
+    parse_model,
+)
+from orchestrator.workflow import check_graph_shape
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+IDEMPOTENCY_KEY_MAX = 255
+_FORM_FIELDS = frozenset(JobRequest.model_fields)
+_JSON_FIELDS = frozenset({"values", "graph", "metadata"})
+
+_SUBMIT_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": JobRequest.model_json_schema()},
+            "multipart/form-data": {"schema": {
+                "type": "object",
+                "description": "the JobRequest fields as form fields (values, graph and "
+                               "metadata as JSON text), plus one image file per image "
+                               "placeholder, named after it (e.g. char_avatar)",
+                "additionalProperties": {"type": "string", "format": "binary"},
+            }},
+        },
+    },
+}
+
+
+@router.post("", status_code=202, response_model=JobOut, openapi_extra=_SUBMIT_DOC,
+             summary="Submit a job (JSON, or multipart with input images)")
+async def submit_job(request: Request, svc: Svc, who: Caller,
+                     idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+    """202 with the job and its ``Location``; replaying an ``Idempotency-Key`` returns the
+    job made the first time (header ``Idempotent-Replayed: true``)."""
+    key = _checked_key(idempotency_key)
+    job_request, images = await _read_submit(request, svc)
+    check_prompts(job_request.values, svc.settings.max_prompt_chars)
+    check_queue(svc, job_request.count)
+    handle = await run_in_threadpool(_submit, svc, who, job_request, images, key)
+    job = await run_in_threadpool(handle.get)
+    out = JobOut.of(job, base_url(request))
+    headers = {"Location": out.url}
+    if handle.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(out.model_dump(mode="json"), status_code=202, headers=headers)
+
+
+def _checked_key(key: str | None) -> str | None:
+    if key is not None and not 0 < len(key) <= IDEMPOTENCY_KEY_MAX:
+        raise InvalidRequest(f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters")
+    return key
+
+
+def check_queue(svc: Services, count: int) -> None:
+    """Refuse new work (429 queue_full) when ``count`` more images would overfill the queue."""
+    limits.check_queue(svc.orch.store.queued_count(), count, svc.settings.max_queued)
+
+
+def _submit(svc: Services, who: Principal, req: JobRequest, images: dict[str, bytes],
+            key: str | None) -> JobHandle:
+    # The core takes raw graphs on trust; a malformed one must be a 422 here, not a crash.
+    graph = None if req.graph is None else check_graph_shape(req.graph, source="graph")
+    return svc.orch.submit(
+        req.workflow, req.values, graph=graph, count=req.count, owner=who.owner,
+        character=req.character, conversation=req.conversation, visibility=req.visibility,
+        priority=req.priority, images=images or None, metadata=req.metadata,
+        idempotency_key=key)
+
+
+async def _read_submit(request: Request, svc: Services) -> tuple[JobRequest, dict[str, bytes]]:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        return parse_model(JobRequest, parse_json(await request.body())), {}
+    if kind == "multipart/form-data":
+        limits = svc.settings
+        async with request.form(max_files=limits.max_upload_files, max_fields=50,
+                                max_part_size=limits.max_body_bytes) as form:
+            return await _read_form(form, svc)
+    raise UnsupportedMedia(f"send application/json or multipart/form-data, not {kind!r}")
+
+
+async def _read_form(form: FormData, svc: Services) -> tuple[JobRequest, dict[str, bytes]]:
+    fields: dict[str, Any] = {}
+    images: dict[str, bytes] = {}
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            images[_image_name(name)] = check_image(
+                name, await value.read(svc.settings.max_upload_bytes + 1),
+                svc.settings.max_upload_bytes)
+        elif name in _JSON_FIELDS:
+            fields[name] = parse_json(value, where=f"form field {name!r}")
+        elif name in _FORM_FIELDS:
+            fields[name] = value
+        else:
+            raise InvalidRequest(f"unknown form field {name!r}; fields are "
+                                 f"{', '.join(sorted(_FORM_FIELDS))} plus image files")
+    return parse_model(JobRequest, fields, where="form"), images
+
+
+def _image_name(field: str) -> str:
+    if not PLACEHOLDER_RE.fullmatch(field):
+        raise InvalidRequest(f"file field {field!r} must be named after an image placeholder "
+                             "(letters, digits, '_')")
+    return field
+
+
+@router.get("", response_model=JobPageOut, summary="List jobs, newest first")
+def list_jobs(request: Request, svc: Svc, who: Caller,
+              status: JobStatus | None = None, workflow: str | None = None,
+              character: str | None = None, conversation: str | None = None,
+              limit: Annotated[int, Query(ge=1)] = 50, cursor: str | None = None) -> JobPageOut:
+    """The caller's jobs (every owner's for an admin); pass ``next_cursor`` back as
+    ``cursor`` for the next page."""
+    page = svc.orch.list(owner=owner_filter(who), status=status, workflow=workflow,
+                         character=character, conversation=conversation,
+                         limit=min(limit, svc.settings.max_page_size), cursor=cursor)
+    base = base_url(request)
+    return JobPageOut(jobs=[JobOut.of(j, base) for j in page.jobs],
+                      next_cursor=page.next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobOut, summary="Read a job")
+def get_job(job_id: str, request: Request, svc: Svc, who: Caller) -> JobOut:
+    return JobOut.of(visible_job(svc.orch, who, checked_name(job_id, "job id")),
+                     base_url(request))
+
+
+@router.delete("/{job_id}", response_model=JobOut, summary="Cancel a job")
+def cancel_job(job_id: str, request: Request, response: Response, svc: Svc,
+               who: Caller) -> JobOut:
+    """Queued images never run; running ones are interrupted. 202 while canceling, 200 once
+    the job is terminal (also for a job that had already ended)."""
+    visible_job(svc.orch, who, checked_name(job_id, "job id"))
+    job = svc.orch.cancel(job_id)
+    response.status_code = 200 if job.status.terminal else 202
+    return JobOut.of(job, base_url(request))
+
+
+@router.post("/{job_id}/retry", status_code=202, response_model=JobOut,
+             summary="Run a finished job's failed or canceled images again")
+def retry_job(job_id: str, request: Request, svc: Svc, who: Caller) -> JobOut:
+    visible_job(svc.orch, who, checked_name(job_id, "job id"))
+    return JobOut.of(svc.orch.retry(job_id).get(), base_url(request))
+
+
+@router.get("/{job_id}/events", summary="The job's events as Server-Sent Events",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+def job_events(job_id: str, svc: Svc, who: Caller,
+               last_event_id: Annotated[str | None, Header()] = None,
+               after: Annotated[int | None, Query(ge=0)] = None) -> StreamingResponse:
+    """A snapshot, then each event (``id:`` is its number). Reconnect with
+    ``Last-Event-ID`` (or ``?after=``) to get what was missed. Ends after the job ends."""
+    visible_job(svc.orch, who, checked_name(job_id, "job id"))
+    resume = sse.parse_last_event_id(last_event_id)
+    sub = sse.subscribe(svc.orch, job_id, resume if resume is not None else after)
+    return StreamingResponse(
+        sse.stream(sub, keepalive=svc.settings.sse_keepalive_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,66 @@
+"""``/v1/nodes``: the pool's ComfyUI servers with health, capabilities and load; admins add,
+remove and drain them while the service runs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from orchestrator.errors import JobNotFound
+from orchestrator.nodes import NodeInfo, node_config
+from orchestrator.service import Orchestrator
+from orchestrator.web.auth import Admin, Caller, Svc
+from orchestrator.web.errors import Conflict
+from orchestrator.web.schemas import (
+    NODE_NAME_RE,
+    DrainRequest,
+    NodeList,
+    NodeOut,
+    NodeRequest,
+    base_url,
+    checked_name,
+)
+
+router = APIRouter(prefix="/v1/nodes", tags=["nodes"])
+
+
+def _node(orch: Orchestrator, name: str) -> NodeInfo:
+    checked_name(name, "node name", NODE_NAME_RE)
+    found = next((n for n in orch.nodes() if n.name == name), None)
+    if found is None:
+        raise JobNotFound(name, what="node")
+    return found
+
+
+@router.get("", response_model=NodeList, summary="Every node with health, capabilities, load")
+def list_nodes(svc: Svc, who: Caller) -> NodeList:
+    return NodeList(nodes=[NodeOut.of(n) for n in svc.orch.nodes()],
+                    queued=svc.orch.store.queued_count())
+
+
+@router.post("", status_code=201, response_model=NodeOut, summary="Add a ComfyUI node")
+def add_node(body: NodeRequest, request: Request, response: Response, svc: Svc,
+             who: Admin) -> NodeOut:
+    """The node is asked for its health and capabilities at once; one that does not answer
+    is added as down and used as soon as it answers."""
+    name = body.name or node_config(body.url).name  # ConfigError (400) for a bad URL
+    checked_name(name, "node name", NODE_NAME_RE)
+    if any(n.name == name for n in svc.orch.nodes()):
+        raise Conflict(f"a node named {name!r} is already in the pool; remove it first")
+    info = svc.orch.add_node(body.url, name=body.name, tags=body.tags,
+                             max_in_flight=body.max_in_flight)
+    response.headers["Location"] = f"{base_url(request)}/v1/nodes/{info.name}"
+    return NodeOut.of(info)
+
+
+@router.delete("/{name}", status_code=204, summary="Remove a node; its work moves elsewhere")
+def remove_node(name: str, svc: Svc, who: Admin) -> Response:
+    svc.orch.remove_node(_node(svc.orch, name).name)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/drain", response_model=NodeOut,
+             summary="Stop (or resume) giving a node new work; what runs there finishes")
+def drain_node(name: str, body: DrainRequest, svc: Svc, who: Admin) -> NodeOut:
+    node = _node(svc.orch, name)
+    svc.orch.drain_node(node.name, body.draining)
+    return NodeOut.of(_node(svc.orch, name))

@@ -1,0 +1,130 @@
+"""``/v1/outputs`` and ``/v1/gallery``: output metadata, bytes, thumbnails, regenerate.
+
+A caller reads their own outputs and every public one. Bytes are served with the blob's
+sha256 as ETag (``If-None-Match`` → 304) and single byte ranges (206, or 416 outside the
+file), so browsers cache them and video players can seek.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+
+from orchestrator.errors import JobNotFound
+from orchestrator.outputs import THUMBNAIL_FORMAT, OutputRecord
+from orchestrator.store import OutputPage
+from orchestrator.tokens import Principal
+from orchestrator.web import content
+from orchestrator.web.auth import Caller, Services, Svc, visible_output
+from orchestrator.web.errors import InvalidRequest
+from orchestrator.web.jobs import check_queue
+from orchestrator.web.schemas import (
+    JobOut,
+    OutputOut,
+    OutputPageOut,
+    RegenerateRequest,
+    base_url,
+    checked_name,
+)
+
+router = APIRouter(tags=["outputs"])
+
+# Outputs never change (content-addressed), so clients may keep them; private: per token.
+CACHE_CONTROL = "private, max-age=31536000, immutable"
+THUMBNAIL_MIME = f"image/{THUMBNAIL_FORMAT.lower()}"
+THUMBNAIL_DEFAULT = 256  # pixels, longest side
+
+
+def _record(svc: Services, who: Principal, output_id: str) -> OutputRecord:
+    return visible_output(svc.orch, who, checked_name(output_id, "output id"))
+
+
+@router.get("/v1/outputs/{output_id}", response_model=OutputOut, summary="An output's metadata")
+def get_output(output_id: str, request: Request, svc: Svc, who: Caller) -> OutputOut:
+    return OutputOut.of(_record(svc, who, output_id), base_url(request))
+
+
+@router.get("/v1/outputs/{output_id}/content", summary="An output's bytes",
+            response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, 206: {}, 304: {}, 416: {}})
+def get_content(output_id: str, svc: Svc, who: Caller,
+                range: Annotated[str | None, Header()] = None,
+                if_none_match: Annotated[str | None, Header()] = None) -> Response:
+    """The bytes with their own content type; ``Range: bytes=a-b`` for a part."""
+    record = _record(svc, who, output_id)
+    etag = content.etag_of(record.sha256)
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Accept-Ranges": "bytes"}
+    if content.not_modified(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    path = svc.orch.blobs.path(record.sha256)
+    if not path.is_file():
+        raise JobNotFound(output_id, what="output")
+    size = path.stat().st_size
+    span = content.parse_range(range, size)
+    first, last = span or (0, size - 1)
+    headers |= {"Content-Length": str(last - first + 1),
+                "Content-Disposition": content.disposition(record.filename)}
+    if span is not None:
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    return StreamingResponse(content.file_chunks(path, first, last), media_type=record.mime,
+                             status_code=206 if span else 200, headers=headers)
+
+
+@router.get("/v1/outputs/{output_id}/thumbnail", summary="A small preview of an image output",
+            response_class=FileResponse, responses={200: {"content": {THUMBNAIL_MIME: {}}}})
+def get_thumbnail(output_id: str, svc: Svc, who: Caller,
+                  size: Annotated[int, Query(ge=16, le=1024)] = THUMBNAIL_DEFAULT,
+                  if_none_match: Annotated[str | None, Header()] = None) -> Response:
+    """Longest side ``size`` pixels; 404 for outputs that are not images."""
+    record = _record(svc, who, output_id)
+    etag = content.etag_of(record.sha256, f"thumb{size}")
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    if content.not_modified(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    path = svc.orch.blobs.thumbnail(record.sha256, size)
+    if path is None:
+        raise JobNotFound(output_id, what="thumbnail of output")
+    return FileResponse(path, media_type=THUMBNAIL_MIME, headers=headers)
+
+
+@router.post("/v1/outputs/{output_id}/regenerate", status_code=202, response_model=JobOut,
+             summary="Run an output's workflow again, with a new or a given seed")
+def regenerate(output_id: str, body: RegenerateRequest, request: Request, response: Response,
+               svc: Svc, who: Caller) -> JobOut:
+    """A new job owned by the caller, with the output's values; ``seed`` null → random."""
+    record = _record(svc, who, output_id)
+    job = svc.orch.get(record.job_id)
+    check_queue(svc, job.spec.count)
+    handle = svc.orch.regenerate(record.id, body.seed, owner=who.owner)
+    out = JobOut.of(handle.get(), base_url(request))
+    response.headers["Location"] = out.url
+    return out
+
+
+@router.get("/v1/gallery", response_model=OutputPageOut, tags=["gallery"],
+            summary="A character's public gallery, or a conversation's private one")
+def gallery(request: Request, svc: Svc, who: Caller, character: str | None = None,
+            conversation: str | None = None, limit: Annotated[int, Query(ge=1)] = 50,
+            cursor: str | None = None) -> OutputPageOut:
+    """``?character=`` lists its public outputs for anyone; ``?conversation=`` lists the
+    caller's outputs in that conversation (every owner's for an admin). Newest first."""
+    if (character is None) == (conversation is None):
+        raise InvalidRequest("give exactly one of ?character= and ?conversation=")
+    limit = min(limit, svc.settings.max_page_size)
+    page = _gallery_page(svc, who, character, conversation, limit, cursor)
+    base = base_url(request)
+    return OutputPageOut(outputs=[OutputOut.of(o, base) for o in page.outputs],
+                         next_cursor=page.next_cursor)
+
+
+def _gallery_page(svc: Services, who: Principal, character: str | None,
+                  conversation: str | None, limit: int, cursor: str | None) -> OutputPage:
+    store = svc.orch.store
+    if character is not None:
+        return store.gallery_character(character, limit=limit, cursor=cursor)
+    assert conversation is not None
+    if who.admin:
+        return store.list_outputs(conversation=conversation, limit=limit, cursor=cursor)
+    return store.gallery_conversation(conversation, who.owner, limit=limit, cursor=cursor)
