@@ -10,7 +10,14 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from orchestrator.cli import comfyui_cmd, demo_cmd, submit_cmd, workflows_cmd
+from orchestrator.cli import (
+    comfyui_cmd,
+    demo_cmd,
+    serve_cmd,
+    submit_cmd,
+    token_cmd,
+    workflows_cmd,
+)
 from orchestrator.errors import JobCancelled, JobFailed, OrchestratorError
 
 EXIT_OK = 0
@@ -19,7 +26,7 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]
-COMMAND_GROUPS = (comfyui_cmd, demo_cmd, submit_cmd, workflows_cmd)
+COMMAND_GROUPS = (comfyui_cmd, demo_cmd, submit_cmd, workflows_cmd, serve_cmd, token_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
