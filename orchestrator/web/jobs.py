@@ -88,8 +88,12 @@ def check_queue(svc: Services, count: int) -> None:
 
 def _submit(svc: Services, who: Principal, req: JobRequest, images: dict[str, bytes],
             key: str | None) -> JobHandle:
-    # The core takes raw graphs on trust; a malformed one must be a 422 here, not a crash.
-    graph = None if req.graph is None else check_graph_shape(req.graph, source="graph")
+    graph = None
+    if req.graph is not None:
+        # Shape first (a malformed graph is a 422, not a crash), then what ComfyUI would
+        # reject, so a bad graph never waits in the queue to fail on a node.
+        graph = check_graph_shape(req.graph, source="graph")
+        svc.orch.preflight(graph, source="graph")
     return svc.orch.submit(
         req.workflow, req.values, graph=graph, count=req.count, owner=who.owner,
         character=req.character, conversation=req.conversation, visibility=req.visibility,

@@ -119,6 +119,18 @@ def test_bad_submits_get_4xx_naming_the_problem(api: Api, service: Service) -> N
         assert (response.status_code, response.json()["error"]["code"]) == (status, code), body
 
 
+def test_a_raw_graph_comfyui_would_reject_is_422_naming_node_and_input(
+        api: Api, service: Service) -> None:
+    graph = graphs.solid_image(8, 8)
+    graph["1"]["inputs"]["width"] = 99_999
+    graph["3"] = {"class_type": "NoSuchNode", "inputs": {}}
+    response = api.post("/v1/jobs", token=service.bob, json={"graph": graph})
+    assert response.status_code == 422
+    problems = response.json()["error"]["details"]["problems"]
+    assert {(p["node_id"], p["input"]) for p in problems} >= {("1", "width")}
+    assert "NoSuchNode" in response.json()["error"]["message"]
+
+
 def test_substitution_errors_list_their_problems(api: Api, service: Service) -> None:
     response = api.post("/v1/jobs", token=service.bob,
                         json={"workflow": "nap", "values": {"seconds": "soon"}})
