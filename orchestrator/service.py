@@ -8,19 +8,22 @@ workflow and run it on whichever node is free.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import random
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from orchestrator import dispatch
 from orchestrator.dispatch import Requirements
 from orchestrator.errors import JobError, OrchestratorError, WorkflowNotFound
-from orchestrator.events import EventBus, Queued, Snapshot, Subscription
-from orchestrator.jobs import Item, ItemError, Job, JobSpec, Visibility
+from orchestrator.events import EventBus, Finished, Queued, Snapshot, Subscription
+from orchestrator.jobs import Item, ItemError, Job, JobSpec, JobStatus, Visibility
 from orchestrator.nodes import NodeConfig, NodeInfo, node_config
 from orchestrator.outputs import BlobStore, OutputRecord
 from orchestrator.pool import NodePool
@@ -245,6 +248,25 @@ class Orchestrator:
         """Subscribe to a job's events: a snapshot of its state first, then changes."""
         self.get(job_id)  # JobNotFound for an unknown id
         return self.bus.subscribe(job_id, after=after, snapshot=lambda: self._snapshot(job_id))
+
+    async def aevents(self, job_id: str, *, after: int | None = None
+                      ) -> AsyncIterator[BaseModel]:
+        """``events`` for asyncio code: the same events, ending after ``finished``.
+
+        The bus is thread-based; each wait runs in a worker thread so the event loop is
+        never blocked.
+        """
+        with self.events(job_id, after=after) as sub:
+            while True:
+                event = await asyncio.to_thread(sub.get, 1.0)
+                if event is None:
+                    if sub.closed:
+                        return
+                    continue
+                yield event
+                if isinstance(event, Finished) or (
+                        isinstance(event, Snapshot) and JobStatus(event.status).terminal):
+                    return
 
     def _snapshot(self, job_id: str) -> Snapshot:
         job = self.get(job_id)

@@ -221,3 +221,59 @@ def test_preflight_names_node_and_input_against_the_pools_object_info(
         orch.preflight(graph)
     assert any(p.node_id == "3" and p.input_name == "steps" for p in info.value.problems)
     assert "OrchTestSleep" in orch.object_info()
+
+
+def test_sampler_previews_arrive_as_decoded_images(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    import io
+
+    from PIL import Image
+
+    from orchestrator.events import PreviewEvent
+
+    orch = orch_factory([comfy_url])
+    handle = orch.submit(graph=graphs.txt2img(seed=int(time.time()) % 100_000, steps=4))
+    with handle.events() as sub:
+        previews = [e for e in sub if isinstance(e, PreviewEvent)]
+    assert handle.wait(timeout=5).status == JobStatus.SUCCEEDED
+    assert previews, "ComfyUI runs with --preview-method auto: KSampler steps send previews"
+    with Image.open(io.BytesIO(previews[-1].image)) as image:
+        assert image.width > 0 and previews[-1].mime.startswith("image/")
+
+
+def test_stuck_node_is_treated_as_failed_and_the_item_moves(
+    extra_nodes: list[LocalComfy], orch_factory: Callable[..., Orchestrator]
+) -> None:
+    import os
+    import signal
+
+    stuck, healthy = extra_nodes
+    orch = orch_factory([stuck.url], idle_timeout=3.0)
+    handle = orch.submit("nap", {"seconds": 4.0})
+    wait_until(lambda: handle.get().items[0].status == ItemStatus.RUNNING, 60, "running")
+    assert stuck.pid is not None
+    os.kill(stuck.pid, signal.SIGSTOP)  # alive but silent: the way a wedged GPU box looks
+    try:
+        orch.add_node(healthy.url)
+        job = handle.wait(timeout=90)
+    finally:
+        os.kill(stuck.pid, signal.SIGCONT)
+    item = job.items[0]
+    assert job.status == JobStatus.SUCCEEDED and item.node == f"{healthy.host}:{healthy.port}"
+    assert item.attempts[0].error is not None and "no event" in item.attempts[0].error
+
+
+def test_async_events_end_with_the_terminal_event(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    import asyncio
+
+    orch = orch_factory([comfy_url])
+    handle = orch.submit("nap", {"seconds": 1.0})  # still running when the stream opens
+
+    async def collect() -> list[str]:
+        return [event.type async for event in orch.aevents(handle.id)]  # type: ignore[attr-defined]
+
+    kinds = asyncio.run(collect())
+    assert kinds[0] == "snapshot" and "output" in kinds and kinds[-1] == "finished"
