@@ -92,6 +92,7 @@ class Node:
     last_seen: float | None = None
     restarts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _client: ComfyClient | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -101,22 +102,32 @@ class Node:
     def url(self) -> str:
         return self.config.url
 
+    @property
     def client(self) -> ComfyClient:
-        return ComfyClient(self.url)
+        """One client per node, shared by its items: HTTP keep-alive saves a TCP handshake
+        per request (requests' connection pool is thread-safe)."""
+        if self._client is None:
+            self._client = ComfyClient(self.url)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def check(self) -> bool:
         """Ask ``/system_stats``; on coming (back) up, refresh capabilities. True if up."""
-        with self.client() as client:
-            try:
-                stats = client.system_stats()
-                if self.health != Health.UP or self.capabilities is None:
-                    self.object_info = client.object_info()
-                    self.capabilities = Capabilities.from_object_info(self.object_info)
-                    if self.health == Health.DOWN:
-                        self.restarts += 1
-            except NodeError as exc:
-                self.mark_down(str(exc))
-                return False
+        client = self.client
+        try:
+            stats = client.system_stats()
+            if self.health != Health.UP or self.capabilities is None:
+                self.object_info = client.object_info()
+                self.capabilities = Capabilities.from_object_info(self.object_info)
+                if self.health == Health.DOWN:
+                    self.restarts += 1
+        except NodeError as exc:
+            self.mark_down(str(exc))
+            return False
         self.system_stats, self.health = stats, Health.UP
         self.last_error, self.last_seen = None, time.time()
         return True

@@ -152,6 +152,7 @@ class NodePool:
             raise ConfigError(f"no node named {name!r} in the pool")
         worker.stop()
         worker.detach_all()
+        worker.node.close()
         for _job, item in self.ctx.store.in_flight(name):
             self._requeue_quietly(item, f"node {name} was removed from the pool")
 
@@ -244,9 +245,9 @@ class NodePool:
             self._requeue_quietly(item, "dispatched but never submitted")
             return
         try:
-            with worker.node.client() as client:
-                known = (client.history(item.prompt_id) is not None
-                         or client.queue().holds(item.prompt_id))
+            client = worker.node.client
+            known = (client.history(item.prompt_id) is not None
+                     or client.queue().holds(item.prompt_id))
         except NodeError as exc:
             worker.node.mark_down(str(exc))
             self._requeue_quietly(item, str(exc))
@@ -297,3 +298,5 @@ class NodePool:
         deadline = time.monotonic() + 5
         while any(w.in_flight() for w in workers) and time.monotonic() < deadline:
             time.sleep(0.05)
+        for worker in workers:
+            worker.node.close()

@@ -113,11 +113,11 @@ class ItemExecution:
     def run(self, *, submit: bool = True) -> None:
         """Carry the item to a terminal state (or back to the queue). Never raises."""
         try:
-            with self.node.client() as client:
-                if submit:
-                    self._prepare(client)
-                entry = self._follow(client, submit=submit)
-                self._collect(client, entry)
+            client = self.node.client
+            if submit:
+                self._prepare(client)
+            entry = self._follow(client, submit=submit)
+            self._collect(client, entry)
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded, none lost
             self._record_failure(exc)
 
@@ -239,12 +239,12 @@ class ItemExecution:
         self.stop.set()
         if self.item.prompt_id is None:
             return
-        with self.node.client() as client:
-            try:
-                client.delete_queued([self.prompt_id])
-                client.interrupt(self.prompt_id)
-            except OrchestratorError:
-                pass  # the node is gone: the item is canceled on our side regardless
+        client = self.node.client
+        try:
+            client.delete_queued([self.prompt_id])
+            client.interrupt(self.prompt_id)
+        except OrchestratorError:
+            pass  # the node is gone: the item is canceled on our side regardless
 
 
 def publish_if_finished(bus: EventBus, job: Job) -> None:
