@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, Field, field_validator
 
 from orchestrator.comfy.client import ComfyClient
+from orchestrator.comfy.stream import NodeStream
 from orchestrator.dispatch import Capabilities
 from orchestrator.errors import ConfigError, NodeError
 
@@ -93,6 +94,7 @@ class Node:
     restarts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _client: ComfyClient | None = field(default=None, repr=False)
+    _stream: NodeStream | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -110,7 +112,18 @@ class Node:
             self._client = ComfyClient(self.url)
         return self._client
 
+    @property
+    def stream(self) -> NodeStream:
+        """The node's shared event socket, opened on first use (it reconnects by itself)."""
+        with self.lock:
+            if self._stream is None:
+                self._stream = NodeStream(self.url)
+            return self._stream
+
     def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
         if self._client is not None:
             self._client.close()
             self._client = None

@@ -281,8 +281,9 @@ def _write_atomic(target: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        # No fsync: the job store commits with synchronous=NORMAL (durable across process
+        # crashes, not power loss), and a blob is worth no more than its record. The
+        # rename still makes a half-written blob impossible to see.
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator import dispatch
+from orchestrator.comfy.client import STREAM_CONNECT_WAIT
 from orchestrator.dispatch import Requirements
 from orchestrator.errors import ConfigError, NodeError, OrchestratorError
 from orchestrator.jobs import Item, ItemStatus, Job
@@ -138,7 +139,8 @@ class NodePool:
             if config.name in self.workers:
                 raise ConfigError(f"a node named {config.name!r} is already in the pool")
             worker = self.workers[config.name] = NodeWorker(self, node)
-        node.check()
+        if node.check():
+            node.stream.wait_connected(STREAM_CONNECT_WAIT)  # open it before the first item
         if start:
             worker.start()
         self.wake()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import dispatch
-from orchestrator.comfy.client import ComfyClient, PromptWatch
+from orchestrator.comfy.client import HISTORY_CHECK_INTERVAL, ComfyClient, PromptWatch
 from orchestrator.comfy.messages import ExecutionStart, Message, Preview
 from orchestrator.comfy.progress import GraphProgress
 from orchestrator.comfy.protocol import HistoryEntry, OutputFile
@@ -44,6 +44,8 @@ from placeholders import fill_uploads, upload_requests
 # Timeouts (seconds)
 # Silence while a prompt runs after which the node is treated as stuck and the item moves.
 DEFAULT_IDLE_TIMEOUT = 600.0
+# How often a reattached prompt (posted before a crash) is looked up in /history.
+REATTACH_HISTORY_INTERVAL = 0.5
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,11 @@ class ItemExecution:
     def _follow(self, client: ComfyClient, *, submit: bool) -> HistoryEntry:
         assert self.graph is not None
         self.tracker = GraphProgress.for_graph(self.graph)
-        with PromptWatch(client, self.prompt_id, client_id=f"orch-{self.prompt_id}") as watch:
+        # A prompt posted by an earlier process sends its events to that process's socket:
+        # follow it through /history at a short interval instead.
+        interval = HISTORY_CHECK_INTERVAL if submit else REATTACH_HISTORY_INTERVAL
+        with PromptWatch(client, self.prompt_id, stream=self.node.stream,
+                         history_interval=interval) as watch:
             if submit:
                 client.submit(self.graph, prompt_id=self.prompt_id, client_id=watch.client_id)
                 self._publish_dispatched()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ from orchestrator.comfy.messages import (
     parse_message,
 )
 from orchestrator.comfy.protocol import HistoryEntry, OutputFile, QueueState, Submitted
+from orchestrator.comfy.stream import NodeStream
 from orchestrator.errors import (
     JobCancelled,
     JobFailed,
@@ -49,6 +51,8 @@ HISTORY_CHECK_INTERVAL = 5.0
 # The end (`executing` null) is sent after the history write, but a reconnect can skip
 # it; then /history is polled this long for the entry to appear.
 HISTORY_SETTLE_TIMEOUT = 5.0
+# How long a watcher waits for the node's shared socket to be connected before submitting.
+STREAM_CONNECT_WAIT = 3.0
 
 MessageHandler = Callable[[Message], None]
 
@@ -240,23 +244,40 @@ class ComfyClient:
 
 
 class PromptWatch:
-    """A websocket following one prompt; opened before submitting it."""
+    """Follows one prompt; entered before the prompt is submitted so no event is missed.
+
+    With a ``stream`` (the node's shared socket) it reads that prompt's messages from it
+    and posts under the stream's client id; without one it opens a socket of its own.
+    ``history_interval`` is how long silence lasts before ``/history`` is asked directly
+    (short for a prompt posted by an earlier process, whose events go elsewhere).
+    """
 
     def __init__(self, client: ComfyClient, prompt_id: str, *,
-                 client_id: str | None = None) -> None:
+                 client_id: str | None = None, stream: NodeStream | None = None,
+                 history_interval: float = HISTORY_CHECK_INTERVAL) -> None:
         self.client = client
         self.prompt_id = prompt_id
-        # ComfyUI routes a prompt's events to the socket of the client_id that posted it; a
-        # watcher that reattaches after a crash must reconnect with that same id.
-        self.client_id = client_id or uuid.uuid4().hex
+        self.stream = stream
+        # ComfyUI routes a prompt's events to the socket of the client_id that posted it.
+        self.client_id = stream.client_id if stream else (client_id or uuid.uuid4().hex)
+        self.history_interval = history_interval
         self._ws: websocket.WebSocket | None = None
+        self._queue: queue.Queue[Message] | None = None
         self.started = False
 
     def __enter__(self) -> PromptWatch:
-        self._connect()
+        if self.stream is not None:
+            self._queue = self.stream.subscribe(self.prompt_id)
+            # Events sent before the shared socket is up would be lost; history checks
+            # cover a node that is down, so this wait is bounded and never fails.
+            self.stream.wait_connected(STREAM_CONNECT_WAIT)
+        else:
+            self._connect()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.stream is not None:
+            self.stream.unsubscribe(self.prompt_id)
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 self._ws.close()
@@ -292,7 +313,7 @@ class PromptWatch:
                 if self.started and idle_timeout and now - last_seen > idle_timeout:
                     raise NodeTimeout(self.client.url, f"no event for {idle_timeout:.0f}s while "
                                       f"prompt {self.prompt_id} was running (stuck node?)")
-                if now - last_check > HISTORY_CHECK_INTERVAL:
+                if now - last_check > self.history_interval:
                     last_check = now
                     if self._ended_per_history():
                         return
@@ -324,6 +345,11 @@ class PromptWatch:
         return isinstance(msg, Executing) and msg.node is None
 
     def _next(self) -> Message | None:
+        if self._queue is not None:
+            try:
+                return self._queue.get(timeout=SOCKET_POLL_INTERVAL)
+            except queue.Empty:
+                return None
         assert self._ws is not None
         try:
             frame = self._ws.recv()

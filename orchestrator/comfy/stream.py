@@ -1,0 +1,127 @@
+"""One websocket per node, shared by every prompt we run there.
+
+Opening a socket per prompt costs a handshake on every image. Instead each node gets one
+long-lived socket with a client id of this process; every prompt is posted with that
+client id, and a reader thread routes each message to the watcher of its prompt. Preview
+frames that carry no prompt id belong to the prompt the node is running.
+
+The socket reconnects by itself after a drop (with growing pauses). Messages sent while
+it was down are lost; watchers notice the silence and ask ``/history`` instead. A prompt
+posted by a previous process (a different client id) is followed the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import threading
+import uuid
+
+import websocket
+
+from orchestrator.comfy.messages import (
+    Executing,
+    ExecutionStart,
+    Message,
+    Preview,
+    parse_message,
+)
+from orchestrator.errors import NodeProtocolError
+
+# Timeouts (seconds)
+CONNECT_TIMEOUT = 10.0
+RECV_POLL = 1.0             # how often the reader checks whether it should stop
+RECONNECT_PAUSES = (0.2, 0.5, 1.0, 2.0, 5.0)  # then 5 s between tries
+
+
+class NodeStream:
+    """The shared event socket of one node; thread-safe; ``close()`` stops it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.client_id = f"orch-{uuid.uuid4().hex}"
+        self._queues: dict[str, queue.Queue[Message]] = {}
+        self._lock = threading.Lock()
+        self._running: str | None = None
+        self._closed = threading.Event()
+        self._connected = threading.Event()
+        self._thread = threading.Thread(target=self._read_forever, name=f"ws {self.url}",
+                                        daemon=True)
+        self._thread.start()
+
+    def subscribe(self, prompt_id: str) -> queue.Queue[Message]:
+        """A queue receiving every message of ``prompt_id`` from now on."""
+        with self._lock:
+            return self._queues.setdefault(prompt_id, queue.Queue())
+
+    def unsubscribe(self, prompt_id: str) -> None:
+        with self._lock:
+            self._queues.pop(prompt_id, None)
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(RECV_POLL + CONNECT_TIMEOUT)
+
+    # --- the reader thread -------------------------------------------------------------------
+
+    def _read_forever(self) -> None:
+        tries = 0
+        while not self._closed.is_set():
+            ws = self._connect()
+            if ws is None:
+                pause = RECONNECT_PAUSES[min(tries, len(RECONNECT_PAUSES) - 1)]
+                tries += 1
+                self._closed.wait(pause)
+                continue
+            tries = 0
+            self._connected.set()
+            try:
+                self._read(ws)
+            finally:
+                self._connected.clear()
+                with contextlib.suppress(Exception):
+                    ws.close()
+
+    def _connect(self) -> websocket.WebSocket | None:
+        ws_url = "ws" + self.url[len("http"):] + f"/ws?clientId={self.client_id}"
+        try:
+            ws = websocket.create_connection(ws_url, timeout=CONNECT_TIMEOUT)
+            # Ask for previews tagged with their prompt id (binary event 4).
+            ws.send(json.dumps({"type": "feature_flags",
+                                "data": {"supports_preview_metadata": True}}))
+            ws.settimeout(RECV_POLL)
+        except (websocket.WebSocketException, OSError):
+            return None
+        return ws
+
+    def _read(self, ws: websocket.WebSocket) -> None:
+        while not self._closed.is_set():
+            try:
+                frame = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                continue
+            except (websocket.WebSocketException, OSError):
+                return  # dropped: reconnect
+            try:
+                self._route(parse_message(frame))
+            except NodeProtocolError:
+                continue  # a frame we cannot read is not worth the socket
+
+    def _route(self, msg: Message) -> None:
+        prompt_id = msg.prompt_id
+        if isinstance(msg, ExecutionStart):
+            self._running = prompt_id
+        elif isinstance(msg, Preview) and prompt_id is None:
+            prompt_id = self._running
+        elif isinstance(msg, Executing) and msg.node is None and prompt_id == self._running:
+            self._running = None
+        if prompt_id is None:
+            return
+        with self._lock:
+            target = self._queues.get(prompt_id)
+        if target is not None:
+            target.put(msg)
