@@ -1,0 +1,156 @@
+"""``/api/v2/assets``: upload (multipart), mint from a hash, probe a hash, read, delete,
+and download with ``Range``.
+
+An upload is checked completely (size, type, Pillow for images, ``expected_hash``) before
+anything is stored. ``created_new`` and the status say whether the bytes were new to the
+caller (201) or a dedup hit (200).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+
+from orchestrator.outputs import BlobStore
+from orchestrator.settings import Settings
+from orchestrator.web.auth import Caller
+from orchestrator.web.content import disposition, etag_of, file_chunks, parse_range
+from orchestrator.web.schemas import base_url
+from orchestrator.web.v2 import mapping, schemas
+from orchestrator.web.v2.assets import (
+    AssetRecord,
+    Assets,
+    Upload,
+    checked_file_path,
+    checked_tags,
+    checked_upload,
+    parse_hash,
+)
+from orchestrator.web.v2.errors import InvalidBody, NotFound
+from orchestrator.web.v2.idempotency import checked_key
+
+FORM_FIELDS = frozenset({"file", "content_type", "file_path", "expected_hash", "tags",
+                         "expires_in"})
+
+
+def asset_body(record: AssetRecord, base: str, now: datetime) -> dict[str, Any]:
+    return schemas.dump(schemas.Asset(
+        id=record.id, hash=record.hash, size_bytes=record.size_bytes,
+        content_type=record.content_type, file_path=record.file_path,
+        created_new=record.created_new, created_at=record.created_at,
+        url=mapping.content_url(base, record.id),
+        url_expires_at=now + mapping.CONTENT_URL_TTL, expires_at=record.expires_at,
+        job_id=record.job_id))
+
+
+def add(router: APIRouter, assets: Assets, blobs: BlobStore, settings: Settings,
+        now: Callable[[], datetime]) -> None:
+    """Add the asset routes to ``router``, each a closure over its arguments."""
+
+    @router.post("/assets", status_code=201, summary="Upload an asset (multipart)")
+    async def upload(request: Request, who: Caller,
+                     idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+        checked_key(idempotency_key)  # a fresh key per upload: dedup does the rest
+        async with request.form(max_files=1, max_fields=len(FORM_FIELDS) + 16,
+                                max_part_size=settings.max_body_bytes) as form:
+            data, meta = await _read_upload(form, settings.max_upload_bytes)
+        record = await run_in_threadpool(_store_upload, assets, who.owner, data, meta,
+                                         settings.max_upload_bytes)
+        status = 201 if record.created_new else 200
+        return JSONResponse(asset_body(record, base_url(request), now()), status_code=status)
+
+    @router.post("/assets/from-hash", status_code=201, summary="Mint an asset over known bytes")
+    def from_hash(body: schemas.FromHashRequest, request: Request, who: Caller) -> JSONResponse:
+        record, created = assets.store.from_hash(
+            who.owner, parse_hash(body.hash),
+            file_path=None if body.file_path is None else checked_file_path(body.file_path),
+            tags=checked_tags(body.tags or ()), expires_in=body.expires_in)
+        return JSONResponse(asset_body(record, base_url(request), now()),
+                            status_code=201 if created else 200)
+
+    @router.head("/assets/by-hash/{digest}", summary="Whether the caller has these bytes")
+    def by_hash(digest: str, who: Caller) -> Response:
+        if not assets.store.has_hash(who.owner, parse_hash(digest)):
+            raise NotFound("no upload of yours has that hash")
+        return Response(status_code=200)
+
+    @router.get("/assets/{asset_id}", summary="An asset's record")
+    def get_asset(asset_id: str, request: Request, who: Caller) -> dict[str, Any]:
+        return asset_body(assets.get(who.owner, asset_id), base_url(request), now())
+
+    @router.delete("/assets/{asset_id}", status_code=204, summary="Delete an asset record")
+    def delete_asset(asset_id: str, who: Caller) -> Response:
+        assets.delete(who.owner, asset_id)
+        return Response(status_code=204)
+
+    @router.get("/assets/{asset_id}/content", summary="An asset's bytes (Range supported)",
+                response_class=StreamingResponse)
+    def content(asset_id: str, who: Caller,
+                range: Annotated[str | None, Header()] = None) -> StreamingResponse:
+        return _content(assets.get(who.owner, asset_id), blobs, range)
+
+
+async def _read_upload(form: FormData, max_bytes: int) -> tuple[bytes, Upload]:
+    unknown = sorted(set(form.keys()) - FORM_FIELDS)
+    if unknown:
+        raise InvalidBody(f"unknown form field {unknown[0]!r}; the fields are "
+                          f"{', '.join(sorted(FORM_FIELDS))}")
+    file = form.get("file")
+    if not isinstance(file, UploadFile):
+        raise InvalidBody("form field 'file' (the bytes) is missing")
+    data = await file.read(max_bytes + 1)
+    return data, Upload(
+        content_type=_text(form, "content_type"),
+        file_path=checked_file_path(_text(form, "file_path")),
+        expected_hash=_optional(form, "expected_hash"),
+        tags=checked_tags(str(t) for t in form.getlist("tags")),
+        expires_in=_expires_in(_optional(form, "expires_in")))
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidBody(f"form field {name!r} is missing")
+    return value
+
+
+def _optional(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _expires_in(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or not schemas.EXPIRES_IN_MIN <= int(text) <= schemas.EXPIRES_IN_MAX:
+        raise InvalidBody(f"expires_in must be {schemas.EXPIRES_IN_MIN}-{schemas.EXPIRES_IN_MAX} "
+                          f"seconds, got {text!r}")
+    return int(text)
+
+
+def _store_upload(assets: Assets, owner: str, data: bytes, meta: Upload,
+                  max_bytes: int) -> AssetRecord:
+    content_type = checked_upload(data, meta, max_bytes)
+    return assets.store.upload(owner, data, meta, content_type)
+
+
+def _content(record: AssetRecord, blobs: BlobStore, range_header: str | None) -> StreamingResponse:
+    path = blobs.path(record.sha256)
+    if not path.is_file():
+        raise NotFound("the asset's bytes are gone")
+    size = path.stat().st_size
+    span = parse_range(range_header, size)
+    first, last = span if span is not None else (0, size - 1)
+    headers = {"Accept-Ranges": "bytes", "ETag": etag_of(record.sha256),
+               "Content-Length": str(max(last - first + 1, 0)),
+               "Content-Disposition": disposition(record.file_path or record.id)}
+    if span is not None:
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    return StreamingResponse(file_chunks(path, first, last), status_code=206 if span else 200,
+                             media_type=record.content_type, headers=headers)

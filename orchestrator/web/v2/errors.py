@@ -1,0 +1,178 @@
+"""Comfy API v2 errors, and the one translation of any failure into the v2 envelope.
+
+Every v2 route answers a failure as ``{"error": {"code", "message", "details"}}`` with the
+codes the SDK maps to typed exceptions (``invalid_workflow`` → ``InvalidWorkflow``, ...).
+The v2 refusals are ``ApiError`` subclasses, so the app's own handler would render them
+the same way; ``v2_error`` also maps the orchestrator's errors to v2 codes, and anything
+unexpected to a generic 500 ``upstream_error`` (the contract: 5xx messages say nothing of
+nodes, paths or tracebacks).
+
+```
+ApiError (orchestrator.web.errors)
+├── InvalidWorkflow        422 invalid_workflow, details.node_errors per node
+│   └── WorkflowFormatUi   422 workflow_format_ui
+├── MissingAsset           422 missing_asset
+├── InvalidBody            422 invalid_request (and metadata_invalid, invalid_cursor...)
+├── IdempotencyKeyReuse    422 idempotency_key_reuse
+├── HashMismatch           409 hash_mismatch
+├── AssetInUse             409 asset_in_use
+├── BlobNotFound           404 blob_not_found
+├── NotFound               404 not_found
+└── UpstreamError          500 upstream_error
+```
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from orchestrator.errors import (
+    AccessDenied,
+    GraphRejected,
+    InputProblem,
+    InvalidCursor,
+    JobNotFound,
+    OrchestratorError,
+    WorkflowFormatError,
+    WorkflowNotFound,
+)
+from orchestrator.web.errors import ApiError, body
+
+# The only message a 5xx carries: the contract keeps upstream detail out of responses.
+UPSTREAM_MESSAGE = "the service could not complete the request; try again later"
+
+
+class InvalidWorkflow(ApiError):
+    """The graph is malformed or would be rejected by ComfyUI; details name each node."""
+
+    status, code = 422, "invalid_workflow"
+
+
+class WorkflowFormatUi(InvalidWorkflow):
+    """A ComfyUI UI export (``nodes``/``links``) was sent instead of the API format."""
+
+    code = "workflow_format_ui"
+
+
+class MissingAsset(ApiError):
+    """A ``core/ASSET`` reference names no asset the caller owns."""
+
+    status, code = 422, "missing_asset"
+
+
+class InvalidBody(ApiError):
+    """A request field, header or query the contract does not allow, with its own code."""
+
+    status = 422
+
+    def __init__(self, message: str, *, code: str = "invalid_request",
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.code = code
+
+
+class IdempotencyKeyReuse(ApiError):
+    """The ``Idempotency-Key`` was already presented (keys are single use, no replay)."""
+
+    status, code = 422, "idempotency_key_reuse"
+
+
+class HashMismatch(ApiError):
+    """The uploaded bytes do not hash to the ``expected_hash`` the client declared."""
+
+    status, code = 409, "hash_mismatch"
+
+
+class AssetInUse(ApiError):
+    """The asset is held by the service (a job's output) and cannot be deleted."""
+
+    status, code = 409, "asset_in_use"
+
+
+class BlobNotFound(ApiError):
+    """No blob with that hash that the caller may mint an asset from."""
+
+    status, code = 404, "blob_not_found"
+
+
+class NotFound(ApiError):
+    """No job or asset with that id visible to the caller (others' read the same)."""
+
+    status, code = 404, "not_found"
+
+
+class UpstreamError(ApiError):
+    """Anything the caller cannot fix: a node, the store, or a bug of ours."""
+
+    status, code = 500, "upstream_error"
+
+
+def v2_error(exc: Exception) -> ApiError:
+    """The v2 refusal for ``exc`` (the most specific rule wins)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, JobNotFound | AccessDenied | WorkflowNotFound):
+        return NotFound(_not_found_message(exc))
+    if isinstance(exc, GraphRejected):
+        return graph_rejected(exc)
+    if isinstance(exc, WorkflowFormatError):
+        return InvalidWorkflow(str(exc), details={"path": exc.path, "node_errors": {}})
+    if isinstance(exc, InvalidCursor):
+        return InvalidBody(str(exc), code="invalid_cursor")
+    if isinstance(exc, RequestValidationError):
+        return _validation(exc)
+    return UpstreamError(UPSTREAM_MESSAGE)
+
+
+def _not_found_message(exc: OrchestratorError) -> str:
+    if isinstance(exc, JobNotFound):
+        return f"no {exc.what} with id {exc.job_id!r}"
+    return "not found"
+
+
+def graph_rejected(exc: GraphRejected) -> InvalidWorkflow:
+    """``invalid_workflow`` whose message names the first node at fault and whose
+    ``details.node_errors`` lists every problem per node id."""
+    problems = exc.problems
+    message = _first_problem(problems) if problems else exc.reason
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more problem(s); see details.node_errors)"
+    return InvalidWorkflow(message, details={"node_errors": node_errors(problems)})
+
+
+def _first_problem(problems: list[InputProblem]) -> str:
+    first = problems[0]
+    where = f"node {first.node_id} ({first.class_type})"
+    if first.input_name:
+        where += f", input {first.input_name!r}"
+    return f"{where}: {first.message}"
+
+
+def node_errors(problems: list[InputProblem]) -> dict[str, list[dict[str, Any]]]:
+    """Problems grouped by node id, each as the contract's ``{field, reason}`` plus text."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for p in problems:
+        grouped.setdefault(p.node_id, []).append({
+            "field": p.input_name, "reason": p.type or "invalid", "message": p.message,
+            "class_type": p.class_type, "received": _jsonable(p.received)})
+    return grouped
+
+
+def _jsonable(value: object) -> object:
+    return value if isinstance(value, str | int | float | bool | type(None)) else repr(value)
+
+
+def _validation(exc: RequestValidationError) -> InvalidBody:
+    errors = [{"field": ".".join(str(p) for p in e.get("loc", ())) or "request",
+               "message": str(e.get("msg", "invalid"))} for e in exc.errors()]
+    first = errors[0] if errors else {"field": "request", "message": "invalid"}
+    return InvalidBody(f"{first['field']}: {first['message']}", details={"errors": errors})
+
+
+def response(exc: ApiError) -> JSONResponse:
+    """The JSON response carrying ``exc`` in the v2 envelope."""
+    return JSONResponse(body(exc.code, str(exc), exc.details), status_code=exc.status,
+                        headers=exc.headers)

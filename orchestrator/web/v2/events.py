@@ -1,0 +1,180 @@
+"""``GET /api/v2/jobs/{id}/events``: the job's live state as v2 Server-Sent Events.
+
+Fed by the orchestrator's event bus, which hands a subscriber a snapshot taken from the
+store first, so a client that connects late (even after the job ended) never waits for
+an event that already happened. Frames are ``event: NAME`` / ``data: JSON`` with no ids
+(the contract has no resume):
+
+- on connect: ``status`` (unless the job already ended), the latest ``progress`` and
+  ``preview``, and every ``output`` recorded so far;
+- then ``status`` on each change, ``progress``, ``preview``, ``output``;
+- at the end every output not yet sent, then the terminal ``status``, after which the
+  SDK stops reading — so no output may come after it.
+
+``Translator`` is the state machine (events in, frames out); ``stream`` is its async shell,
+sending a keep-alive comment whenever the job is quiet for ``keepalive`` seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import anyio
+from pydantic import BaseModel
+
+from orchestrator.events import (
+    Dispatched,
+    Finished,
+    OutputEvent,
+    PreviewEvent,
+    ProgressEvent,
+    Snapshot,
+    Started,
+    Subscription,
+)
+from orchestrator.jobs import Job, JobStatus
+from orchestrator.outputs import OutputRecord
+from orchestrator.service import Orchestrator
+from orchestrator.web.sse import KEEPALIVE_COMMENT, _waiters
+from orchestrator.web.v2 import mapping, schemas
+
+Frame = tuple[str, BaseModel]
+
+
+def latest(orch: Orchestrator, job_id: str, kind: type[BaseModel]) -> BaseModel | None:
+    """The newest event of ``kind`` the bus still holds for the job."""
+    for event in reversed(orch.bus.history(job_id)):
+        if isinstance(event, kind):
+            return event
+    return None
+
+
+def latest_progress(orch: Orchestrator, job_id: str) -> ProgressEvent | None:
+    found = latest(orch, job_id, ProgressEvent)
+    return found if isinstance(found, ProgressEvent) else None
+
+
+@dataclass
+class Translator:
+    """Turns one job's bus events into v2 frames; ``done`` once the terminal status is out."""
+
+    orch: Orchestrator
+    job_id: str
+    base: str
+    position: Callable[[str], int | None]
+    now: Callable[[], datetime]
+    done: bool = False
+    sent_outputs: set[str] = field(default_factory=set)
+    last_status: str | None = None
+    best_progress: float = -1.0
+
+    def frames(self, event: BaseModel) -> list[Frame]:
+        """The frames ``event`` calls for (often none)."""
+        if isinstance(event, Snapshot):
+            return self._connected()
+        if isinstance(event, Dispatched | Started):
+            return self._status("running", None)
+        if isinstance(event, ProgressEvent):
+            return self._progress(mapping.live_progress(self._job(), event))
+        if isinstance(event, PreviewEvent):
+            return [("preview", _preview(event, self._current_node()))]
+        if isinstance(event, OutputEvent):
+            return self._outputs([self.orch.output(event.output_id)])
+        if isinstance(event, Finished):
+            return self._finished(self._job())
+        return []
+
+    def _connected(self) -> list[Frame]:
+        job = self._job()
+        if job.status.terminal:
+            return self._finished(job)
+        status = mapping.status_of(job)
+        queued = job.status == JobStatus.QUEUED
+        frames = self._status(status, self.position(job.id) if queued else None)
+        progress = mapping.progress_of(job, latest_progress(self.orch, job.id),
+                                       self.orch.pool.ctx.progress.get(job))
+        frames += self._progress(progress) if progress is not None else []
+        preview = latest(self.orch, job.id, PreviewEvent)
+        if isinstance(preview, PreviewEvent):
+            frames.append(("preview", _preview(preview, self._current_node())))
+        return frames + self._outputs(self.orch.outputs_of(job.id))
+
+    def _finished(self, job: Job) -> list[Frame]:
+        if not job.status.terminal:
+            return []  # a Finished of an earlier run (a retried job): it goes on
+        progress = mapping.progress_of(job, latest_progress(self.orch, job.id),
+                                       self.orch.pool.ctx.progress.get(job))
+        frames = self._progress(progress) if progress is not None else []
+        frames += self._outputs(self.orch.outputs_of(job.id))
+        frames.append(("status", schemas.StatusEvent(status=mapping.status_of(job),
+                                                     queue_position=None)))
+        self.done = True
+        return frames
+
+    def _status(self, status: schemas.JobStatusName, position: int | None) -> list[Frame]:
+        if status == self.last_status or self.done:
+            return []
+        self.last_status = status
+        return [("status", schemas.StatusEvent(status=status, queue_position=position))]
+
+    def _progress(self, progress: schemas.Progress) -> list[Frame]:
+        if progress.value < self.best_progress:
+            return []  # a late event from before a failover: never go backwards
+        self.best_progress = progress.value
+        return [("progress", progress)]
+
+    def _outputs(self, records: list[OutputRecord]) -> list[Frame]:
+        now = self.now()
+        fresh = [r for r in records if r.id not in self.sent_outputs]
+        self.sent_outputs.update(r.id for r in fresh)
+        return [("output", mapping.output_of(r, self.base, now)) for r in fresh]
+
+    def _job(self) -> Job:
+        return self.orch.get(self.job_id)
+
+    def _current_node(self) -> str:
+        found = latest_progress(self.orch, self.job_id)
+        return (found.node_id or "") if found else ""
+
+
+
+def _preview(event: PreviewEvent, node_id: str) -> schemas.PreviewEvent:
+    return schemas.PreviewEvent(node_id=node_id, content_type=event.mime,
+                                data_base64=base64.b64encode(event.image).decode())
+
+
+def encode(frame: Frame) -> bytes:
+    """One SSE frame: ``event:`` and ``data:`` lines, no id (the stream has no resume)."""
+    name, payload = frame
+    data = json.dumps(schemas.dump(payload), separators=(",", ":"))
+    return f"event: {name}\ndata: {data}\n\n".encode()
+
+
+def _next(sub: Subscription, translator: Translator, keepalive: float) -> list[Frame] | None:
+    """Wait for the next event and translate it; None when the wait timed out."""
+    event = sub.get(timeout=keepalive)
+    if event is None:
+        return None
+    return translator.frames(event)
+
+
+async def stream(sub: Subscription, translator: Translator, *,
+                 keepalive: float) -> AsyncIterator[bytes]:
+    """The frames of ``sub`` until the terminal status; closes ``sub`` however it stops."""
+    try:
+        while not translator.done:
+            frames = await anyio.to_thread.run_sync(_next, sub, translator, keepalive,
+                                                    limiter=_waiters, abandon_on_cancel=True)
+            if frames is None:
+                if sub.closed:
+                    return
+                yield KEEPALIVE_COMMENT
+                continue
+            for frame in frames:
+                yield encode(frame)
+    finally:
+        sub.close()

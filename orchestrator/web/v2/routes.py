@@ -1,0 +1,194 @@
+"""Comfy API v2 under ``/api/v2``: jobs, their events, assets, and health.
+
+``v2_router`` builds the router over an open ``Orchestrator``; the app includes it.
+Every route answers errors in the v2 envelope with v2 codes (``V2Route``), whatever the
+app's own handlers do. A token sees only its owner's jobs and assets; anything else
+reads as 404 ``not_found``, exactly like an id that does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from orchestrator.jobs import Job, JobStatus, utcnow
+from orchestrator.nodes import Health as NodeHealth
+from orchestrator.service import Orchestrator
+from orchestrator.settings import Settings
+from orchestrator.tokens import Principal, TokenStore
+from orchestrator.web.auth import Caller
+from orchestrator.web.schemas import base_url
+from orchestrator.web.v2 import asset_routes, events, mapping, schemas
+from orchestrator.web.v2.assets import Assets, AssetStore
+from orchestrator.web.v2.db import DB_FILE, Database
+from orchestrator.web.v2.errors import InvalidBody, NotFound, response, v2_error
+from orchestrator.web.v2.idempotency import KeyStore, checked_key
+from orchestrator.web.v2.queue import QueuePositions
+from orchestrator.web.v2.submit import Submitter
+
+DEFAULT_PAGE = 50  # jobs per page of GET /jobs when the client names no limit
+
+
+class V2Route(APIRoute):
+    """A route whose every failure (auth, validation, ours) leaves in the v2 envelope."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def v2_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:  # noqa: BLE001 - every failure gets its v2 answer
+                return response(v2_error(exc))
+
+        return v2_handler
+
+
+@dataclass(frozen=True)
+class V2:
+    """What the v2 routes share: the orchestrator and the v2 tables over its data dir."""
+
+    orch: Orchestrator
+    settings: Settings
+    assets: Assets
+    keys: KeyStore
+    positions: QueuePositions
+    now: Callable[[], datetime] = utcnow
+
+    @classmethod
+    def open(cls, orch: Orchestrator, settings: Settings) -> V2:
+        db = Database(orch.data_dir / DB_FILE, _schema())
+        store = AssetStore(db, orch.blobs)
+        return cls(orch=orch, settings=settings, assets=Assets(store, orch.output),
+                   keys=KeyStore(db), positions=QueuePositions(orch.store))
+
+    def submitter(self) -> Submitter:
+        return Submitter(self.orch, self.assets, self.keys, self.settings.max_queued)
+
+    def visible_job(self, who: Principal, job_id: str) -> Job:
+        """The caller's job; ``NotFound`` for others' jobs and unknown ids alike."""
+        job = self.orch.get(job_id)
+        if job.spec.owner != who.owner:
+            raise NotFound(f"no job with id {job_id!r}")
+        return job
+
+    def job_body(self, job: Job, base: str) -> dict[str, Any]:
+        queued = job.status == JobStatus.QUEUED
+        body = mapping.job_of(
+            job, outputs=self.orch.outputs_of(job.id),
+            latest=events.latest_progress(self.orch, job.id),
+            fraction=self.orch.pool.ctx.progress.get(job),
+            queue_position=self.positions.position(job.id) if queued else None,
+            base=base, now=self.now())
+        return schemas.dump(body)
+
+
+def _schema() -> str:
+    from orchestrator.web.v2 import assets, idempotency
+
+    return idempotency.SCHEMA + assets.SCHEMA
+
+
+def v2_router(orch: Orchestrator, tokens: TokenStore, settings: Settings) -> APIRouter:
+    """Every ``/api/v2`` route over ``orch``; callers authenticate with ``tokens``' bearer
+    tokens (through the app's ``Services``, which must hold the same store)."""
+    v2 = V2.open(orch, settings)
+    router = APIRouter(prefix="/api/v2", route_class=V2Route, tags=["Comfy API v2"])
+    _job_routes(router, v2)
+    asset_routes.add(router, v2.assets, orch.blobs, settings, v2.now)
+    router.add_api_route("/health", _health(v2), methods=["GET"], response_model=schemas.Health,
+                         summary="Whether the service runs (no token needed)")
+    return router
+
+
+def _health(v2: V2) -> Callable[[], schemas.Health]:
+    def health() -> schemas.Health:
+        pool = v2.orch.nodes()
+        up = sum(n.health == NodeHealth.UP for n in pool)
+        return schemas.Health(status="ok" if up else "degraded", nodes_up=up,
+                              nodes_total=len(pool), queued=v2.orch.store.queued_count())
+    return health
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+
+def _job_routes(router: APIRouter, v2: V2) -> None:
+    """Add the job routes, each a closure over ``v2``."""
+
+    @router.post("/jobs", status_code=201, summary="Submit an API-format graph as a job")
+    async def submit(request: Request, who: Caller,
+                     idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+        key = checked_key(idempotency_key)
+        body = _json_body(await request.body())
+        job = await run_in_threadpool(v2.submitter().submit, who.owner, body, key)
+        return JSONResponse(v2.job_body(job, base_url(request)), status_code=201)
+
+    @router.get("/jobs", summary="The caller's jobs, newest first")
+    def list_jobs(request: Request, who: Caller,
+                  limit: Annotated[int, Query(ge=1)] = DEFAULT_PAGE,
+                  cursor: str | None = None) -> dict[str, Any]:
+        labels = metadata_filter(request.query_params.multi_items())
+        page = v2.orch.list(owner=who.owner, metadata=labels or None, cursor=cursor,
+                            limit=min(limit, v2.settings.max_page_size))
+        base = base_url(request)
+        return schemas.dump(schemas.JobPage(
+            jobs=[mapping.summary_of(j, base) for j in page.jobs],
+            next_cursor=page.next_cursor))
+
+    @router.get("/jobs/{job_id}", summary="A job: status, progress and outputs so far")
+    def get_job(job_id: str, request: Request, who: Caller) -> dict[str, Any]:
+        return v2.job_body(v2.visible_job(who, job_id), base_url(request))
+
+    @router.get("/jobs/{job_id}/workflow", summary="The graph behind a job")
+    def get_workflow(job_id: str, who: Caller) -> dict[str, Any]:
+        return schemas.dump(mapping.workflow_of(v2.visible_job(who, job_id)))
+
+    @router.post("/jobs/{job_id}/cancel", summary="Cancel a job (idempotent)")
+    def cancel(job_id: str, request: Request, who: Caller) -> dict[str, Any]:
+        v2.visible_job(who, job_id)
+        return v2.job_body(v2.orch.cancel(job_id), base_url(request))
+
+    @router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
+                summary="The job's live state as Server-Sent Events",
+                responses={200: {"content": {"text/event-stream": {}}}})
+    def job_events(job_id: str, request: Request, who: Caller) -> StreamingResponse:
+        v2.visible_job(who, job_id)
+        translator = events.Translator(v2.orch, job_id, base_url(request),
+                                       v2.positions.position, v2.now)
+        sub = v2.orch.events(job_id)
+        return StreamingResponse(
+            events.stream(sub, translator, keepalive=v2.settings.sse_keepalive_s),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _json_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidBody(f"the body is not JSON ({exc}); send "
+                          '{"workflow": {...}} as application/json') from exc
+
+
+def metadata_filter(params: list[tuple[str, str]]) -> dict[str, str]:
+    """The ``metadata[key]=value`` pairs of a query; 422 ``invalid_metadata_filter`` for
+    a malformed one."""
+    labels: dict[str, str] = {}
+    for name, value in params:
+        if not name.startswith("metadata"):
+            continue
+        key = name.removeprefix("metadata")
+        if not (key.startswith("[") and key.endswith("]")) or len(key) < 3 or key[1:-1] in labels:
+            raise InvalidBody(f"query parameter {name!r}: filter labels as metadata[key]=value, "
+                              "each key once", code="invalid_metadata_filter")
+        labels[key[1:-1]] = value
+    return labels
