@@ -1,0 +1,232 @@
+"""A real v2 service for the SDK tests, and the real ``comfy-sdk`` pointed at it.
+
+Every response the SDK (or a test's own ``raw`` call) receives is validated against the
+spec fetched from the comfy-sdk 0.5.0 source distribution: JSON bodies by an httpx
+response hook, SSE payloads by a decoder that checks each event before the SDK sees it.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import comfy_low.transport
+import httpx
+import pytest
+from comfy_low.sse import RawEvent, SSEDecoder
+from comfy_sdk import Comfy
+from PIL import Image
+
+from orchestrator.nodes import NodeConfig
+from orchestrator.service import Orchestrator
+from orchestrator.settings import Settings
+from orchestrator.tokens import TokenStore
+from orchestrator.web import ServerThread, create_app
+from orchestrator.web.v2 import v2_router
+from tests.orchestrator.web.v2.spec import Spec, fetch_spec
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+HTTP_TIMEOUT = 30.0
+_seeds = itertools.count(int(time.time()) % 1_000_000 * 1000)
+
+
+def fresh_seed() -> int:
+    """A seed no earlier test used, so ComfyUI's cache never skips a node."""
+    return next(_seeds)
+
+
+def png_bytes(color: str = "#ff0000", size: int = 8) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def spec() -> Spec:
+    """The v2 spec; fetching it must work under CI=true, elsewhere its absence skips."""
+    try:
+        return Spec.load(fetch_spec())
+    except (RuntimeError, OSError) as exc:
+        if IN_CI:
+            pytest.fail(f"cannot fetch the Comfy API v2 spec under CI=true: {exc}", pytrace=False)
+        pytest.skip(f"cannot fetch the Comfy API v2 spec: {exc}")
+
+
+@dataclass
+class V2Service:
+    """Orchestrator + tokens + uvicorn with the v2 routes; ``stop()`` ends all three."""
+
+    url: str
+    orch: Orchestrator
+    tokens: TokenStore
+    server: ServerThread
+    alice: str
+    bob: str
+    data_dir: Path
+    stopped: bool = field(default=False)
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.server.stop()
+            self.orch.close()
+            self.tokens.close()
+
+
+def start_v2(data_dir: Path, nodes: list[str], *, max_in_flight: int = 1,
+             tokens: dict[str, str] | None = None, **settings: Any) -> V2Service:
+    """A service on a free loopback port; ``tokens`` reuses the alice/bob of an earlier run."""
+    config = Settings(data_dir=data_dir, workflows_dir=data_dir / "workflows", port=0,
+                      **{"rate_burst": 10_000, "rate_per_minute": 60_000, **settings})
+    (data_dir / "workflows").mkdir(parents=True, exist_ok=True)
+    store = TokenStore.open(data_dir)
+    orch = Orchestrator(data_dir=data_dir, workflows_dir=data_dir / "workflows",
+                        nodes=[NodeConfig(url=u, max_in_flight=max_in_flight) for u in nodes])
+    app = create_app(orch, store, config)
+    if not any(getattr(r, "path", "").startswith("/api/v2") for r in app.routes):
+        app.include_router(v2_router(orch, store, config))
+    server = ServerThread(app)
+    try:
+        url = server.start()
+    except BaseException:
+        orch.close()
+        store.close()
+        raise
+    known = tokens or {"alice": store.create("alice"), "bob": store.create("bob")}
+    return V2Service(url=url, orch=orch, tokens=store, server=server, alice=known["alice"],
+                     bob=known["bob"], data_dir=data_dir)
+
+
+ServiceFactory = Callable[..., V2Service]
+
+
+@pytest.fixture(scope="module")
+def v2_factory(comfy_url: str, tmp_path_factory: pytest.TempPathFactory,
+               spec: Spec) -> Iterator[ServiceFactory]:
+    """Start services (default: the session's ComfyUI); all stop when the module ends."""
+    started: list[V2Service] = []
+
+    def factory(*, nodes: list[str] | None = None, data_dir: Path | None = None,
+                **settings: Any) -> V2Service:
+        svc = start_v2(data_dir or tmp_path_factory.mktemp("v2"),
+                       [comfy_url] if nodes is None else nodes, **settings)
+        started.append(svc)
+        return svc
+
+    yield factory
+    for svc in started:
+        svc.stop()
+
+
+@pytest.fixture(scope="module")
+def v2(v2_factory: ServiceFactory) -> V2Service:
+    """The module's shared service: one node, one item at a time on it."""
+    return v2_factory()
+
+
+# --- checking every response ----------------------------------------------------------------
+
+
+def response_checker(spec: Spec) -> Callable[[httpx.Response], None]:
+    """An httpx response hook validating every JSON body against the spec."""
+    def check(response: httpx.Response) -> None:
+        path = response.request.url.path
+        if "/api/v2/" not in path or response.request.method == "HEAD":
+            return
+        kind = response.headers.get("content-type", "")
+        if kind.startswith("text/event-stream") or "/content" in path and response.is_success:
+            return
+        if response.status_code == 204:
+            assert not response.read(), f"204 with a body from {path}"
+            return
+        response.read()
+        spec.check_response(response.request.method, path, response.status_code,
+                            response.json())
+    return check
+
+
+class CheckedDecoder(SSEDecoder):
+    """The SDK's SSE decoder, validating each event payload against the spec."""
+
+    spec: Spec
+    seen: list[RawEvent]
+
+    def push(self, line: str) -> list[RawEvent]:
+        events = super().push(line)
+        for event in events:
+            self.spec.check_event(event.event, event.data)
+            type(self).seen.append(event)
+        return events
+
+
+@pytest.fixture
+def sse_log(spec: Spec, monkeypatch: pytest.MonkeyPatch) -> list[RawEvent]:
+    """Every SSE event the SDK decoded in this test (each checked against the spec)."""
+    seen: list[RawEvent] = []
+    checked = type("Checked", (CheckedDecoder,), {"spec": spec, "seen": seen})
+    monkeypatch.setattr(comfy_low.transport, "SSEDecoder", checked)
+    return seen
+
+
+SdkFactory = Callable[..., Comfy]
+
+
+@pytest.fixture
+def sdk_for(spec: Spec, monkeypatch: pytest.MonkeyPatch,
+            sse_log: list[RawEvent]) -> Iterator[SdkFactory]:
+    """``sdk_for(service, token)``: a real ``Comfy`` client (closed after the test)."""
+    clients: list[Comfy] = []
+
+    def make(service: V2Service, token: str) -> Comfy:
+        monkeypatch.setenv("COMFY_BASE_URL", service.url)
+        monkeypatch.delenv("COMFY_API_KEY", raising=False)
+        client = Comfy(api_key=token)
+        client._low._client.event_hooks["response"].append(response_checker(spec))
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def sdk(sdk_for: SdkFactory, v2: V2Service) -> Comfy:
+    """The SDK as alice on the module's service."""
+    return sdk_for(v2, v2.alice)
+
+
+@pytest.fixture
+def raw(spec: Spec) -> Iterator[Callable[..., httpx.Response]]:
+    """``raw(service, method, path, token=..., **kw)``: one checked request outside the SDK."""
+    client = httpx.Client(timeout=HTTP_TIMEOUT,
+                          event_hooks={"response": [response_checker(spec)]})
+
+    def call(service: V2Service, method: str, path: str, *, token: str | None = None,
+             **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return client.request(method, service.url + path, headers=headers, **kwargs)
+
+    yield call
+    client.close()
+
+
+def as_json(data: Any) -> str:
+    return json.dumps(data)
