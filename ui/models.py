@@ -1,0 +1,155 @@
+"""The REST API's answers as the panel reads them: typed, and parsed in one place.
+
+These are the panel's own view of the ``/v1`` contract, not the service's response models:
+the panel may talk to a service of another version on another machine, so each model keeps
+only the fields the panel shows and ignores the rest (a newer service adds fields freely).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TERMINAL_STATUSES = frozenset({"succeeded", "partially_failed", "failed", "canceled", "expired"})
+RETRYABLE_STATUSES = frozenset({"partially_failed", "failed", "canceled"})
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Health(_Answer):
+    status: str
+    nodes_up: int
+    nodes_total: int
+    queued: int
+
+
+class PlaceholderUse(_Answer):
+    """One placeholder a workflow's graph uses; ``known`` when something declares it."""
+
+    name: str
+    known: bool
+    sites: list[str] = Field(default_factory=list)
+
+
+class WorkflowSummary(_Answer):
+    name: str
+    title: str
+    kind: str | None = None
+    ok: bool
+    serving: str | None = None
+    error: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    placeholders: list[PlaceholderUse] = Field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """What a picker shows: the title, then the kind."""
+        kind = f" · {self.kind}" if self.kind else ""
+        return f"{self.title or self.name}{kind}"
+
+
+class WorkflowDetail(WorkflowSummary):
+    description: str = ""
+    graph: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = None
+
+
+class ItemError(_Answer):
+    code: str
+    message: str
+    node_id: str | None = None
+    class_type: str | None = None
+
+
+class Item(_Answer):
+    index: int
+    status: str
+    seed: int | None = None
+    node: str | None = None
+    attempts: int = 0
+    error: ItemError | None = None
+    output_ids: list[str] = Field(default_factory=list)
+
+
+class Job(_Answer):
+    id: str
+    status: str
+    workflow: str | None = None
+    raw_graph: bool = False
+    values: dict[str, Any] = Field(default_factory=dict)
+    count: int = 1
+    owner: str = ""
+    character: str | None = None
+    conversation: str | None = None
+    visibility: str = "private"
+    created_at: datetime
+    completed_at: datetime | None = None
+    items: list[Item] = Field(default_factory=list)
+    output_ids: list[str] = Field(default_factory=list)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in RETRYABLE_STATUSES
+
+    @property
+    def seeds(self) -> list[int]:
+        return [i.seed for i in self.items if i.seed is not None]
+
+
+class JobPage(_Answer):
+    jobs: list[Job]
+    next_cursor: str | None = None
+
+
+class Output(_Answer):
+    id: str
+    job_id: str
+    index: int
+    kind: str
+    mime: str
+    size_bytes: int
+    width: int | None = None
+    height: int | None = None
+    filename: str
+    node_id: str = ""
+    seed: int | None = None
+    workflow: str | None = None
+    values: dict[str, Any] = Field(default_factory=dict)
+    owner: str = ""
+    character: str | None = None
+    conversation: str | None = None
+    visibility: str = "private"
+    created_at: datetime
+
+
+class OutputPage(_Answer):
+    outputs: list[Output]
+    next_cursor: str | None = None
+
+
+class Node(_Answer):
+    name: str
+    url: str
+    tags: list[str] = Field(default_factory=list)
+    health: str
+    draining: bool = False
+    in_flight: int = 0
+    max_in_flight: int = 1
+    classes: int = 0
+    models: dict[str, list[str]] = Field(default_factory=dict)
+    comfyui_version: str | None = None
+    last_error: str | None = None
+    last_seen: datetime | None = None
+
+
+class NodeList(_Answer):
+    nodes: list[Node]
+    queued: int = 0
