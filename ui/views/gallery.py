@@ -1,0 +1,174 @@
+"""Gallery: a thumbnail grid with filters, and each image's detail with the values and seed
+that made it; reuse its prompt in Generate, regenerate it with a new or the same seed,
+download or delete it.
+
+A character's public gallery and a conversation's private one come from ``/v1/gallery``;
+without either filter the grid lists the outputs of the newest jobs the token may see
+(an admin's token sees every owner's, and may narrow them by owner).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from ui import state, widgets
+from ui.api import ApiClient, PanelError
+from ui.models import Output
+
+GENERATE_PAGE = "views/generate.py"
+JOBS_SCANNED = 30  # newest jobs whose outputs fill an unfiltered grid
+GALLERY_LIMIT = 60
+REGENERATED = "gallery:regenerated"  # job id of the last regenerate, shown under the detail
+OUTPUTS = "gallery:outputs"  # output id → metadata (outputs never change)
+
+
+@dataclass(frozen=True)
+class Filters:
+    character: str = ""
+    conversation: str = ""
+    workflow: str = ""
+    owner: str = ""
+
+    def keep(self, out: Output) -> bool:
+        """Whether ``out`` passes the filters the service did not apply itself."""
+        return all(want == "" or want == (got or "") for want, got in (
+            (self.character, out.character), (self.conversation, out.conversation),
+            (self.workflow, out.workflow), (self.owner, out.owner)))
+
+
+def render() -> None:
+    st.title("Gallery")
+    widgets.show_flash()
+    client = state.client()
+    selected = st.session_state.get(state.SELECTED_OUTPUT)
+    if selected:
+        _detail(client, str(selected))
+    filters = _filters()
+    try:
+        outputs = [o for o in _outputs(client, filters) if filters.keep(o)]
+    except PanelError as exc:
+        st.error(str(exc))
+        return
+    if not outputs:
+        st.info("No images match: generate some, or change the filters.")
+        return
+    st.caption(f"{len(outputs)} image(s)")
+    widgets.image_grid([(o.id, _caption(o)) for o in outputs], key="gallery", columns=5)
+
+
+def _caption(out: Output) -> str:
+    return f"{out.workflow or 'graph'} · seed {out.seed}"
+
+
+def _filters() -> Filters:
+    cols = st.columns(4)
+    return Filters(*(c.text_input(label, key=f"gallery:{label.lower()}").strip()
+                     for c, label in zip(cols, ("Character", "Conversation", "Workflow",
+                                                "Owner"), strict=True)))
+
+
+def _outputs(client: ApiClient, filters: Filters) -> list[Output]:
+    if filters.conversation:
+        return client.gallery(conversation=filters.conversation, limit=GALLERY_LIMIT).outputs
+    if filters.character:
+        return client.gallery(character=filters.character, limit=GALLERY_LIMIT).outputs
+    jobs = client.jobs(limit=JOBS_SCANNED, workflow=filters.workflow or None).jobs
+    ids = [o for job in jobs if not filters.owner or job.owner == filters.owner
+           for o in job.output_ids]
+    return [_output(client, o) for o in ids]
+
+
+def _output(client: ApiClient, output_id: str) -> Output:
+    cache: dict[str, Output] = st.session_state.setdefault(OUTPUTS, {})
+    if output_id not in cache:
+        cache[output_id] = client.output(output_id)
+    return cache[output_id]
+
+
+def _detail(client: ApiClient, output_id: str) -> None:
+    try:
+        out = _output(client, output_id)
+        data = client.content(output_id)
+    except PanelError as exc:
+        st.error(str(exc))
+        st.session_state.pop(state.SELECTED_OUTPUT, None)
+        return
+    with st.container(border=True):
+        picture, info = st.columns([3, 2])
+        picture.image(data, caption=out.filename)
+        with info:
+            _facts(out)
+            _actions(client, out, data)
+    _regenerated(client)
+
+
+def _facts(out: Output) -> None:
+    st.markdown(f"**{out.workflow or 'raw graph'}** · seed `{out.seed}` · "
+                f"{out.width}×{out.height} · {out.visibility}")
+    st.caption(f"owner {out.owner} · character {out.character or '—'} · conversation "
+               f"{out.conversation or '—'} · job `{out.job_id}` · output `{out.id}`")
+    st.json(out.values, expanded=True)
+
+
+def _actions(client: ApiClient, out: Output, data: bytes) -> None:
+    top, bottom = st.columns(3), st.columns(3)
+    if top[0].button("Reuse prompt", key="gallery:reuse", disabled=out.workflow is None):
+        _reuse(out)
+    if top[1].button("Regenerate (new seed)", key="gallery:new-seed"):
+        _regenerate(client, out, None)
+    if top[2].button("Same seed", key="gallery:same-seed", disabled=out.seed is None):
+        _regenerate(client, out, out.seed)
+    bottom[0].download_button("Download", data, file_name=out.filename, mime=out.mime,
+                              key="gallery:download")
+    if bottom[1].button("Delete", key="gallery:delete"):
+        _delete(client, out)
+    if bottom[2].button("Close", key="gallery:close"):
+        st.session_state.pop(state.SELECTED_OUTPUT, None)
+        st.rerun()
+
+
+def _reuse(out: Output) -> None:
+    state.set_prefill({"workflow": out.workflow, "values": out.values,
+                       "character": out.character, "conversation": out.conversation,
+                       "visibility": out.visibility})
+    if out.seed is not None:
+        state.set_last_seed(out.seed)
+    st.switch_page(GENERATE_PAGE)
+
+
+def _regenerate(client: ApiClient, out: Output, seed: int | None) -> None:
+    try:
+        job = client.regenerate(out.id, seed)
+    except PanelError as exc:
+        st.error(str(exc))
+        return
+    state.remember_job(job.id)
+    st.session_state[REGENERATED] = job.id
+
+
+def _regenerated(client: ApiClient) -> None:
+    job_id = st.session_state.get(REGENERATED)
+    if not job_id:
+        return
+    try:
+        widgets.job_card(client.job(str(job_id)))
+    except PanelError as exc:
+        st.error(str(exc))
+
+
+def _delete(client: ApiClient, out: Output) -> None:
+    try:
+        client.delete_output(out.id)
+    except PanelError as exc:
+        st.error(f"Could not delete {out.filename}: {exc}")
+        return
+    st.session_state.pop(state.SELECTED_OUTPUT, None)
+    st.session_state.get(OUTPUTS, {}).pop(out.id, None)
+    state.flash("success", f"Deleted {out.filename}")
+    st.rerun()
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,65 @@
+"""Jobs: every job the token may see, newest first, each with live progress while it runs
+(percent, the ComfyUI node executing, the node server, the latest preview), its place in
+the queue, and cancel or retry."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import state, widgets
+from ui.api import PanelError
+from ui.models import JobPage
+
+STATUSES = ("", "queued", "running", "canceling", "succeeded", "partially_failed", "failed",
+            "canceled", "expired")
+PAGE_SIZE = 10
+
+
+def render() -> None:
+    st.title("Jobs")
+    widgets.show_flash()
+    status, workflow = _filters()
+    cursors: list[str] = st.session_state.setdefault(state.JOBS_CURSORS, [])
+    page = _page(status, workflow, cursors[-1] if cursors else None)
+    if page is None:
+        return
+    if not page.jobs:
+        st.info("No jobs yet: start one on the Generate page.")
+    for job in page.jobs:
+        widgets.job_card(job)
+    _pager(cursors, page.next_cursor)
+
+
+def _filters() -> tuple[str, str]:
+    cols = st.columns(2)
+    status = cols[0].selectbox("Status", STATUSES, format_func=lambda s: s or "any",
+                               key="jobs:status", on_change=_first_page)
+    workflow = cols[1].text_input("Workflow", key="jobs:workflow", on_change=_first_page)
+    return str(status or ""), workflow.strip()
+
+
+def _first_page() -> None:
+    st.session_state[state.JOBS_CURSORS] = []
+
+
+def _page(status: str, workflow: str, cursor: str | None) -> JobPage | None:
+    try:
+        return state.client().jobs(limit=PAGE_SIZE, cursor=cursor, status=status or None,
+                                   workflow=workflow or None)
+    except PanelError as exc:
+        st.error(str(exc))
+        return None
+
+
+def _pager(cursors: list[str], next_cursor: str | None) -> None:
+    cols = st.columns(2)
+    if cursors and cols[0].button("Newer", key="jobs:newer"):
+        cursors.pop()
+        st.rerun()
+    if next_cursor and cols[1].button("Older", key="jobs:older"):
+        cursors.append(next_cursor)
+        st.rerun()
+
+
+if __name__ == "__main__":
+    render()

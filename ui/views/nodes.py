@@ -1,0 +1,100 @@
+"""Nodes: each ComfyUI server of the pool with its health, load and capabilities (node
+classes, installed models), the pool's queue; an admin adds, removes and drains nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from ui import state, widgets
+from ui.api import ApiClient, PanelError
+from ui.models import Node
+
+HEALTH_ICONS = {"up": "🟢", "down": "🔴", "unknown": "⚪"}
+
+
+def render() -> None:
+    st.title("Nodes")
+    widgets.show_flash()
+    client = state.client()
+    try:
+        pool = client.nodes()
+    except PanelError as exc:
+        st.error(str(exc))
+        return
+    up = sum(n.health == "up" for n in pool.nodes)
+    cols = st.columns(3)
+    cols[0].metric("Nodes up", f"{up}/{len(pool.nodes)}")
+    cols[1].metric("Images queued", pool.queued)
+    cols[2].metric("Running", sum(n.in_flight for n in pool.nodes))
+    if not pool.nodes:
+        st.info("No ComfyUI node in the pool yet: add one below.")
+    for node in pool.nodes:
+        _node(client, node)
+    _add_form(client)
+
+
+def _node(client: ApiClient, node: Node) -> None:
+    icon = HEALTH_ICONS.get(node.health, "⚪")
+    draining = " · draining" if node.draining else ""
+    with st.container(border=True):
+        st.markdown(f"{icon} **{node.name}** · {node.url} · {node.health}{draining} · "
+                    f"{node.in_flight}/{node.max_in_flight} running · "
+                    f"ComfyUI {node.comfyui_version or '?'}")
+        st.caption(f"{node.classes} node classes · tags: {', '.join(node.tags) or '—'} · "
+                   f"last seen {node.last_seen or 'never'}")
+        if node.last_error:
+            st.error(node.last_error)
+        _models(node)
+        _actions(client, node)
+
+
+def _models(node: Node) -> None:
+    files = {site: names for site, names in node.models.items() if names}
+    if not files:
+        st.caption("no model files reported")
+        return
+    with st.expander(f"Models ({sum(len(v) for v in files.values())} files)"):
+        for site, names in sorted(files.items()):
+            st.markdown(f"`{site}`: " + ", ".join(names))
+
+
+def _actions(client: ApiClient, node: Node) -> None:
+    cols = st.columns(4)
+    label = "Resume" if node.draining else "Drain"
+    if cols[0].button(label, key=f"nodes:drain:{node.name}"):
+        _act(lambda: client.drain_node(node.name, not node.draining),
+             f"{node.name}: {'back to work' if node.draining else 'draining'}")
+    confirm = cols[1].checkbox("Confirm removal", key=f"nodes:confirm:{node.name}")
+    if cols[2].button("Remove", key=f"nodes:remove:{node.name}", disabled=not confirm):
+        _act(lambda: client.remove_node(node.name), f"{node.name} removed")
+
+
+def _add_form(client: ApiClient) -> None:
+    st.subheader("Add a node (admin)")
+    with st.form("nodes:add", clear_on_submit=True):
+        url = st.text_input("URL", placeholder="http://127.0.0.1:8188")
+        name = st.text_input("Name (default host:port)")
+        tags = st.text_input("Tags (comma separated)")
+        slots = st.number_input("Max in flight", min_value=1, max_value=64, value=None)
+        if st.form_submit_button("Add node"):
+            tag_list = [t.strip() for t in tags.split(",") if t.strip()]
+            _act(lambda: client.add_node(url.strip(), name=name.strip(), tags=tag_list,
+                                         max_in_flight=None if slots is None else int(slots)),
+                 f"added {name.strip() or url.strip()}")
+
+
+def _act(action: Callable[[], Any], done: str) -> None:
+    try:
+        action()
+    except PanelError as exc:
+        st.error(str(exc))
+        return
+    state.flash("success", done)
+    st.rerun()
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,191 @@
+"""Render functions the views share: the connection sidebar, a job card with live progress,
+and an image grid.
+
+Each catches ``PanelError`` where it calls the service and shows its message, so a
+failing request costs one red line in its own place instead of the whole page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import streamlit as st
+
+from ui import state
+from ui.api import ApiClient, PanelError
+from ui.events import ItemProgress, JobProgress
+from ui.models import Item, Job
+
+REFRESH_S = 1.0  # seconds between live updates of a running job's card
+THUMB_SIZE = 256  # pixels, longest side
+GALLERY_PAGE = "views/gallery.py"
+STATUS_ICONS = {"queued": "⏳", "dispatched": "📤", "running": "⚙️", "canceling": "✋",
+                "succeeded": "✅", "partially_failed": "⚠️", "failed": "❌",
+                "canceled": "🚫", "expired": "⌛"}
+
+
+def status_label(status: str) -> str:
+    return f"{STATUS_ICONS.get(status, '•')} {status.replace('_', ' ')}"
+
+
+# --- connection sidebar ---------------------------------------------------------------------
+
+
+def connection_sidebar() -> str | None:
+    """Service URL and token inputs plus the connection status; the problem, or None."""
+    with st.sidebar:
+        st.text_input("Service URL", key=state.API_URL,
+                      help="the comfy-orchestrator service, e.g. http://127.0.0.1:8288")
+        st.text_input("Token", key=state.TOKEN, type="password",
+                      help="a token from 'comfy-orch token create --owner NAME'")
+        problem = connection_problem(state.client())
+        if problem is None:
+            return None
+        st.error(problem, icon="🔌")
+        return problem
+
+
+def connection_problem(client: ApiClient) -> str | None:
+    """Why the panel cannot work with ``client`` (unreachable, token refused), or None
+    after showing the pool's state."""
+    try:
+        health = client.health()
+        client.check_token()
+    except PanelError as exc:
+        return str(exc)
+    st.success(f"Connected · {health.nodes_up}/{health.nodes_total} nodes up · "
+               f"{health.queued} queued", icon="🟢")
+    return None
+
+
+def show_flash() -> None:
+    """The one-off message a previous run left (e.g. before switching page)."""
+    found = state.take_flash()
+    if found is not None:
+        kind, text = found
+        (st.success if kind == "success" else st.error)(text)
+
+
+# --- job card -------------------------------------------------------------------------------
+
+
+def job_card(job: Job) -> None:
+    """A job with its progress; while it runs the card refreshes itself every second."""
+    if job.terminal:
+        _job_card_body(job.id, live=False)
+    else:
+        st.fragment(_job_card_body, run_every=REFRESH_S)(job.id, live=True)
+
+
+def _job_card_body(job_id: str, *, live: bool) -> None:
+    client = state.client()
+    try:
+        job = client.job(job_id)
+    except PanelError as exc:
+        st.error(str(exc))
+        return
+    progress = None if job.terminal else state.watchers().watch(job_id).progress()
+    with st.container(border=True):
+        _job_header(job, progress)
+        if job.status == "queued":
+            _queue_line(client)
+        for item in job.items:
+            _item_line(item, progress.item(item.index) if progress else None)
+        _job_actions(client, job)
+        if job.output_ids:
+            image_grid([(o, f"image {n + 1}") for n, o in enumerate(job.output_ids)],
+                       key=f"job-{job.id}", open_page=GALLERY_PAGE, columns=8)
+    if live and job.terminal:
+        st.rerun()  # the next full run draws this card without a refresh timer
+
+
+def _job_header(job: Job, progress: JobProgress | None) -> None:
+    name = job.workflow or "raw graph"
+    st.markdown(f"**{name}** · {status_label(job.status)} · {job.count} image(s) · "
+                f"`{job.id}`")
+    fraction = 1.0 if job.status == "succeeded" else progress.fraction if progress else 0.0
+    st.progress(min(max(fraction, 0.0), 1.0), text=f"{round(fraction * 100)} %")
+
+
+def _queue_line(client: ApiClient) -> None:
+    try:
+        queued = client.health().queued
+    except PanelError:
+        return
+    st.caption(f"Waiting for a free node · {queued} image(s) queued in the pool")
+
+
+def _item_line(item: Item, live: ItemProgress | None) -> None:
+    parts = [f"Image {item.index + 1}: {status_label(item.status)}"]
+    if item.seed is not None:
+        parts.append(f"seed {item.seed}")
+    server = item.node or (live.server if live else None)
+    if server:
+        parts.append(f"on {server}")
+    if live is not None and not item.status.startswith(("succ", "fail", "cancel")):
+        parts += _live_parts(live)
+    if live is not None and live.preview:
+        line, preview = st.columns([5, 1])
+        preview.image(live.preview, caption="preview", width=96)
+    else:
+        line = st.container()
+    line.caption(" · ".join(parts))
+    if item.error is not None:
+        line.error(item.error.message)
+
+
+def _live_parts(live: ItemProgress) -> list[str]:
+    parts = []
+    if live.class_type:
+        parts.append(f"node {live.node_id} ({live.class_type})")
+    if live.step is not None and live.steps:
+        parts.append(f"step {live.step}/{live.steps}")
+    parts.append(f"{round(live.fraction * 100)} %")
+    return parts
+
+
+def _job_actions(client: ApiClient, job: Job) -> None:
+    cols = st.columns(4)
+    if not job.terminal and cols[0].button("Cancel", key=f"cancel-{job.id}"):
+        _act(lambda: client.cancel(job.id), "cancel asked")
+    if job.retryable and cols[1].button("Retry", key=f"retry-{job.id}"):
+        _act(lambda: client.retry(job.id), "queued again")
+
+
+def _act(action: Callable[[], Job], done: str) -> None:
+    try:
+        job = action()
+    except PanelError as exc:
+        st.error(str(exc))
+        return
+    state.flash("success", f"Job {job.id}: {done}")
+    st.rerun()
+
+
+# --- image grid -----------------------------------------------------------------------------
+
+
+def thumbnail(client: ApiClient, output_id: str) -> bytes:
+    """The output's thumbnail, fetched once per session (outputs never change)."""
+    cache = state.thumbnail_cache()
+    if output_id not in cache:
+        cache[output_id] = client.thumbnail(output_id, THUMB_SIZE)
+    return cache[output_id]
+
+
+def image_grid(tiles: Sequence[tuple[str, str]], *, key: str, open_page: str | None = None,
+               columns: int = 4) -> None:
+    """Thumbnails with captions; "Open" selects the output (and goes to ``open_page``)."""
+    client = state.client()
+    cols = st.columns(columns)
+    for n, (output_id, caption) in enumerate(tiles):
+        with cols[n % columns]:
+            try:
+                st.image(thumbnail(client, output_id), caption=caption)
+            except PanelError as exc:
+                st.caption(f"{caption}: {exc}")
+            if st.button("Open", key=f"{key}-open-{output_id}"):
+                st.session_state[state.SELECTED_OUTPUT] = output_id
+                if open_page:
+                    st.switch_page(open_page)
+                st.rerun()
