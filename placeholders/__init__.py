@@ -6,6 +6,9 @@ Typical use, one request::
     for rendered in substitute_batch(graph, bindings, rng=random.Random(), count=4):
         ...  # upload rendered.uploads, fill_uploads(), submit, store rendered.seed
 
+A graph served to many requests is compiled once (``plan = compile_graph(graph)``, cached
+per workflow version) and each request calls ``render(plan, bindings, rng=...)``.
+
 Every error derives from :class:`PlaceholderError` and words its own message.
 """
 
@@ -31,17 +34,27 @@ from placeholders.errors import (
 )
 from placeholders.graph import Site, is_link
 from placeholders.images import ImageMode, UploadRequest, fill_uploads, upload_requests
+from placeholders.plan import Plan, compile_graph
 from placeholders.resolution import ASPECTS, TIERS, Size, resolve_size, size_for, snap
 from placeholders.spec import PlaceholderSpec, Value, ValueType, coerce
-from placeholders.substitute import Replacement, Substitution, substitute, substitute_batch
+from placeholders.substitute import (
+    Replacement,
+    Substitution,
+    render,
+    substitute,
+    substitute_batch,
+)
 from placeholders.usage import Occurrence, presence, scan, used_names
 
 __all__ = [
     # substitution
     "Bindings",
+    "Plan",
     "Replacement",
     "Substitution",
     "bind",
+    "compile_graph",
+    "render",
     "seed_for",
     "substitute",
     "substitute_batch",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import marshal
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from placeholders.errors import MalformedGraph
 
@@ -18,6 +18,9 @@ Graph = Mapping[str, Any]
 
 Path = tuple[str | int, ...]
 """Where a value sits inside a node's inputs: the input name, then list indexes / keys."""
+
+Marked = tuple[str, str, Path, str]
+"""An input string holding ``%`` and its place: ``(node_id, class_type, path, text)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,22 +100,30 @@ OnMarked = Callable[[str, str, str, Path], Any]
 def rebuild(graph: Graph, on_marked: OnMarked) -> dict[str, Any]:
     """A deep copy of ``graph`` where each input string holding ``%`` is ``on_marked(...)``.
 
-    Strings without ``%`` are skipped at C speed, so cost stays near a plain copy. The input
-    graph is never mutated. Raises MalformedGraph for a node that is not an object.
+    The input graph is never mutated. Raises MalformedGraph for a node that is not an object.
     """
     out: dict[str, Any] = copy_json(graph)
-    for node_id, node in out.items():
+    # Listed before writing, so the walk never reads a container that is being rewritten.
+    for node_id, class_type, path, text in list(marked_inputs(out)):
+        put(out, node_id, path, on_marked(text, node_id, class_type, path))
+    return out
+
+
+def marked_inputs(plain: Graph) -> Iterator[Marked]:
+    """Yield each input string holding ``%`` with its place, in graph order.
+
+    ``plain`` holds only JSON types, as :func:`copy_json` returns them: only exact dicts,
+    lists and strs are looked into; links are skipped. Raises MalformedGraph.
+    """
+    for node_id, node in plain.items():
         class_type, inputs = _parts(node_id, node)
-        inputs = cast(dict[str, Any], inputs)  # copy_json made every mapping a dict
-        # The first level is unrolled from _patch: it holds nearly every value of a graph,
-        # and this loop is most of a render's cost.
         for name, value in inputs.items():
             if value.__class__ is str:
                 if "%" in value:
-                    inputs[name] = on_marked(value, node_id, class_type, (name,))
+                    yield node_id, class_type, (name,), value
             elif _is_walkable(value):
-                _patch(value, node_id, class_type, (name,), on_marked)
-    return out
+                for path, text in _marked_within(value, (name,)):
+                    yield node_id, class_type, path, text
 
 
 def _is_walkable(value: Any) -> bool:
@@ -120,14 +131,22 @@ def _is_walkable(value: Any) -> bool:
     return cls is dict or (cls is list and not is_link(value))
 
 
-def _patch(container: Any, node_id: str, class_type: str, path: Path, on_marked: OnMarked) -> None:
+def _marked_within(container: Any, path: Path) -> Iterator[tuple[Path, str]]:
     items = container.items() if container.__class__ is dict else enumerate(container)
     for key, value in items:
         if value.__class__ is str:
             if "%" in value:
-                container[key] = on_marked(value, node_id, class_type, (*path, key))
+                yield (*path, key), value
         elif _is_walkable(value):
-            _patch(value, node_id, class_type, (*path, key), on_marked)
+            yield from _marked_within(value, (*path, key))
+
+
+def put(plain: dict[str, Any], node_id: str, path: Path, value: Any) -> None:
+    """Set the input at ``path`` of node ``node_id`` in a graph made by :func:`copy_json`."""
+    container = plain[node_id]["inputs"]
+    for step in path[:-1]:
+        container = container[step]
+    container[path[-1]] = value
 
 
 def marked_strings(graph: Graph) -> Iterator[tuple[Site, str]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import random
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -24,10 +24,11 @@ from placeholders.errors import (
     PlaceholderProblems,
     UnknownPlaceholder,
 )
-from placeholders.graph import Graph, Path, Site, rebuild
+from placeholders.graph import Graph, Marked, Site
 from placeholders.images import ImageMode, UploadRequest, choose_mode, to_base64, upload_request
+from placeholders.plan import Group, Plan, compile_graph
 from placeholders.spec import Given, Value, as_text
-from placeholders.syntax import interpolate, whole_name
+from placeholders.syntax import interpolate, names_in
 
 
 @dataclass(frozen=True)
@@ -40,15 +41,40 @@ class Replacement:
     whole: bool
 
 
+_Row = tuple[str, Any, bool]
+"""What one token put in: placeholder, value written, whole."""
+
+
+@dataclass(frozen=True, eq=False)
+class _Report:
+    """The replacements of one render, kept as its plan's sites plus one row set per group:
+    building a Replacement per site costs more than the render, and few callers read them."""
+
+    marked: tuple[Marked, ...] = ()
+    group_of: tuple[int, ...] = ()
+    rows: tuple[tuple[_Row, ...], ...] = ()
+
+    def replacements(self) -> tuple[Replacement, ...]:
+        found: list[Replacement] = []
+        for (node_id, class_type, path, _), group in zip(self.marked, self.group_of, strict=True):
+            site = Site(node_id, class_type, path)
+            found += [Replacement(site, *row) for row in self.rows[group]]
+        return tuple(found)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Report) and self.replacements() == other.replacements()
+
+
 @dataclass(frozen=True)
 class Substitution:
     """A rendered graph and its report.
 
-    ``graph`` is new (the input is untouched) and may hold :class:`UploadRequest` markers,
-    listed in ``uploads``: upload them and call ``fill_uploads`` before sending the graph.
-    ``seed`` is the seed written for ``%seed%`` (None when the graph has none); store it to
-    reproduce the image. ``warnings`` are plain sentences, e.g. values given but unused.
-    ``replacements`` lists every token filled, in graph order.
+    ``graph`` is new (the input is untouched, no container is shared with it) and may hold
+    :class:`UploadRequest` markers, listed in ``uploads``: upload them and call
+    ``fill_uploads`` before sending the graph. ``seed`` is the seed written for ``%seed%``
+    (None when the graph has none); store it to reproduce the image. ``warnings`` are plain
+    sentences, e.g. values given but unused. ``replacements`` lists every token filled, in
+    graph order.
     """
 
     graph: dict[str, Any]
@@ -56,17 +82,12 @@ class Substitution:
     warnings: tuple[str, ...]
     uploads: tuple[UploadRequest, ...]
     index: int = 0
-    # Raw (site parts, placeholder, value, whole) rows: building a frozen Replacement per
-    # token costs more than the rest of the walk, and most callers never read them.
-    _log: tuple[tuple[str, str, Path, str, Any, bool], ...] = field(default=(), repr=False)
+    _report: _Report = field(default_factory=_Report, repr=False)
 
     @cached_property
     def replacements(self) -> tuple[Replacement, ...]:
         """Every token filled: site, placeholder, value written, whole value or embedded."""
-        return tuple(
-            Replacement(Site(node_id, class_type, path), name, value, whole)
-            for node_id, class_type, path, name, value, whole in self._log
-        )
+        return self._report.replacements()
 
 
 def substitute(
@@ -77,19 +98,31 @@ def substitute(
     A ``%seed%`` of -1 draws one seed from ``rng``; a fixed seed ``s`` gives ``s + index``.
     Raises PlaceholderProblems listing every token with no value (UnknownPlaceholder,
     MissingValue, each naming node, input and placeholder), MalformedGraph for a graph that
-    is not API format.
+    is not API format. To render one graph many times, :func:`compile_graph` it once and
+    call :func:`render`.
+    """
+    return render(compile_graph(graph), bindings, rng=rng, index=index)
+
+
+def render(plan: Plan, bindings: Bindings, *, rng: random.Random, index: int = 0) -> Substitution:
+    """Render a compiled graph for image ``index``: the same result as :func:`substitute`
+    on the graph it was compiled from, without walking that graph again.
+
+    Raises PlaceholderProblems as :func:`substitute` does.
     """
     renderer = _Renderer(bindings, rng, index)
-    new_graph = rebuild(graph, renderer.fill)
-    if renderer.problems:
-        raise PlaceholderProblems(list(renderer.problems.values()))
+    filled = [renderer.fill(group) for group in plan.groups]
+    if renderer.failed:
+        raise PlaceholderProblems(renderer.problems(plan.marked))
+    graph = plan.copy()
+    plan.write(graph, [value for value, _ in filled])
     return Substitution(
-        graph=new_graph,
+        graph=graph,
         seed=renderer.seed,
         warnings=_unused(bindings, renderer.used),
         uploads=tuple(renderer.uploads.values()),
         index=index,
-        _log=tuple(renderer.log),
+        _report=_Report(plan.marked, plan.group_of, tuple(rows for _, rows in filled)),
     )
 
 
@@ -100,7 +133,10 @@ def substitute_batch(
 
     Raises as :func:`substitute`. A count of 0 or less renders nothing.
     """
-    batch = tuple(substitute(graph, bindings, rng=rng, index=i) for i in range(count))
+    if count < 1:
+        return ()
+    plan = compile_graph(graph)
+    batch = tuple(render(plan, bindings, rng=rng, index=i) for i in range(count))
     if count > 1 and batch[0].seed is None:
         note = f"the workflow has no %seed%, so all {count} images render the same graph"
         batch = tuple(dataclasses.replace(s, warnings=(*s.warnings, note)) for s in batch)
@@ -115,11 +151,10 @@ def _unused(bindings: Bindings, used: Collection[str]) -> tuple[str, ...]:
 
 
 _NOTHING = object()
-_Where = tuple[str, str, Path]
 
 
 class _Renderer:
-    """Fills tokens for one image; resolves each name once and records what it did."""
+    """Fills each group of a plan for one image; resolves each name once."""
 
     def __init__(self, bindings: Bindings, rng: random.Random, index: int) -> None:
         self.bindings = bindings
@@ -127,51 +162,43 @@ class _Renderer:
         self.index = index
         self.seed: int | None = None
         self.used: set[str] = set()
-        self.log: list[tuple[str, str, Path, str, Any, bool]] = []
-        self.problems: dict[tuple[Site, str], PlaceholderError] = {}
+        self.failed = False  # some token has no value and is not left to ComfyUI
         self.uploads: dict[str, UploadRequest] = {}
         self._values: dict[str, Any] = {}
         self._base64: dict[str, str] = {}
-        self._typed: dict[str, tuple[str, Any]] = {}
 
-    def fill(self, text: str, node_id: str, class_type: str, path: Path) -> Any:
-        known = self._typed.get(text)
-        if known is not None:
-            self.log.append((node_id, class_type, path, known[0], known[1], True))
-            return known[1]
-        name = whole_name(text)
-        if name is not None:
-            return self._whole(name, text, (node_id, class_type, path))
-        return interpolate(text, lambda found: self._embedded(found, (node_id, class_type, path)))
+    def fill(self, group: Group) -> tuple[Any, tuple[_Row, ...]]:
+        """The value for the group's sites and the rows it adds to the report."""
+        if group.name is not None:
+            return self._whole(group.name, group.text, group.site)
+        rows: list[_Row] = []
+        text = interpolate(group.text, lambda name: self._embedded(name, rows))
+        return text, tuple(rows)
 
-    def _whole(self, name: str, text: str, where: _Where) -> Any:
-        value = self._value(name, where)
+    def _whole(self, name: str, text: str, site: Site) -> tuple[Any, tuple[_Row, ...]]:
+        value = self._value(name)
         if value is _NOTHING:
-            return text
+            return text, ()
         if value.__class__ is bytes:
-            value = self._image(name, value, Site(*where))
-        else:
-            # Same token, same typed value everywhere; images alone depend on the node.
-            self._typed[text] = (name, value)
-        self.log.append((*where, name, value, True))
-        return value
+            value = self._image(name, value, site)
+        return value, ((name, value, True),)
 
-    def _embedded(self, name: str, where: _Where) -> str | None:
-        value = self._value(name, where)
+    def _embedded(self, name: str, rows: list[_Row]) -> str | None:
+        value = self._value(name)
         if value is _NOTHING:
             return None
         text = self._encoded(name, value) if isinstance(value, bytes) else as_text(value)
-        self.log.append((*where, name, text, False))
+        rows.append((name, text, False))
         return text
 
-    def _value(self, name: str, where: _Where) -> Any:
+    def _value(self, name: str) -> Any:
         self.used.add(name)
         try:
-            value = self._values[name]
+            return self._values[name]
         except KeyError:
             value = self._values[name] = self._resolve(name)
-        if value is _NOTHING:
-            self._unresolved(name, Site(*where))
+        if value is _NOTHING and (name in self.bindings.specs or name not in COMFY_TOKENS):
+            self.failed = True
         return value
 
     def _resolve(self, name: str) -> Given | object:
@@ -200,17 +227,24 @@ class _Renderer:
             self._base64[name] = to_base64(data)
         return self._base64[name]
 
-    def _unresolved(self, name: str, site: Site) -> None:
+    def problems(self, marked: Iterable[Marked]) -> list[PlaceholderError]:
+        """One problem per site and name left without a value, in graph order."""
+        found: dict[tuple[Site, str], PlaceholderError | None] = {}
+        for node_id, class_type, path, text in marked:
+            site = Site(node_id, class_type, path)
+            for name in names_in(text):
+                if self._values[name] is _NOTHING and (site, name) not in found:
+                    found[site, name] = self._problem(name, site)
+        return [problem for problem in found.values() if problem is not None]
+
+    def _problem(self, name: str, site: Site) -> PlaceholderError | None:
         spec = self.bindings.specs.get(name)
         if spec is None and name in COMFY_TOKENS:
-            return
+            return None
         if spec is None:
-            hint = _closest(name, self.bindings.known_names())
-            problem: PlaceholderError = UnknownPlaceholder(site, name, hint)
-        else:
-            hint = _closest(name, set(self.bindings.values) | set(self.bindings.texts))
-            problem = MissingValue(site, name, spec.help, hint)
-        self.problems.setdefault((site, name), problem)
+            return UnknownPlaceholder(site, name, _closest(name, self.bindings.known_names()))
+        hint = _closest(name, set(self.bindings.values) | set(self.bindings.texts))
+        return MissingValue(site, name, spec.help, hint)
 
 
 def _closest(name: str, candidates: Collection[str]) -> str | None:

@@ -7,9 +7,12 @@ import placeholders
 PUBLIC_API = {
     # substitution
     "Bindings",
+    "Plan",
     "Replacement",
     "Substitution",
     "bind",
+    "compile_graph",
+    "render",
     "seed_for",
     "substitute",
     "substitute_batch",
