@@ -15,9 +15,9 @@ from typing import Any
 
 from orchestrator import dispatch
 from orchestrator.comfy.client import HISTORY_CHECK_INTERVAL, ComfyClient, PromptWatch
-from orchestrator.comfy.messages import ExecutionStart, Message, Preview
+from orchestrator.comfy.messages import Executed, ExecutionStart, Message, Preview
 from orchestrator.comfy.progress import GraphProgress
-from orchestrator.comfy.protocol import HistoryEntry, OutputFile
+from orchestrator.comfy.protocol import OutputFile, outputs_from_ui
 from orchestrator.errors import (
     JobCancelled,
     JobFailed,
@@ -104,6 +104,7 @@ class ItemExecution:
         self.detached = False
         self.graph: dict[str, Any] | None = item.graph
         self.tracker: GraphProgress | None = None
+        self.output_ids: list[str] = []
 
     @property
     def prompt_id(self) -> str:
@@ -118,8 +119,8 @@ class ItemExecution:
             client = self.node.client
             if submit:
                 self._prepare(client)
-            entry = self._follow(client, submit=submit)
-            self._collect(client, entry)
+            self._follow(client, submit=submit)
+            self._collect(client)
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded, none lost
             self._record_failure(exc)
 
@@ -137,7 +138,7 @@ class ItemExecution:
                 request.data, f"orch-{digest}.png", overwrite=True)
         return fill_uploads(graph, names) if names else graph
 
-    def _follow(self, client: ComfyClient, *, submit: bool) -> HistoryEntry:
+    def _follow(self, client: ComfyClient, *, submit: bool) -> None:
         assert self.graph is not None
         self.tracker = GraphProgress.for_graph(self.graph)
         # A prompt posted by an earlier process sends its events to that process's socket:
@@ -150,7 +151,6 @@ class ItemExecution:
                 self._publish_dispatched()
             watch.follow(self._on_message, timeout=None, idle_timeout=self.ctx.idle_timeout,
                          stop=self.stop)
-        return client.settled_history(self.prompt_id)
 
     def _publish_dispatched(self) -> None:
         self.ctx.bus.publish(Dispatched(
@@ -167,6 +167,8 @@ class ItemExecution:
         elif isinstance(msg, Preview):
             self.ctx.bus.publish(PreviewEvent(job_id=self.job.id, item=self.item.index,
                                               mime=msg.mime, image=msg.image))
+        elif isinstance(msg, Executed):
+            self._collect_executed(msg)
         assert self.tracker is not None
         snap = self.tracker.update(msg)
         if snap is not None:
@@ -178,9 +180,26 @@ class ItemExecution:
 
     # --- outputs -----------------------------------------------------------------------------
 
-    def _collect(self, client: ComfyClient, entry: HistoryEntry) -> None:
-        files = [f for f in entry.outputs if f.type == "output"] or list(entry.outputs)
-        output_ids = [self._store_output(client, f).id for f in files]
+    def _collect_executed(self, msg: Executed) -> None:
+        """Store an output node's saved files as soon as it reports them.
+
+        SaveImage has written its files when ``executed`` is sent; fetching them now
+        overlaps our download with ComfyUI finishing the prompt and writing history.
+        Temporary files (PreviewImage) are left to the history fallback in ``_collect``,
+        used only when no node saved anything.
+        """
+        for file in outputs_from_ui({msg.node: msg.output}):
+            if file.type == "output":
+                self.output_ids.append(self._store_output(self.node.client, file).id)
+
+    def _collect(self, client: ComfyClient) -> None:
+        if not self.output_ids:
+            # Events went elsewhere (a prompt posted before a crash) or only temp files
+            # were made: the history entry is the full record.
+            entry = client.settled_history(self.prompt_id)
+            files = [f for f in entry.outputs if f.type == "output"] or list(entry.outputs)
+            self.output_ids = [self._store_output(client, f).id for f in files]
+        output_ids = list(dict.fromkeys(self.output_ids))
         self.item = self.ctx.store.mark_succeeded(self.item.id, output_ids)
         self.ctx.progress.set(self.job, self.item.index, 1.0)
         self._maybe_finished()

@@ -31,8 +31,9 @@ from orchestrator.registry import WorkflowRegistry
 from orchestrator.rendering import render_workflow
 from orchestrator.runner import PoolContext, RenderedItem, publish_if_finished
 from orchestrator.staging import stage_named_inputs
-from orchestrator.store import JobPage, JobStore, open_store
+from orchestrator.store import JobPage, JobStore, OutputPage, open_store
 from orchestrator.validation import check_against_object_info, raise_for_problems
+from orchestrator.workflow import check_graph_shape
 
 ImageInput = bytes | Path
 
@@ -135,13 +136,19 @@ class Orchestrator:
         id (the ComfyUI gateway honours a client's ``prompt_id``).
         """
         self._check_open()
+        raw_images = {name: data.read_bytes() if isinstance(data, Path) else data
+                      for name, data in (images or {}).items()}
+        if graph is not None:
+            graph = check_graph_shape(dict(graph), source="graph")
+        # Render once before anything is stored: bad values fail without leaving blobs.
+        requirements = self._requirements_for(workflow, graph, values or {}, count, raw_images)
         spec = JobSpec(
             workflow=workflow, graph=dict(graph) if graph is not None else None,
             values=dict(values or {}), count=count, owner=owner, character=character,
             conversation=conversation, visibility=Visibility(visibility), priority=priority,
-            images=self._store_images(images or {}), metadata=dict(metadata or {}),
+            images={name: self.blobs.put(data).sha256 for name, data in raw_images.items()},
+            metadata=dict(metadata or {}),
         )
-        requirements = self._requirements_for_spec(spec)  # renders once: fails fast
         job, replayed = self.store.create_job_idempotent(spec, idempotency_key=idempotency_key,
                                                          job_id=job_id)
         if replayed:
@@ -151,13 +158,6 @@ class Orchestrator:
         self._fail_if_nobody_can_run(job, requirements)
         self.pool.wake()
         return JobHandle(self, job.id)
-
-    def _store_images(self, images: Mapping[str, ImageInput]) -> dict[str, str]:
-        stored = {}
-        for name, data in images.items():
-            raw = data.read_bytes() if isinstance(data, Path) else data
-            stored[name] = self.blobs.put(raw).sha256
-        return stored
 
     def _fail_if_nobody_can_run(self, job: Job, req: Requirements) -> None:
         reason = dispatch.nobody_can_run(req, self.pool.capabilities())
@@ -187,11 +187,17 @@ class Orchestrator:
         return self.registry.get(name)
 
     def _requirements_for_spec(self, spec: JobSpec) -> Requirements:
-        if spec.graph is not None:
-            return dispatch.requirements(spec.graph)
         images = {name: self.blobs.path(sha).read_bytes() for name, sha in spec.images.items()}
-        rendered = render_workflow(self._workflow(spec.workflow), spec.values, index=0,
-                                   count=spec.count, rng=random.Random(0), images=images)
+        return self._requirements_for(spec.workflow, spec.graph, spec.values, spec.count, images)
+
+    def _requirements_for(self, workflow: str | None, graph: Mapping[str, Any] | None,
+                          values: Mapping[str, Any], count: int,
+                          images: Mapping[str, bytes]) -> Requirements:
+        """What a job needs from a node; renders a registry workflow once (fails fast)."""
+        if graph is not None:
+            return dispatch.requirements(graph)
+        rendered = render_workflow(self._workflow(workflow), values, index=0, count=count,
+                                   rng=random.Random(0), images=images)
         return dispatch.requirements(rendered.graph)
 
     def _requirements_of(self, job: Job) -> Requirements:
@@ -214,6 +220,28 @@ class Orchestrator:
 
     def list(self, **filters: Any) -> JobPage:
         return self.store.list_jobs(**filters)
+
+    def queued_count(self) -> int:
+        """Items waiting for a node (not yet dispatched)."""
+        return self.store.queued_count()
+
+    def progress(self, job_id: str) -> float:
+        """The job's progress, 0..1 over all its items and their whole graphs."""
+        return self.pool.ctx.progress.get(self.get(job_id))
+
+    def gallery(self, *, character: str | None = None, conversation: str | None = None,
+                owner: str | None = None, limit: int = 50,
+                cursor: str | None = None) -> OutputPage:
+        """A character's public gallery, or a conversation's gallery of ``owner``."""
+        if conversation is not None:
+            if owner is None:
+                return self.store.list_outputs(conversation=conversation, limit=limit,
+                                               cursor=cursor)
+            return self.store.gallery_conversation(conversation, owner, limit=limit,
+                                                   cursor=cursor)
+        if character is not None:
+            return self.store.gallery_character(character, limit=limit, cursor=cursor)
+        return self.store.list_outputs(owner=owner, limit=limit, cursor=cursor)
 
     def outputs_of(self, job_id: str) -> builtins.list[OutputRecord]:
         records: builtins.list[OutputRecord] = []

@@ -277,3 +277,30 @@ def test_async_events_end_with_the_terminal_event(
 
     kinds = asyncio.run(collect())
     assert kinds[0] == "snapshot" and "output" in kinds and kinds[-1] == "finished"
+
+
+def test_malformed_raw_graph_and_bad_values_store_nothing(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator], tmp_path: Path
+) -> None:
+    from orchestrator.errors import WorkflowFormatError
+
+    orch = orch_factory([comfy_url])
+    with pytest.raises(WorkflowFormatError, match='node 1 has no "class_type"'):
+        orch.submit(graph={"1": {"inputs": {}}})
+    with pytest.raises(SubstitutionError):
+        orch.submit("nap", {"seconds": "soon"}, images={"unused": b"\x89PNG not stored"})
+    blobs = tmp_path / "data" / "blobs"
+    assert not blobs.exists() or not any(p.is_file() for p in blobs.rglob("*"))
+    assert orch.list().jobs == [] and orch.queued_count() == 0
+
+
+def test_gallery_and_progress_through_the_public_api(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    orch = orch_factory([comfy_url])
+    public = orch.submit("seeded", character="ada", visibility="public").wait(timeout=60)
+    orch.submit("seeded", character="ada", conversation="c1", owner="bob").wait(timeout=60)
+    assert [o.job_id for o in orch.gallery(character="ada").outputs] == [public.id]
+    assert len(orch.gallery(conversation="c1", owner="bob").outputs) == 1
+    assert orch.gallery(conversation="c1", owner="eve").outputs == []
+    assert orch.progress(public.id) == 1.0
