@@ -1,0 +1,123 @@
+"""Which websocket each ComfyUI client listens on, and the threads that feed them.
+
+ComfyUI sends a prompt's messages to the socket of the ``client_id`` that posted it, and a
+client that reconnects with the same id replaces its old socket. The hub keeps one socket
+per (owner, client id) — two owners choosing the same id never see each other's prompts —
+and one relay thread per posted prompt follows the job's events on our bus, translates
+them (``relay.PromptRelay``) and hands the frames to whichever socket that client has at
+that moment; with none, they are dropped, as ComfyUI drops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+
+from orchestrator.events import Finished
+from orchestrator.service import Orchestrator
+from orchestrator.web.gateway.relay import Frame, PromptRelay, encode_preview
+
+# Seconds a relay thread waits for an event before checking that the service still runs.
+RELAY_POLL_S = 1.0
+
+ClientKey = tuple[str, str]  # (owner, client id)
+Outgoing = str | bytes | None  # None tells the socket's writer to stop
+
+
+@dataclass(eq=False)
+class Connection:
+    """One open socket: its loop and queue of frames to send."""
+
+    key: ClientKey
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[Outgoing] = field(default_factory=asyncio.Queue)
+    previews_with_metadata: bool = False
+
+    def put(self, item: Outgoing) -> None:
+        """Queue ``item`` from any thread; dropped once the server's loop has stopped."""
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        except RuntimeError:
+            pass  # the loop is closed: the server stopped and the socket with it
+
+
+def queue_remaining(orch: Orchestrator) -> int:
+    """ComfyUI's ``queue_remaining``: prompts waiting plus prompts on nodes, pool-wide."""
+    return orch.store.queued_count() + sum(n.in_flight for n in orch.nodes())
+
+
+class ClientHub:
+    """Sockets by client, and the relays of prompts that have not ended yet."""
+
+    def __init__(self, orch: Orchestrator) -> None:
+        self.orch = orch
+        self._lock = threading.Lock()
+        self._sockets: dict[ClientKey, Connection] = {}
+        self._relays: dict[ClientKey, dict[str, PromptRelay]] = {}
+
+    # --- sockets -------------------------------------------------------------------------
+
+    def attach(self, conn: Connection) -> None:
+        """Make ``conn`` the client's socket; an older one for the same client is told to
+        stop (ComfyUI replaces it the same way)."""
+        with self._lock:
+            old = self._sockets.get(conn.key)
+            self._sockets[conn.key] = conn
+        if old is not None:
+            old.put(None)
+
+    def detach(self, conn: Connection) -> None:
+        with self._lock:
+            if self._sockets.get(conn.key) is conn:
+                del self._sockets[conn.key]
+
+    def resume_frames(self, key: ClientKey) -> list[str]:
+        """What a reconnecting client is told about its prompts that run right now."""
+        with self._lock:
+            relays = list(self._relays.get(key, {}).values())
+        return [f for f in (r.current_executing() for r in relays) if f is not None]
+
+    def deliver(self, key: ClientKey, frames: list[Frame]) -> None:
+        with self._lock:
+            conn = self._sockets.get(key)
+        if conn is None:
+            return
+        for frame in frames:
+            conn.put(frame if isinstance(frame, str)
+                     else encode_preview(frame, with_metadata=conn.previews_with_metadata))
+
+    # --- relays --------------------------------------------------------------------------
+
+    def follow(self, key: ClientKey, job_id: str) -> None:
+        """Relay ``job_id``'s messages to the client ``key`` until the job ends."""
+        relay = PromptRelay(job_id)
+        with self._lock:
+            self._relays.setdefault(key, {})[job_id] = relay
+        threading.Thread(target=self._run, args=(key, relay), name=f"relay-{job_id}",
+                         daemon=True).start()
+
+    def _run(self, key: ClientKey, relay: PromptRelay) -> None:
+        try:
+            self._pump(key, relay)
+        finally:
+            with self._lock:
+                relays = self._relays.get(key, {})
+                relays.pop(relay.prompt_id, None)
+                if not relays:
+                    self._relays.pop(key, None)
+
+    def _pump(self, key: ClientKey, relay: PromptRelay) -> None:
+        # after=0 replays every event the bus kept for the job: nothing is lost between
+        # the submit and this subscription, however fast the prompt ran.
+        with self.orch.events(relay.prompt_id, after=0) as sub:
+            while not self.orch.pool.closed.is_set() and not sub.closed:
+                event = sub.get(timeout=RELAY_POLL_S)
+                if isinstance(event, Finished):
+                    job = self.orch.get(relay.prompt_id)
+                    self.deliver(key, relay.finish(job,
+                                                   queue_remaining=queue_remaining(self.orch)))
+                    return
+                if event is not None:
+                    self.deliver(key, relay.translate(
+                        event, queue_remaining=lambda: queue_remaining(self.orch)))

@@ -1,0 +1,78 @@
+"""What the pool offers, in the answers of one ComfyUI server.
+
+Clients ask ``/object_info`` to build graphs, ``/models/{folder}`` to fill model pickers
+and ``/system_stats`` to learn the version. A pool answers with the union of its healthy
+nodes (every class or model some node has), which is what pre-flight and dispatch accept.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Iterator
+from typing import Any
+
+from orchestrator.comfy.client import ComfyClient
+from orchestrator.errors import ConfigError, NodeError
+from orchestrator.nodes import Health, NodeInfo
+from orchestrator.service import Orchestrator
+
+# Reported while no node has answered yet, so clients that parse the version still work.
+UNKNOWN_VERSION = "unknown"
+ARGV = ["comfy-orchestrator"]
+
+
+def _up(orch: Orchestrator) -> list[NodeInfo]:
+    return [n for n in orch.nodes() if n.health == Health.UP]
+
+
+def object_info_of(orch: Orchestrator, node_class: str) -> dict[str, Any]:
+    """``/object_info/{class}``: ``{class: info}``, or ``{}`` for a class no node has."""
+    info = orch.object_info().get(node_class)
+    return {} if info is None else {node_class: info}
+
+
+def system_stats(orch: Orchestrator) -> dict[str, Any]:
+    """ComfyUI's ``/system_stats`` for the pool: the first healthy node's system facts (its
+    ComfyUI version) and every healthy node's devices."""
+    stats = [s for s in (_stats(orch, n) for n in _up(orch)) if s]
+    system = dict(stats[0].get("system") or {}) if stats else {}
+    system.setdefault("comfyui_version", UNKNOWN_VERSION)
+    system.setdefault("os", os.name)
+    system["argv"] = ARGV  # a node's command line is its operator's business
+    return {"system": system,
+            "devices": [d for s in stats for d in s.get("devices") or ()]}
+
+
+def _stats(orch: Orchestrator, node: NodeInfo) -> dict[str, Any]:
+    try:
+        found: dict[str, Any] = orch.pool.worker(node.name).node.system_stats
+    except ConfigError:
+        return {}  # removed meanwhile
+    return found
+
+
+def models(orch: Orchestrator, folder: str | None = None) -> list[str] | None:
+    """``/models`` (folder names) or ``/models/{folder}`` (file names), merged over the
+    healthy nodes in their order; None when no node has that folder."""
+    lists = list(_model_lists(orch, folder))
+    if not lists:
+        return None
+    merged: dict[str, None] = {}
+    for names in lists:
+        merged.update(dict.fromkeys(names))
+    return list(merged)
+
+
+def _model_lists(orch: Orchestrator, folder: str | None) -> Iterator[list[str]]:
+    for node in _up(orch):
+        try:
+            with ComfyClient(node.url) as client:
+                yield client.models(folder)
+        except NodeError:
+            continue  # the node lacks the folder (404) or went away: the others answer
+
+
+def embeddings(orch: Orchestrator) -> list[str]:
+    """``/embeddings``: embedding names without their extension, as ComfyUI lists them."""
+    return [posixpath.splitext(name)[0] for name in models(orch, "embeddings") or []]

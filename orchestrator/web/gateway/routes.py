@@ -1,0 +1,194 @@
+"""The gateway's routes: ComfyUI's HTTP API and ``/ws`` in front of the pool.
+
+Every route is served four times: with the token in the path (``/comfyui/<token>/...``,
+because many ComfyUI clients take only a base address) or in an ``X-API-Key`` header at
+``/comfyui/...`` (Comfy Cloud's clients send it that way), each with and without ComfyUI's
+``/api`` prefix. Routes that take the token from a header are registered first, so a
+literal segment such as ``api`` or ``history`` is never read as a token.
+
+Bodies are read as JSON whatever their content type: ComfyUI's own examples post JSON with
+urllib's default form content type.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations
+# at registration, and they name ``Who``, which exists only inside ``gateway_router``.
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from orchestrator.service import Orchestrator
+from orchestrator.tokens import Principal, TokenStore
+from orchestrator.web.content import disposition
+from orchestrator.web.errors import InvalidRequest
+from orchestrator.web.gateway import errors, files, nodeinfo
+from orchestrator.web.gateway.auth import TokenAuth, settings_of
+from orchestrator.web.gateway.hub import ClientHub
+from orchestrator.web.gateway.prompts import Gateway
+from orchestrator.web.gateway.socket import socket_endpoint
+from orchestrator.web.gateway.uploads import UploadStore
+
+HEADER_PREFIXES = ("/comfyui", "/comfyui/api")
+TOKEN_PREFIXES = ("/comfyui/{token}", "/comfyui/{token}/api")
+TAG = "comfyui"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One gateway route: its path below the prefix, methods and endpoint."""
+
+    path: str
+    methods: list[str]
+    endpoint: Callable[..., Any]
+    # ComfyUI serves its newer /api/jobs routes only under /api: no second, bare copy.
+    api_only: bool = False
+
+
+async def json_body(request: Request) -> Any:
+    """The body as JSON (None when empty), whatever the content type says."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise InvalidRequest("the body is not JSON") from None
+
+
+def gateway_router(orch: Orchestrator, tokens: TokenStore) -> APIRouter:
+    """Every gateway route over ``orch``; uploads are kept in ``orch.data_dir``."""
+    gw = Gateway(orch, UploadStore.open(orch.data_dir), ClientHub(orch))
+    auth = TokenAuth(tokens)
+    routes = _prompt_routes(gw, auth) + _file_routes(gw, auth) + _info_routes(gw, auth)
+    router = APIRouter(tags=[TAG])
+    for prefixes in (HEADER_PREFIXES, TOKEN_PREFIXES):
+        for route in routes:
+            for prefix in prefixes[:1] if route.api_only else prefixes:
+                router.add_api_route(prefix + route.path, route.endpoint,
+                                     methods=route.methods,
+                                     include_in_schema=prefix == TOKEN_PREFIXES[0])
+        for prefix in prefixes:
+            router.add_api_websocket_route(prefix + "/ws", socket_endpoint(gw, auth))
+    return router
+
+
+def mount_gateway(app: FastAPI, orch: Orchestrator, tokens: TokenStore) -> None:
+    """Add the gateway's routes to ``app``."""
+    app.include_router(gateway_router(orch, tokens))
+
+
+def _prompt_routes(gw: Gateway, auth: TokenAuth) -> list[Route]:
+    Who = Annotated[Principal, Depends(auth.principal)]
+
+    async def post_prompt(request: Request, who: Who) -> JSONResponse:
+        try:
+            body = await json_body(request)
+        except InvalidRequest as exc:
+            return JSONResponse(errors.error_body(errors.graph_error(
+                "invalid_prompt", str(exc))), status_code=400)
+        limit = settings_of(request.app).max_queued
+        status, answer = await run_in_threadpool(gw.submit, who, body, max_queued=limit)
+        return JSONResponse(answer, status_code=status)
+
+    def get_prompt(who: Who) -> dict[str, Any]:
+        return gw.queue_info()
+
+    def get_queue(who: Who) -> dict[str, Any]:
+        return gw.queue(who)
+
+    async def post_queue(request: Request, who: Who) -> Response:
+        await run_in_threadpool(gw.delete_queued, who, await json_body(request))
+        return Response(status_code=200)
+
+    async def post_interrupt(request: Request, who: Who) -> Response:
+        body = await json_body(request)
+        prompt_id = body.get("prompt_id") if isinstance(body, dict) else None
+        await run_in_threadpool(gw.interrupt, who, str(prompt_id) if prompt_id else None)
+        return Response(status_code=200)
+
+    return [Route("/prompt", ["POST"], post_prompt), Route("/prompt", ["GET"], get_prompt),
+            Route("/queue", ["GET"], get_queue), Route("/queue", ["POST"], post_queue),
+            Route("/interrupt", ["POST"], post_interrupt)] + _history_routes(gw, Who)
+
+
+def _history_routes(gw: Gateway, Who: Any) -> list[Route]:
+    def get_history(who: Who, max_items: int | None = None,
+                    offset: int | None = None) -> dict[str, Any]:
+        return gw.history(who, max_items, offset)
+
+    def get_history_of(prompt_id: str, who: Who) -> dict[str, Any]:
+        return gw.history_of(who, prompt_id)
+
+    def cancel_job(job_id: str, who: Who) -> dict[str, Any]:
+        return gw.cancel_job(who, job_id)
+
+    async def cancel_jobs(request: Request, who: Who) -> dict[str, Any]:
+        return await run_in_threadpool(gw.cancel_jobs, who, await json_body(request))
+
+    return [Route("/history", ["GET"], get_history),
+            Route("/history/{prompt_id}", ["GET"], get_history_of),
+            Route("/api/jobs/cancel", ["POST"], cancel_jobs, api_only=True),
+            Route("/api/jobs/{job_id}/cancel", ["POST"], cancel_job, api_only=True)]
+
+
+def _file_routes(gw: Gateway, auth: TokenAuth) -> list[Route]:
+    Who = Annotated[Principal, Depends(auth.principal)]
+
+    def view(request: Request, who: Who) -> Response:
+        found = files.find(gw.orch, gw.uploads, who,
+                           files.view_address(dict(request.query_params)))
+        return FileResponse(gw.orch.blobs.path(found.sha256), media_type=found.mime,
+                            headers={"Content-Disposition": disposition(found.filename)})
+
+    async def upload_image(request: Request, who: Who) -> dict[str, str]:
+        limits = settings_of(request.app)
+        async with request.form(max_files=1, max_fields=10,
+                                max_part_size=limits.max_body_bytes) as form:
+            image = form.get("image")
+            data = None if isinstance(image, str) or image is None else \
+                await image.read(limits.max_upload_bytes + 1)
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            fields["filename"] = getattr(image, "filename", None) or ""
+        return await run_in_threadpool(files.upload, gw.orch, gw.uploads, who, fields, data,
+                                       max_bytes=limits.max_upload_bytes)
+
+    return [Route("/view", ["GET"], view), Route("/upload/image", ["POST"], upload_image)]
+
+
+def _info_routes(gw: Gateway, auth: TokenAuth) -> list[Route]:
+    Who = Annotated[Principal, Depends(auth.principal)]
+    orch = gw.orch
+
+    def object_info(who: Who) -> dict[str, Any]:
+        return orch.object_info()
+
+    def object_info_of(node_class: str, who: Who) -> dict[str, Any]:
+        return nodeinfo.object_info_of(orch, node_class)
+
+    def system_stats(who: Who) -> dict[str, Any]:
+        return nodeinfo.system_stats(orch)
+
+    def embeddings(who: Who) -> list[str]:
+        return nodeinfo.embeddings(orch)
+
+    def model_folders(who: Who) -> list[str]:
+        return nodeinfo.models(orch) or []
+
+    def model_files(folder: str, who: Who) -> Any:
+        found = nodeinfo.models(orch, folder)
+        return Response(status_code=404) if found is None else found
+
+    def features(request: Request, who: Who) -> dict[str, Any]:
+        return {"supports_preview_metadata": True,
+                "max_upload_size": settings_of(request.app).max_upload_bytes}
+
+    return [Route("/object_info", ["GET"], object_info),
+            Route("/object_info/{node_class}", ["GET"], object_info_of),
+            Route("/system_stats", ["GET"], system_stats),
+            Route("/embeddings", ["GET"], embeddings), Route("/models", ["GET"], model_folders),
+            Route("/models/{folder}", ["GET"], model_files), Route("/features", ["GET"], features)]
