@@ -1,0 +1,209 @@
+"""``POST /prompt``, ``/history``, ``/queue``, ``/interrupt`` and the ``/api/jobs`` cancels,
+over a real uvicorn and a real ComfyUI node."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import uuid
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+
+from tests import graphs
+from tests.orchestrator.web.conftest import HTTP_TIMEOUT, Service, wait_until
+from tests.orchestrator.web.gateway.conftest import ComfyApi
+
+BAD_GRAPHS = {
+    "below min": graphs.solid_image(width=0),
+    "above max and missing": {
+        "1": {"class_type": "OrchTestSolidImage",
+              "inputs": {"width": 99999, "height": 8, "color": "#000000", "batch_size": 1}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+    },
+    "not in list": graphs.txt2img(checkpoint="missing.safetensors"),
+    "unknown class": {"1": {"class_type": "NoSuchNode", "inputs": {}},
+                      "2": {"class_type": "SaveImage",
+                            "inputs": {"images": ["1", 0], "filename_prefix": "x"}}},
+    "no class_type": {"1": {"inputs": {}}},
+    "no outputs": {"1": graphs.solid_image()["1"]},
+    "output node at fault": {"1": graphs.solid_image()["1"],
+                             "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}},
+}
+
+
+def _post_direct(comfy_url: str, graph: dict[str, Any]) -> requests.Response:
+    return requests.post(f"{comfy_url}/prompt", timeout=HTTP_TIMEOUT,
+                         json={"prompt": graph, "client_id": "direct"})
+
+
+def _png(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def test_post_prompt_answers_id_number_and_node_errors(alice: ComfyApi) -> None:
+    response = alice.post("/prompt", data=json.dumps({"prompt": graphs.solid_image(seed=1)}))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"prompt_id", "number", "node_errors"}
+    assert body["node_errors"] == {}
+    assert isinstance(body["number"], int)
+
+
+def test_a_clients_prompt_id_becomes_the_job_id(alice: ComfyApi, service: Service) -> None:
+    chosen = str(uuid.uuid4())
+
+    got = alice.prompt(graphs.solid_image(seed=2), prompt_id=chosen)
+
+    assert got == chosen
+    assert service.orch.get(chosen).spec.owner == "alice"
+    again = alice.post("/prompt", json={"prompt": graphs.solid_image(), "prompt_id": chosen})
+    assert again.status_code == 400
+    assert again.json()["error"]["type"] == "invalid_prompt"
+
+
+def test_sillytavern_flow_post_poll_history_then_view(alice: ComfyApi) -> None:
+    """POST /prompt without a socket, poll /history/{id}, fetch each image with /view."""
+    prompt_id = alice.prompt(graphs.solid_image(40, 24, "#00ff00", seed=3))
+
+    entry = alice.history(prompt_id)
+
+    assert entry["status"] == {"status_str": "success", "completed": True,
+                               "messages": entry["status"]["messages"]}
+    assert [m[0] for m in entry["status"]["messages"]] == [
+        "execution_start", "execution_cached", "execution_success"]
+    assert entry["prompt"][1] == prompt_id and entry["prompt"][4] == ["2"]
+    image = entry["outputs"]["2"]["images"][0]
+    assert image["subfolder"] == "" and image["type"] == "output"
+    view = alice.get("/view", params=image)
+    assert view.status_code == 200 and view.headers["content-type"] == "image/png"
+    assert _png(view.content).size == (40, 24)
+
+
+def test_history_is_empty_until_the_prompt_ends(alice: ComfyApi) -> None:
+    prompt_id = alice.prompt(graphs.sleep(1.5, seed=4))
+
+    assert alice.get(f"/history/{prompt_id}").json() == {}
+    assert prompt_id in alice.history(prompt_id)["prompt"]
+
+
+def test_history_lists_own_prompts_oldest_first_with_max_items(alice: ComfyApi) -> None:
+    ids = [alice.prompt(graphs.solid_image(seed=10 + i)) for i in range(3)]
+    for prompt_id in ids:
+        alice.history(prompt_id)
+
+    newest_two = alice.get("/history", params={"max_items": 2}).json()
+
+    assert list(newest_two) == ids[1:]
+    assert set(ids) <= set(alice.get("/history").json())
+
+
+@pytest.mark.parametrize("case", sorted(BAD_GRAPHS))
+def test_a_rejected_graph_answers_400_exactly_as_comfyui(case: str, alice: ComfyApi,
+                                                         comfy_url: str) -> None:
+    graph = BAD_GRAPHS[case]
+    direct = _post_direct(comfy_url, copy.deepcopy(graph))
+
+    ours = alice.post("/prompt", json={"prompt": graph})
+
+    assert direct.status_code == 400, direct.text
+    assert ours.status_code == 400
+    assert ours.json() == direct.json()
+
+
+def test_no_prompt_in_the_body_is_comfyuis_no_prompt(alice: ComfyApi) -> None:
+    response = alice.post("/prompt", json={"client_id": "x"})
+
+    assert response.status_code == 400
+    assert response.json() == {"error": {"type": "no_prompt", "message": "No prompt provided",
+                                         "details": "No prompt provided", "extra_info": {}},
+                               "node_errors": {}}
+
+
+def test_get_prompt_reports_queue_remaining(alice: ComfyApi) -> None:
+    body = alice.get("/prompt").json()
+
+    assert isinstance(body["exec_info"]["queue_remaining"], int)
+
+
+def _wait_running(api: ComfyApi, prompt_id: str) -> None:
+    def running() -> bool:
+        return any(item[1] == prompt_id for item in api.get("/queue").json()["queue_running"])
+
+    wait_until(running, 60, f"{prompt_id} to run")
+
+
+def test_queue_shows_running_and_pending_and_delete_cancels_pending(
+        alice: ComfyApi) -> None:
+    running = alice.prompt(graphs.sleep(30, 30, seed=20))
+    _wait_running(alice, running)
+    pending = [alice.prompt(graphs.sleep(30, 30, seed=21 + i)) for i in range(2)]
+
+    queue = alice.get("/queue").json()
+    assert [item[1] for item in queue["queue_running"]] == [running]
+    assert {item[1] for item in queue["queue_pending"]} == set(pending)
+    assert queue["queue_running"][0][2] == graphs.sleep(30, 30, seed=20)
+
+    assert alice.post("/queue", json={"delete": [pending[0], running]}).status_code == 200
+    assert alice.history(pending[0])["status"]["messages"][-1][0] == "execution_interrupted"
+    assert alice.post("/queue", json={"clear": True}).status_code == 200
+    assert alice.history(pending[1])["status"]["completed"] is False
+    assert alice.get(f"/history/{running}").json() == {}  # delete and clear spare it
+    assert alice.post("/interrupt", json={"prompt_id": running}).status_code == 200
+    assert alice.history(running)["status"]["status_str"] == "error"
+
+
+def test_interrupt_without_id_stops_only_the_callers_prompts(alice: ComfyApi,
+                                                             bob: ComfyApi) -> None:
+    mine = alice.prompt(graphs.sleep(30, 30, seed=30))
+    _wait_running(alice, mine)
+
+    assert bob.post("/interrupt").status_code == 200
+    assert bob.post("/interrupt", json={"prompt_id": mine}).status_code == 200
+    assert alice.get(f"/history/{mine}").json() == {}
+    assert alice.post("/interrupt", data=b"").status_code == 200
+    assert alice.history(mine)["status"]["messages"][-1][0] == "execution_interrupted"
+
+
+def test_api_jobs_cancel_cancels_by_state(alice: ComfyApi) -> None:
+    done = alice.prompt(graphs.solid_image(seed=41))
+    alice.history(done)
+    job = alice.prompt(graphs.sleep(30, 30, seed=40))
+
+    first = alice.post(f"/api/jobs/{job}/cancel")
+    finished = alice.post(f"/api/jobs/{done}/cancel")
+
+    assert first.status_code == 200 and first.json()["cancelled"] is True, first.json()
+    assert finished.json() == {"job_id": done, "cancelled": False, "status": "completed"}
+    assert alice.history(job)["status"]["status_str"] == "error"
+
+
+def test_api_jobs_cancel_batch_is_all_or_nothing(alice: ComfyApi, bob: ComfyApi) -> None:
+    theirs = bob.prompt(graphs.solid_image(seed=51))
+    bob.history(theirs)
+    job = alice.prompt(graphs.sleep(30, 30, seed=50))
+
+    refused = alice.post("/api/jobs/cancel", json={"job_ids": [job, theirs]})
+    assert refused.status_code == 404
+    assert alice.get(f"/history/{job}").json() == {}
+    answer = alice.post("/api/jobs/cancel", json={"job_ids": [job]})
+    assert answer.status_code == 200 and answer.json()["jobs"][0]["cancelled"] is True
+    assert alice.history(job)["status"]["completed"] is False
+
+
+def test_another_owners_prompt_answers_404(alice: ComfyApi, bob: ComfyApi) -> None:
+    prompt_id = alice.prompt(graphs.solid_image(seed=60))
+    image = alice.history(prompt_id)["outputs"]["2"]["images"][0]
+
+    for response in (bob.get(f"/history/{prompt_id}"), bob.get("/view", params=image),
+                     bob.post(f"/api/jobs/{prompt_id}/cancel")):
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+    assert prompt_id not in bob.get("/history").json()
+    assert alice.get("/view", params=image).status_code == 200
