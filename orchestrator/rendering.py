@@ -33,16 +33,18 @@ from placeholders import (
     InvalidSize,
     PlaceholderError,
     PlaceholderSpec,
+    Plan,
     Prefix,
     StylePreset,
     UploadRequest,
     bind,
     coerce,
+    compile_graph,
     compose,
     fill_uploads,
     find_style,
+    render,
     resolve_size,
-    substitute,
 )
 
 CONTROLS = frozenset({"aspect", "tier", "style"})
@@ -67,6 +69,34 @@ class Rendered:
     seed: int | None
     uploads: tuple[UploadRequest, ...] = ()
     warnings: tuple[str, ...] = ()
+
+
+class _PlanCache:
+    """Compiled graphs (:class:`~placeholders.Plan`), one per workflow name, each valid for
+    one version: a request renders the plan instead of walking the whole graph again."""
+
+    def __init__(self) -> None:
+        self._plans: dict[str, tuple[str, Any, Plan]] = {}
+
+    def plan(self, workflow: Workflow) -> Plan:
+        """The plan of ``workflow``'s graph, compiled on first use of each version.
+
+        Raises ``PlaceholderError`` (MalformedGraph) for a graph that is not API format.
+        """
+        cached = self._plans.get(workflow.name)
+        # The version names the file contents; the identity check also covers workflows
+        # built by hand, which may share a name and an empty version with another graph.
+        if cached is not None and cached[0] == workflow.version and cached[1] is workflow.graph:
+            return cached[2]
+        plan = compile_graph(workflow.graph)
+        # One assignment, so a render racing on another thread sees the old entry or this.
+        self._plans[workflow.name] = (workflow.version, workflow.graph, plan)
+        return plan
+
+
+# Shared by every render in the process, like the registry's graphs it compiles. Bounded by
+# the number of workflow names: a new version replaces the entry of the old one.
+_PLANS = _PlanCache()
 
 
 @contextlib.contextmanager
@@ -110,7 +140,7 @@ def render_workflow(
         given.update(images or {})
         bindings = bind(given, specs=workflow.specs,
                         customs=(*custom_placeholders(workflow.meta), *customs), context=context)
-        result = substitute(workflow.graph, bindings, rng=rng, index=index)
+        result = render(_PLANS.plan(workflow), bindings, rng=rng, index=index)
     warnings = result.warnings
     if count > 1 and result.seed is None:
         warnings += (f"the workflow has no %seed%, so all {count} images render the same "

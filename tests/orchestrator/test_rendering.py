@@ -12,9 +12,18 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import SubstitutionError
+from orchestrator.metadata import WorkflowMeta
 from orchestrator.rendering import Rendered, fill_uploaded, render_workflow
 from orchestrator.workflow import Workflow, load_workflow
-from placeholders import Context, CustomPlaceholder, PlaceholderError, Prefix, UploadRequest
+from placeholders import (
+    Context,
+    CustomPlaceholder,
+    PlaceholderError,
+    Plan,
+    Prefix,
+    UploadRequest,
+    compile_graph,
+)
 
 TXT2IMG: dict[str, Any] = {
     "3": {"class_type": "KSampler", "inputs": {
@@ -102,6 +111,51 @@ def test_a_batch_without_a_seed_warns_that_every_image_is_the_same() -> None:
     graph["3"]["inputs"]["seed"] = 1
     out = render(workflow(graph), count=4)
     assert out.seed is None and "all 4 images render the same graph" in out.warnings[-1]
+
+
+# --- one compile per workflow version ---------------------------------------------------------
+
+
+def test_a_workflow_version_is_compiled_once_for_all_its_renders(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled: list[object] = []
+
+    def counting(graph: Any) -> Plan:
+        compiled.append(graph)
+        return compile_graph(graph)
+
+    monkeypatch.setattr("orchestrator.rendering.compile_graph", counting)
+    first = workflow(name="cached")
+    edited = workflow({**TXT2IMG, "10": TXT2IMG["9"]}, name="cached")
+    for wf in (first, first, first, edited, edited):
+        render(wf)
+    assert compiled == [first.graph, edited.graph]
+
+
+def test_a_new_version_renders_its_own_graph() -> None:
+    render(workflow(name="edited"), {"prompt": "a fox"})
+    graph = copy.deepcopy(TXT2IMG)
+    graph["6"]["inputs"]["text"] = "new: %prompt%"
+    out = render(workflow(graph, name="edited"), {"prompt": "a fox"})
+    assert out.graph["6"]["inputs"]["text"] == "new: a fox"
+
+
+def test_workflows_built_by_hand_with_one_name_render_their_own_graphs() -> None:
+    for text in ("one %prompt%", "two %prompt%"):
+        graph = {"1": {"class_type": "X", "inputs": {"t": text}}}
+        out = render(Workflow("hand", graph, WorkflowMeta()), {"prompt": "p"})
+        assert out.graph["1"]["inputs"]["t"] == text.replace("%prompt%", "p")
+
+
+def test_renders_of_one_version_share_no_container() -> None:
+    wf = workflow()
+    before = copy.deepcopy(wf.graph)
+    first = render(wf)
+    first.graph["3"]["inputs"]["model"].append("changed")
+    first.graph["5"]["inputs"]["batch_size"] = 9
+    assert render(wf).graph["3"]["inputs"]["model"] == ["4", 0]
+    assert render(wf).graph["5"]["inputs"]["batch_size"] == 1
+    assert wf.graph == before
 
 
 # --- sizes ------------------------------------------------------------------------------------
