@@ -155,9 +155,16 @@ class Subscription:
 
 
 class EventBus:
-    """Thread-safe per-job fan-out with bounded history for resume."""
+    """Thread-safe per-job fan-out with bounded history for resume.
 
-    def __init__(self) -> None:
+    Sequence numbers start above ``seq_base``. The service passes a base derived from the
+    start time, so ids of a later process are always higher than an earlier one's and a
+    ``Last-Event-ID`` from before a restart is recognised as stale (the client then gets
+    a snapshot instead of a replay that would skip what happened in between).
+    """
+
+    def __init__(self, *, seq_base: int = 0) -> None:
+        self.seq_base = seq_base
         self._lock = threading.Lock()
         self._history: dict[str, deque[BaseModel]] = {}
         self._seq: dict[str, int] = {}
@@ -167,7 +174,7 @@ class EventBus:
     def publish(self, event: _Event) -> _Event:
         """Number ``event`` within its job, keep it, and hand it to every subscriber."""
         with self._lock:
-            seq = self._seq.get(event.job_id, 0) + 1
+            seq = self._seq.get(event.job_id, self.seq_base) + 1
             self._seq[event.job_id] = seq
             event.seq = seq
             self._history.setdefault(event.job_id, deque(maxlen=JOB_HISTORY_LIMIT)).append(event)
@@ -196,6 +203,8 @@ class EventBus:
         above it are replayed instead, so nothing in between is lost.
         """
         sub = Subscription(self, job_id)
+        if after is not None and after < self.seq_base:
+            after = None  # an id from an earlier process: start over with a snapshot
         with self._lock:
             history = list(self._history.get(job_id, ()))
             self._subs.setdefault(job_id, []).append(sub)
@@ -206,7 +215,7 @@ class EventBus:
             elif snapshot is not None:
                 snap = snapshot()
                 if snap is not None:
-                    snap.seq = self._seq.get(job_id, 0)
+                    snap.seq = self._seq.get(job_id, self.seq_base)
                     sub.queue.put(snap)
         return sub
 
@@ -216,7 +225,7 @@ class EventBus:
 
     def last_seq(self, job_id: str) -> int:
         with self._lock:
-            return self._seq.get(job_id, 0)
+            return self._seq.get(job_id, self.seq_base)
 
     def _unsubscribe(self, sub: Subscription) -> None:
         with self._lock:

@@ -36,6 +36,9 @@ from orchestrator.validation import check_against_object_info, raise_for_problem
 from orchestrator.workflow import check_graph_shape
 
 ImageInput = bytes | Path
+# Event sequence numbers a process may use per second of its start time; keeps ids of a
+# later process above an earlier one's while staying below 2**53 (exact in JSON).
+EVENT_IDS_PER_SECOND = 1_000_000
 
 
 class JobHandle:
@@ -93,7 +96,8 @@ class Orchestrator:
         self._rng_lock = threading.Lock()
         self.store: JobStore = open_store(data_dir)
         self.blobs = BlobStore(data_dir / "blobs")
-        self.bus = EventBus()
+        # Event ids of this process sort after every earlier one's (see EventBus).
+        self.bus = EventBus(seq_base=int(time.time()) * EVENT_IDS_PER_SECOND)
         self.registry = WorkflowRegistry(workflows_dir, watch=watch_workflows) if (
             workflows_dir is not None) else None
         ctx = PoolContext(self.store, self.bus, self.blobs, self._render)
