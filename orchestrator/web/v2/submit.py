@@ -13,14 +13,17 @@ it (``orchestrator/staging.py``).
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.jobs import Job
 from orchestrator.service import Orchestrator
 from orchestrator.staging import stage_named_inputs
+from orchestrator.validation import check_against_object_info, raise_for_problems
 from orchestrator.web.limits import check_queue
 from orchestrator.web.v2.assets import AssetRecord, Assets
 from orchestrator.web.v2.errors import InvalidBody, MissingAsset, NotFound, WorkflowFormatUi
@@ -32,6 +35,43 @@ ASSET_TYPE = "core/ASSET"
 RESERVED_FIELDS = ("inputs", "webhook_url")
 # Input values longer than this are prompts, not file names: not looked up as assets.
 NAME_MAX_CHARS = 255
+# Seconds the pool's merged /object_info is reused while no node changed; a backstop for
+# changes the node list does not show (a model file added with the same count).
+OBJECT_INFO_TTL_S = 30.0
+
+
+@dataclass
+class Preflight:
+    """``Orchestrator.preflight`` with the pool's merged ``/object_info`` cached.
+
+    Merging deep-copies every node's ``/object_info`` (about 1 MB each), which costs
+    70-90 ms per call: more than a trivial job takes on ComfyUI. The merge is redone only
+    when the pool's nodes change (membership, health, classes, models) or after
+    ``OBJECT_INFO_TTL_S``.
+    """
+
+    orch: Orchestrator
+    clock: Callable[[], float] = time.monotonic
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _key: object = None
+    _at: float = float("-inf")
+    _info: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, graph: Mapping[str, Any], *, source: str) -> None:
+        """Raise ``GraphRejected`` for what ComfyUI would reject; nothing while no node
+        has answered yet (the job then waits for one)."""
+        info = self._object_info()
+        if info:
+            raise_for_problems(check_against_object_info(dict(graph), info), source=source)
+
+    def _object_info(self) -> dict[str, Any]:
+        key = tuple((n.name, n.health, n.classes, n.comfyui_version,
+                     tuple(sorted((k, tuple(v)) for k, v in n.models.items())))
+                    for n in self.orch.nodes())
+        with self._lock:
+            if key != self._key or self.clock() - self._at > OBJECT_INFO_TTL_S:
+                self._info, self._key, self._at = self.orch.object_info(), key, self.clock()
+            return self._info
 
 
 @dataclass(frozen=True)
@@ -42,6 +82,7 @@ class Submitter:
     assets: Assets
     keys: KeyStore
     max_queued: int
+    preflight: Preflight
 
     def submit(self, owner: str, body: Any, key: str | None) -> Job:
         """Record the job ``body`` asks for; raise a v2 refusal otherwise."""
@@ -50,7 +91,7 @@ class Submitter:
             request = parse_request(body)
             graph = check_graph_shape(request.workflow, source="workflow")
             graph, files = resolve_assets(graph, owner, self.assets)
-            self.orch.preflight(stage_named_inputs(graph, files), source="workflow")
+            self.preflight.check(stage_named_inputs(graph, files), source="workflow")
             check_queue(self.orch.store.queued_count(), 1, self.max_queued)
             handle = self.orch.submit(graph=graph, owner=owner, images=files or None,
                                       metadata=request.metadata or {}, job_id=job_id)
