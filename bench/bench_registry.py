@@ -2,7 +2,9 @@
 
 Run: ``.venv/bin/python bench/bench_registry.py``. Goals: rendering a 300-node graph takes
 at most 2x a ``json.loads`` of the same file (so a request never pays more for substitution
-than for reading the workflow again), and an edited file serves within 1 s at p95.
+than for reading the workflow again), and an edited file serves within 1 s at p95. Render
+times are per request, with the workflow version's compiled graph cached as it is when
+serving; the first render of a version, which compiles it, is printed beside them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from orchestrator.rendering import render_workflow
 from orchestrator.workflow import load_workflow
 
 NODES = 300
-RENDER_REPEATS = 200
+RENDER_REPEATS = 500
+FIRST_RENDERS = 50
 EDITS = 30
 RENDER_GOAL = 2.0
 RELOAD_GOAL_S = 1.0
@@ -69,12 +72,12 @@ def _fill_literals(graph: dict[str, Any], ids: list[str]) -> None:
                 inputs[name] = 20 if value.startswith("%") else "a literal prompt"
 
 
-def paired_best(first: Callable[[], object], second: Callable[[], object],
-                repeats: int) -> tuple[float, float]:
-    """Fastest seconds per call of each, measured alternately.
+def paired_medians(first: Callable[[], object], second: Callable[[], object],
+                   repeats: int) -> tuple[float, float]:
+    """Median seconds per call of each, measured alternately in one run.
 
-    Alternating puts both under the same machine load; the minimum is the run least
-    disturbed by other processes, as ``timeit`` recommends.
+    Alternating puts both under the same machine load; the median discards the calls that
+    other processes slowed down (or a lucky cache made fast) on either side.
     """
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
@@ -82,22 +85,41 @@ def paired_best(first: Callable[[], object], second: Callable[[], object],
             start = time.perf_counter()
             fn()
             out.append(time.perf_counter() - start)
-    return min(times[0]), min(times[1])
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def bench_render(label: str, graph: dict[str, Any]) -> float:
-    text = json.dumps(graph, indent=2)
-    workflow = load_workflow("bench", text)
-    rng = random.Random(0)
-    parse, render = paired_best(lambda: json.loads(text),
-                                lambda: render_workflow(workflow, VALUES, rng=rng),
-                                RENDER_REPEATS)
+    """Print and return median render time over median ``json.loads`` time of one file.
+
+    The render side is a request as the service serves it: the workflow comes from a
+    registry that loaded the file, and the version's compiled graph is cached.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.json"
+        path.write_text(json.dumps(graph, indent=2))
+        text = path.read_text()  # the bytes json.loads parses are the bytes the registry read
+        with WorkflowRegistry(Path(tmp), watch=False) as registry:
+            nodes = len(registry.get("bench").graph)
+            rng = random.Random(0)
+            parse, render = paired_medians(
+                lambda: json.loads(text),
+                lambda: render_workflow(registry.get("bench"), VALUES, rng=rng),
+                RENDER_REPEATS)
+    first = statistics.median(_first_render(text) for _ in range(FIRST_RENDERS))
     ratio = render / parse
     verdict = "OK" if ratio <= RENDER_GOAL else "MISSED"
-    print(f"render of a {len(workflow.graph)}-node graph, {label} ({len(text) // 1024} KiB): "
-          f"{render * 1e3:.2f} ms; json.loads: {parse * 1e3:.2f} ms; "
-          f"ratio {ratio:.2f}x (goal <= {RENDER_GOAL}x) {verdict}")
+    print(f"render of a {nodes}-node graph, {label} ({len(text) // 1024} KiB): "
+          f"median {render * 1e3:.2f} ms; json.loads of the same file: {parse * 1e3:.2f} ms; "
+          f"ratio {ratio:.2f}x (goal <= {RENDER_GOAL}x) {verdict}; first render of a version "
+          f"(compiles the graph): {first * 1e3:.2f} ms ({first / parse:.2f}x)")
     return ratio
+
+
+def _first_render(text: str) -> float:
+    workflow = load_workflow("first", text)  # a new graph: the render must compile it
+    start = time.perf_counter()
+    render_workflow(workflow, VALUES, rng=random.Random(0))
+    return time.perf_counter() - start
 
 
 def bench_reload() -> float:
@@ -132,8 +154,11 @@ def _one_edit(registry: WorkflowRegistry, folder: Path, edit: int) -> float:
 
 
 def main() -> None:
-    bench_render("placeholders in every chain", big_graph())
-    bench_render("placeholders in 1 chain of 10", big_graph(literal_every=10))
+    every = bench_render("placeholders in every chain", big_graph())
+    one = bench_render("placeholders in 1 chain of 10", big_graph(literal_every=10))
+    print(f"render / json.loads: {every:.2f}x with placeholders in every chain, {one:.2f}x in "
+          f"1 chain of 10 (goal <= {RENDER_GOAL}x) "
+          f"{'OK' if max(every, one) <= RENDER_GOAL else 'MISSED'}")
     bench_reload()
 
 
