@@ -16,6 +16,7 @@ from orchestrator.cli import (
     serve_cmd,
     submit_cmd,
     token_cmd,
+    up_cmd,
     workflows_cmd,
 )
 from orchestrator.errors import JobCancelled, JobFailed, OrchestratorError
@@ -26,7 +27,8 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]
-COMMAND_GROUPS = (comfyui_cmd, demo_cmd, submit_cmd, workflows_cmd, serve_cmd, token_cmd)
+COMMAND_GROUPS = (comfyui_cmd, demo_cmd, submit_cmd, workflows_cmd, serve_cmd, token_cmd,
+                  up_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

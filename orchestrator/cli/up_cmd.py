@@ -1,0 +1,164 @@
+"""``comfy-orch up``: the main job — service, panel and (when needed) a local ComfyUI.
+
+On a fresh machine this is the one command that ends with an image in a browser: when no
+configured ComfyUI node answers, it installs ComfyUI into the cache (with progress) and
+starts a managed CPU instance with the generated test checkpoint; it starts the REST
+service and the Streamlit panel on loopback; on first run it creates an admin token and
+keeps it in the data folder (mode 0600) so later runs open the panel signed in. Ctrl-C
+stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from orchestrator.cli.comfyui_cmd import ensure_tiny_checkpoint
+from orchestrator.comfy.client import ComfyClient
+from orchestrator.errors import ConfigError, NodeError
+from orchestrator.provision.install import default_home, ensure_installed
+from orchestrator.provision.server import LocalComfy, free_port, prepare_base_dir
+from orchestrator.settings import Settings, load_settings
+from orchestrator.tokens import TokenStore
+from orchestrator.web.app import create_app
+from orchestrator.web.server import ServerThread, service
+
+ADMIN_TOKEN_FILE = "admin-token"  # in the data folder, mode 0600
+DEFAULT_PANEL_PORT = 8501
+
+
+def register(commands: Any) -> None:
+    cmd = commands.add_parser("up", help="start the service and the panel (and a local "
+                                         "ComfyUI when no node answers); Ctrl-C stops all")
+    cmd.add_argument("--host", default=None, help="address of the service (default 127.0.0.1)")
+    cmd.add_argument("--port", type=int, default=None, help="service port (default 8288)")
+    cmd.add_argument("--panel-port", type=int, default=DEFAULT_PANEL_PORT)
+    cmd.add_argument("--data", type=Path, default=None, metavar="DIR")
+    cmd.add_argument("--workflows", type=Path, default=None, metavar="DIR",
+                     help="workflows folder (default ./workflows when present)")
+    cmd.add_argument("--node", action="append", default=[], metavar="URL",
+                     help="a ComfyUI server (repeatable); none answering → a local one")
+    cmd.add_argument("--no-panel", action="store_true", help="serve the API only")
+    cmd.set_defaults(handler=run_up)
+
+
+def run_up(args: argparse.Namespace) -> int:
+    workflows = args.workflows or (Path("workflows") if Path("workflows").is_dir() else None)
+    settings = load_settings(os.environ, host=args.host, port=args.port, data_dir=args.data,
+                             workflows_dir=workflows, nodes=tuple(args.node))
+    stop = _stop_on_signals()
+    with contextlib.ExitStack() as stack:
+        settings = _with_live_nodes(settings, stack)
+        orch, tokens = stack.enter_context(service(settings))
+        token = admin_token(tokens, settings.data_dir)
+        server = stack.enter_context(ServerThread(create_app(orch, tokens, settings),
+                                                  host=settings.host, port=settings.port))
+        print(f"service: {server.url} (API docs {server.url}/docs)", flush=True)
+        if not args.no_panel:
+            panel = stack.enter_context(Panel(server.url, token, port=args.panel_port))
+            print(f"panel:   {panel.url}", flush=True)
+        print("Ctrl-C stops everything", flush=True)
+        stop.wait()
+    print("stopped", flush=True)
+    return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return stop
+
+
+def live_nodes(urls: Sequence[str]) -> list[str]:
+    """The configured nodes that answer ``/system_stats`` now."""
+    alive = []
+    for url in urls:
+        try:
+            with ComfyClient(url, timeout=3) as client:
+                client.system_stats()
+            alive.append(url)
+        except NodeError as exc:
+            print(f"node {url}: {exc}", flush=True)
+    return alive
+
+
+def _with_live_nodes(settings: Settings, stack: contextlib.ExitStack) -> Settings:
+    if live_nodes(settings.nodes):
+        return settings
+    print("no ComfyUI node answers: starting a managed local CPU ComfyUI", flush=True)
+    local = stack.enter_context(managed_comfy(default_home()))
+    print(f"managed ComfyUI: {local.url} (pid {local.pid})", flush=True)
+    return settings.model_copy(update={"nodes": (*settings.nodes, local.url)})
+
+
+@contextlib.contextmanager
+def managed_comfy(home: Path) -> Iterator[LocalComfy]:
+    """Install (first time, with progress) and start a local ComfyUI; stop it on exit."""
+    inst = ensure_installed(home, progress=lambda line: print(line, flush=True))
+    base = prepare_base_dir(inst, home / "base")
+    ensure_tiny_checkpoint(base)
+    with LocalComfy(inst, base) as server:
+        yield server
+
+
+def admin_token(tokens: TokenStore, data_dir: Path) -> str:
+    """The saved admin token; on first run (no token at all) create and save one."""
+    path = data_dir / ADMIN_TOKEN_FILE
+    if path.exists():
+        token = path.read_text().strip()
+        if tokens.authenticate(token) is not None:
+            return token
+    if tokens.list() and not path.exists():
+        raise ConfigError(f"tokens exist but {path} does not; create one for the panel with "
+                          "'comfy-orch token create --owner admin --admin' and write it there")
+    token = tokens.create("admin", admin=True)
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    print(f"created an admin token (kept in {path}):\n  {token}", flush=True)
+    return token
+
+
+class Panel:
+    """The Streamlit panel as a child process on loopback, pointed at the service."""
+
+    def __init__(self, api_url: str, token: str, *, port: int) -> None:
+        self.api_url, self.token = api_url, token
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def argv(self) -> list[str]:
+        from orchestrator.cli.panel_cmd import panel_argv
+
+        return panel_argv(self.api_url, port=self.port)
+
+    def __enter__(self) -> Panel:
+        env = {**os.environ, "COMFY_ORCH_API": self.api_url, "COMFY_ORCH_TOKEN": self.token}
+        self.process = subprocess.Popen(self.argv(), env=env, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
