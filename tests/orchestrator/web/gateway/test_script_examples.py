@@ -81,7 +81,7 @@ def _run(script: Path, out: Path) -> list[Image.Image]:
     done = subprocess.run([sys.executable, "-c", RUNNER, str(script), str(out)],
                           capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]
-    images = []
+    images: list[Image.Image] = []
     for path in sorted(out.iterdir()):
         with Image.open(io.BytesIO(path.read_bytes())) as image:
             image.load()
