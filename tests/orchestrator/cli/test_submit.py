@@ -106,3 +106,31 @@ def test_unknown_placeholder_value_problem_exits_2(
     wf = write(tmp_path, graph)
     assert main(["submit", str(wf), "--node", comfy_url, "--data", str(tmp_path / "d")]) == 2
     assert "%colr%" in capsys.readouterr().err
+
+
+def test_ctrl_c_cancels_the_job_cleanly(comfy_url: str, tmp_path: Path) -> None:
+    """A real process gets SIGINT mid-run: exit 130, the job recorded as canceled."""
+    import signal
+
+    from orchestrator.service import Orchestrator
+
+    graph = {"1": {"class_type": "OrchTestSleep",
+                   "inputs": {"seconds": 60.0, "steps": 60, "seed": 99}},
+             "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                          "filename_prefix": "long"}}}
+    wf = write(tmp_path, graph, "long.json")
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "submit", str(wf), "--node", comfy_url,
+         "--data", str(data)], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # progress lines: the sleep node is running
+        if "OrchTestSleep" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    tail = proc.stderr.read()
+    proc.stderr.close()
+    assert "canceled" in tail and "Traceback" not in tail
+    with Orchestrator(data_dir=data, start=False) as orch:
+        assert orch.list().jobs[0].status.value == "canceled"
