@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from orchestrator.cli import (
     comfyui_cmd,
     demo_cmd,
+    panel_cmd,
     serve_cmd,
     submit_cmd,
     token_cmd,
@@ -28,7 +29,7 @@ EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]
 COMMAND_GROUPS = (comfyui_cmd, demo_cmd, submit_cmd, workflows_cmd, serve_cmd, token_cmd,
-                  up_cmd)
+                  up_cmd, panel_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
