@@ -75,11 +75,12 @@ def _actions(client: ApiClient, node: Node) -> None:
 def _add_form(client: ApiClient) -> None:
     st.subheader("Add a node (admin)")
     with st.form("nodes:add", clear_on_submit=True):
-        url = st.text_input("URL", placeholder="http://127.0.0.1:8188")
-        name = st.text_input("Name (default host:port)")
-        tags = st.text_input("Tags (comma separated)")
-        slots = st.number_input("Max in flight", min_value=1, max_value=64, value=None)
-        if st.form_submit_button("Add node"):
+        url = st.text_input("URL", placeholder="http://127.0.0.1:8188", key="nodes:url")
+        name = st.text_input("Name (default host:port)", key="nodes:name")
+        tags = st.text_input("Tags (comma separated)", key="nodes:tags")
+        slots = st.number_input("Max in flight", min_value=1, max_value=64, value=None,
+                                key="nodes:slots")
+        if st.form_submit_button("Add node", key="nodes:add-submit"):
             tag_list = [t.strip() for t in tags.split(",") if t.strip()]
             _act(lambda: client.add_node(url.strip(), name=name.strip(), tags=tag_list,
                                          max_in_flight=None if slots is None else int(slots)),

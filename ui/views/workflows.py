@@ -104,11 +104,11 @@ def _drop(client: ApiClient) -> None:
 def report(check: Check) -> None:
     """The validation report: every problem, or ✅ with warnings and the presence list."""
     if check.problems:
-        st.error(f"❌ {check.name}: {len(check.problems)} problem(s); not saved")
+        st.error(f"{check.name}: {len(check.problems)} problem(s); not saved", icon="❌")
         for problem in check.problems:
             st.markdown(f"- ❌ {problem}")
         return
-    st.success(f"✅ {check.name} is valid and ready to save")
+    st.success(f"{check.name} is valid and ready to save", icon="✅")
     for warning in check.warnings:
         st.warning(warning)
     presence_table(check.presence)
@@ -143,7 +143,7 @@ def _save(client: ApiClient, check: Check, *,
 
 
 def _refused(exc: ServiceRefused) -> None:
-    st.error(f"❌ The service did not save it: {exc}")
+    st.error(f"The service did not save it: {exc}", icon="❌")
     for problem in exc.details.get("problems", []):
         where = problem.get("path") or problem.get("node_id") or problem.get("source") or ""
         st.markdown(f"- ❌ {where} {problem.get('message', '')}")
