@@ -35,8 +35,8 @@ ASSET_TYPE = "core/ASSET"
 RESERVED_FIELDS = ("inputs", "webhook_url")
 # Input values longer than this are prompts, not file names: not looked up as assets.
 NAME_MAX_CHARS = 255
-# Seconds the pool's merged /object_info is reused while no node changed; a backstop for
-# changes the node list does not show (a model file added with the same count).
+# Seconds the pool's merged /object_info is reused while no node changed; a backstop in
+# case a node's answer changes without it being fetched again.
 OBJECT_INFO_TTL_S = 30.0
 
 
@@ -46,8 +46,8 @@ class Preflight:
 
     Merging deep-copies every node's ``/object_info`` (about 1 MB each), which costs
     70-90 ms per call: more than a trivial job takes on ComfyUI. The merge is redone only
-    when the pool's nodes change (membership, health, classes, models) or after
-    ``OBJECT_INFO_TTL_S``.
+    when a node's capabilities were fetched again (a node added, started or back up) or
+    after ``OBJECT_INFO_TTL_S``.
     """
 
     orch: Orchestrator
@@ -65,12 +65,15 @@ class Preflight:
             raise_for_problems(check_against_object_info(dict(graph), info), source=source)
 
     def _object_info(self) -> dict[str, Any]:
-        key = tuple((n.name, n.health, n.classes, n.comfyui_version,
-                     tuple(sorted((k, tuple(v)) for k, v in n.models.items())))
-                    for n in self.orch.nodes())
+        # A node's capabilities object is replaced exactly when its /object_info is
+        # fetched again (start, or coming back up), so identity says "unchanged".
+        caps = self.orch.pool.capabilities()
         with self._lock:
-            if key != self._key or self.clock() - self._at > OBJECT_INFO_TTL_S:
-                self._info, self._key, self._at = self.orch.object_info(), key, self.clock()
+            known = self._key if isinstance(self._key, list) else []
+            same = len(known) == len(caps) and all(
+                a is b for a, b in zip(known, caps, strict=True))
+            if not same or self.clock() - self._at > OBJECT_INFO_TTL_S:
+                self._info, self._key, self._at = self.orch.object_info(), caps, self.clock()
             return self._info
 
 
