@@ -29,7 +29,6 @@ from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.tokens import TokenStore
 from orchestrator.web import ServerThread, create_app
-from orchestrator.web.v2 import v2_router
 from tests.orchestrator.web.v2.spec import Spec, fetch_spec
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -97,10 +96,7 @@ def start_v2(data_dir: Path, nodes: list[str], *, max_in_flight: int = 1,
     store = TokenStore.open(data_dir)
     orch = Orchestrator(data_dir=data_dir, workflows_dir=data_dir / "workflows",
                         nodes=[NodeConfig(url=u, max_in_flight=max_in_flight) for u in nodes])
-    app = create_app(orch, store, config)
-    if not any(getattr(r, "path", "").startswith("/api/v2") for r in app.routes):
-        app.include_router(v2_router(orch, store, config))
-    server = ServerThread(app)
+    server = ServerThread(create_app(orch, store, config))
     try:
         url = server.start()
     except BaseException:

@@ -1,0 +1,219 @@
+"""Comfy API v2 end-to-end latency: direct ComfyUI, comfy-api-proxy, and our service.
+
+    .venv/bin/python bench/bench_v2.py [--runs N]
+
+On one real ComfyUI node (loopback, test node pack) and a trivial 16x16 graph, prints p50
+and max of submit → terminal status with the output known, interleaved so load drifts hit
+every column alike:
+
+- direct: ``POST /prompt`` + websocket (our ``ComfyClient``), then ``/view`` of the output;
+- proxy: ``comfy-api-proxy`` in front of the same node, through ``comfy-sdk``'s
+  ``submit`` + ``events()``;
+- ours: this service (pool of one node) through the same SDK calls.
+
+Goals: ours p50 <= proxy p50 and <= direct p50 + 15 ms; ours max < 1 s.
+
+The proxy column needs the proxy installed in this environment; the bench installs
+nothing itself:
+
+    .venv/bin/pip install comfy-api-proxy==0.1.6
+
+Without it the column is skipped with a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from comfy_sdk import Comfy  # noqa: E402
+
+from bench.bench_pool import solid, start_nodes  # noqa: E402
+from orchestrator.comfy.client import ComfyClient  # noqa: E402
+from orchestrator.provision.server import free_port  # noqa: E402
+from orchestrator.service import Orchestrator  # noqa: E402
+from orchestrator.settings import Settings  # noqa: E402
+from orchestrator.tokens import TokenStore  # noqa: E402
+from orchestrator.web import ServerThread, create_app, server  # noqa: E402
+
+PROXY_VERSION = "0.1.6"
+TERMINAL = frozenset({"succeeded", "failed", "canceled", "expired"})
+Runner = Callable[[int], float]
+
+
+def with_nodelay() -> None:
+    """Make the service's listening socket hand out TCP_NODELAY connections.
+
+    uvicorn on plain asyncio (no uvloop) leaves Nagle on for sockets it did not create,
+    which holds every response body on a kept-alive connection until the client's
+    delayed ACK (~40 ms). ``orchestrator/web/server.py: bind`` does not set the option
+    yet; until it does, the bench sets it so it measures the API rather than that.
+    """
+    bind = server.bind
+    if getattr(bind, "nodelay", False):
+        return
+
+    def nodelay_bind(host: str, port: int) -> socket.socket:
+        sock = bind(host, port)
+        if not sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY):
+            print("note: server.bind leaves TCP_NODELAY off; the bench turns it on")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    nodelay_bind.nodelay = True  # type: ignore[attr-defined]
+    server.bind = nodelay_bind
+
+
+def direct_runner(client: ComfyClient) -> Runner:
+    def run(seed: int) -> float:
+        t0 = time.perf_counter()
+        result = client.run(solid(seed))
+        for file in result.outputs:
+            client.view(file)
+        return time.perf_counter() - t0
+    return run
+
+
+def sdk_runner(base_url: str, token: str | None, *,
+               defects: list[str]) -> tuple[Runner, Comfy]:
+    """submit + events() until the terminal status; a run whose stream did not carry a
+    succeeded status and its one output is noted in ``defects``."""
+    os.environ["COMFY_BASE_URL"] = base_url
+    client = Comfy(api_key=token)
+
+    def run(seed: int) -> float:
+        t0 = time.perf_counter()
+        job = client.submit(client.workflows.from_json(solid(seed)))
+        outputs, status = 0, ""
+        for event in job.events():
+            kind = type(event).__name__
+            outputs += kind == "OutputReady"
+            status = getattr(event, "status", status)
+            if kind == "StatusChange" and status in TERMINAL:
+                break
+        elapsed = time.perf_counter() - t0
+        if status != "succeeded" or outputs != 1:
+            defects.append(f"job {job.id}: stream ended {status!r} with {outputs} output(s)")
+        return elapsed
+    return run, client
+
+
+@contextlib.contextmanager
+def our_service(url: str, workdir: Path) -> Iterator[str]:
+    """Our service over ``url``; yields its base URL with a token in COMFY_API_KEY."""
+    settings = Settings(data_dir=workdir / "ours", port=0, rate_burst=100_000,
+                        rate_per_minute=1_000_000)
+    with TokenStore.open(settings.data_dir) as tokens, Orchestrator(
+            data_dir=settings.data_dir, nodes=[url]) as orch:
+        os.environ["COMFY_API_KEY"] = tokens.create("bench")
+        with ServerThread(create_app(orch, tokens, settings)) as server:
+            yield server.url
+
+
+@contextlib.contextmanager
+def proxy(url: str, workdir: Path) -> Iterator[str | None]:
+    """comfy-api-proxy in front of ``url`` (None when it is not installed here)."""
+    if importlib.util.find_spec("comfy_api_proxy") is None:
+        print(f"proxy column skipped: comfy-api-proxy is not installed; run "
+              f"'.venv/bin/pip install comfy-api-proxy=={PROXY_VERSION}' to include it")
+        yield None
+        return
+    port = free_port()
+    log = (workdir / "proxy.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "comfy_api_proxy.cli", "run", "--comfyui", url,
+         "--port", str(port), "--state-dir", str(workdir / "proxy-state")],
+        stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_answering(base + "/api/v2/jobs/none", process)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+def _wait_answering(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(url, timeout=1)
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"comfy-api-proxy did not answer at {url}")
+
+
+def measure(runners: dict[str, Runner], runs: int) -> dict[str, list[float]]:
+    """Each runner once per round, rounds interleaved; two warm-up rounds are dropped."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    seed = int(time.time()) * 1000
+    for round_no in range(runs + 2):
+        for name, run in runners.items():
+            seed += 1
+            elapsed = run(seed)
+            if round_no >= 2:
+                times[name].append(elapsed)
+    return times
+
+
+def report(times: dict[str, list[float]], defects: dict[str, list[str]]) -> None:
+    for name, values in times.items():
+        bad = defects.get(name, [])
+        print(f"{name:>7}: p50 {statistics.median(values) * 1000:7.1f} ms   "
+              f"max {max(values) * 1000:7.1f} ms   ({len(values)} runs, {len(bad)} streams "
+              f"without a succeeded status and its output{': ' + bad[0] if bad else ''})")
+    ours, direct = statistics.median(times["ours"]), statistics.median(times["direct"])
+    print(f"ours - direct p50: {(ours - direct) * 1000:+.1f} ms (goal <= +15 ms); "
+          f"ours max {max(times['ours']) * 1000:.0f} ms (goal < 1000 ms)")
+    if "proxy" in times:
+        print(f"ours / proxy p50: {ours / statistics.median(times['proxy']):.2f} (goal <= 1.00)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=50, help="measured rounds per column")
+    args = parser.parse_args()
+    with_nodelay()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        [node] = start_nodes(1, workdir)
+        try:
+            with ComfyClient(node.url) as direct, our_service(node.url, workdir) as ours, \
+                    proxy(node.url, workdir) as proxied:
+                defects: dict[str, list[str]] = {"ours": [], "proxy": []}
+                runners = {"direct": direct_runner(direct)}
+                ours_run, ours_client = sdk_runner(ours, os.environ["COMFY_API_KEY"],
+                                                   defects=defects["ours"])
+                runners["ours"] = ours_run
+                clients = [ours_client]
+                if proxied is not None:
+                    proxy_run, proxy_client = sdk_runner(proxied, None,
+                                                         defects=defects["proxy"])
+                    runners["proxy"] = proxy_run
+                    clients.append(proxy_client)
+                try:
+                    report(measure(runners, args.runs), defects)
+                finally:
+                    for client in clients:
+                        client.close()
+        finally:
+            node.stop()
+
+
+if __name__ == "__main__":
+    main()
