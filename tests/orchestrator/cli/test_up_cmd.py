@@ -1,0 +1,111 @@
+"""`comfy-orch up` as a user runs it: service + panel, first-run token, Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from orchestrator.provision.install import ComfyInstall
+from orchestrator.provision.server import free_port
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def read_until(proc: subprocess.Popen[str], *markers: str, timeout: float) -> dict[str, str]:
+    """Lines of the child's output that start with each marker (e.g. 'service:')."""
+    assert proc.stdout is not None
+    found: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    for line in proc.stdout:
+        for marker in markers:
+            if line.startswith(marker):
+                found[marker] = line[len(marker):].strip()
+        if len(found) == len(markers) or time.monotonic() > deadline:
+            break
+    missing = set(markers) - set(found)
+    assert not missing, f"`comfy-orch up` never printed {missing}"
+    return found
+
+
+@pytest.fixture()
+def up(tmp_path: Path, comfy_install: ComfyInstall) -> Iterator[list[str]]:
+    procs: list[subprocess.Popen[str]] = []
+    base = [sys.executable, "-m", "orchestrator", "up", "--data", str(tmp_path / "data"),
+            "--port", "0", "--workflows", str(ROOT / "workflows")]
+    env = {**os.environ, "COMFY_ORCH_HOME": str(comfy_install.root.parent)}
+
+    def start(*extra: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen([*base, *extra], cwd=ROOT, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        procs.append(proc)
+        return proc
+
+    yield start  # type: ignore[misc]
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_up_serves_api_and_panel_with_a_first_run_admin_token(
+    up: object, comfy_url: str, tmp_path: Path
+) -> None:
+    panel_port = free_port()
+    proc = up("--node", comfy_url, "--panel-port", str(panel_port))  # type: ignore[operator]
+    lines = read_until(proc, "service:", "panel:", timeout=120)
+    api = lines["service:"].split()[0]
+    token_file = tmp_path / "data" / "admin-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+    nodes = requests.get(f"{api}/v1/nodes", headers={"Authorization": f"Bearer {token}"},
+                         timeout=10)
+    assert nodes.status_code == 200 and nodes.json()["nodes"][0]["url"] == comfy_url
+    deadline = time.monotonic() + 60
+    while True:  # Streamlit answers its health route once the panel is up
+        try:
+            if requests.get(f"http://127.0.0.1:{panel_port}/_stcore/health", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, "the panel never answered"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{panel_port}/_stcore/health", timeout=2)
+
+
+def test_up_starts_a_managed_comfyui_when_no_node_answers(up: object, tmp_path: Path) -> None:
+    proc = up("--node", "http://127.0.0.1:9", "--no-panel")  # type: ignore[operator]
+    lines = read_until(proc, "managed ComfyUI:", "service:", timeout=240)
+    comfy = lines["managed ComfyUI:"].split()[0]
+    api = lines["service:"].split()[0]
+    token = (tmp_path / "data" / "admin-token").read_text().strip()
+    graph = {"1": {"class_type": "EmptyImage",
+                   "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 255}},
+             "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                          "filename_prefix": "up"}}}
+    auth = {"Authorization": f"Bearer {token}"}
+    job = requests.post(f"{api}/v1/jobs", json={"graph": graph}, headers=auth, timeout=30)
+    assert job.status_code == 202, job.text
+    deadline = time.monotonic() + 120
+    while (state := requests.get(f"{api}/v1/jobs/{job.json()['id']}", headers=auth,
+                                 timeout=10).json())["status"] != "succeeded":
+        assert state["status"] in ("queued", "running") and time.monotonic() < deadline, state
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{comfy}/system_stats", timeout=2)  # the managed ComfyUI stopped too
