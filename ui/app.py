@@ -40,7 +40,7 @@ def main() -> None:
     problem = widgets.connection_sidebar()
     if problem is not None:
         st.title(page.title)
-        st.error(problem, icon="🔌")
+        st.error(problem, icon=":material/power_off:")
         return
     page.run()
 

@@ -51,6 +51,7 @@ class FormPlan:
     prompts: list[FieldSpec] = field(default_factory=list)
     styles: list[str] = field(default_factory=list)
     has_size: bool = False
+    size: list[FieldSpec] = field(default_factory=list)  # width, height (when both used)
     seed: FieldSpec | None = None
     tuning: list[FieldSpec] = field(default_factory=list)
     images: list[FieldSpec] = field(default_factory=list)
@@ -92,6 +93,7 @@ def plan_form(detail: WorkflowDetail,
         prompts=[specs[n] for n in PROMPTS if n in specs],
         styles=sorted(meta.get("styles") or {}),
         has_size=has_size,
+        size=[specs[n] for n in SIZE] if has_size else [],
         seed=specs.get("seed"),
         tuning=[specs[n] for n in TUNING if n in specs],
         images=[s for s in specs.values() if s.type == "image"],

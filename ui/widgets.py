@@ -41,7 +41,7 @@ def connection_sidebar() -> str | None:
         problem = connection_problem(state.client())
         if problem is None:
             return None
-        st.error(problem, icon="🔌")
+        st.error(problem, icon=":material/power_off:")
         return problem
 
 
@@ -54,7 +54,7 @@ def connection_problem(client: ApiClient) -> str | None:
     except PanelError as exc:
         return str(exc)
     st.success(f"Connected · {health.nodes_up}/{health.nodes_total} nodes up · "
-               f"{health.queued} queued", icon="🟢")
+               f"{health.queued} queued", icon=":material/check_circle:")
     return None
 
 

@@ -54,7 +54,8 @@ def panel_argv(api_url: str, *, port: int) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(app_path()),
             "--server.address", PANEL_HOST, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--", "--api", api_url]
+            "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
+            "--", "--api", api_url]
 
 
 def run_panel(args: argparse.Namespace) -> int:

@@ -96,7 +96,7 @@ def _detail(client: ApiClient, output_id: str) -> None:
         st.session_state.pop(state.SELECTED_OUTPUT, None)
         return
     with st.container(border=True):
-        picture, info = st.columns([3, 2])
+        picture, info = st.columns(2)
         picture.image(data, caption=out.filename)
         with info:
             _facts(out)
@@ -116,9 +116,10 @@ def _actions(client: ApiClient, out: Output, data: bytes) -> None:
     top, bottom = st.columns(3), st.columns(3)
     if top[0].button("Reuse prompt", key="gallery:reuse", disabled=out.workflow is None):
         _reuse(out)
-    if top[1].button("Regenerate (new seed)", key="gallery:new-seed"):
+    if top[1].button("New seed", key="gallery:new-seed", help="regenerate with a new seed"):
         _regenerate(client, out, None)
-    if top[2].button("Same seed", key="gallery:same-seed", disabled=out.seed is None):
+    if top[2].button("Same seed", key="gallery:same-seed", disabled=out.seed is None,
+                     help="regenerate with this image's seed"):
         _regenerate(client, out, out.seed)
     bottom[0].download_button("Download", data, file_name=out.filename, mime=out.mime,
                               key="gallery:download")

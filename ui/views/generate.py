@@ -101,7 +101,7 @@ def _form(client: ApiClient, detail: WorkflowDetail, plan: FormPlan) -> None:
     entries: dict[str, Any] = {}
     entries |= _fields(detail.name, plan.prompts, text_area=True)
     style = _style(detail.name, plan.styles)
-    size = _size(detail.name, meta) if plan.has_size else Size()
+    size = _size(detail.name, meta, plan.size) if plan.has_size else Size()
     entries |= _seed(client, detail.name, plan.seed)
     count = _count(detail.name)
     entries |= _fields(detail.name, plan.tuning + plan.other)
@@ -161,7 +161,7 @@ def _style(workflow: str, styles: list[str]) -> str:
     return str(chosen or "")
 
 
-def _size(workflow: str, meta: dict[str, Any]) -> Size:
+def _size(workflow: str, meta: dict[str, Any], specs: list[FieldSpec]) -> Size:
     mode = st.radio("Size", SIZE_MODES, horizontal=True,
                     key=_seeded(key(workflow, "size_mode"), SIZE_MODES[0]))
     if mode == SIZE_MODES[0]:
@@ -171,12 +171,17 @@ def _size(workflow: str, meta: dict[str, Any]) -> Size:
                             key=_seeded(key(workflow, "tier"), form.DEFAULT_TIER))
         return Size(aspect=str(aspect or form.ASPECTS[0]), tier=str(tier))
     step = int(meta.get("snap", 64))
-    cols = st.columns(2)
-    width = cols[0].number_input("Width", min_value=16, max_value=16384, step=step,
-                                 key=_seeded(key(workflow, "width"), 512))
-    height = cols[1].number_input("Height", min_value=16, max_value=16384, step=step,
-                                  key=_seeded(key(workflow, "height"), 512))
-    return Size(width=int(width), height=int(height))
+    sides = [_side(workflow, spec, step, col) for spec, col in zip(specs, st.columns(2),
+                                                                    strict=True)]
+    return Size(width=sides[0], height=sides[1])
+
+
+def _side(workflow: str, spec: FieldSpec, step: int, col: Any) -> int:
+    low = int(spec.minimum or 1)
+    default = int(spec.default) if spec.default is not None else 512
+    value = col.number_input(spec.title, min_value=low, max_value=int(spec.maximum or 16384),
+                             step=step, key=_seeded(key(workflow, spec.name), default))
+    return int(value)
 
 
 def _seed(client: ApiClient, workflow: str, spec: FieldSpec | None) -> dict[str, Any]:

@@ -1,0 +1,210 @@
+"""The panel in a real headless Chromium against a real ``streamlit run`` and a real
+service: drop a workflow file, generate an image, watch it progress live, find it in the
+gallery. Screenshots of every view land in ``test-artifacts/``.
+
+Chromium is Debian's package (``.ci/run`` installs it), driven by Playwright with that
+executable; Playwright's own browser downloads are never used. Under ``CI=true`` a missing
+or unlaunchable browser fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from orchestrator.cli.panel_cmd import ENV_TOKEN, panel_argv
+from orchestrator.provision.server import free_port
+from tests.conftest import IN_CI
+from tests.ui.conftest import JOB_TIMEOUT_S, Service, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+START_TIMEOUT_S = 60.0  # streamlit imports a lot on a cold start
+UI_TIMEOUT_MS = 30_000  # one page of the panel to render (a few REST calls behind it)
+VIEWPORT = {"width": 1280, "height": 1400}  # tall enough for a whole view
+
+E2E_GRAPH = {
+    "1": {"class_type": "OrchTestSolidImage",
+          "inputs": {"width": "%width%", "height": "%height%", "color": "%color%",
+                     "batch_size": 1, "seed": "%seed%"}},
+    "2": {"class_type": "OrchTestSleep",
+          "inputs": {"image": ["1", 0], "seconds": "%seconds%", "steps": 12, "seed": "%seed%"}},
+    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "e2e"}},
+}
+E2E_META = {"title": "Sunset colour", "kind": "txt2img",
+            "description": "A flat colour that takes a few seconds, step by step.",
+            "placeholders": {"color": {"type": "str", "default": "#e8743b", "label": "Colour"},
+                             "seconds": {"type": "float", "default": 4.0},
+                             "width": {"default": 256}, "height": {"default": 256}}}
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"headless Chromium unavailable under CI=true: {reason}", pytrace=False)
+    pytest.skip(f"headless Chromium unavailable: {reason}")
+
+
+@pytest.fixture(scope="module")
+def panel_url(service: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``streamlit run ui/app.py`` on a free loopback port, signed in with the admin token
+    through the environment; stopped by its PID. Its log is printed if it does not start."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    env = {**os.environ, ENV_TOKEN: service.admin}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(panel_argv(service.url, port=port), env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, log_path)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"streamlit exited with {process.returncode}:\n"
+                                 f"{log_path.read_text(errors='replace')}")
+        try:
+            return requests.get(f"{url}/_stcore/health", timeout=2).text == "ok"
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(healthy, START_TIMEOUT_S, "streamlit to answer /_stcore/health")
+    except AssertionError:
+        print(log_path.read_text(errors="replace"))
+        raise
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Any]:
+    """A fresh headless Chromium profile and page."""
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError as exc:
+        _unavailable(f"the playwright package is missing ({exc}); pip install -e '.[test]'")
+    if shutil.which(CHROMIUM) is None:
+        _unavailable(f"{CHROMIUM} is missing; apt-get install chromium chromium-driver")
+    with sync_playwright() as playwright:
+        try:
+            context = playwright.chromium.launch_persistent_context(
+                tempfile.mkdtemp(dir=tmp_path, prefix="profile-"), executable_path=CHROMIUM,
+                headless=True, args=CHROMIUM_FLAGS, viewport=VIEWPORT)  # type: ignore[arg-type]
+        except Error as exc:
+            _unavailable(f"{CHROMIUM} did not start: {exc}")
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def _shot(page: Any, view: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"panel-{view}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _go(page: Any, view: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(view, exact=True).click()
+    page.get_by_role("heading", name=view).wait_for()
+
+
+def _workflow_files(folder: Path) -> list[str]:
+    graph, meta = folder / "sunset.json", folder / "sunset.meta.json"
+    graph.write_text(json.dumps(E2E_GRAPH))
+    meta.write_text(json.dumps(E2E_META))
+    return [str(graph), str(meta)]
+
+
+def test_drop_generate_watch_and_find_the_image(page: Any, panel_url: str,
+                                                service: Service, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(panel_url)
+    expect(page.get_by_text("Connected")).to_be_visible()
+    _drop_workflow(page, tmp_path, expect)
+    job_id = _generate(page, service, expect)
+    _watch(page, expect)
+    wait_until(lambda: service.client().job(job_id).status == "succeeded", JOB_TIMEOUT_S,
+               "the job to succeed")
+    _go(page, "Jobs")
+    expect(page.get_by_text(job_id, exact=True).first).to_be_visible()
+    _shot(page, "jobs")
+    _more_images(service)
+    _find_in_gallery(page, service.client().job(job_id).output_ids[0], expect)
+    _go(page, "Nodes")
+    expect(page.get_by_text("Nodes up", exact=True)).to_be_visible()
+    _shot(page, "nodes")
+
+
+def _drop_workflow(page: Any, tmp_path: Path, expect: Any) -> None:
+    _go(page, "Workflows")
+    page.get_by_role("tab", name="Add by file drop").click()
+    page.locator("input[type=file]").set_input_files(_workflow_files(tmp_path))
+    expect(page.get_by_text("sunset is valid and ready to save")).to_be_visible()
+    expect(page.get_by_text("%seconds%").first).to_be_visible()
+    _shot(page, "workflows")
+    page.get_by_role("button", name="Save workflow").click()
+    expect(page.get_by_text("Saved sunset: serving")).to_be_visible()
+
+
+def _generate(page: Any, service: Service, expect: Any) -> str:
+    _go(page, "Generate")
+    page.get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name="Sunset colour · txt2img").click()
+    expect(page.get_by_text("A flat colour that takes a few seconds")).to_be_visible()
+    page.get_by_role("radio", name="Exact size").check(force=True)
+    expect(page.get_by_label("Width")).to_have_value("256")  # the rerun drew the size
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(page.get_by_text("queued with 1 image(s)")).to_be_visible()
+    return str(service.client().jobs(limit=1).jobs[0].id)
+
+
+def _watch(page: Any, expect: Any) -> None:
+    expect(page.get_by_text("(OrchTestSleep)")).to_be_visible(timeout=JOB_TIMEOUT_S * 1000)
+    _shot(page, "generate")
+    expect(page.get_by_text("✅ succeeded").first).to_be_visible(timeout=JOB_TIMEOUT_S * 1000)
+
+
+def _more_images(service: Service) -> None:
+    """A few more images, so the gallery shows a grid the sunset must be found in."""
+    client = service.client()
+    jobs = [client.submit({"workflow": "solid", "values": {"color": color, "width": 256,
+                                                            "height": 256}}, {})
+            for color in ("#3b6fe8", "#2fa36b", "#8e44ad")]
+    wait_until(lambda: all(client.job(j.id).terminal for j in jobs), JOB_TIMEOUT_S,
+               "the extra images")
+
+
+def _find_in_gallery(page: Any, output_id: str, expect: Any) -> None:
+    _go(page, "Gallery")
+    tile = page.locator(f".st-key-gallery-open-{output_id} button")
+    expect(tile).to_be_visible()
+    expect(page.get_by_test_id("stImage").nth(3)).to_be_visible()  # the grid, not just ours
+    tile.click()
+    expect(page.get_by_text(output_id, exact=True)).to_be_visible()
+    expect(page.get_by_text('"#e8743b"')).to_be_visible()
+    _shot(page, "gallery")
