@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import requests
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.provision.install import ComfyInstall, default_home, ensure_installed
@@ -22,6 +23,8 @@ TEST_NODE_PACK = TESTS_DIR / "comfy_nodes"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 ComfyFactory = Callable[..., LocalComfy]
+# Every real ComfyUI this session started, so each test can leave them idle.
+_STARTED: list[LocalComfy] = []
 
 
 def _unavailable(reason: str) -> None:
@@ -73,6 +76,7 @@ def comfy_factory(
             link.symlink_to(tiny_checkpoint)
         server = LocalComfy(comfy_install, base)
         started.append(server)
+        _STARTED.append(server)
         if start:
             try:
                 server.start()
@@ -94,3 +98,22 @@ def comfy_server(comfy_factory: ComfyFactory) -> LocalComfy:
 @pytest.fixture(scope="session")
 def comfy_url(comfy_server: LocalComfy) -> str:
     return comfy_server.url
+
+
+@pytest.fixture(autouse=True)
+def _leave_comfy_idle() -> Iterator[None]:
+    """After each test, empty every running ComfyUI's queue and stop what it runs.
+
+    Servers are shared across tests; a test whose orchestrator closed while a long prompt
+    was still on a node (items stay recorded for recovery, the node keeps running) must
+    not make the next test wait behind it.
+    """
+    yield
+    for server in _STARTED:
+        if server.process is None or server.process.poll() is not None:
+            continue
+        try:
+            requests.post(f"{server.url}/queue", json={"clear": True}, timeout=5)
+            requests.post(f"{server.url}/interrupt", timeout=5)
+        except requests.RequestException:
+            continue  # a test stopped or froze it on purpose; it restarts it itself

@@ -8,7 +8,7 @@ from tests.orchestrator.web.conftest import Api, Service
 def test_openapi_docs_list_every_v1_route(api: Api) -> None:
     assert api.get("/docs").status_code == 200
     spec = api.get("/openapi.json").json()
-    assert set(spec["paths"]) == {
+    assert {path for path in spec["paths"] if path.startswith("/v1/")} == {
         "/v1/health", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/events",
         "/v1/jobs/{job_id}/retry", "/v1/outputs/{output_id}",
         "/v1/outputs/{output_id}/content", "/v1/outputs/{output_id}/thumbnail",
