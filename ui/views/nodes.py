@@ -39,12 +39,13 @@ def render() -> None:
 def _node(client: ApiClient, node: Node) -> None:
     icon = HEALTH_ICONS.get(node.health, "⚪")
     draining = " · draining" if node.draining else ""
+    seen = node.last_seen.strftime("%Y-%m-%d %H:%M:%S UTC") if node.last_seen else "never"
     with st.container(border=True):
         st.markdown(f"{icon} **{node.name}** · {node.url} · {node.health}{draining} · "
                     f"{node.in_flight}/{node.max_in_flight} running · "
                     f"ComfyUI {node.comfyui_version or '?'}")
         st.caption(f"{node.classes} node classes · tags: {', '.join(node.tags) or '—'} · "
-                   f"last seen {node.last_seen or 'never'}")
+                   f"last seen {seen}")
         if node.last_error:
             st.error(node.last_error)
         _models(node)
