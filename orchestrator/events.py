@@ -75,6 +75,8 @@ class ProgressEvent(_Event):
     max: int | None
     item_fraction: float
     fraction: float
+    nodes_done: int = 0   # of this item's graph (cached nodes count as done)
+    nodes_total: int = 0  # every node of the graph, not only those seen so far
 
 
 class PreviewEvent(_Event):

@@ -130,6 +130,7 @@ class NodePool:
         self.work = threading.Condition()
         self.closed = threading.Event()
         self.health_thread: threading.Thread | None = None
+        self._merged: tuple[tuple[int, ...], dict[str, Any]] | None = None
 
     # --- membership ----------------------------------------------------------------------------
 
@@ -176,10 +177,17 @@ class NodePool:
         return [w.node.info(w.in_flight()) for w in workers]
 
     def object_info(self) -> dict[str, Any]:
-        """The merged ``/object_info`` of every node that has answered."""
+        """The merged ``/object_info`` of every node that has answered.
+
+        Merging copies about 1 MB per node, so the result is kept until some node's
+        capabilities are refreshed (the key is the identity of each node's reply).
+        """
         with self.lock:
-            nodes = [w.node for w in self.workers.values()]
-        return dispatch.merge_object_info(n.object_info for n in nodes if n.object_info)
+            infos = [w.node.object_info for w in self.workers.values() if w.node.object_info]
+            key = tuple(id(info) for info in infos)
+            if self._merged is None or self._merged[0] != key:
+                self._merged = (key, dispatch.merge_object_info(infos))
+            return self._merged[1]
 
     def capabilities(self) -> list[dispatch.Capabilities]:
         with self.lock:

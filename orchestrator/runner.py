@@ -176,7 +176,8 @@ class ItemExecution:
             self.ctx.bus.publish(ProgressEvent(
                 job_id=self.job.id, item=self.item.index, node=self.node.name,
                 node_id=snap.current_node, class_type=snap.current_class, value=snap.step,
-                max=snap.steps, item_fraction=snap.fraction, fraction=fraction))
+                max=snap.steps, item_fraction=snap.fraction, fraction=fraction,
+                nodes_done=snap.nodes_done, nodes_total=snap.nodes_total))
 
     # --- outputs -----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import SubstitutionError
+from orchestrator.events import ProgressEvent
 from orchestrator.jobs import ItemStatus, JobStatus
 from orchestrator.provision.server import LocalComfy
 from orchestrator.service import Orchestrator
@@ -167,7 +168,11 @@ def test_events_arrive_in_order_and_late_subscriber_gets_state_first(
     orch = orch_factory([comfy_url])
     handle = orch.submit("nap", {"seconds": 0.4}, count=2)
     with handle.events() as sub:
-        kinds = [event.type for event in sub]  # type: ignore[attr-defined]
+        events = list(sub)
+    kinds = [event.type for event in events]  # type: ignore[attr-defined]
+    progress = [e for e in events if isinstance(e, ProgressEvent)]
+    assert all(e.nodes_total == 2 for e in progress)  # from the graph, not nodes seen
+    assert [e.fraction for e in progress] == sorted(e.fraction for e in progress)
     assert kinds[0] in ("snapshot", "queued") and kinds[-1] == "finished"
     assert kinds.count("output") == 2 and "progress" in kinds and "started" in kinds
     with handle.events() as late:
@@ -221,6 +226,7 @@ def test_preflight_names_node_and_input_against_the_pools_object_info(
         orch.preflight(graph)
     assert any(p.node_id == "3" and p.input_name == "steps" for p in info.value.problems)
     assert "OrchTestSleep" in orch.object_info()
+    assert orch.object_info() is orch.object_info()  # merged once, until nodes change
 
 
 def test_sampler_previews_arrive_as_decoded_images(
