@@ -106,6 +106,8 @@ class JobSpec(BaseModel):
     # name -> sha256 of an input image already in the blob store
     images: dict[str, str] = Field(default_factory=dict)
     metadata: dict[str, str] = Field(default_factory=dict)
+    # passed to ComfyUI with the prompt (e.g. api_key_comfy_org for its partner nodes)
+    extra_data: dict[str, Any] = Field(default_factory=dict)
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=10)
 
 

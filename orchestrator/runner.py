@@ -147,7 +147,8 @@ class ItemExecution:
         with PromptWatch(client, self.prompt_id, stream=self.node.stream,
                          history_interval=interval) as watch:
             if submit:
-                client.submit(self.graph, prompt_id=self.prompt_id, client_id=watch.client_id)
+                client.submit(self.graph, prompt_id=self.prompt_id, client_id=watch.client_id,
+                              extra_data=self.job.spec.extra_data)
                 self._publish_dispatched()
             watch.follow(self._on_message, timeout=None, idle_timeout=self.ctx.idle_timeout,
                          stop=self.stop)

@@ -130,6 +130,7 @@ class Orchestrator:
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         job_id: str | None = None,
+        extra_data: Mapping[str, Any] | None = None,
     ) -> JobHandle:
         """Record a job and return its handle at once; workers pick it up.
 
@@ -137,7 +138,8 @@ class Orchestrator:
         is a raw API-format graph instead. Bad values raise ``SubstitutionError`` before
         anything is recorded. A job that no known node can run is recorded as failed
         with ``no node can run class X / model Y``. ``job_id`` lets a front end choose the
-        id (the ComfyUI gateway honours a client's ``prompt_id``).
+        id (the ComfyUI gateway honours a client's ``prompt_id``); ``extra_data`` goes to
+        ComfyUI with every prompt of the job.
         """
         self._check_open()
         raw_images = {name: data.read_bytes() if isinstance(data, Path) else data
@@ -151,7 +153,7 @@ class Orchestrator:
             values=dict(values or {}), count=count, owner=owner, character=character,
             conversation=conversation, visibility=Visibility(visibility), priority=priority,
             images={name: self.blobs.put(data).sha256 for name, data in raw_images.items()},
-            metadata=dict(metadata or {}),
+            metadata=dict(metadata or {}), extra_data=dict(extra_data or {}),
         )
         job, replayed = self.store.create_job_idempotent(spec, idempotency_key=idempotency_key,
                                                          job_id=job_id)

@@ -310,3 +310,19 @@ def test_gallery_and_progress_through_the_public_api(
     assert len(orch.gallery(conversation="c1", owner="bob").outputs) == 1
     assert orch.gallery(conversation="c1", owner="eve").outputs == []
     assert orch.progress(public.id) == 1.0
+
+
+def test_extra_data_reaches_comfyui_with_every_prompt(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    """ComfyUI's SaveImage writes extra_data's extra_pnginfo into the PNG it saves."""
+    import io
+
+    from PIL import Image
+
+    orch = orch_factory([comfy_url])
+    job = orch.submit(graph=graphs.solid_image(8, 8, seed=int(time.time())),
+                      extra_data={"extra_pnginfo": {"note": "from the pool"}}).wait(60)
+    data = orch.output_bytes(job.items[0].output_ids[0])
+    with Image.open(io.BytesIO(data)) as image:
+        assert json.loads(image.info["note"]) == "from the pool"

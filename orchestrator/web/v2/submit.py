@@ -96,8 +96,11 @@ class Submitter:
             graph, files = resolve_assets(graph, owner, self.assets)
             self.preflight.check(stage_named_inputs(graph, files), source="workflow")
             check_queue(self.orch.store.queued_count(), 1, self.max_queued)
+            extra = request.extra_data.model_dump(exclude_none=True) if (
+                request.extra_data is not None) else {}
             handle = self.orch.submit(graph=graph, owner=owner, images=files or None,
-                                      metadata=request.metadata or {}, job_id=job_id)
+                                      metadata=request.metadata or {}, job_id=job_id,
+                                      extra_data=extra)
             return handle.get()
 
 
