@@ -14,7 +14,10 @@ import asyncio
 import threading
 from dataclasses import dataclass, field
 
-from orchestrator.events import Finished
+from pydantic import BaseModel
+
+from orchestrator.events import Finished, Snapshot
+from orchestrator.jobs import JobStatus
 from orchestrator.service import Orchestrator
 from orchestrator.web.gateway.relay import Frame, PromptRelay, encode_preview
 
@@ -108,16 +111,26 @@ class ClientHub:
                     self._relays.pop(key, None)
 
     def _pump(self, key: ClientKey, relay: PromptRelay) -> None:
-        # after=0 replays every event the bus kept for the job: nothing is lost between
-        # the submit and this subscription, however fast the prompt ran.
-        with self.orch.events(relay.prompt_id, after=0) as sub:
+        # Resuming after the bus's base replays every event it kept for the job, so
+        # nothing is lost between the submit and this subscription, however fast it ran.
+        with self.orch.events(relay.prompt_id, after=self.orch.bus.seq_base) as sub:
             while not self.orch.pool.closed.is_set() and not sub.closed:
                 event = sub.get(timeout=RELAY_POLL_S)
-                if isinstance(event, Finished):
-                    job = self.orch.get(relay.prompt_id)
-                    self.deliver(key, relay.finish(job,
-                                                   queue_remaining=queue_remaining(self.orch)))
+                if _ended(event):
+                    self._finish(key, relay)
                     return
                 if event is not None:
                     self.deliver(key, relay.translate(
                         event, queue_remaining=lambda: queue_remaining(self.orch)))
+
+    def _finish(self, key: ClientKey, relay: PromptRelay) -> None:
+        job = self.orch.get(relay.prompt_id)
+        self.deliver(key, relay.finish(job, queue_remaining=queue_remaining(self.orch)))
+
+
+def _ended(event: BaseModel | None) -> bool:
+    """The job's terminal event, or a snapshot of a job that had already ended (the bus
+    forgot its events: the client still gets the closing messages)."""
+    if isinstance(event, Finished):
+        return True
+    return isinstance(event, Snapshot) and JobStatus(event.status).terminal

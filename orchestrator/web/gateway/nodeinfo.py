@@ -21,7 +21,6 @@ from orchestrator.service import Orchestrator
 UNKNOWN_VERSION = "unknown"
 ARGV = ["comfy-orchestrator"]
 
-
 def _up(orch: Orchestrator) -> list[NodeInfo]:
     return [n for n in orch.nodes() if n.health == Health.UP]
 

@@ -137,12 +137,12 @@ class Gateway:
         """``GET /queue``: the owner's running and pending prompts."""
         return history.queue_body(self._live(who.owner), self._output_classes())
 
-    def _entry(self, job: Job, classes: set[str]) -> dict[str, Any]:
+    def _entry(self, job: Job, classes: frozenset[str]) -> dict[str, Any]:
         return history.history_entry(job, self.orch.outputs_of(job.id), classes)
 
-    def _output_classes(self) -> set[str]:
-        return {name for name, info in self.orch.object_info().items()
-                if isinstance(info, dict) and info.get("output_node")}
+    def _output_classes(self) -> frozenset[str]:
+        return frozenset(name for name, info in self.orch.object_info().items()
+                         if isinstance(info, dict) and info.get("output_node"))
 
     def _live(self, owner: str) -> list[Job]:
         return [j for status in LIVE for j in self._owner_jobs(owner, status)]
