@@ -92,6 +92,7 @@ class Node:
     last_error: str | None = None
     last_seen: float | None = None
     restarts: int = 0
+    job_cancel: bool = False  # has POST /api/jobs/{id}/cancel (newer ComfyUI)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _client: ComfyClient | None = field(default=None, repr=False)
     _stream: NodeStream | None = field(default=None, repr=False)
@@ -136,6 +137,7 @@ class Node:
             if self.health != Health.UP or self.capabilities is None:
                 self.object_info = client.object_info()
                 self.capabilities = Capabilities.from_object_info(self.object_info)
+                self.job_cancel = client.supports_job_cancel()
                 if self.health == Health.DOWN:
                     self.restarts += 1
         except NodeError as exc:

@@ -268,8 +268,11 @@ class ItemExecution:
             return
         client = self.node.client
         try:
-            client.delete_queued([self.prompt_id])
-            client.interrupt(self.prompt_id)
+            if self.node.job_cancel:
+                client.cancel_job(self.prompt_id)
+            else:  # ComfyUI 0.3.x: remove it if pending, interrupt it only if it runs
+                client.delete_queued([self.prompt_id])
+                client.interrupt(self.prompt_id)
         except OrchestratorError:
             pass  # the node is gone: the item is canceled on our side regardless
 

@@ -163,6 +163,20 @@ class ComfyClient:
         """Remove pending prompts (a running one is untouched: use ``interrupt``)."""
         self._request("POST", "/queue", json={"delete": list(prompt_ids)})
 
+    def supports_job_cancel(self) -> bool:
+        """Whether the node has newer ComfyUI's ``POST /api/jobs/{id}/cancel``.
+
+        Probed with an id that cannot exist: a server without the route answers with
+        aiohttp's plain-text 404/405, one with it answers in JSON (job not found).
+        """
+        resp = self._request("POST", f"/api/jobs/orch-probe-{uuid.uuid4().hex}/cancel")
+        kind = resp.headers.get("Content-Type", "")
+        return resp.status_code not in (404, 405) or kind.startswith("application/json")
+
+    def cancel_job(self, prompt_id: str) -> None:
+        """Newer ComfyUI: cancel ``prompt_id`` whether pending or running, in one call."""
+        self._request("POST", f"/api/jobs/{prompt_id}/cancel")
+
     def interrupt(self, prompt_id: str) -> None:
         """Interrupt ``prompt_id`` only if it is the one running (never a global interrupt)."""
         self._request("POST", "/interrupt", json={"prompt_id": prompt_id})

@@ -114,3 +114,8 @@ def test_upload_returns_the_name_comfyui_chose(client: ComfyClient) -> None:
 def test_unreachable_node_names_the_url() -> None:
     with pytest.raises(NodeUnreachable, match=r"no ComfyUI answered at http://127.0.0.1:9 "):
         ComfyClient("http://127.0.0.1:9").system_stats()
+
+
+def test_comfyui_0_3_75_has_no_job_cancel_route(client: ComfyClient) -> None:
+    """The runner then cancels with a queue delete plus a targeted interrupt."""
+    assert client.supports_job_cancel() is False
