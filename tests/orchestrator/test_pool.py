@@ -17,6 +17,7 @@ from orchestrator.provision.server import LocalComfy
 from orchestrator.service import Orchestrator
 from tests import graphs
 from tests.conftest import ComfyFactory
+from tests.helpers import wait_until
 
 SEEDED_SOLID = {
     "1": {"class_type": "OrchTestSolidImage",
@@ -30,14 +31,6 @@ SEEDED_SLEEP = {
     "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "nap"}},
 }
 SLEEP_META = {"title": "Nap", "placeholders": {"seconds": {"type": "float", "default": 0.2}}}
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture()

@@ -20,6 +20,7 @@ from orchestrator.settings import Settings
 from orchestrator.tokens import TokenStore
 from orchestrator.web import ServerThread, create_app
 from orchestrator.web.limits import Clock
+from tests.helpers import wait_until
 
 HTTP_TIMEOUT = 30.0
 
@@ -46,14 +47,6 @@ def png_bytes(width: int = 8, height: int = 8, color: str = "#00ff00") -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Api:

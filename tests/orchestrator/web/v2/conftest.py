@@ -47,14 +47,6 @@ def png_bytes(color: str = "#ff0000", size: int = 8) -> bytes:
     return buffer.getvalue()
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="session")
 def spec() -> Spec:
     """The v2 spec; fetching it must work under CI=true, elsewhere its absence skips."""

@@ -8,6 +8,7 @@ import pytest
 from comfy_sdk import IdempotencyKeyReuse
 
 from tests.conftest import ComfyFactory
+from tests.helpers import wait_until
 from tests.orchestrator.web.v2 import graphs
 from tests.orchestrator.web.v2.conftest import (
     SdkFactory,
@@ -15,7 +16,6 @@ from tests.orchestrator.web.v2.conftest import (
     V2Service,
     fresh_seed,
     start_v2,
-    wait_until,
 )
 
 JOB_TIMEOUT = 120.0

@@ -26,6 +26,7 @@ from comfy_sdk import (
 )
 from PIL import Image
 
+from tests.helpers import wait_until
 from tests.orchestrator.web.v2 import graphs
 from tests.orchestrator.web.v2.conftest import (
     SdkFactory,
@@ -33,7 +34,6 @@ from tests.orchestrator.web.v2.conftest import (
     V2Service,
     fresh_seed,
     png_bytes,
-    wait_until,
 )
 
 Raw = Callable[..., httpx.Response]
