@@ -92,17 +92,25 @@ class ClientHub:
 
     # --- relays --------------------------------------------------------------------------
 
-    def follow(self, key: ClientKey, job_id: str) -> None:
-        """Relay ``job_id``'s messages to the client ``key`` until the job ends."""
+    def follow(self, key: ClientKey, job_id: str, *, replay: bool = True) -> None:
+        """Relay ``job_id``'s messages to the client ``key`` until the job ends.
+
+        ``replay`` starts with every event the bus kept for the job (a prompt just
+        posted); without it, with what happens from now on (a prompt of an earlier process,
+        adopted when its client reconnects). A prompt already relayed is left alone.
+        """
         relay = PromptRelay(job_id)
         with self._lock:
-            self._relays.setdefault(key, {})[job_id] = relay
-        threading.Thread(target=self._run, args=(key, relay), name=f"relay-{job_id}",
+            relays = self._relays.setdefault(key, {})
+            if job_id in relays:
+                return
+            relays[job_id] = relay
+        threading.Thread(target=self._run, args=(key, relay, replay), name=f"relay-{job_id}",
                          daemon=True).start()
 
-    def _run(self, key: ClientKey, relay: PromptRelay) -> None:
+    def _run(self, key: ClientKey, relay: PromptRelay, replay: bool) -> None:
         try:
-            self._pump(key, relay)
+            self._pump(key, relay, replay)
         finally:
             with self._lock:
                 relays = self._relays.get(key, {})
@@ -110,10 +118,11 @@ class ClientHub:
                 if not relays:
                     self._relays.pop(key, None)
 
-    def _pump(self, key: ClientKey, relay: PromptRelay) -> None:
+    def _pump(self, key: ClientKey, relay: PromptRelay, replay: bool) -> None:
         # Resuming after the bus's base replays every event it kept for the job, so
         # nothing is lost between the submit and this subscription, however fast it ran.
-        with self.orch.events(relay.prompt_id, after=self.orch.bus.seq_base) as sub:
+        after = self.orch.bus.seq_base if replay else None
+        with self.orch.events(relay.prompt_id, after=after) as sub:
             while not self.orch.pool.closed.is_set() and not sub.closed:
                 event = sub.get(timeout=RELAY_POLL_S)
                 if _ended(event):

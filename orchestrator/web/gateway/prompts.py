@@ -30,7 +30,8 @@ from orchestrator.workflow import is_link
 
 # A prompt id becomes our job id and a URL path segment: keep it to safe characters.
 PROMPT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
-# Keys ComfyUI keeps out of history (API keys for Comfy's paid API nodes).
+# Keys ComfyUI keeps out of history (API keys for Comfy's paid API nodes); they still go
+# to the node with the prompt.
 SENSITIVE_EXTRA_DATA = frozenset({"auth_token_comfy_org", "api_key_comfy_org"})
 # Characters of extra_data kept for /history (the front end puts whole UI workflows there).
 EXTRA_DATA_MAX_CHARS = 1_000_000
@@ -98,11 +99,22 @@ class Gateway:
                     **_extra_metadata(body.get("extra_data"), client_id)}
         if client_id is not None:
             metadata[history.CLIENT_KEY] = str(client_id)
+        extra = body.get("extra_data")
         self.orch.submit(graph=graph, owner=who.owner, job_id=prompt_id, metadata=metadata,
-                         images={name: self.orch.blobs.path(sha) for name, sha in files.items()})
+                         images={name: self.orch.blobs.path(sha) for name, sha in files.items()},
+                         extra_data=extra if isinstance(extra, dict) else None)
         if client_id is not None:
             self.hub.follow((who.owner, str(client_id)), prompt_id)
         return {"prompt_id": prompt_id, "number": number, "node_errors": {}}
+
+    def adopt(self, who: Principal, client_id: str) -> None:
+        """Relay the client's unfinished prompts to its socket, also those posted before a
+        restart of the service (their ``client_id`` is in the job's metadata)."""
+        for status in LIVE:
+            page = self.orch.list(owner=who.owner, status=status, limit=PAGE,
+                                  metadata={history.CLIENT_KEY: client_id})
+            for job in page.jobs:
+                self.hub.follow((who.owner, client_id), job.id, replay=False)
 
     def queue_info(self) -> dict[str, Any]:
         """``GET /prompt``."""

@@ -48,6 +48,7 @@ def socket_endpoint(gw: Gateway, auth: TokenAuth) -> SocketEndpoint:
                                              sid=client_id))
         gw.hub.attach(conn)
         try:
+            await run_in_threadpool(gw.adopt, who, client_id)
             for frame in gw.hub.resume_frames(conn.key):
                 conn.queue.put_nowait(frame)
             await _serve(websocket, conn, _server_features(websocket))

@@ -11,7 +11,8 @@ import pytest
 import requests
 import websocket
 
-from tests.orchestrator.web.conftest import HTTP_TIMEOUT, Service, wait_until
+from tests.helpers import wait_until
+from tests.orchestrator.web.conftest import HTTP_TIMEOUT, Service
 
 WS_TIMEOUT = 60.0
 

@@ -14,7 +14,8 @@ import requests
 from PIL import Image
 
 from tests import graphs
-from tests.orchestrator.web.conftest import HTTP_TIMEOUT, Service, wait_until
+from tests.helpers import wait_until
+from tests.orchestrator.web.conftest import HTTP_TIMEOUT, Service
 from tests.orchestrator.web.gateway.conftest import ComfyApi
 
 BAD_GRAPHS = {
@@ -54,6 +55,7 @@ def test_post_prompt_answers_id_number_and_node_errors(alice: ComfyApi) -> None:
     assert set(body) == {"prompt_id", "number", "node_errors"}
     assert body["node_errors"] == {}
     assert isinstance(body["number"], int)
+    alice.history(body["prompt_id"])  # the shared node is cleared after each test
 
 
 def test_a_clients_prompt_id_becomes_the_job_id(alice: ComfyApi, service: Service) -> None:
@@ -66,6 +68,7 @@ def test_a_clients_prompt_id_becomes_the_job_id(alice: ComfyApi, service: Servic
     again = alice.post("/prompt", json={"prompt": graphs.solid_image(), "prompt_id": chosen})
     assert again.status_code == 400
     assert again.json()["error"]["type"] == "invalid_prompt"
+    alice.history(chosen)
 
 
 def test_sillytavern_flow_post_poll_history_then_view(alice: ComfyApi) -> None:
@@ -207,3 +210,17 @@ def test_another_owners_prompt_answers_404(alice: ComfyApi, bob: ComfyApi) -> No
         assert response.json()["error"]["code"] == "not_found"
     assert prompt_id not in bob.get("/history").json()
     assert alice.get("/view", params=image).status_code == 200
+
+
+def test_extra_data_reaches_the_node_and_api_keys_stay_out_of_history(
+        alice: ComfyApi, service: Service, comfy_url: str) -> None:
+    extra = {"extra_pnginfo": {"workflow": {"id": "wf-1"}}, "api_key_comfy_org": "secret"}
+
+    prompt_id = alice.prompt(graphs.solid_image(seed=90), extra_data=extra, client_id="c9")
+
+    ours = alice.history(prompt_id)["prompt"][3]
+    assert ours["extra_pnginfo"] == extra["extra_pnginfo"] and ours["client_id"] == "c9"
+    assert "api_key_comfy_org" not in ours
+    node_prompt = service.orch.get(prompt_id).items[0].prompt_id
+    node_entry = requests.get(f"{comfy_url}/history/{node_prompt}", timeout=HTTP_TIMEOUT).json()
+    assert node_entry[node_prompt]["prompt"][3]["extra_pnginfo"] == extra["extra_pnginfo"]

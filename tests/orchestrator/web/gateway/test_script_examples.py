@@ -25,7 +25,8 @@ from PIL import Image
 from orchestrator.provision.install import ComfyInstall
 from orchestrator.provision.server import LocalComfy
 from tests.conftest import ComfyFactory
-from tests.orchestrator.web.conftest import Service, start_service, wait_until
+from tests.helpers import wait_until
+from tests.orchestrator.web.conftest import Service, start_service
 
 EXAMPLE_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"  # what the examples load
 EXAMPLE_ADDRESS = "127.0.0.1:8188"

@@ -6,13 +6,22 @@ from __future__ import annotations
 import io
 import json
 import struct
+from pathlib import Path
 from typing import Any
 
 import websocket
 from PIL import Image
 
+from orchestrator.jobs import JobStatus
 from tests import graphs
-from tests.orchestrator.web.gateway.conftest import ComfyApi, kinds, messages_until_end
+from tests.helpers import wait_until
+from tests.orchestrator.web.conftest import start_service
+from tests.orchestrator.web.gateway.conftest import (
+    ComfyApi,
+    comfy_api,
+    kinds,
+    messages_until_end,
+)
 
 
 def _of(frames: list[Any], kind: str) -> list[dict[str, Any]]:
@@ -141,3 +150,27 @@ def test_previews_carry_metadata_for_a_client_that_asks(alice: ComfyApi, client_
     assert kind == 4
     assert meta["prompt_id"] == prompt_id and meta["node_id"] == "save_ws"
     assert meta["image_type"] == "image/png"
+
+
+def test_a_client_reconnecting_after_a_restart_still_gets_its_prompts_end(
+        comfy_url: str, tmp_path: Path, client_id: str) -> None:
+    """The client id is kept with the job, so the next process relays to that client."""
+    first = start_service(tmp_path, comfy_url)
+    try:
+        prompt_id = comfy_api(first, first.alice).prompt(graphs.sleep(2, 4, seed=86),
+                                                         client_id=client_id)
+        wait_until(lambda: first.orch.get(prompt_id).status is JobStatus.RUNNING, 60, "start")
+    finally:
+        first.stop()
+    second = start_service(tmp_path, comfy_url)
+    try:
+        api = comfy_api(second, second.tokens.create("alice"))
+        ws = api.socket(client_id)
+        try:
+            frames = messages_until_end(ws, prompt_id)
+        finally:
+            ws.close()
+        assert "execution_success" in kinds(frames, prompt_id)
+        assert api.history(prompt_id)["status"]["status_str"] == "success"
+    finally:
+        second.stop()
