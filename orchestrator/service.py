@@ -23,7 +23,7 @@ from orchestrator import dispatch
 from orchestrator.dispatch import Requirements
 from orchestrator.errors import JobError, OrchestratorError, WorkflowNotFound
 from orchestrator.events import EventBus, Finished, Queued, Snapshot, Subscription
-from orchestrator.jobs import Item, ItemError, Job, JobSpec, JobStatus, Visibility
+from orchestrator.jobs import Item, ItemError, ItemStatus, Job, JobSpec, JobStatus, Visibility
 from orchestrator.nodes import NodeConfig, NodeInfo, node_config
 from orchestrator.outputs import BlobStore, OutputRecord
 from orchestrator.pool import NodePool
@@ -235,6 +235,14 @@ class Orchestrator:
         """The job's progress, 0..1 over all its items and their whole graphs."""
         return self.pool.ctx.progress.get(self.get(job_id))
 
+    def queue_position(self, item_id: str) -> int | None:
+        """How many queued items go before this one, or None once it left the queue.
+
+        The order is priority, then age; the fair share between owners may still let
+        another owner's item go first. ``JobNotFound`` for an unknown item.
+        """
+        return self.store.queue_position(item_id)
+
     def gallery(self, *, character: str | None = None, conversation: str | None = None,
                 owner: str | None = None, limit: int = 50,
                 cursor: str | None = None) -> OutputPage:
@@ -308,9 +316,13 @@ class Orchestrator:
             job_id=job.id, status=job.status.value,
             progress=self.pool.ctx.progress.get(job),
             items=[{"index": i.index, "status": i.status.value, "node": i.node, "seed": i.seed,
-                    "error": i.error.message if i.error else None} for i in job.items],
+                    "error": i.error.message if i.error else None,
+                    "queue_position": self._position(i)} for i in job.items],
             outputs=[oid for i in job.items for oid in i.output_ids],
         )
+
+    def _position(self, item: Item) -> int | None:
+        return self.queue_position(item.id) if item.status == ItemStatus.QUEUED else None
 
     # --- changing ----------------------------------------------------------------------
 

@@ -140,6 +140,14 @@ class JobStore(Protocol):
     def queued_count(self) -> int:
         """How many items wait in the queue."""
 
+    def queue_position(self, item_id: str) -> int | None:
+        """How many queued items are ahead of the item, or None when it is not queued.
+
+        Ahead means higher priority, or the same priority and older (job creation, then
+        item index): the claim order without the fair share between owners, so a claim
+        may still take another owner's item first. ``JobNotFound(what="item")`` if absent.
+        """
+
     # --- outputs --------------------------------------------------------------------------
 
     def add_output(self, record: OutputRecord) -> OutputRecord:
@@ -155,8 +163,12 @@ class JobStore(Protocol):
     def list_outputs(self, *, owner: str | None = None, job_id: str | None = None,
                      character: str | None = None, conversation: str | None = None,
                      workflow: str | None = None, visibility: Visibility | None = None,
-                     limit: int = 50, cursor: str | None = None) -> OutputPage:
-        """Records matching every given filter, newest first."""
+                     visible_to: str | None = None, limit: int = 50,
+                     cursor: str | None = None) -> OutputPage:
+        """Records matching every given filter, newest first.
+
+        ``visible_to`` keeps what that owner may see: their own records and public ones.
+        """
 
     def gallery_character(self, character: str, *, limit: int = 50,
                           cursor: str | None = None) -> OutputPage:
@@ -174,3 +186,6 @@ class JobStore(Protocol):
 
     def blob_references(self, sha256: str) -> int:
         """How many output records point at the blob."""
+
+    def input_references(self, sha256: str) -> int:
+        """How many jobs use the blob as an input image (``JobSpec.images``)."""

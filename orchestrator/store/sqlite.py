@@ -12,7 +12,7 @@ import contextlib
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +38,11 @@ DEFAULT_BUSY_TIMEOUT = 10.0  # a write waits this long for another process's tra
 # Limits
 MAX_PAGE = 500  # jobs or outputs per page, whatever the caller asks
 IDEMPOTENCY_TTL = timedelta(hours=24)
+
+# Queued items before one at (priority, job_seq, idx) in claim order, owners' shares aside.
+_AHEAD_SQL = ("SELECT COUNT(*) FROM items WHERE status = 'queued' AND (priority > ? OR"
+              " (priority = ? AND (job_seq < ? OR (job_seq = ? AND idx < ?))))")
+_VISIBLE_SQL = "(owner = ? OR visibility = 'public')"
 
 _HINTS = {
     sqlite3.SQLITE_BUSY: "another process held the database too long; retry",
@@ -299,6 +304,18 @@ class SqliteJobStore:
         with self._tx("counting queued items", write=False) as conn:
             return tables.count(conn, "SELECT COUNT(*) FROM items WHERE status = 'queued'")
 
+    def queue_position(self, item_id: str) -> int | None:
+        """See ``JobStore.queue_position``."""
+        with self._tx(f"finding the queue position of item {item_id}", write=False) as conn:
+            row = conn.execute("SELECT status, priority, job_seq, idx FROM items WHERE id = ?",
+                               (item_id,)).fetchone()
+            if row is None:
+                raise JobNotFound(item_id, what="item")
+            if row[0] != "queued":
+                return None
+            priority, seq, idx = row[1], row[2], row[3]
+            return tables.count(conn, _AHEAD_SQL, [priority, priority, seq, seq, idx])
+
     def _job(self, conn: sqlite3.Connection, job_id: str) -> Job:
         job = tables.load_job(conn, job_id)
         if job is None:
@@ -357,14 +374,20 @@ class SqliteJobStore:
     def list_outputs(self, *, owner: str | None = None, job_id: str | None = None,
                      character: str | None = None, conversation: str | None = None,
                      workflow: str | None = None, visibility: Visibility | None = None,
-                     limit: int = 50, cursor: str | None = None) -> OutputPage:
+                     visible_to: str | None = None, limit: int = 50,
+                     cursor: str | None = None) -> OutputPage:
         """See ``JobStore.list_outputs``."""
         filters = {"owner": owner, "job_id": job_id, "character": character,
                    "conversation": conversation, "workflow": workflow,
                    "visibility": visibility.value if visibility else None}
         before = tables.decode_cursor("o", cursor)
         with self._tx("listing outputs", write=False) as conn:
-            records, last = output_rows.page(conn, filters, limit=_limit(limit), before=before)
+            if visible_to is None:
+                records, last = output_rows.page(conn, filters, limit=_limit(limit),
+                                                 before=before)
+            else:
+                records, last = _visible_page(conn, filters, visible_to, limit=_limit(limit),
+                                              before=before)
         return OutputPage(outputs=records, next_cursor=tables.encode_cursor("o", last))
 
     def gallery_character(self, character: str, *, limit: int = 50,
@@ -392,3 +415,25 @@ class SqliteJobStore:
         """See ``JobStore.blob_references``."""
         with self._tx(f"counting references to blob {sha256}", write=False) as conn:
             return output_rows.blob_references(conn, sha256)
+
+    def input_references(self, sha256: str) -> int:
+        """See ``JobStore.input_references``."""
+        # A scan of every job's spec: deleting an output is rare, and no column copies
+        # the input images (they live only in the spec's JSON).
+        with self._tx(f"counting jobs that use blob {sha256}", write=False) as conn:
+            return tables.count(conn, "SELECT COUNT(*) FROM jobs, json_each(jobs.spec, "
+                                "'$.images') AS image WHERE image.value = ?", [sha256])
+
+
+def _visible_page(conn: sqlite3.Connection, filters: Mapping[str, object], owner: str, *,
+                  limit: int, before: int | None) -> tuple[list[OutputRecord], int | None]:
+    """Like ``output_rows.page``, keeping only ``owner``'s records and public ones."""
+    clauses, params = tables.where(filters)
+    rows = tables.page_rows(conn, "SELECT seq, id, body FROM outputs",
+                            [*clauses, _VISIBLE_SQL], [*params, owner], limit=limit,
+                            before=before)
+    records = []
+    for row in rows[:limit]:
+        with tables.parsed(f"output {row[1]}"):
+            records.append(OutputRecord.model_validate_json(row[2]))
+    return records, (rows[limit - 1][0] if len(rows) > limit else None)

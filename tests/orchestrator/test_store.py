@@ -296,6 +296,22 @@ class TestJobStoreContract:
         store.mark_succeeded("j-0", [])
         assert store.count_on_node("a") == 0 and store.get_item("j-0").node == "a"
 
+    def test_queue_position_counts_the_queued_items_claimed_before_it(
+            self, store: JobStore) -> None:
+        store.create_job(spec(count=2), job_id="old")
+        store.create_job(spec(priority=5), job_id="urgent")
+        store.create_job(spec(owner="other"), job_id="new")
+        positions = {i: store.queue_position(i) for i in ("urgent-0", "old-0", "old-1", "new-0")}
+        assert positions == {"urgent-0": 0, "old-0": 1, "old-1": 2, "new-0": 3}
+        claim(store)
+        assert store.queue_position("urgent-0") is None  # on a node: no longer queued
+        assert [store.queue_position(i) for i in ("old-0", "old-1", "new-0")] == [0, 1, 2]
+
+    def test_queue_position_of_an_unknown_item_is_job_not_found(self, store: JobStore) -> None:
+        with pytest.raises(JobNotFound) as caught:
+            store.queue_position("nope-0")
+        assert caught.value.what == "item"
+
     def test_two_threads_claiming_200_items_never_share_one(self, store: JobStore) -> None:
         store.create_jobs([spec(count=8, owner=f"o{n % 3}") for n in range(25)])
         claimed: dict[str, list[str]] = {"a": [], "b": []}
@@ -530,6 +546,27 @@ class TestJobStoreContract:
         assert store.blob_references("ab" * 32) == 1
         with pytest.raises(JobNotFound):
             store.delete_output(one.id)
+
+    def test_input_references_count_the_jobs_using_a_blob_as_an_input(
+            self, store: JobStore) -> None:
+        store.create_job(spec(images={"char_avatar": "cd" * 32}))
+        store.create_job(spec(images={"a": "cd" * 32, "b": "ef" * 32}))
+        store.create_job(spec())
+        assert [store.input_references(s) for s in ("cd" * 32, "ef" * 32, "ab" * 32)] == [
+            2, 1, 0]
+
+    def test_visible_to_lists_the_owners_records_and_public_ones(self, store: JobStore) -> None:
+        mine = store.create_job(spec(owner="a", character="k"))
+        public = store.create_job(spec(owner="b", character="k", visibility=Visibility.PUBLIC))
+        private = store.create_job(spec(owner="b", character="k"))
+        records = [store.add_output(record(j, j.items[0])) for j in (mine, public, private)]
+        assert store.list_outputs(visible_to="a").outputs == records[1::-1]
+        assert store.list_outputs(visible_to="b").outputs == records[:0:-1]
+        assert store.list_outputs(visible_to="a", owner="b").outputs == [records[1]]
+        first = store.list_outputs(visible_to="a", character="k", limit=1)
+        rest = store.list_outputs(visible_to="a", character="k", limit=1,
+                                  cursor=first.next_cursor)
+        assert first.outputs + rest.outputs == records[1::-1] and rest.next_cursor is None
 
     def test_a_characters_gallery_shows_only_public_outputs(self, store: JobStore) -> None:
         public = store.create_job(spec(character="ann", visibility=Visibility.PUBLIC))
