@@ -127,6 +127,9 @@ class ItemError(BaseModel):
     node_id: str | None = None
     class_type: str | None = None
     traceback: list[str] | None = None
+    # ComfyUI's own words for an execution_error, kept apart for clients that relay them
+    exception_type: str | None = None
+    exception_message: str | None = None
 
 
 class Item(BaseModel):

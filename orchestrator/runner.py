@@ -288,7 +288,9 @@ def publish_if_finished(bus: EventBus, job: Job) -> None:
 def _item_error(exc: BaseException) -> ItemError:
     if isinstance(exc, JobFailed):
         return ItemError(code="execution_error", message=str(exc), node_id=exc.node_id,
-                         class_type=exc.class_type, traceback=exc.traceback or None)
+                         class_type=exc.class_type, traceback=exc.traceback or None,
+                         exception_type=exc.exception_type or None,
+                         exception_message=exc.exception_message)
     message = str(exc) if isinstance(exc, OrchestratorError) else (
         f"internal error ({type(exc).__name__}: {exc}); please report it")
     return ItemError(code=dispatch.error_code(exc), message=message)

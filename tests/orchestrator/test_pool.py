@@ -127,6 +127,8 @@ def test_graph_error_fails_the_item_with_node_and_message_without_retry(
     assert job.status == JobStatus.FAILED and len(item.attempts) == 1
     assert item.error is not None and item.error.node_id == "2"
     assert item.error.class_type == "OrchTestFail" and "no paint left" in item.error.message
+    assert (item.error.exception_type, item.error.exception_message) == (
+        "RuntimeError", "no paint left")
 
 
 def test_cancel_of_running_item_interrupts_only_that_prompt(
