@@ -21,7 +21,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.tokens import TokenStore
-from orchestrator.web import gateway, rest, v2
+from orchestrator.web import auth, gateway, rest, v2
 from orchestrator.web.auth import Services
 from orchestrator.web.errors import body, envelope
 from orchestrator.web.limits import BodyLimit, Clock, RateLimiter
@@ -43,6 +43,7 @@ def create_app(orch: Orchestrator, tokens: TokenStore, settings: Settings, *,
     limiter = RateLimiter(settings.rate_per_minute, settings.rate_burst, clock=clock)
     app.state.services = Services(orch=orch, tokens=tokens, settings=settings, limiter=limiter)
     app.include_router(rest.router())
+    app.include_router(auth.router)
     app.include_router(gateway.gateway_router(orch, tokens))
     app.include_router(v2.v2_router(orch, tokens, settings))
     app.add_exception_handler(OrchestratorError, _orchestrator_error)

@@ -1,9 +1,11 @@
 """Who is calling, what they may see, and the services every route shares.
 
 Routes declare ``Caller`` (any valid token) or ``Admin`` (an admin token); both check the
-token's request rate. What a caller may read is decided by the pure ``can_*`` rules: a
-token sees its own jobs and outputs plus public outputs; an admin sees everything.
-Anything else answers exactly like a missing id, so ids of others' data leak nothing.
+token's request rate. ``GET /v1/me`` tells a client which kind it holds, so a front end can
+leave out what the token may not do. What a caller may read is decided by the pure
+``can_*`` rules: a token sees its own jobs and outputs plus public outputs; an admin sees
+everything. Anything else answers exactly like a missing id, so ids of others' data leak
+nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from orchestrator.errors import JobNotFound
@@ -22,6 +24,7 @@ from orchestrator.settings import Settings
 from orchestrator.tokens import Principal, TokenStore
 from orchestrator.web.errors import Forbidden, TooManyRequests, Unauthorized
 from orchestrator.web.limits import RateLimiter
+from orchestrator.web.schemas import Me
 
 
 @dataclass(frozen=True)
@@ -73,9 +76,24 @@ Caller = Annotated[Principal, Depends(principal)]
 Admin = Annotated[Principal, Depends(admin)]
 
 
-def owner_filter(who: Principal) -> str | None:
-    """The owner to restrict a listing to: the caller's own, or everyone's for an admin."""
-    return None if who.admin else who.owner
+router = APIRouter(tags=["auth"])
+
+
+@router.get("/v1/me", response_model=Me, summary="Who the token stands for")
+def me(who: Caller) -> Me:
+    """The token's owner, whether it is an admin token, and its public id."""
+    return Me(owner=who.owner, admin=who.admin, token_id=who.token_id)
+
+
+def listing_owner(who: Principal, asked: str | None) -> str | None:
+    """The owner whose jobs a listing shows: any (``asked``, None: all) for an admin; the
+    caller's own otherwise, and ``Forbidden`` when another owner is asked for."""
+    if who.admin:
+        return asked
+    if asked is not None and asked != who.owner:
+        raise Forbidden("listing another owner's jobs needs an admin token; leave out "
+                        "?owner= to list your own")
+    return who.owner
 
 
 def can_read_job(who: Principal, job: Job) -> bool:

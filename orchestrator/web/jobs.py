@@ -14,11 +14,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from orchestrator.jobs import JobStatus
+from orchestrator.jobs import ItemStatus, Job, JobStatus
 from orchestrator.service import JobHandle
 from orchestrator.tokens import Principal
 from orchestrator.web import limits, sse
-from orchestrator.web.auth import Caller, Services, Svc, owner_filter, visible_job
+from orchestrator.web.auth import Caller, Services, Svc, listing_owner, visible_job
 from orchestrator.web.errors import InvalidRequest, UnsupportedMedia
 from orchestrator.web.limits import check_image, check_prompts
 from orchestrator.web.schemas import (
@@ -68,11 +68,18 @@ async def submit_job(request: Request, svc: Svc, who: Caller,
     check_queue(svc, job_request.count)
     handle = await run_in_threadpool(_submit, svc, who, job_request, images, key)
     job = await run_in_threadpool(handle.get)
-    out = JobOut.of(job, base_url(request))
+    out = await run_in_threadpool(job_out, svc, job, base_url(request))
     headers = {"Location": out.url}
     if handle.replayed:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(out.model_dump(mode="json"), status_code=202, headers=headers)
+
+
+def job_out(svc: Services, job: Job, base: str) -> JobOut:
+    """The job's answer, with its progress and each queued image's place in the queue."""
+    positions = {item.index: svc.orch.queue_position(item.id) for item in job.items
+                 if item.status == ItemStatus.QUEUED}
+    return JobOut.of(job, base, progress=svc.orch.progress(job.id), positions=positions)
 
 
 def _checked_key(key: str | None) -> str | None:
@@ -142,21 +149,22 @@ def _image_name(field: str) -> str:
 def list_jobs(request: Request, svc: Svc, who: Caller,
               status: JobStatus | None = None, workflow: str | None = None,
               character: str | None = None, conversation: str | None = None,
-              limit: Annotated[int, Query(ge=1)] = 50, cursor: str | None = None) -> JobPageOut:
-    """The caller's jobs (every owner's for an admin); pass ``next_cursor`` back as
-    ``cursor`` for the next page."""
-    page = svc.orch.list(owner=owner_filter(who), status=status, workflow=workflow,
+              owner: str | None = None, limit: Annotated[int, Query(ge=1)] = 50,
+              cursor: str | None = None) -> JobPageOut:
+    """The caller's jobs (every owner's, or ``?owner=``'s, for an admin; another owner is
+    403 for other tokens); pass ``next_cursor`` back as ``cursor`` for the next page."""
+    page = svc.orch.list(owner=listing_owner(who, owner), status=status, workflow=workflow,
                          character=character, conversation=conversation,
                          limit=min(limit, svc.settings.max_page_size), cursor=cursor)
     base = base_url(request)
-    return JobPageOut(jobs=[JobOut.of(j, base) for j in page.jobs],
+    return JobPageOut(jobs=[job_out(svc, j, base) for j in page.jobs],
                       next_cursor=page.next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="Read a job")
 def get_job(job_id: str, request: Request, svc: Svc, who: Caller) -> JobOut:
-    return JobOut.of(visible_job(svc.orch, who, checked_name(job_id, "job id")),
-                     base_url(request))
+    return job_out(svc, visible_job(svc.orch, who, checked_name(job_id, "job id")),
+                   base_url(request))
 
 
 @router.delete("/{job_id}", response_model=JobOut, summary="Cancel a job")
@@ -167,14 +175,14 @@ def cancel_job(job_id: str, request: Request, response: Response, svc: Svc,
     visible_job(svc.orch, who, checked_name(job_id, "job id"))
     job = svc.orch.cancel(job_id)
     response.status_code = 200 if job.status.terminal else 202
-    return JobOut.of(job, base_url(request))
+    return job_out(svc, job, base_url(request))
 
 
 @router.post("/{job_id}/retry", status_code=202, response_model=JobOut,
              summary="Run a finished job's failed or canceled images again")
 def retry_job(job_id: str, request: Request, svc: Svc, who: Caller) -> JobOut:
     visible_job(svc.orch, who, checked_name(job_id, "job id"))
-    return JobOut.of(svc.orch.retry(job_id).get(), base_url(request))
+    return job_out(svc, svc.orch.retry(job_id).get(), base_url(request))
 
 
 @router.get("/{job_id}/events", summary="The job's events as Server-Sent Events",

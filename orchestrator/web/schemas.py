@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, Self, TypeVar
 
@@ -148,15 +149,19 @@ class ItemOut(BaseModel):
     output_ids: list[str]
     started_at: datetime | None
     completed_at: datetime | None
+    queue_position: int | None = Field(
+        default=None, description="queued items ahead of this one (priority, then age); "
+        "null once it left the queue")
 
     @classmethod
-    def of(cls, item: Item) -> ItemOut:
+    def of(cls, item: Item, queue_position: int | None = None) -> ItemOut:
         error = None if item.error is None else ItemErrorOut(
             code=item.error.code, message=item.error.message, node_id=item.error.node_id,
             class_type=item.error.class_type)
         return cls(index=item.index, status=item.status.value, seed=item.seed, node=item.node,
                    attempts=len(item.attempts), error=error, output_ids=list(item.output_ids),
-                   started_at=aware(item.started_at), completed_at=aware(item.completed_at))
+                   started_at=aware(item.started_at), completed_at=aware(item.completed_at),
+                   queue_position=queue_position)
 
 
 class JobOut(BaseModel):
@@ -177,12 +182,16 @@ class JobOut(BaseModel):
     completed_at: datetime | None
     items: list[ItemOut]
     output_ids: list[str]
+    progress: float = Field(default=0.0, description="0..1 over all images and their graphs")
     url: str
     events_url: str
 
     @classmethod
-    def of(cls, job: Job, base: str) -> JobOut:
+    def of(cls, job: Job, base: str, *, progress: float = 0.0,
+           positions: Mapping[int, int | None] | None = None) -> JobOut:
+        """``positions`` maps item index to its queue position (absent: not queued)."""
         spec = job.spec
+        positions = positions or {}
         url = f"{base}/v1/jobs/{job.id}"
         return cls(
             id=job.id, status=job.status.value, workflow=spec.workflow,
@@ -191,8 +200,8 @@ class JobOut(BaseModel):
             visibility=spec.visibility.value, priority=spec.priority,
             metadata=dict(spec.metadata), created_at=aware(job.created_at) or job.created_at,
             started_at=aware(job.started_at), completed_at=aware(job.completed_at),
-            items=[ItemOut.of(i) for i in job.items],
-            output_ids=[o for i in job.items for o in i.output_ids],
+            items=[ItemOut.of(i, positions.get(i.index)) for i in job.items],
+            output_ids=[o for i in job.items for o in i.output_ids], progress=progress,
             url=url, events_url=f"{url}/events",
         )
 
@@ -302,6 +311,14 @@ class NodeOut(BaseModel):
 class NodeList(BaseModel):
     nodes: list[NodeOut]
     queued: int = Field(description="items waiting for a node, over the whole pool")
+
+
+class Me(BaseModel):
+    """The caller a token stands for."""
+
+    owner: str
+    admin: bool
+    token_id: str = Field(description="the token's public id (comfy-orch token list)")
 
 
 class Health(BaseModel):

@@ -8,7 +8,8 @@ from tests.orchestrator.web.conftest import Api, Service
 
 PROTECTED = [("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/abc"),
              ("GET", "/v1/workflows"), ("GET", "/v1/nodes"), ("GET", "/v1/gallery"),
-             ("GET", "/v1/outputs/abc/content"), ("GET", "/v1/jobs/abc/events")]
+             ("GET", "/v1/outputs/abc/content"), ("GET", "/v1/jobs/abc/events"),
+             ("GET", "/v1/me"), ("GET", "/v1/object_info")]
 
 
 def test_health_needs_no_token(api: Api) -> None:
@@ -105,3 +106,12 @@ def test_changing_workflows_and_nodes_needs_an_admin_token(api: Api, service: Se
     response = api.request(method, path, token=service.alice, json=body)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "forbidden"
+
+
+def test_me_says_who_the_token_stands_for(api: Api, service: Service) -> None:
+    alice = api.get("/v1/me", token=service.alice)
+    assert alice.status_code == 200
+    assert alice.json() == {"owner": "alice", "admin": False,
+                            "token_id": service.alice.split("_")[1]}
+    root = api.get("/v1/me", token=service.admin).json()
+    assert (root["owner"], root["admin"]) == ("root", True)

@@ -8,8 +8,22 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+
 from tests import graphs
-from tests.orchestrator.web.conftest import Api, Service, png_bytes, wait_until
+from tests.orchestrator.web.conftest import (
+    Api,
+    Service,
+    ServiceFactory,
+    png_bytes,
+    wait_until,
+)
+
+
+@pytest.fixture(scope="module")
+def idle(service_factory: ServiceFactory) -> Service:
+    """A service with no node: whatever is submitted stays queued."""
+    return service_factory(nodes=())
 
 
 def test_submit_answers_202_with_the_job_and_its_location(api: Api, service: Service) -> None:
@@ -166,6 +180,52 @@ def test_list_filters_by_status_workflow_character_and_conversation(api: Api,
     assert listed(character=f"c-{tag}", status="failed") == set()
     assert listed(character=f"c-{tag}", workflow="nap") == set()
     assert api.get("/v1/jobs", token=service.alice, params={"status": "done"}).status_code == 422
+
+
+def test_an_admin_lists_one_owners_jobs_and_others_may_only_ask_for_their_own(
+        api: Api, service: Service) -> None:
+    tag = uuid.uuid4().hex[:8]
+    alices = api.submit(service.alice, workflow="solid", character=tag)["id"]
+    bobs = api.submit(service.bob, workflow="solid", character=tag)["id"]
+
+    def listed(token: str, **query: str) -> set[str]:
+        response = api.get("/v1/jobs", token=token, params={"character": tag, **query})
+        assert response.status_code == 200, response.text
+        return {j["id"] for j in response.json()["jobs"]}
+
+    assert listed(service.admin) == {alices, bobs}
+    assert listed(service.admin, owner="bob") == {bobs}
+    assert listed(service.alice, owner="alice") == listed(service.alice) == {alices}
+    refused = api.get("/v1/jobs", token=service.alice, params={"owner": "bob"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+    assert "admin token" in refused.json()["error"]["message"]
+
+
+def test_queued_images_know_how_many_go_before_them(api: Api, idle: Service) -> None:
+    old = idle.api.submit(idle.alice, workflow="solid", count=2)
+    urgent = idle.api.submit(idle.bob, workflow="solid", priority=5)
+    new = idle.api.submit(idle.alice, workflow="solid")
+
+    def positions(job: dict[str, object]) -> list[object]:
+        found = idle.api.job(idle.alice if job is not urgent else idle.bob, str(job["id"]))
+        assert found["progress"] == 0.0
+        return [i["queue_position"] for i in found["items"]]
+
+    assert (positions(urgent), positions(old), positions(new)) == ([0], [1, 2], [3])
+    listed = idle.api.get("/v1/jobs", token=idle.admin).json()["jobs"]
+    assert {j["id"]: [i["queue_position"] for i in j["items"]] for j in listed} == {
+        urgent["id"]: [0], old["id"]: [1, 2], new["id"]: [3]}
+    canceled = idle.api.delete(f"/v1/jobs/{urgent['id']}", token=idle.bob).json()
+    assert canceled["items"][0]["queue_position"] is None
+    assert positions(old) == [0, 1]
+
+
+def test_a_finished_job_has_full_progress_and_no_queue_position(api: Api,
+                                                                service: Service) -> None:
+    job = api.submit(service.alice, workflow="solid", count=2)
+    done = api.wait_job(service.alice, job["id"])
+    assert done["progress"] == 1.0
+    assert [i["queue_position"] for i in done["items"]] == [None, None]
 
 
 def test_list_pages_with_next_cursor_newest_first(api: Api, service: Service) -> None:

@@ -90,3 +90,22 @@ def test_draining_the_only_node_holds_new_work_until_it_is_resumed(
         api.post(f"/v1/nodes/{name}/drain", token=service.admin, json={"draining": False})
     wait_until(lambda: api.job(service.alice, job["id"])["status"] == "succeeded", 60,
                "the held job to run after the drain ended")
+
+
+def test_object_info_is_the_pools_merged_answer(api: Api, service: Service) -> None:
+    response = api.get("/v1/object_info", token=service.alice)
+    assert response.status_code == 200
+    info = response.json()
+    assert "KSampler" in info and "OrchTestSolidImage" in info
+    assert len(info) == len(service.orch.object_info())
+
+
+def test_object_info_keeps_only_the_classes_asked_for(api: Api, service: Service) -> None:
+    response = api.get("/v1/object_info", token=service.alice,
+                       params=[("class", "KSampler"), ("class", "NoSuchNode"),
+                               ("class", "SaveImage")])
+    assert response.status_code == 200
+    info = response.json()
+    assert sorted(info) == ["KSampler", "SaveImage"]
+    samplers = info["KSampler"]["input"]["required"]["sampler_name"]
+    assert "euler" in (samplers[0] if isinstance(samplers[0], list) else samplers[1]["options"])

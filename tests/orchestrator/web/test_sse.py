@@ -158,3 +158,14 @@ def test_a_client_that_disconnects_releases_its_subscription(api: Api,
                "the server to drop the subscription of a client that left")
     assert api.job(service.alice, job["id"])["status"] in ("queued", "running")
     api.delete(f"/v1/jobs/{job['id']}", token=service.alice)
+
+
+def test_the_snapshot_carries_progress_and_queue_positions(
+        service_factory: ServiceFactory) -> None:
+    idle = service_factory(nodes=())  # no node: the job stays queued
+    job = idle.api.submit(idle.alice, workflow="solid", count=2)
+    response = idle.api.get(f"/v1/jobs/{job['id']}/events", token=idle.alice, stream=True)
+    with response:
+        (snapshot,) = read_events(response, stop=lambda e: True)
+    assert snapshot["event"] == "snapshot" and snapshot["data"]["progress"] == 0.0
+    assert [i["queue_position"] for i in snapshot["data"]["items"]] == [0, 1]
