@@ -112,6 +112,15 @@ class WorkflowPut(_Request):
     meta: dict[str, Any] | None = None
 
 
+class WorkflowCheckRequest(_Request):
+    """A workflow to check without storing it; text is read as the file's own text, so a
+    JSON mistake is reported with its line and column."""
+
+    graph: dict[str, Any] | str = Field(description="the API-format graph, or its file text")
+    meta: dict[str, Any] | str | None = Field(
+        default=None, description="NAME.meta.json as an object or as text; null: none")
+
+
 class NodeRequest(_Request):
     """A ComfyUI server to add to the pool."""
 
@@ -255,12 +264,35 @@ class OutputPageOut(BaseModel):
     next_cursor: str | None
 
 
+PlaceholderOrigin = Literal["built-in", "declared", "custom", "comfyui", "undeclared"]
+
+
 class PlaceholderUse(BaseModel):
-    """One placeholder a workflow uses: known (declared or built in) or not, and where."""
+    """One placeholder a workflow uses: known (declared or built in) or not, where, and the
+    effective declaration a form needs (the metadata's fields over the built-in catalog)."""
 
     name: str
     known: bool
     sites: list[str] = Field(description='"node_id.input" for each use')
+    origin: PlaceholderOrigin = Field(
+        default="undeclared", description="built-in (catalog), declared (metadata), custom "
+        "(a find/replace pair), comfyui (a date token ComfyUI expands) or undeclared")
+    type: str = Field(default="str", description="str, int, float, bool or image")
+    default: Any = Field(default=None, description="null: a request must give a value")
+    min: int | float | None = None
+    max: int | float | None = None
+    choices: list[Any] = Field(default_factory=list, description="the only values allowed")
+    help: str = ""
+    label: str = Field(default="", description="short name for forms; empty: use the name")
+
+
+class PresenceOut(BaseModel):
+    """One row of the presence list: a known placeholder and whether the graph uses it."""
+
+    name: str
+    origin: PlaceholderOrigin
+    used: bool
+    sites: list[str]
 
 
 class WorkflowOut(BaseModel):
@@ -272,12 +304,48 @@ class WorkflowOut(BaseModel):
     error: str | None
     warnings: list[str]
     placeholders: list[PlaceholderUse]
+    preview_url: str | None = Field(default=None, description="the picker image, if any")
 
 
 class WorkflowDetail(WorkflowOut):
     description: str
     graph: dict[str, Any] | None
     meta: dict[str, Any] | None
+    presence: list[PresenceOut] = Field(
+        default_factory=list, description="built-in, declared and custom placeholders, each "
+        "used or not, then names the graph uses that nothing declares")
+
+
+class ProblemOut(BaseModel):
+    """One problem of a checked workflow: ``text`` is the whole sentence to show; the other
+    fields say where (a file and JSON path or line, or a graph node and input)."""
+
+    text: str
+    message: str
+    code: str | None = None
+    source: str | None = None
+    path: str | None = None
+    line: int | None = None
+    column: int | None = None
+    node_id: str | None = None
+    class_type: str | None = None
+    input: str | None = None
+
+
+class WorkflowCheck(BaseModel):
+    """What saving the workflow would meet, found without writing anything."""
+
+    name: str
+    ok: bool = Field(description="PUT would store it: no problem in the files")
+    problems: list[ProblemOut] = Field(description="what stops it from being stored")
+    warnings: list[str] = Field(description="what does not stop it (unknown placeholders)")
+    placeholders: list[PlaceholderUse]
+    presence: list[PresenceOut]
+    pool_checked: bool = Field(
+        description="false while no node has answered: the pool check did not run")
+    pool_problems: list[ProblemOut] = Field(
+        description="what the pool's nodes would reject (classes, inputs, models, limits); "
+        "it may be stored anyway and run once a node can")
 
 
 class WorkflowList(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.orchestrator.web.conftest import SOLID, Api, Service
+from tests.orchestrator.web.conftest import SOLID, Api, Service, ServiceFactory, png_bytes
 
 GREEN = {
     "1": {"class_type": "OrchTestSolidImage",
@@ -28,6 +28,44 @@ def test_the_list_reports_validity_and_placeholders(api: Api, service: Service) 
     assert (solid["title"], solid["ok"], solid["error"]) == ("Solid", True, None)
     assert {p["name"]: (p["known"], p["sites"]) for p in solid["placeholders"]} == {
         "color": (True, ["1.color"]), "seed": (True, ["1.seed"])}
+
+
+def test_each_placeholder_carries_its_effective_declaration(api: Api,
+                                                            service: Service) -> None:
+    meta = {"title": "Tuned", "placeholders": {
+        "steps": {"default": 8, "label": "Steps", "help": "fewer is faster"},
+        "pfx": {"choices": ["a", "b"], "default": "a"}}}
+    graph = json.loads(json.dumps(GREEN))
+    graph["1"]["inputs"]["batch_size"] = "%steps%"
+    put = api.put("/v1/workflows/tuned", token=service.admin, json={"graph": graph, "meta": meta})
+    assert put.status_code == 201, put.text
+    found = {p["name"]: p for p in put.json()["placeholders"]}
+    steps, seed, pfx = found["steps"], found["seed"], found["pfx"]
+    assert (steps["origin"], steps["type"], steps["default"], steps["min"], steps["max"]) == (
+        "declared", "int", 8, 1, 10000)  # limits inherited from the built-in catalog
+    assert (steps["label"], steps["help"]) == ("Steps", "fewer is faster")
+    assert (seed["origin"], seed["type"], seed["default"], seed["min"]) == (
+        "built-in", "int", -1, -1)
+    assert seed["max"] == 2**64 - 1 and seed["help"] and seed["label"] == ""
+    assert (pfx["origin"], pfx["type"], pfx["choices"], pfx["default"]) == (
+        "declared", "str", ["a", "b"], "a")
+    listed = {p["name"]: p for p in by_name(api, service.alice)["tuned"]["placeholders"]}
+    assert listed["steps"] == steps
+
+
+def test_the_detail_has_the_presence_list(api: Api, service: Service) -> None:
+    meta = {"custom_placeholders": [{"find": "%era%", "replace": "1920s"}]}
+    graph = json.loads(json.dumps(GREEN))
+    graph["2"]["inputs"]["filename_prefix"] = "%mood%/%year%"
+    api.put("/v1/workflows/moody", token=service.admin, json={"graph": graph, "meta": meta})
+    rows = {r["name"]: r for r in api.get("/v1/workflows/moody", token=service.alice)
+            .json()["presence"]}
+    assert (rows["seed"]["origin"], rows["seed"]["used"], rows["seed"]["sites"]) == (
+        "built-in", True, ["1.seed"])
+    assert (rows["prompt"]["used"], rows["era"]["origin"], rows["era"]["used"]) == (
+        False, "custom", False)
+    assert (rows["mood"]["origin"], rows["mood"]["used"]) == ("undeclared", True)
+    assert "year" not in rows  # ComfyUI expands %year% itself
 
 
 def test_unknown_placeholders_are_flagged(api: Api, service: Service) -> None:
@@ -122,3 +160,111 @@ def test_delete_removes_both_files_and_the_workflow(api: Api, service: Service) 
     assert not (service.workflows / "gone.meta.json").exists()
     assert "gone" not in by_name(api, service.alice)
     assert api.delete("/v1/workflows/gone", token=service.admin).status_code == 404
+
+
+# --- check without saving --------------------------------------------------------------
+
+
+def check(api: Api, token: str, name: str, **body: Any) -> dict[str, Any]:
+    response = api.post(f"/v1/workflows/{name}/check", token=token, json=body)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def test_check_reports_like_an_upload_and_writes_nothing(api: Api, service: Service) -> None:
+    before = sorted(p.name for p in service.workflows.iterdir())
+    meta = {"title": "Green", "placeholders": {"pfx": {"default": "g", "label": "Prefix"}}}
+    report = check(api, service.alice, "green-check", graph=GREEN, meta=meta)
+    assert (report["name"], report["ok"], report["problems"]) == ("green-check", True, [])
+    assert report["pool_checked"] is True and report["pool_problems"] == []
+    assert {p["name"]: p["label"] for p in report["placeholders"]} == {"seed": "",
+                                                                        "pfx": "Prefix"}
+    assert {r["name"] for r in report["presence"] if r["used"]} == {"seed", "pfx"}
+    assert sorted(p.name for p in service.workflows.iterdir()) == before
+    assert api.get("/v1/workflows/green-check", token=service.alice).status_code == 404
+
+
+def test_check_warns_about_undeclared_placeholders(api: Api, service: Service) -> None:
+    report = check(api, service.alice, "odd", graph=GREEN)
+    assert report["ok"] is True
+    assert any("%pfx%" in w for w in report["warnings"])
+
+
+def test_check_of_text_names_the_line_of_a_json_mistake(api: Api, service: Service) -> None:
+    report = check(api, service.alice, "broken", graph='{"1": ', meta='{"title": 3}')
+    assert report["ok"] is False
+    (problem,) = report["problems"]
+    assert (problem["source"], problem["line"]) == ("broken.json", 1)
+    assert "broken.json" in problem["text"] and problem["message"]
+
+
+def test_check_lists_every_metadata_problem_with_its_path(api: Api, service: Service) -> None:
+    meta = {"title": 3, "placeholders": {"pfx": {"default": "g", "maxx": 2}}}
+    report = check(api, service.alice, "bad", graph=json.dumps(GREEN), meta=json.dumps(meta))
+    assert report["ok"] is False
+    assert {p["path"] for p in report["problems"]} == {"$.title", "$.placeholders.pfx"}
+    assert all(p["source"] == "bad.meta.json" for p in report["problems"])
+
+
+def test_check_refuses_a_ui_export_with_what_to_do(api: Api, service: Service) -> None:
+    report = check(api, service.alice, "ui", graph={"nodes": [], "links": []})
+    assert report["ok"] is False and "API format" in report["problems"][0]["text"]
+
+
+def test_check_runs_the_pools_preflight(api: Api, service: Service) -> None:
+    graph = json.loads(json.dumps(GREEN))
+    graph["1"]["class_type"] = "NoSuchNode"
+    graph["2"]["inputs"]["images"] = ["1", 0]
+    graph["3"] = {"class_type": "OrchTestSolidImage",
+                  "inputs": {"width": 1_000_000, "height": 8, "color": "#000000",
+                             "batch_size": 1, "seed": "%seed%"}}
+    report = check(api, service.alice, "unrunnable", graph=graph)
+    assert report["ok"] is True  # an upload would be stored: a node may come that runs it
+    by_node = {p["node_id"]: p for p in report["pool_problems"]}
+    assert by_node["1"]["code"] == "unknown_class" and by_node["1"]["class_type"] == "NoSuchNode"
+    assert (by_node["3"]["input"], by_node["3"]["code"]) == ("width", "value_bigger_than_max")
+    assert "node 3 (OrchTestSolidImage)" in by_node["3"]["text"]
+
+
+def test_check_without_a_node_says_the_pool_was_not_checked(
+        service_factory: ServiceFactory) -> None:
+    idle = service_factory(nodes=())
+    report = check(idle.api, idle.alice, "green", graph=GREEN)
+    assert (report["ok"], report["pool_checked"], report["pool_problems"]) == (True, False, [])
+
+
+def test_check_names_are_checked_like_any_other(api: Api, service: Service) -> None:
+    response = api.post("/v1/workflows/a..b/check", token=service.alice, json={"graph": GREEN})
+    assert response.status_code == 400
+
+
+# --- preview images ------------------------------------------------------------------------
+
+
+def test_a_preview_image_next_to_the_workflow_is_served(api: Api, service: Service) -> None:
+    (service.workflows / "shown.png").write_bytes(png_bytes(4, 4))
+    api.put("/v1/workflows/shown", token=service.admin,
+            json={"graph": GREEN, "meta": {"preview_image": "shown.png"}})
+    listed = by_name(api, service.alice)["shown"]
+    assert listed["preview_url"] == f"{api.url}/v1/workflows/shown/preview"
+    response = api.get("/v1/workflows/shown/preview", token=service.alice)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/png"
+    assert response.content == (service.workflows / "shown.png").read_bytes()
+
+
+@pytest.mark.parametrize("image", [None, "missing.png", "../outside.png", "/etc/passwd",
+                                   "solid.json", "escape.png", "nul\x00.png"])
+def test_no_preview_or_one_outside_the_folder_is_404(api: Api, service: Service,
+                                                     image: str | None) -> None:
+    (service.workflows.parent / "outside.png").write_bytes(png_bytes(4, 4))
+    link = service.workflows / "escape.png"
+    if not link.is_symlink():
+        link.symlink_to(service.workflows.parent / "outside.png")
+    meta = {} if image is None else {"preview_image": image}
+    api.put("/v1/workflows/unshown", token=service.admin, json={"graph": GREEN, "meta": meta})
+    assert by_name(api, service.alice)["unshown"]["preview_url"] is None
+    response = api.get("/v1/workflows/unshown/preview", token=service.alice)
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
+    assert api.get("/v1/workflows/nope/preview", token=service.alice).status_code == 404
