@@ -1,12 +1,16 @@
-"""``/v1/outputs`` and ``/v1/gallery``: output metadata, bytes, thumbnails, regenerate.
+"""``/v1/outputs`` and ``/v1/gallery``: output listing, metadata, bytes, thumbnails,
+regenerate, delete.
 
-A caller reads their own outputs and every public one. Bytes are served with the blob's
-sha256 as ETag (``If-None-Match`` → 304) and single byte ranges (206, or 416 outside the
-file), so browsers cache them and video players can seek.
+A caller reads their own outputs and every public one, and deletes their own. Bytes are
+served with the blob's sha256 as ETag (``If-None-Match`` → 304) and single byte ranges (206,
+or 416 outside the file), so browsers cache them and video players can seek.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -19,7 +23,8 @@ from orchestrator.tokens import Principal
 from orchestrator.web import content
 from orchestrator.web.auth import Caller, Services, Svc, visible_output
 from orchestrator.web.errors import InvalidRequest
-from orchestrator.web.jobs import check_queue
+from orchestrator.web.gateway.uploads import UPLOADS_FILE
+from orchestrator.web.jobs import check_queue, job_out
 from orchestrator.web.schemas import (
     JobOut,
     OutputOut,
@@ -28,6 +33,7 @@ from orchestrator.web.schemas import (
     base_url,
     checked_name,
 )
+from orchestrator.web.v2.db import DB_FILE as V2_DB_FILE
 
 router = APIRouter(tags=["outputs"])
 
@@ -35,10 +41,34 @@ router = APIRouter(tags=["outputs"])
 CACHE_CONTROL = "private, max-age=31536000, immutable"
 THUMBNAIL_MIME = f"image/{THUMBNAIL_FORMAT.lower()}"
 THUMBNAIL_DEFAULT = 256  # pixels, longest side
+# Other records over the same blob store, in files of the data directory: v2 assets and
+# the gateway's uploads. A blob one of them names is kept when an output is deleted.
+BLOB_USERS = ((V2_DB_FILE, "SELECT 1 FROM assets WHERE sha256 = ? LIMIT 1"),
+              (UPLOADS_FILE, "SELECT 1 FROM uploads WHERE sha256 = ? LIMIT 1"))
+READ_TIMEOUT_S = 5.0  # waiting for another writer of those files before keeping the blob
 
 
 def _record(svc: Services, who: Principal, output_id: str) -> OutputRecord:
     return visible_output(svc.orch, who, checked_name(output_id, "output id"))
+
+
+@router.get("/v1/outputs", response_model=OutputPageOut,
+            summary="Outputs the token may see, filtered, newest first")
+def list_outputs(request: Request, svc: Svc, who: Caller, workflow: str | None = None,
+                 owner: str | None = None, character: str | None = None,
+                 conversation: str | None = None, job: str | None = None,
+                 limit: Annotated[int, Query(ge=1)] = 50,
+                 cursor: str | None = None) -> OutputPageOut:
+    """Every given filter must match. A token sees its own outputs and public ones (so
+    ``?owner=`` of another owner lists their public outputs); an admin sees all. Pass
+    ``next_cursor`` back as ``cursor`` for the next page."""
+    page = svc.orch.store.list_outputs(
+        owner=owner, job_id=job, character=character, conversation=conversation,
+        workflow=workflow, visible_to=None if who.admin else who.owner,
+        limit=min(limit, svc.settings.max_page_size), cursor=cursor)
+    base = base_url(request)
+    return OutputPageOut(outputs=[OutputOut.of(o, base) for o in page.outputs],
+                         next_cursor=page.next_cursor)
 
 
 @router.get("/v1/outputs/{output_id}", response_model=OutputOut, summary="An output's metadata")
@@ -98,9 +128,43 @@ def regenerate(output_id: str, body: RegenerateRequest, request: Request, respon
     job = svc.orch.get(record.job_id)
     check_queue(svc, job.spec.count)
     handle = svc.orch.regenerate(record.id, body.seed, owner=who.owner)
-    out = JobOut.of(handle.get(), base_url(request))
+    out = job_out(svc, handle.get(), base_url(request))
     response.headers["Location"] = out.url
     return out
+
+
+@router.delete("/v1/outputs/{output_id}", status_code=204, summary="Delete an output")
+def delete_output(output_id: str, svc: Svc, who: Caller) -> Response:
+    """The owner's (or, with an admin token, anyone's) output record goes; its bytes go
+    too unless another output, a job's input image, a v2 asset or a gateway upload uses
+    the same content. Another owner's output answers 404, public or not."""
+    record = _record(svc, who, output_id)
+    if not (who.admin or record.owner == who.owner):
+        raise JobNotFound(output_id, what="output")
+    svc.orch.store.delete_output(record.id)
+    if _blob_unused(svc, record.sha256):
+        svc.orch.blobs.delete(record.sha256)
+    return Response(status_code=204)
+
+
+def _blob_unused(svc: Services, sha256: str) -> bool:
+    store = svc.orch.store
+    if store.blob_references(sha256) or store.input_references(sha256):
+        return False
+    data = svc.orch.data_dir
+    return not any(_names_blob(data / file, sql, sha256) for file, sql in BLOB_USERS)
+
+
+def _names_blob(database: Path, sql: str, sha256: str) -> bool:
+    """Whether the SQLite file has a row for the blob; True when it cannot tell."""
+    if not database.exists():
+        return False
+    try:
+        uri = database.resolve().as_uri() + "?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=READ_TIMEOUT_S)) as conn:
+            return conn.execute(sql, (sha256,)).fetchone() is not None
+    except sqlite3.Error:
+        return True  # unreadable or another schema: keeping a blob costs only disk space
 
 
 @router.get("/v1/gallery", response_model=OutputPageOut, tags=["gallery"],

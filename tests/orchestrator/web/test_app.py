@@ -14,7 +14,7 @@ def test_openapi_docs_list_every_v1_route(api: Api) -> None:
         "/v1/outputs/{output_id}/content", "/v1/outputs/{output_id}/thumbnail",
         "/v1/outputs/{output_id}/regenerate", "/v1/gallery", "/v1/workflows",
         "/v1/workflows/{name}", "/v1/nodes", "/v1/nodes/{name}", "/v1/nodes/{name}/drain",
-        "/v1/me", "/v1/object_info", "/v1/workflows/{name}/check",
+        "/v1/me", "/v1/outputs", "/v1/object_info", "/v1/workflows/{name}/check",
         "/v1/workflows/{name}/preview"}
     submit = spec["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data"} <= set(submit)

@@ -9,8 +9,9 @@ from tests.orchestrator.web.conftest import Api, Service
 PROTECTED = [("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/abc"),
              ("GET", "/v1/workflows"), ("GET", "/v1/nodes"), ("GET", "/v1/gallery"),
              ("GET", "/v1/outputs/abc/content"), ("GET", "/v1/jobs/abc/events"),
-             ("GET", "/v1/me"), ("GET", "/v1/object_info"),
-             ("POST", "/v1/workflows/x/check"), ("GET", "/v1/workflows/x/preview")]
+             ("GET", "/v1/me"), ("GET", "/v1/outputs"), ("DELETE", "/v1/outputs/abc"),
+             ("GET", "/v1/object_info"), ("POST", "/v1/workflows/x/check"),
+             ("GET", "/v1/workflows/x/preview")]
 
 
 def test_health_needs_no_token(api: Api) -> None:

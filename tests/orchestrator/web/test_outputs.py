@@ -1,5 +1,5 @@
-"""``/v1/outputs`` and ``/v1/gallery`` over HTTP: metadata, bytes, caching, ranges,
-thumbnails, regenerate, and the public and private galleries."""
+"""``/v1/outputs`` and ``/v1/gallery`` over HTTP: listing, metadata, bytes, caching,
+ranges, thumbnails, regenerate, delete, and the public and private galleries."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ import pytest
 from PIL import Image
 
 from tests.orchestrator.web.conftest import Api, Service
+
+
+def finished_output(api: Api, token: str, **body: Any) -> dict[str, Any]:
+    """The metadata of the first image of a new solid-colour job."""
+    job = api.submit(token, workflow="solid", **body)
+    output_id = api.wait_job(token, job["id"])["output_ids"][0]
+    found: dict[str, Any] = api.get(f"/v1/outputs/{output_id}", token=token).json()
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +178,102 @@ def test_a_gallery_needs_exactly_one_of_character_and_conversation(api: Api,
     for params in ({}, {"character": "a", "conversation": "b"}):
         response = api.get("/v1/gallery", token=service.alice, params=params)
         assert response.status_code == 400
+
+
+# --- listing ------------------------------------------------------------------------------
+
+
+def test_the_listing_shows_own_and_public_outputs_filtered(api: Api, service: Service) -> None:
+    tag = uuid.uuid4().hex
+    mine = finished_output(api, service.alice, character=tag, conversation=f"{tag}-1")
+    shared = finished_output(api, service.bob, character=tag, visibility="public")
+    hidden = finished_output(api, service.bob, character=tag)
+
+    def listed(token: str, **query: str) -> list[str]:
+        response = api.get("/v1/outputs", token=token, params=query)
+        assert response.status_code == 200, response.text
+        return [o["id"] for o in response.json()["outputs"]]
+
+    assert listed(service.alice, character=tag) == [shared["id"], mine["id"]]
+    assert listed(service.bob, character=tag) == [hidden["id"], shared["id"]]
+    assert listed(service.admin, character=tag) == [hidden["id"], shared["id"], mine["id"]]
+    assert listed(service.alice, character=tag, owner="bob") == [shared["id"]]
+    assert listed(service.admin, character=tag, owner="bob") == [hidden["id"], shared["id"]]
+    assert listed(service.alice, conversation=f"{tag}-1") == [mine["id"]]
+    assert listed(service.alice, job=mine["job_id"]) == [mine["id"]]
+    assert listed(service.alice, character=tag, workflow="nap") == []
+
+
+def test_the_listing_pages_with_its_cursor(api: Api, service: Service) -> None:
+    tag = uuid.uuid4().hex
+    job = api.submit(service.alice, workflow="solid", character=tag, count=3)
+    made = api.wait_job(service.alice, job["id"])["output_ids"]
+    first = api.get("/v1/outputs", token=service.alice,
+                    params={"character": tag, "limit": "2"}).json()
+    rest = api.get("/v1/outputs", token=service.alice,
+                   params={"character": tag, "limit": "2", "cursor": first["next_cursor"]}).json()
+    seen = [o["id"] for o in first["outputs"] + rest["outputs"]]
+    assert sorted(seen) == sorted(made) and len(seen) == 3 and rest["next_cursor"] is None
+
+
+# --- delete -------------------------------------------------------------------------------
+
+
+def blob(service: Service, output: dict[str, Any]) -> Any:
+    return service.orch.blobs.path(output["sha256"])
+
+
+def test_an_owner_deletes_an_output_and_its_unshared_bytes(api: Api, service: Service) -> None:
+    output = finished_output(api, service.alice)
+    assert api.get(f"/v1/outputs/{output['id']}/thumbnail", token=service.alice).ok
+    assert blob(service, output).is_file()
+    response = api.delete(f"/v1/outputs/{output['id']}", token=service.alice)
+    assert response.status_code == 204
+    for suffix in ("", "/content", "/thumbnail"):
+        assert api.get(f"/v1/outputs/{output['id']}{suffix}",
+                       token=service.alice).status_code == 404
+    assert not blob(service, output).exists()
+    assert not list(blob(service, output).parent.glob(f"{output['sha256']}.thumb*"))
+    assert api.delete(f"/v1/outputs/{output['id']}", token=service.alice).status_code == 404
+
+
+def test_another_owners_output_is_404_even_when_public(api: Api, service: Service) -> None:
+    private = finished_output(api, service.alice)
+    public = finished_output(api, service.alice, visibility="public")
+    for output in (private, public):
+        response = api.delete(f"/v1/outputs/{output['id']}", token=service.bob)
+        assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
+        assert api.get(f"/v1/outputs/{output['id']}", token=service.alice).status_code == 200
+    assert api.delete(f"/v1/outputs/{public['id']}", token=service.admin).status_code == 204
+    assert api.get(f"/v1/outputs/{public['id']}", token=service.alice).status_code == 404
+
+
+def test_bytes_another_output_shares_are_kept(api: Api, service: Service) -> None:
+    output = finished_output(api, service.alice)
+    record = service.orch.output(output["id"])
+    twin = service.orch.store.add_output(record.model_copy(
+        update={"id": uuid.uuid4().hex, "filename": "twin.png"}))
+    assert api.delete(f"/v1/outputs/{output['id']}", token=service.alice).status_code == 204
+    assert blob(service, output).is_file()
+    assert api.get(f"/v1/outputs/{twin.id}/content", token=service.alice).status_code == 200
+    assert api.delete(f"/v1/outputs/{twin.id}", token=service.alice).status_code == 204
+    assert not blob(service, output).exists()
+
+
+@pytest.mark.parametrize("user", ["gateway upload", "v2 asset", "job input"])
+def test_bytes_an_upload_or_a_job_uses_are_kept(api: Api, service: Service, user: str) -> None:
+    output = finished_output(api, service.alice, values={"color": f"#{uuid.uuid4().hex[:6]}"})
+    data = api.get(f"/v1/outputs/{output['id']}/content", token=service.alice).content
+    if user == "gateway upload":
+        response = api.post(f"/comfyui/{service.alice}/upload/image",
+                            files={"image": ("again.png", data, "image/png")})
+    elif user == "v2 asset":
+        response = api.post("/api/v2/assets", token=service.alice,
+                            files={"file": ("again.png", data, "image/png")},
+                            data={"content_type": "image/png", "file_path": "again.png"})
+    else:
+        response = api.post("/v1/jobs", token=service.alice, data={"workflow": "avatar"},
+                            files={"char_avatar": ("again.png", data, "image/png")})
+    assert response.ok, response.text
+    assert api.delete(f"/v1/outputs/{output['id']}", token=service.alice).status_code == 204
+    assert blob(service, output).is_file()
