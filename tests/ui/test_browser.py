@@ -47,7 +47,9 @@ E2E_GRAPH = {
 E2E_META = {"title": "Sunset colour", "kind": "txt2img",
             "description": "A flat colour that takes a few seconds, step by step.",
             "placeholders": {"color": {"type": "str", "default": "#e8743b", "label": "Colour"},
-                             "seconds": {"type": "float", "default": 4.0},
+                             # long enough that a loaded CI box still renders the
+                             # running state before the image is done
+                             "seconds": {"type": "float", "default": 12.0},
                              "width": {"default": 256}, "height": {"default": 256}}}
 
 
