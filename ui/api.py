@@ -31,10 +31,12 @@ from ui.models import (
     Health,
     Job,
     JobPage,
+    Me,
     Node,
     NodeList,
     Output,
     OutputPage,
+    WorkflowCheck,
     WorkflowDetail,
     WorkflowSummary,
 )
@@ -122,9 +124,9 @@ class ApiClient:
         """``GET /v1/health``; needs no token, so it tells "down" apart from "refused"."""
         return _parsed(Health, self._json("GET", "/v1/health", auth=False), self.base_url)
 
-    def check_token(self) -> None:
-        """Raise ``TokenRefused`` unless the token is accepted (the cheapest authed call)."""
-        self._call("GET", "/v1/jobs", params={"limit": 1})
+    def me(self) -> Me:
+        """``GET /v1/me``: who the token stands for; ``TokenRefused`` when it is refused."""
+        return _parsed(Me, self._json("GET", "/v1/me"), self.base_url)
 
     # --- workflows ----------------------------------------------------------------------
 
@@ -142,6 +144,18 @@ class ApiClient:
         body = {"graph": dict(graph), "meta": None if meta is None else dict(meta)}
         return _parsed(WorkflowDetail, self._json("PUT", f"/v1/workflows/{name}", json=body),
                        self.base_url)
+
+    def check_workflow(self, name: str, graph_text: str,
+                       meta_text: str | None = None) -> WorkflowCheck:
+        """The service's report on the files' texts as ``NAME`` (JSON mistakes come back
+        with their line), the pool's check included; nothing is stored."""
+        body = {"graph": graph_text, "meta": meta_text}
+        return _parsed(WorkflowCheck, self._json("POST", f"/v1/workflows/{name}/check",
+                                                 json=body), self.base_url)
+
+    def preview(self, name: str) -> bytes:
+        """The workflow's preview image; ``ServiceRefused`` 404 when it has none."""
+        return self._call("GET", f"/v1/workflows/{name}/preview").content
 
     def delete_workflow(self, name: str) -> None:
         self._call("DELETE", f"/v1/workflows/{name}")
@@ -208,6 +222,14 @@ class ApiClient:
     def delete_output(self, output_id: str) -> None:
         self._call("DELETE", f"/v1/outputs/{output_id}")
 
+    def outputs(self, *, limit: int = 50, cursor: str | None = None,
+                **filters: str | None) -> OutputPage:
+        """Outputs the token may see, newest first, filtered by ``workflow``, ``owner``,
+        ``character``, ``conversation`` or ``job``; ``next_cursor`` continues."""
+        params = {k: v for k, v in {**filters, "cursor": cursor}.items() if v}
+        return _parsed(OutputPage, self._json("GET", "/v1/outputs",
+                                              params={**params, "limit": limit}), self.base_url)
+
     def gallery(self, *, character: str | None = None, conversation: str | None = None,
                 limit: int = 50, cursor: str | None = None) -> OutputPage:
         """A character's public gallery or a conversation's private one (exactly one)."""
@@ -232,6 +254,14 @@ class ApiClient:
     def drain_node(self, name: str, draining: bool) -> Node:
         return _parsed(Node, self._json("POST", f"/v1/nodes/{name}/drain",
                                         json={"draining": draining}), self.base_url)
+
+    def object_info(self, classes: list[str] | None = None) -> dict[str, Any]:
+        """The pool's merged ``/object_info``, or only ``classes`` of it (unknown ones are
+        left out); empty while no node has answered."""
+        if classes is not None and not classes:
+            return {}
+        params = [("class", c) for c in classes or []]
+        return self._json("GET", "/v1/object_info", params=params)
 
     # --- the one translation ------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """Which inputs the Generate form shows for a workflow, and the job request it sends (pure).
 
-The form is derived from what the service reports: the placeholders the graph uses, and
-the metadata's declarations, styles and kind. A declaration leaves out what the built-in
-catalog already says about a name (``steps`` is an int from 1 to 10000), so the catalog
-fills the gaps exactly as the service's renderer does. Model-file inputs get the files the
-pool's nodes have installed as choices.
+The form is derived from what the service reports: each placeholder the graph uses with its
+effective declaration (type, default, limits, choices, help, label, as the service's
+renderer applies them), and the metadata's styles and kind. An input the pool's nodes take
+as a list of values (a checkpoint file, a sampler) offers that list, read from the pool's
+merged ``/object_info``; ``%sampler%`` and ``%scheduler%`` fall back to KSampler's lists.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from placeholders import CATALOG, TIERS
-from ui.models import WorkflowDetail
+from orchestrator.validation import InputSpec
+from placeholders import TIERS
+from ui.models import PlaceholderUse, WorkflowDetail
 
 ASPECTS = ("1:1", "16:9", "9:16", "4:3", "3:4")
 DEFAULT_TIER = "512"
@@ -24,6 +25,10 @@ RANDOM_SEED = -1
 PROMPTS = ("prompt", "negative_prompt")
 SIZE = ("width", "height")
 TUNING = ("steps", "scale", "sampler", "scheduler", "denoise", "clip_skip")
+# Placeholders whose values are KSampler's own lists, wherever the graph uses them.
+SAMPLER_LISTS = {"sampler": ("KSampler", "sampler_name"),
+                 "scheduler": ("KSampler", "scheduler")}
+NOT_FIELDS = frozenset({"comfyui"})  # origins a request does not fill (ComfyUI's %year%)
 
 
 @dataclass(frozen=True)
@@ -58,35 +63,34 @@ class FormPlan:
     other: list[FieldSpec] = field(default_factory=list)
 
 
-def field_spec(name: str, decl: Mapping[str, Any] | None = None,
-               choices: Iterable[Any] = ()) -> FieldSpec:
-    """``name``'s spec: the declaration's fields over the catalog's; ``choices`` (installed
-    model files) apply when the declaration has none."""
-    decl = decl or {}
-    base = CATALOG.get(name)
-    return FieldSpec(
-        name=name,
-        type=str(decl.get("type") or (base.type.value if base else "str")),
-        default=decl["default"] if "default" in decl else (base.default if base else None),
-        minimum=decl.get("min", base.minimum if base else None),
-        maximum=decl.get("max", base.maximum if base else None),
-        choices=tuple(decl.get("choices") or choices),
-        help=str(decl.get("help") or (base.help if base else "")),
-        label=str(decl.get("label", "")),
-    )
+def field_spec(use: PlaceholderUse, choices: Iterable[Any] = ()) -> FieldSpec:
+    """The field for ``use`` as the service declares it; ``choices`` (a node's list of
+    values) apply when the declaration has none."""
+    return FieldSpec(name=use.name, type=use.type, default=use.default, minimum=use.min,
+                     maximum=use.max, choices=tuple(use.choices or choices), help=use.help,
+                     label=use.label)
+
+
+def info_classes(detail: WorkflowDetail) -> list[str]:
+    """The node classes whose ``/object_info`` the form needs: each placeholder site's,
+    and KSampler's when ``%sampler%`` or ``%scheduler%`` is used."""
+    graph = detail.graph or {}
+    names = [str(graph.get(site.partition(".")[0], {}).get("class_type", ""))
+             for use in detail.placeholders for site in use.sites]
+    names += [SAMPLER_LISTS[u.name][0] for u in detail.placeholders if u.name in SAMPLER_LISTS]
+    return sorted({n for n in names if n})
 
 
 def plan_form(detail: WorkflowDetail,
-              installed: Mapping[str, list[str]] | None = None) -> FormPlan:
+              object_info: Mapping[str, Any] | None = None) -> FormPlan:
     """The inputs for ``detail``: every placeholder its graph uses, grouped.
 
-    ``installed`` is the pool's ``"Class.input" → files`` (``GET /v1/nodes``).
+    ``object_info`` is the pool's (``GET /v1/object_info?class=...`` for
+    ``info_classes(detail)``); inputs it lists values for become pick lists.
     """
     meta = detail.meta or {}
-    declared: Mapping[str, Any] = meta.get("placeholders") or {}
-    used = [p.name for p in detail.placeholders]
-    specs = {n: field_spec(n, declared.get(n), _choices(detail, n, installed or {}))
-             for n in used}
+    specs = {u.name: field_spec(u, _choices(detail, u, object_info or {}))
+             for u in detail.placeholders if u.origin not in NOT_FIELDS}
     has_size = all(n in specs for n in SIZE)
     grouped = set(PROMPTS) | set(TUNING) | {"seed"} | (set(SIZE) if has_size else set())
     return FormPlan(
@@ -101,20 +105,31 @@ def plan_form(detail: WorkflowDetail,
     )
 
 
-def _choices(detail: WorkflowDetail, name: str,
-             installed: Mapping[str, list[str]]) -> list[str]:
-    """Installed files for a placeholder used at a model input (``ckpt_name``...)."""
+def _choices(detail: WorkflowDetail, use: PlaceholderUse,
+             object_info: Mapping[str, Any]) -> list[Any]:
+    """The values the node inputs at ``use``'s sites take (a list input such as
+    ``ckpt_name``), else KSampler's list for a sampler or scheduler; else none."""
     graph = detail.graph or {}
-    files: list[str] = []
-    for use in detail.placeholders:
-        if use.name != name:
-            continue
-        for site in use.sites:
-            node_id, _, input_name = site.partition(".")
-            class_type = str(graph.get(node_id, {}).get("class_type", ""))
-            files += [f for f in installed.get(f"{class_type}.{input_name}", [])
-                      if f not in files]
-    return files
+    found: list[Any] = []
+    for site in use.sites:
+        node_id, _, input_name = site.partition(".")
+        class_type = str(graph.get(node_id, {}).get("class_type", ""))
+        found += [v for v in combo(object_info, class_type, input_name) if v not in found]
+    if not found and use.name in SAMPLER_LISTS:
+        found = list(combo(object_info, *SAMPLER_LISTS[use.name]))
+    return found
+
+
+def combo(object_info: Mapping[str, Any], class_type: str, input_name: str) -> tuple[Any, ...]:
+    """The values a node class's list input takes, as ``/object_info`` lists them; ()
+    for any other input, an unknown class, or a list the server fills at run time."""
+    inputs = (object_info.get(class_type) or {}).get("input") or {}
+    raw = (inputs.get("required") or {}).get(input_name) or (
+        inputs.get("optional") or {}).get(input_name)
+    if raw is None:
+        return ()
+    spec = InputSpec.parse(raw)
+    return (spec.values or ()) if spec.kind == "COMBO" else ()
 
 
 @dataclass(frozen=True)

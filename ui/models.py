@@ -27,12 +27,44 @@ class Health(_Answer):
     queued: int
 
 
+class Me(_Answer):
+    """Who the token stands for; ``admin`` tokens may change the service."""
+
+    owner: str
+    admin: bool = False
+    token_id: str = ""
+
+
 class PlaceholderUse(_Answer):
-    """One placeholder a workflow's graph uses; ``known`` when something declares it."""
+    """One placeholder a workflow's graph uses; ``known`` when something declares it. The
+    rest is its effective declaration, which the Generate form is drawn from."""
 
     name: str
     known: bool
     sites: list[str] = Field(default_factory=list)
+    origin: str = "undeclared"  # built-in, declared, custom, comfyui, undeclared
+    type: str = "str"  # str, int, float, bool, image
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    choices: list[Any] = Field(default_factory=list)
+    help: str = ""
+    label: str = ""
+
+
+class Presence(_Answer):
+    """One row of the presence list: a known placeholder and whether the graph uses it."""
+
+    name: str
+    origin: str  # built-in, declared, custom, undeclared
+    used: bool
+    sites: list[str] = Field(default_factory=list)
+
+    @property
+    def mark(self) -> str:
+        if self.origin == "undeclared":
+            return "⚠️"
+        return "✅" if self.used else "❌"
 
 
 class WorkflowSummary(_Answer):
@@ -44,6 +76,7 @@ class WorkflowSummary(_Answer):
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
     placeholders: list[PlaceholderUse] = Field(default_factory=list)
+    preview_url: str | None = None
 
     @property
     def label(self) -> str:
@@ -56,6 +89,28 @@ class WorkflowDetail(WorkflowSummary):
     description: str = ""
     graph: dict[str, Any] | None = None
     meta: dict[str, Any] | None = None
+    presence: list[Presence] = Field(default_factory=list)
+
+
+class Problem(_Answer):
+    """One problem of a checked workflow; ``text`` says what and where."""
+
+    text: str
+    node_id: str | None = None
+    input: str | None = None
+
+
+class WorkflowCheck(_Answer):
+    """The service's report on a workflow it was asked to check (nothing is stored)."""
+
+    name: str
+    ok: bool
+    problems: list[Problem] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    placeholders: list[PlaceholderUse] = Field(default_factory=list)
+    presence: list[Presence] = Field(default_factory=list)
+    pool_checked: bool = False
+    pool_problems: list[Problem] = Field(default_factory=list)
 
 
 class ItemError(_Answer):
@@ -73,6 +128,7 @@ class Item(_Answer):
     attempts: int = 0
     error: ItemError | None = None
     output_ids: list[str] = Field(default_factory=list)
+    queue_position: int | None = None  # queued images ahead of this one; None: not queued
 
 
 class Job(_Answer):
@@ -90,6 +146,7 @@ class Job(_Answer):
     completed_at: datetime | None = None
     items: list[Item] = Field(default_factory=list)
     output_ids: list[str] = Field(default_factory=list)
+    progress: float = 0.0
 
     @property
     def terminal(self) -> bool:

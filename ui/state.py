@@ -14,17 +14,21 @@ from typing import Any
 import streamlit as st
 
 from ui.api import ApiClient
+from ui.models import Me
 from ui.watcher import Watchers
 
 # --- Connection (sidebar) -------------------------------------------------------------------
 API_URL = "api_url"  # the service's base URL, e.g. http://127.0.0.1:8288
 TOKEN = "api_token"  # a bearer token from `comfy-orch token create`
+ME = "me"  # (Connection, Me): who the token stands for, read by the sidebar on every run
 # --- Generate -------------------------------------------------------------------------------
 LAST_SEED = "last_seed"  # the seed of the newest image generated in this session
 PREFILL = "generate_prefill"  # {"workflow", "values", ...} set by "Reuse prompt" in Gallery
 SUBMITTED = "submitted_jobs"  # ids of jobs submitted in this session, newest first
 # --- Gallery --------------------------------------------------------------------------------
 SELECTED_OUTPUT = "selected_output"  # output id whose detail is open
+GALLERY_CURSORS = "gallery_cursors"  # cursors of the gallery pages before the one shown
+PREVIEWS = "preview_cache"  # (workflow, version) → preview image bytes
 THUMBNAILS = "thumbnail_cache"  # output id → thumbnail bytes (outputs never change)
 # --- Jobs -----------------------------------------------------------------------------------
 WATCHERS = "job_watchers"  # Watchers: background readers of job event streams
@@ -73,6 +77,25 @@ def client() -> ApiClient:
     """A client for the session's current address and token."""
     conn = connection()
     return ApiClient(conn.api_url, conn.token)
+
+
+def set_me(me: Me) -> None:
+    st.session_state[ME] = (connection(), me)
+
+
+def me() -> Me | None:
+    """Who the current token stands for, as the sidebar last read it (None: not signed in)."""
+    found = st.session_state.get(ME)
+    if isinstance(found, tuple) and found[0] == connection():
+        who: Me = found[1]
+        return who
+    return None
+
+
+def is_admin() -> bool:
+    """Whether the token may change the service; views leave out what it may not do."""
+    who = me()
+    return who is not None and who.admin
 
 
 def watchers() -> Watchers:
@@ -124,6 +147,11 @@ def flash(kind: str, text: str) -> None:
 def take_flash() -> tuple[str, str] | None:
     found = st.session_state.pop(FLASH, None)
     return found if isinstance(found, tuple) else None
+
+
+def preview_cache() -> dict[tuple[str, str], bytes]:
+    found: dict[tuple[str, str], bytes] = st.session_state.setdefault(PREVIEWS, {})
+    return found
 
 
 def thumbnail_cache() -> dict[str, bytes]:

@@ -50,11 +50,13 @@ def connection_problem(client: ApiClient) -> str | None:
     after showing the pool's state."""
     try:
         health = client.health()
-        client.check_token()
+        who = client.me()
     except PanelError as exc:
         return str(exc)
-    st.success(f"Connected · {health.nodes_up}/{health.nodes_total} nodes up · "
-               f"{health.queued} queued", icon=":material/check_circle:")
+    state.set_me(who)
+    role = " (admin)" if who.admin else ""
+    st.success(f"Connected as {who.owner}{role} · {health.nodes_up}/{health.nodes_total} "
+               f"nodes up · {health.queued} queued", icon=":material/check_circle:")
     return None
 
 
@@ -88,7 +90,7 @@ def _job_card_body(job_id: str, *, live: bool) -> None:
     with st.container(border=True):
         _job_header(job, progress)
         if job.status == "queued":
-            _queue_line(client)
+            _queue_line(job)
         for item in job.items:
             _item_line(item, progress.item(item.index) if progress else None)
         _job_actions(client, job)
@@ -103,20 +105,23 @@ def _job_header(job: Job, progress: JobProgress | None) -> None:
     name = job.workflow or "raw graph"
     st.markdown(f"**{name}** · {status_label(job.status)} · {job.count} image(s) · "
                 f"`{job.id}`")
-    fraction = 1.0 if job.status == "succeeded" else progress.fraction if progress else 0.0
+    if job.terminal:
+        fraction = 1.0 if job.status == "succeeded" else 0.0
+    else:  # the stream is fresher while it runs; the job's own answer covers the start
+        fraction = max(job.progress, progress.fraction if progress else 0.0)
     st.progress(min(max(fraction, 0.0), 1.0), text=f"{round(fraction * 100)} %")
 
 
-def _queue_line(client: ApiClient) -> None:
-    try:
-        queued = client.health().queued
-    except PanelError:
-        return
-    st.caption(f"Waiting for a free node · {queued} image(s) queued in the pool")
+def _queue_line(job: Job) -> None:
+    ahead = [i.queue_position for i in job.items if i.queue_position is not None]
+    if ahead:
+        st.caption(f"Waiting for a free node · {min(ahead)} image(s) ahead in the queue")
 
 
 def _item_line(item: Item, live: ItemProgress | None) -> None:
     parts = [f"Image {item.index + 1}: {status_label(item.status)}"]
+    if item.queue_position is not None:
+        parts.append(f"{item.queue_position} ahead")
     if item.seed is not None:
         parts.append(f"seed {item.seed}")
     server = item.node or (live.server if live else None)

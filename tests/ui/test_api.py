@@ -41,7 +41,40 @@ def test_a_closed_port_is_unreachable_in_plain_words() -> None:
 
 def test_a_revoked_or_made_up_token_is_refused(service: Service) -> None:
     with pytest.raises(TokenRefused, match="the token was refused"):
-        ApiClient(service.url, "co_12345678_nope").check_token()
+        ApiClient(service.url, "co_12345678_nope").me()
+
+
+def test_me_says_whose_token_it_is(service: Service) -> None:
+    assert (service.client().me().owner, service.client().me().admin) == ("root", True)
+    assert (service.client(service.alice).me().owner,
+            service.client(service.alice).me().admin) == ("alice", False)
+
+
+def test_outputs_are_listed_with_filters(service: Service) -> None:
+    client = service.client(service.alice)
+    job = client.submit({"workflow": "solid", "values": {}, "character": "lister"}, {})
+    wait_until(lambda: client.job(job.id).terminal, JOB_TIMEOUT_S, "the job")
+    page = client.outputs(character="lister", job=job.id, limit=5)
+    assert [o.id for o in page.outputs] == client.job(job.id).output_ids
+    assert client.outputs(character="lister", workflow="slow").outputs == []
+
+
+def test_a_check_reports_without_storing(service: Service) -> None:
+    check = service.client(service.alice).check_workflow("unsaved", '{"1": ')
+    assert not check.ok and "line 1" in check.problems[0].text
+    assert not (service.workflows / "unsaved.json").exists()
+
+
+def test_object_info_keeps_the_classes_asked_for(service: Service) -> None:
+    info = service.client().object_info(["KSampler", "Nope"])
+    assert list(info) == ["KSampler"]
+    assert service.client().object_info([]) == {}
+
+
+def test_a_workflow_without_a_preview_is_a_404(service: Service) -> None:
+    with pytest.raises(ServiceRefused) as caught:
+        service.client().preview("solid")
+    assert caught.value.status == 404
 
 
 def test_a_refusal_keeps_status_code_and_details(service: Service) -> None:

@@ -17,8 +17,13 @@ def _closed_port() -> str:
 def test_a_signed_in_panel_shows_the_pool_and_opens_on_generate(panel: PanelFactory) -> None:
     at = panel()
     assert not at.exception
-    assert "Connected" in texts(at)
+    assert "Connected as root (admin)" in texts(at)
     assert at.title[0].value == "Generate"
+
+
+def test_the_sidebar_names_the_tokens_owner(panel: PanelFactory, service: Service) -> None:
+    shown = texts(panel(token=service.alice))
+    assert "Connected as alice ·" in shown
 
 
 def test_an_unreachable_service_is_a_sentence_not_a_traceback(panel: PanelFactory) -> None:

@@ -4,43 +4,82 @@ from __future__ import annotations
 
 from typing import Any
 
-from ui.form import Scope, Size, field_spec, job_request, plan_form
+from ui.form import Scope, Size, combo, field_spec, info_classes, job_request, plan_form
 from ui.models import PlaceholderUse, WorkflowDetail
 
 GRAPH = {
     "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "%model%"}},
-    "3": {"class_type": "KSampler", "inputs": {"seed": "%seed%", "steps": "%steps%"}},
+    "3": {"class_type": "KSampler", "inputs": {"seed": "%seed%", "steps": "%steps%",
+                                               "sampler_name": "%sampler%"}},
     "5": {"class_type": "EmptyLatentImage", "inputs": {"width": "%width%",
                                                        "height": "%height%"}},
-    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "%prompt%"}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "%prompt%, %scheduler%"}},
     "7": {"class_type": "X", "inputs": {"image": "%main_image%", "mood": "%mood%"}},
+    "8": {"class_type": "SaveImage", "inputs": {"filename_prefix": "%year%/x"}},
+}
+INFO: dict[str, Any] = {
+    "CheckpointLoaderSimple": {"input": {"required": {"ckpt_name": [["m1", "m2"], {}]}}},
+    "KSampler": {"input": {"required": {
+        "sampler_name": [["euler", "dpmpp_2m"], {}],
+        "scheduler": ["COMBO", {"options": ["normal", "karras"]}],
+        "steps": ["INT", {"default": 20, "min": 1}]}}},
 }
 
 
-def _detail(meta: dict[str, Any]) -> WorkflowDetail:
-    uses = [PlaceholderUse(name=n, known=True, sites=[s]) for n, s in (
-        ("model", "4.ckpt_name"), ("seed", "3.seed"), ("steps", "3.steps"),
-        ("width", "5.width"), ("height", "5.height"), ("prompt", "6.text"),
-        ("main_image", "7.image"), ("mood", "7.mood"))]
-    return WorkflowDetail(name="w", title="W", ok=True, graph=GRAPH, meta=meta,
-                          placeholders=uses)
+def use(name: str, site: str, **fields: Any) -> PlaceholderUse:
+    return PlaceholderUse(name=name, known=True, sites=[site], **fields)
 
 
-def test_a_declaration_overrides_the_catalog_only_where_it_speaks() -> None:
-    spec = field_spec("steps", {"default": 30})
+def _detail() -> WorkflowDetail:
+    uses = [use("model", "4.ckpt_name"), use("seed", "3.seed", type="int", default=-1),
+            use("steps", "3.steps", type="int", default=30, min=1, max=10000),
+            use("sampler", "3.sampler_name", default="euler"),
+            use("width", "5.width", type="int"), use("height", "5.height", type="int"),
+            use("prompt", "6.text"), use("scheduler", "6.text", default="normal"),
+            use("main_image", "7.image", type="image"),
+            use("mood", "7.mood", origin="declared", choices=["a", "b"]),
+            use("year", "8.filename_prefix", origin="comfyui")]
+    return WorkflowDetail(name="w", title="W", ok=True, graph=GRAPH,
+                          meta={"styles": {"noir": {}, "anime": {}}}, placeholders=uses)
+
+
+def test_a_field_is_the_services_declaration() -> None:
+    spec = field_spec(use("steps", "3.steps", type="int", default=30, min=1, max=10000,
+                          help="sampling steps", label="Steps"))
     assert (spec.type, spec.default, spec.minimum, spec.maximum) == ("int", 30, 1, 10000)
+    assert (spec.title, spec.help) == ("Steps", "sampling steps")
 
 
-def test_fields_are_grouped_and_model_inputs_offer_installed_files() -> None:
-    meta = {"placeholders": {"main_image": {"type": "image"}, "mood": {"choices": ["a", "b"]}},
-            "styles": {"noir": {}, "anime": {}}}
-    plan = plan_form(_detail(meta), {"CheckpointLoaderSimple.ckpt_name": ["m1", "m2"]})
+def test_the_form_asks_the_pool_about_each_sites_class_and_ksampler() -> None:
+    assert info_classes(_detail()) == ["CLIPTextEncode", "CheckpointLoaderSimple",
+                                       "EmptyLatentImage", "KSampler", "SaveImage", "X"]
+
+
+def test_fields_are_grouped_and_list_inputs_offer_the_pools_values() -> None:
+    plan = plan_form(_detail(), INFO)
     assert [s.name for s in plan.prompts] == ["prompt"]
     assert plan.has_size and plan.seed is not None and plan.styles == ["anime", "noir"]
-    assert [s.name for s in plan.tuning] == ["steps"]
+    tuning = {s.name: s for s in plan.tuning}
+    assert list(tuning) == ["steps", "sampler", "scheduler"]
+    assert tuning["sampler"].choices == ("euler", "dpmpp_2m")
+    assert tuning["scheduler"].choices == ("normal", "karras")  # KSampler's, not the site's
+    assert tuning["steps"].choices == ()
     assert [s.name for s in plan.images] == ["main_image"]
     others = {s.name: s for s in plan.other}
     assert others["model"].choices == ("m1", "m2") and others["mood"].choices == ("a", "b")
+    assert "year" not in others  # ComfyUI fills its own date tokens
+
+
+def test_without_the_pools_answer_fields_are_free() -> None:
+    plan = plan_form(_detail())
+    assert {s.name: s.choices for s in plan.tuning}["sampler"] == ()
+
+
+def test_combo_reads_both_shapes_and_nothing_else() -> None:
+    assert combo(INFO, "KSampler", "sampler_name") == ("euler", "dpmpp_2m")
+    assert combo(INFO, "KSampler", "scheduler") == ("normal", "karras")
+    assert combo(INFO, "KSampler", "steps") == ()
+    assert combo(INFO, "Nope", "x") == () and combo(INFO, "KSampler", "nope") == ()
 
 
 def test_the_request_leaves_blank_fields_out_and_carries_size_and_scope() -> None:

@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.ui.conftest import JOB_TIMEOUT_S, PanelFactory, Service, run_until, texts, wait_until
-from ui import ApiClient, state
+from ui import ApiClient, ServiceRefused, state
 from ui.models import Job
 
 
@@ -99,11 +99,25 @@ def test_regenerate_makes_a_new_job_with_the_same_or_a_new_seed(
     assert (seeds == [1234]) is same
 
 
-def test_delete_says_plainly_what_the_service_answered(panel: PanelFactory,
-                                                       service: Service) -> None:
+def test_delete_removes_the_image_from_the_service_and_the_grid(panel: PanelFactory,
+                                                                service: Service) -> None:
     job = _made(service.client())
-    at = _open(_gallery(panel), job.output_ids[0])
+    output_id = job.output_ids[0]
+    at = _open(_gallery(panel), output_id)
     at.button(key="gallery:delete").click().run()
     assert not at.exception
-    assert any("Could not delete" in e.value or "Deleted" in e.value
-               for e in (*at.error, *at.success))
+    assert any("Deleted" in s.value for s in at.success)
+    assert f"gallery-open-{output_id}" not in [b.key for b in at.button]
+    with pytest.raises(ServiceRefused):
+        service.client().output(output_id)
+
+
+def test_only_an_admin_filters_by_owner_and_others_see_their_own_and_public_images(
+        panel: PanelFactory, service: Service, public_job: Job) -> None:
+    private = _made(service.client(), character="nova")  # root's, private
+    at = _gallery(panel, token=service.alice)
+    assert "gallery:owner" not in [t.key for t in at.text_input]
+    at.text_input(key="gallery:character").set_value("nova").run()
+    tiles = [b.key for b in at.button if b.key and b.key.startswith("gallery-open-")]
+    assert f"gallery-open-{public_job.output_ids[0]}" in tiles
+    assert f"gallery-open-{private.output_ids[0]}" not in tiles

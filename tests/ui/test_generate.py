@@ -1,12 +1,29 @@
-"""Generate: fields from the workflow's placeholders, submit, live card, reuse last seed,
-image uploads."""
+"""Generate: fields from the workflow's placeholders, pick lists from the pool, the
+preview image, submit, live card, reuse last seed, image uploads."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from streamlit.testing.v1 import AppTest
 
-from tests.ui.conftest import JOB_TIMEOUT_S, PanelFactory, Service, png_bytes, run_until, texts
+from tests.ui.conftest import (
+    JOB_TIMEOUT_S,
+    SOLID,
+    PanelFactory,
+    Service,
+    png_bytes,
+    run_until,
+    texts,
+)
 from ui import state
+
+
+def _serve(service: Service, name: str, graph: dict[str, Any], meta: dict[str, Any]) -> None:
+    (service.workflows / f"{name}.json").write_text(json.dumps(graph))
+    (service.workflows / f"{name}.meta.json").write_text(json.dumps(meta))
+    service.orch.registry.reload([name])  # type: ignore[union-attr]
 
 
 def _open(panel: PanelFactory, workflow: str) -> AppTest:
@@ -89,10 +106,37 @@ def test_an_edit_workflow_takes_an_uploaded_image_with_a_preview(panel: PanelFac
     assert (output.width, output.height) == (24, 16)
 
 
+def _shows_error(at: AppTest) -> bool:
+    return any("characters" in e.value or "color" in e.value for e in at.error)
+
+
 def test_a_request_the_service_refuses_is_shown_in_its_words(panel: PanelFactory) -> None:
     at = _open(panel, "solid")
     at.radio(key="gen:solid:size_mode").set_value("Exact size").run()
     at.text_input(key="gen:solid:color").set_value("x" * 5000)
     at.button(key="gen:solid:submit").click().run()
     assert not at.exception
-    assert any("characters" in e.value or "color" in e.value for e in at.error)
+    # The node refuses the colour when the image runs: the card shows its words then.
+    run_until(at, _shows_error, JOB_TIMEOUT_S, "the refusal on the job card")
+
+
+def test_sampler_and_scheduler_are_picked_from_the_pools_lists(panel: PanelFactory,
+                                                               service: Service) -> None:
+    graph = json.loads(json.dumps(SOLID))
+    graph["1"]["inputs"]["color"] = "%sampler% %scheduler%"
+    _serve(service, "sampled", graph, {"title": "Sampled"})
+    at = _open(panel, "sampled")
+    sampler = at.selectbox(key="gen:sampled:sampler")
+    assert "euler" in sampler.options and "dpmpp_2m" in sampler.options
+    assert sampler.value == "euler"  # the built-in default
+    assert at.selectbox(key="gen:sampled:scheduler").value == "normal"
+
+
+def test_the_picker_shows_the_workflows_preview_image(panel: PanelFactory,
+                                                      service: Service) -> None:
+    (service.workflows / "shown.png").write_bytes(png_bytes(40, 30, "#ff00ff"))
+    _serve(service, "shown", SOLID, {"title": "Shown", "preview_image": "shown.png"})
+    at = _open(panel, "shown")
+    assert any("Shown (preview)" in i.captions for i in at.image)
+    at = _open(panel, "solid")
+    assert not any("(preview)" in str(i.captions) for i in at.image)

@@ -62,3 +62,34 @@ def test_older_jobs_are_a_page_away(panel: PanelFactory, service: Service) -> No
     at.button(key="jobs:older").click().run()
     assert not at.exception
     assert at.button(key="jobs:newer")
+
+
+def test_a_queued_job_shows_how_many_images_are_ahead(panel: PanelFactory,
+                                                      service: Service) -> None:
+    client = service.client()
+    name = service.orch.nodes()[0].name
+    client.drain_node(name, True)
+    try:
+        first = client.submit({"workflow": "solid", "values": {}, "count": 2}, {})
+        second = client.submit({"workflow": "solid", "values": {}}, {})
+        at = _jobs_page(panel)
+        shown = texts(at)
+        assert "Image 1: ⏳ queued · 0 ahead" in shown or "· 0 ahead" in shown
+        ahead = client.job(second.id).items[0].queue_position
+        assert ahead is not None and ahead >= 2
+        assert f"{ahead} image(s) ahead in the queue" in shown
+        client.cancel(first.id)
+        client.cancel(second.id)
+    finally:
+        client.drain_node(name, False)
+
+
+def test_an_admin_lists_one_owners_jobs(panel: PanelFactory, service: Service) -> None:
+    mine = service.client(service.alice).submit({"workflow": "solid", "values": {}}, {})
+    at = _jobs_page(panel)
+    at.text_input(key="jobs:owner").set_value("root").run()
+    assert mine.id not in texts(at)
+    at.text_input(key="jobs:owner").set_value("alice").run()
+    assert mine.id in texts(at)
+    alice = panel(token=service.alice).switch_page("views/jobs.py").run()
+    assert "jobs:owner" not in [t.key for t in alice.text_input]

@@ -1,5 +1,6 @@
-"""Workflows: the hot-reloaded list, authoring by file drop with the report before saving,
-the placeholder presence list, and the JSON editor with validate, save and delete."""
+"""Workflows: the hot-reloaded list, authoring by file drop with the service's report
+before saving (its pool check included), the placeholder presence list, and the JSON
+editor with validate, save and delete (for admins)."""
 
 from __future__ import annotations
 
@@ -91,13 +92,35 @@ def test_the_editor_validates_then_saves_a_change(panel: PanelFactory,
     assert "Saved solid: serving" in texts(at)
 
 
-def test_saving_needs_an_admin_token_and_says_so(panel: PanelFactory,
-                                                 service: Service) -> None:
+def test_other_tokens_see_the_report_but_no_save_or_delete(panel: PanelFactory,
+                                                           service: Service) -> None:
     at = _drop(_page(panel, token=service.alice), ("mine.json", GREEN),
                ("mine.meta.json", GREEN_META))
-    at.button(key="wf:drop:0:save").click().run()
-    assert any("needs an admin token" in e.value for e in at.error)
+    assert "mine is valid and ready to save" in texts(at)
+    assert "Saving and deleting workflows needs an admin token." in texts(at)
+    keys = [str(b.key) for b in at.button]
+    assert any(k.endswith(":validate") for k in keys)
+    assert not [k for k in keys if k.endswith((":save", ":delete"))]
     assert not (service.workflows / "mine.json").exists()
+
+
+def test_the_report_says_what_the_pools_nodes_would_reject(panel: PanelFactory,
+                                                            service: Service) -> None:
+    odd = json.loads(json.dumps(GREEN))
+    odd["1"]["class_type"] = "NoSuchNode"
+    at = _drop(_page(panel), ("exotic.json", odd), ("exotic.meta.json", GREEN_META))
+    shown = texts(at)
+    assert "exotic is valid and ready to save" in shown
+    assert "The pool's nodes cannot run it yet (1 problem(s))" in shown
+    assert "node 1 (NoSuchNode): node type NoSuchNode is not installed" in shown
+    assert not at.button(key="wf:drop:0:save").disabled
+
+
+def test_a_name_the_service_refuses_is_shown_before_saving(panel: PanelFactory) -> None:
+    at = _drop(_page(panel), ("green.json", GREEN))
+    at.text_input(key="wf:drop:0:name").set_value("a..b").run()
+    assert any("is not allowed" in e.value for e in at.error)
+    assert at.button(key="wf:drop:0:save").disabled
 
 
 def test_delete_removes_the_files_and_the_list_entry(panel: PanelFactory,

@@ -2,26 +2,26 @@
 that made it; reuse its prompt in Generate, regenerate it with a new or the same seed,
 download or delete it.
 
-A character's public gallery and a conversation's private one come from ``/v1/gallery``;
-without either filter the grid lists the outputs of the newest jobs the token may see
-(an admin's token sees every owner's, and may narrow them by owner).
+The grid is one ``GET /v1/outputs`` page: the token's own images and public ones, newest
+first, filtered by character, conversation and workflow (and by owner, for an admin's
+token, which sees every owner's images).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import streamlit as st
 
 from ui import state, widgets
 from ui.api import ApiClient, PanelError
-from ui.models import Output
+from ui.models import Output, OutputPage
 
 GENERATE_PAGE = "views/generate.py"
-JOBS_SCANNED = 30  # newest jobs whose outputs fill an unfiltered grid
 GALLERY_LIMIT = 60
 REGENERATED = "gallery:regenerated"  # job id of the last regenerate, shown under the detail
 OUTPUTS = "gallery:outputs"  # output id → metadata (outputs never change)
+FILTERS = ("Character", "Conversation", "Workflow", "Owner")
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,9 @@ class Filters:
     workflow: str = ""
     owner: str = ""
 
-    def keep(self, out: Output) -> bool:
-        """Whether ``out`` passes the filters the service did not apply itself."""
-        return all(want == "" or want == (got or "") for want, got in (
-            (self.character, out.character), (self.conversation, out.conversation),
-            (self.workflow, out.workflow), (self.owner, out.owner)))
+    def query(self) -> dict[str, str | None]:
+        """The filters as ``GET /v1/outputs`` parameters (blank ones left out)."""
+        return {k: v or None for k, v in asdict(self).items()}
 
 
 def render() -> None:
@@ -45,39 +43,52 @@ def render() -> None:
     selected = st.session_state.get(state.SELECTED_OUTPUT)
     if selected:
         _detail(client, str(selected))
-    filters = _filters()
+    filters = _filters(admin=state.is_admin())
+    cursors: list[str] = st.session_state.setdefault(state.GALLERY_CURSORS, [])
     try:
-        outputs = [o for o in _outputs(client, filters) if filters.keep(o)]
+        page = _page(client, filters, cursors[-1] if cursors else None)
     except PanelError as exc:
         st.error(str(exc))
         return
-    if not outputs:
+    if not page.outputs:
         st.info("No images match: generate some, or change the filters.")
         return
-    st.caption(f"{len(outputs)} image(s)")
-    widgets.image_grid([(o.id, _caption(o)) for o in outputs], key="gallery", columns=5)
+    st.caption(f"{len(page.outputs)} image(s)")
+    widgets.image_grid([(o.id, _caption(o)) for o in page.outputs], key="gallery", columns=5)
+    _pager(cursors, page.next_cursor)
 
 
 def _caption(out: Output) -> str:
     return f"{out.workflow or 'graph'} · seed {out.seed}"
 
 
-def _filters() -> Filters:
-    cols = st.columns(4)
-    return Filters(*(c.text_input(label, key=f"gallery:{label.lower()}").strip()
-                     for c, label in zip(cols, ("Character", "Conversation", "Workflow",
-                                                "Owner"), strict=True)))
+def _filters(*, admin: bool) -> Filters:
+    shown = FILTERS if admin else FILTERS[:-1]  # only an admin sees other owners' images
+    cols = st.columns(len(shown))
+    return Filters(*(c.text_input(label, key=f"gallery:{label.lower()}",
+                                  on_change=_first_page).strip()
+                     for c, label in zip(cols, shown, strict=True)))
 
 
-def _outputs(client: ApiClient, filters: Filters) -> list[Output]:
-    if filters.conversation:
-        return client.gallery(conversation=filters.conversation, limit=GALLERY_LIMIT).outputs
-    if filters.character:
-        return client.gallery(character=filters.character, limit=GALLERY_LIMIT).outputs
-    jobs = client.jobs(limit=JOBS_SCANNED, workflow=filters.workflow or None).jobs
-    ids = [o for job in jobs if not filters.owner or job.owner == filters.owner
-           for o in job.output_ids]
-    return [_output(client, o) for o in ids]
+def _first_page() -> None:
+    st.session_state[state.GALLERY_CURSORS] = []
+
+
+def _page(client: ApiClient, filters: Filters, cursor: str | None) -> OutputPage:
+    page = client.outputs(limit=GALLERY_LIMIT, cursor=cursor, **filters.query())
+    cache: dict[str, Output] = st.session_state.setdefault(OUTPUTS, {})
+    cache.update((o.id, o) for o in page.outputs)
+    return page
+
+
+def _pager(cursors: list[str], next_cursor: str | None) -> None:
+    cols = st.columns(2)
+    if cursors and cols[0].button("Newer", key="gallery:newer"):
+        cursors.pop()
+        st.rerun()
+    if next_cursor and cols[1].button("Older", key="gallery:older"):
+        cursors.append(next_cursor)
+        st.rerun()
 
 
 def _output(client: ApiClient, output_id: str) -> Output:

@@ -1,9 +1,11 @@
-"""Generate: pick a workflow, fill the fields its placeholders ask for, submit, watch.
+"""Generate: pick a workflow (with its preview image), fill the fields its placeholders ask
+for, submit, watch.
 
 The fields come from the workflow (``ui.form.plan_form``): prompts, a style preset, the
 size as an aspect ratio and quality tier or an exact width and height, the seed (-1 is
 random; "Reuse last seed" keeps a character consistent), the image count, sampler settings
-where the graph has them, image uploads with a preview, and where the images belong.
+where the graph has them (samplers, schedulers and model files as the pool's nodes list
+them), image uploads with a preview, and where the images belong.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ SIZE_MODES = ("Aspect ratio", "Exact size")
 JS_SAFE_INT = 2**53 - 1  # the browser holds numbers as doubles; larger ints lose digits
 SHOWN_JOBS = 3  # cards of this session's latest submissions under the form
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp"]
+PREVIEW_WIDTH = 256  # pixels
 
 
 def key(workflow: str, name: str) -> str:
@@ -43,9 +46,10 @@ def render() -> None:
         st.info("No workflow is served yet: add one on the Workflows page.")
         return
     chosen = _pick(served)
-    detail, installed = _load(client, chosen.name)
+    _preview(client, chosen)
+    detail, object_info = _load(client, chosen.name)
     if detail is not None:
-        _form(client, detail, form.plan_form(detail, installed))
+        _form(client, detail, form.plan_form(detail, object_info))
     _latest_jobs(client)
 
 
@@ -76,26 +80,34 @@ def _pick(served: list[WorkflowSummary]) -> WorkflowSummary:
     return by_name[str(name)]
 
 
-def _load(client: ApiClient, name: str) -> tuple[WorkflowDetail | None, dict[str, list[str]]]:
+def _preview(client: ApiClient, workflow: WorkflowSummary) -> None:
+    """The workflow's preview image, fetched once per version of it."""
+    if workflow.preview_url is None:
+        return
+    cache = state.preview_cache()
+    cached = (workflow.name, workflow.serving or "")
+    if cached not in cache:
+        try:
+            cache[cached] = client.preview(workflow.name)
+        except PanelError as exc:
+            st.caption(f"No preview: {exc}")
+            return
+    st.image(cache[cached], caption=f"{workflow.title or workflow.name} (preview)",
+             width=PREVIEW_WIDTH)
+
+
+def _load(client: ApiClient, name: str) -> tuple[WorkflowDetail | None, dict[str, Any]]:
     try:
         detail = client.workflow(name)
-        nodes = client.nodes().nodes
+        return detail, client.object_info(form.info_classes(detail))
     except PanelError as exc:
         st.error(str(exc))
         return None, {}
-    installed: dict[str, list[str]] = {}
-    for node in nodes:
-        for site, files in node.models.items():
-            installed.setdefault(site, []).extend(f for f in files
-                                                  if f not in installed.get(site, []))
-    return detail, installed
 
 
 def _form(client: ApiClient, detail: WorkflowDetail, plan: FormPlan) -> None:
     meta = detail.meta or {}
-    st.caption(f"{detail.kind or 'txt2img'} · {meta.get('cost_units', 1)} unit(s) per image"
-               + (f" · preview file {meta['preview_image']}" if meta.get("preview_image")
-                  else ""))
+    st.caption(f"{detail.kind or 'txt2img'} · {meta.get('cost_units', 1)} unit(s) per image")
     if detail.description:
         st.markdown(detail.description)
     entries: dict[str, Any] = {}

@@ -1,5 +1,6 @@
 """Nodes: each ComfyUI server of the pool with its health, load and capabilities (node
-classes, installed models), the pool's queue; an admin adds, removes and drains nodes."""
+classes, installed models), the pool's queue; an admin adds, removes and drains nodes (other
+tokens do not see those controls)."""
 
 from __future__ import annotations
 
@@ -29,14 +30,18 @@ def render() -> None:
     cols[0].metric("Nodes up", f"{up}/{len(pool.nodes)}")
     cols[1].metric("Images queued", pool.queued)
     cols[2].metric("Running", sum(n.in_flight for n in pool.nodes))
+    admin = state.is_admin()
     if not pool.nodes:
-        st.info("No ComfyUI node in the pool yet: add one below.")
+        st.info("No ComfyUI node in the pool yet" + (": add one below." if admin else "."))
     for node in pool.nodes:
-        _node(client, node)
-    _add_form(client)
+        _node(client, node, admin=admin)
+    if admin:
+        _add_form(client)
+    else:
+        st.caption("Adding, draining and removing nodes needs an admin token.")
 
 
-def _node(client: ApiClient, node: Node) -> None:
+def _node(client: ApiClient, node: Node, *, admin: bool) -> None:
     icon = HEALTH_ICONS.get(node.health, "⚪")
     draining = " · draining" if node.draining else ""
     seen = node.last_seen.strftime("%Y-%m-%d %H:%M:%S UTC") if node.last_seen else "never"
@@ -49,7 +54,8 @@ def _node(client: ApiClient, node: Node) -> None:
         if node.last_error:
             st.error(node.last_error)
         _models(node)
-        _actions(client, node)
+        if admin:
+            _actions(client, node)
 
 
 def _models(node: Node) -> None:
@@ -74,7 +80,7 @@ def _actions(client: ApiClient, node: Node) -> None:
 
 
 def _add_form(client: ApiClient) -> None:
-    st.subheader("Add a node (admin)")
+    st.subheader("Add a node")
     with st.form("nodes:add", clear_on_submit=True):
         url = st.text_input("URL", placeholder="http://127.0.0.1:8188", key="nodes:url")
         name = st.text_input("Name (default host:port)", key="nodes:name")

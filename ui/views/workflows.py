@@ -1,7 +1,8 @@
 """Workflows: the service's hot-reloaded list with each workflow's status and errors; a
 workflow's placeholder presence list (✅ used / ❌ not used) and a JSON editor with validate
 and save; and authoring by dropping ``NAME.json`` (plus ``NAME.meta.json``), with the
-validation report shown before anything is saved."""
+service's validation report (its nodes' check included) shown before anything is saved.
+Saving and deleting need an admin token; other tokens see the reports only."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import streamlit as st
 
 from ui import authoring, state, widgets
 from ui.api import ApiClient, PanelError, ServiceRefused
-from ui.authoring import Check
-from ui.models import WorkflowSummary
+from ui.models import Presence, WorkflowCheck, WorkflowSummary
 
 DROP_COUNTER = "wf:drop-counter"  # bumped after a save, so the uploader starts empty
 EDITED = "wf:edit"
+ADMIN_ONLY = "Saving and deleting workflows needs an admin token."
 
 
 def render() -> None:
@@ -60,25 +61,41 @@ def _editor(client: ApiClient, listed: list[WorkflowSummary]) -> None:
     except PanelError as exc:
         st.error(str(exc))
         return
-    if detail.graph is not None:
-        presence_table(authoring.presence_list(detail.graph, detail.meta))
+    if detail.presence:
+        presence_table(detail.presence)
     graph_key, meta_key = f"wf:{name}:graph", f"wf:{name}:meta"
     st.session_state.setdefault(graph_key, _pretty(detail.graph))
     st.session_state.setdefault(meta_key, _pretty(detail.meta))
     graph_text = st.text_area("Graph (API-format JSON)", key=graph_key, height=300)
     meta_text = st.text_area("Metadata (NAME.meta.json, optional)", key=meta_key, height=200)
+    texts = (graph_text, meta_text.strip() or None)
     cols = st.columns(3)
-    check = authoring.check_texts(name, graph_text, meta_text.strip() or None)
     if cols[0].button("Validate", key=f"wf:{name}:validate"):
-        report(check)
+        _checked(client, name, *texts, show=True)
+    if not state.is_admin():
+        cols[1].caption(ADMIN_ONLY)
+        return
     if cols[1].button("Save", key=f"wf:{name}:save", type="primary"):
-        _save(client, check)
+        _save(client, _checked(client, name, *texts), *texts)
     if cols[2].button("Delete", key=f"wf:{name}:delete"):
         _delete(client, name)
 
 
 def _pretty(doc: dict[str, Any] | None) -> str:
     return "" if doc is None else json.dumps(doc, indent=2)
+
+
+def _checked(client: ApiClient, name: str, graph_text: str, meta_text: str | None, *,
+             show: bool = False) -> WorkflowCheck | None:
+    """The service's report on the texts (shown when ``show``), or None after an error."""
+    try:
+        check = client.check_workflow(name, graph_text, meta_text)
+    except PanelError as exc:
+        st.error(str(exc))
+        return None
+    if show or not check.ok:
+        report(check)
+    return check
 
 
 def _drop(client: ApiClient) -> None:
@@ -93,28 +110,47 @@ def _drop(client: ApiClient) -> None:
     except (ValueError, UnicodeDecodeError) as exc:
         st.error(str(exc))
         return
-    name = st.text_input("Save as", value=drop.name, key=f"wf:drop:{counter}:name")
-    check = authoring.check_texts(name.strip(), drop.graph_text, drop.meta_text)
-    report(check)
+    name = st.text_input("Save as", value=drop.name, key=f"wf:drop:{counter}:name").strip()
+    if not name:
+        st.error("Type the name to save the workflow as.")
+        return
+    check = _checked(client, name, drop.graph_text, drop.meta_text, show=True)
+    if not state.is_admin():
+        st.caption(ADMIN_ONLY)
+        return
     if st.button("Save workflow", key=f"wf:drop:{counter}:save", type="primary",
-                 disabled=not check.ok):
-        _save(client, check, after=lambda: st.session_state.update({DROP_COUNTER: counter + 1}))
+                 disabled=check is None or not check.ok):
+        _save(client, check, drop.graph_text, drop.meta_text,
+              after=lambda: st.session_state.update({DROP_COUNTER: counter + 1}))
 
 
-def report(check: Check) -> None:
-    """The validation report: every problem, or ✅ with warnings and the presence list."""
+def report(check: WorkflowCheck) -> None:
+    """The service's report: every problem, or ✅ with warnings, what the pool's nodes
+    would reject, and the presence list."""
     if check.problems:
         st.error(f"{check.name}: {len(check.problems)} problem(s); not saved", icon="❌")
         for problem in check.problems:
-            st.markdown(f"- ❌ {problem}")
+            st.markdown(f"- ❌ {problem.text}")
         return
     st.success(f"{check.name} is valid and ready to save", icon="✅")
     for warning in check.warnings:
         st.warning(warning)
+    _pool(check)
     presence_table(check.presence)
 
 
-def presence_table(rows: list[authoring.Presence]) -> None:
+def _pool(check: WorkflowCheck) -> None:
+    if not check.pool_checked:
+        st.info("No node has answered yet, so what the pool can run was not checked.")
+        return
+    if not check.pool_problems:
+        return
+    st.warning(f"The pool's nodes cannot run it yet ({len(check.pool_problems)} problem(s)); "
+               "it can be saved, and runs once a node can.")
+    st.markdown("\n".join(f"- ❌ {problem.text}" for problem in check.pool_problems))
+
+
+def presence_table(rows: list[Presence]) -> None:
     """SillyTavern's presence list: each known placeholder with ✅ used or ❌ not used."""
     st.markdown("**Placeholders**")
     lines = [f"{row.mark} `%{row.name}%` ({row.origin})"
@@ -122,13 +158,14 @@ def presence_table(rows: list[authoring.Presence]) -> None:
     st.markdown("  \n".join(lines))
 
 
-def _save(client: ApiClient, check: Check, *,
-          after: Callable[[], None] | None = None) -> None:
-    if not check.ok or check.graph is None:
-        report(check)
-        return
+def _save(client: ApiClient, check: WorkflowCheck | None, graph_text: str,
+          meta_text: str | None, *, after: Callable[[], None] | None = None) -> None:
+    if check is None or not check.ok:
+        return  # _checked has shown why
     try:
-        saved = client.put_workflow(check.name, check.graph, check.meta)
+        # The service has just parsed these texts, so they are JSON.
+        saved = client.put_workflow(check.name, json.loads(graph_text),
+                                    None if meta_text is None else json.loads(meta_text))
     except ServiceRefused as exc:
         _refused(exc)
         return
