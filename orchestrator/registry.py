@@ -221,8 +221,11 @@ class WorkflowRegistry:
 
     def _preview(self, workflow: Workflow) -> tuple[str, ...]:
         image = workflow.meta.preview_image
-        if image is None or (self.folder / image).is_file():
-            return ()
+        try:
+            if image is None or (self.folder / image).is_file():
+                return ()
+        except OSError:  # a name the file system refuses (too long, bad bytes)
+            pass
         return (f"{workflow.name}.meta.json: preview image {image!r} is not in {self.folder}",)
 
     def _forget(self, name: str) -> None:

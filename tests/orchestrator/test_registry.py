@@ -257,3 +257,17 @@ def test_closing_twice_is_harmless_and_a_closed_registry_refuses_use(folder: Pat
         reg.get("plain")
     with pytest.raises(WorkflowError, match="was closed"):
         reg.list()
+
+
+def test_a_preview_name_the_file_system_refuses_is_a_warning(tmp_path: Path) -> None:
+    """A 300-character preview name must not crash loading (or the watcher thread)."""
+    import json as _json
+
+    from orchestrator.registry import WorkflowRegistry as _Registry
+
+    (tmp_path / "w.json").write_text(_json.dumps(
+        {"1": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}))
+    (tmp_path / "w.meta.json").write_text(_json.dumps({"preview_image": "x" * 300 + ".png"}))
+    with _Registry(tmp_path, watch=False) as registry:
+        status = next(s for s in registry.list() if s.name == "w")
+    assert status.serving and any("preview image" in w for w in status.warnings)
