@@ -180,6 +180,12 @@ def _generate(page: Any, service: Service, expect: Any) -> str:
     expect(page.get_by_text("A flat colour that takes a few seconds")).to_be_visible()
     page.get_by_role("radio", name="Exact size").check(force=True)
     expect(page.get_by_label("Width")).to_have_value("256")  # the rerun drew the size
+    # Typed like a user would, so the run is long enough to watch whatever the default
+    # shows (in a full suite run the field has come up as 0.00 instead of 12.00).
+    seconds = page.get_by_label("Seconds")
+    seconds.fill("12")
+    seconds.press("Enter")
+    expect(seconds).to_have_value("12.00")
     page.get_by_role("button", name="Generate", exact=True).click()
     expect(page.get_by_text("queued with 1 image(s)")).to_be_visible()
     return str(service.client().jobs(limit=1).jobs[0].id)
