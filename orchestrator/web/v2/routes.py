@@ -32,7 +32,7 @@ from orchestrator.web.v2.db import DB_FILE, Database
 from orchestrator.web.v2.errors import InvalidBody, NotFound, response, v2_error
 from orchestrator.web.v2.idempotency import KeyStore, checked_key
 from orchestrator.web.v2.queue import QueuePositions
-from orchestrator.web.v2.submit import Preflight, Submitter
+from orchestrator.web.v2.submit import Submitter
 
 DEFAULT_PAGE = 50  # jobs per page of GET /jobs when the client names no limit
 
@@ -61,7 +61,6 @@ class V2:
     assets: Assets
     keys: KeyStore
     positions: QueuePositions
-    preflight: Preflight
     now: Callable[[], datetime] = utcnow
 
     @classmethod
@@ -69,12 +68,10 @@ class V2:
         db = Database(orch.data_dir / DB_FILE, _schema())
         store = AssetStore(db, orch.blobs)
         return cls(orch=orch, settings=settings, assets=Assets(store, orch.output),
-                   keys=KeyStore(db), positions=QueuePositions(orch.store),
-                   preflight=Preflight(orch))
+                   keys=KeyStore(db), positions=QueuePositions(orch.store))
 
     def submitter(self) -> Submitter:
-        return Submitter(self.orch, self.assets, self.keys, self.settings.max_queued,
-                         self.preflight)
+        return Submitter(self.orch, self.assets, self.keys, self.settings.max_queued)
 
     def visible_job(self, who: Principal, job_id: str) -> Job:
         """The caller's job; ``NotFound`` for others' jobs and unknown ids alike."""

@@ -13,17 +13,14 @@ it (``orchestrator/staging.py``).
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.jobs import Job
 from orchestrator.service import Orchestrator
 from orchestrator.staging import stage_named_inputs
-from orchestrator.validation import check_against_object_info, raise_for_problems
 from orchestrator.web.limits import check_queue
 from orchestrator.web.v2.assets import AssetRecord, Assets
 from orchestrator.web.v2.errors import InvalidBody, MissingAsset, NotFound, WorkflowFormatUi
@@ -35,48 +32,6 @@ ASSET_TYPE = "core/ASSET"
 RESERVED_FIELDS = ("inputs", "webhook_url")
 # Input values longer than this are prompts, not file names: not looked up as assets.
 NAME_MAX_CHARS = 255
-# Seconds the pool's merged /object_info is reused while no node changed; a backstop in
-# case a node's answer changes without it being fetched again.
-OBJECT_INFO_TTL_S = 30.0
-
-
-@dataclass
-class Preflight:
-    """``Orchestrator.preflight`` with the pool's merged ``/object_info`` cached.
-
-    Merging deep-copies every node's ``/object_info`` (about 1 MB each), which costs
-    70-90 ms per call: more than a trivial job takes on ComfyUI. The merge is redone only
-    when a node's capabilities were fetched again (a node added, started or back up) or
-    after ``OBJECT_INFO_TTL_S``.
-    """
-
-    orch: Orchestrator
-    clock: Callable[[], float] = time.monotonic
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _key: object = None
-    _at: float = float("-inf")
-    _info: dict[str, Any] = field(default_factory=dict)
-
-    def check(self, graph: Mapping[str, Any], *, source: str) -> None:
-        """Raise ``GraphRejected`` for what ComfyUI would reject; nothing while no node
-        has answered yet (the job then waits for one)."""
-        info = self._object_info()
-        if info:
-            raise_for_problems(check_against_object_info(dict(graph), info), source=source)
-
-    def _object_info(self) -> dict[str, Any]:
-        # A node's capabilities object is replaced exactly when its /object_info is
-        # fetched again (start, or coming back up), so identity says "unchanged".
-        caps = self.orch.pool.capabilities()
-        with self._lock:
-            known = self._key if isinstance(self._key, list) else []
-            same = len(known) == len(caps) and all(
-                a is b for a, b in zip(known, caps, strict=True))
-            if not same or self.clock() - self._at > OBJECT_INFO_TTL_S:
-                self._info, self._key, self._at = self.orch.object_info(), caps, self.clock()
-            return self._info
-
-
 @dataclass(frozen=True)
 class Submitter:
     """What a submit needs: the orchestrator, the owner's assets, keys and the bound."""
@@ -85,7 +40,6 @@ class Submitter:
     assets: Assets
     keys: KeyStore
     max_queued: int
-    preflight: Preflight
 
     def submit(self, owner: str, body: Any, key: str | None) -> Job:
         """Record the job ``body`` asks for; raise a v2 refusal otherwise."""
@@ -94,7 +48,7 @@ class Submitter:
             request = parse_request(body)
             graph = check_graph_shape(request.workflow, source="workflow")
             graph, files = resolve_assets(graph, owner, self.assets)
-            self.preflight.check(stage_named_inputs(graph, files), source="workflow")
+            self.orch.preflight(stage_named_inputs(graph, files), source="workflow")
             check_queue(self.orch.store.queued_count(), 1, self.max_queued)
             extra = request.extra_data.model_dump(exclude_none=True) if (
                 request.extra_data is not None) else {}
