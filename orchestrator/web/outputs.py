@@ -8,9 +8,6 @@ or 416 outside the file), so browsers cache them and video players can seek.
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -23,7 +20,6 @@ from orchestrator.tokens import Principal
 from orchestrator.web import content
 from orchestrator.web.auth import Caller, Services, Svc, visible_output
 from orchestrator.web.errors import InvalidRequest
-from orchestrator.web.gateway.uploads import UPLOADS_FILE
 from orchestrator.web.jobs import check_queue, job_out
 from orchestrator.web.schemas import (
     JobOut,
@@ -33,7 +29,7 @@ from orchestrator.web.schemas import (
     base_url,
     checked_name,
 )
-from orchestrator.web.v2.db import DB_FILE as V2_DB_FILE
+from orchestrator.web.v2.blobs import release_blob
 
 router = APIRouter(tags=["outputs"])
 
@@ -41,11 +37,6 @@ router = APIRouter(tags=["outputs"])
 CACHE_CONTROL = "private, max-age=31536000, immutable"
 THUMBNAIL_MIME = f"image/{THUMBNAIL_FORMAT.lower()}"
 THUMBNAIL_DEFAULT = 256  # pixels, longest side
-# Other records over the same blob store, in files of the data directory: v2 assets and
-# the gateway's uploads. A blob one of them names is kept when an output is deleted.
-BLOB_USERS = ((V2_DB_FILE, "SELECT 1 FROM assets WHERE sha256 = ? LIMIT 1"),
-              (UPLOADS_FILE, "SELECT 1 FROM uploads WHERE sha256 = ? LIMIT 1"))
-READ_TIMEOUT_S = 5.0  # waiting for another writer of those files before keeping the blob
 
 
 def _record(svc: Services, who: Principal, output_id: str) -> OutputRecord:
@@ -142,29 +133,8 @@ def delete_output(output_id: str, svc: Svc, who: Caller) -> Response:
     if not (who.admin or record.owner == who.owner):
         raise JobNotFound(output_id, what="output")
     svc.orch.store.delete_output(record.id)
-    if _blob_unused(svc, record.sha256):
-        svc.orch.blobs.delete(record.sha256)
+    release_blob(svc.orch, record.sha256)
     return Response(status_code=204)
-
-
-def _blob_unused(svc: Services, sha256: str) -> bool:
-    store = svc.orch.store
-    if store.blob_references(sha256) or store.input_references(sha256):
-        return False
-    data = svc.orch.data_dir
-    return not any(_names_blob(data / file, sql, sha256) for file, sql in BLOB_USERS)
-
-
-def _names_blob(database: Path, sql: str, sha256: str) -> bool:
-    """Whether the SQLite file has a row for the blob; True when it cannot tell."""
-    if not database.exists():
-        return False
-    try:
-        uri = database.resolve().as_uri() + "?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=READ_TIMEOUT_S)) as conn:
-            return conn.execute(sql, (sha256,)).fetchone() is not None
-    except sqlite3.Error:
-        return True  # unreadable or another schema: keeping a blob costs only disk space
 
 
 @router.get("/v1/gallery", response_model=OutputPageOut, tags=["gallery"],

@@ -19,7 +19,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from orchestrator.outputs import BlobStore
 from orchestrator.settings import Settings
-from orchestrator.web.auth import Caller
+from orchestrator.web.auth import Caller, Svc
 from orchestrator.web.content import disposition, etag_of, file_chunks, parse_range
 from orchestrator.web.schemas import base_url
 from orchestrator.web.v2 import mapping, schemas
@@ -32,6 +32,7 @@ from orchestrator.web.v2.assets import (
     checked_upload,
     parse_hash,
 )
+from orchestrator.web.v2.blobs import release_blob
 from orchestrator.web.v2.errors import InvalidBody, NotFound
 from orchestrator.web.v2.idempotency import checked_key
 
@@ -85,8 +86,10 @@ def add(router: APIRouter, assets: Assets, blobs: BlobStore, settings: Settings,
         return asset_body(assets.get(who.owner, asset_id), base_url(request), now())
 
     @router.delete("/assets/{asset_id}", status_code=204, summary="Delete an asset record")
-    def delete_asset(asset_id: str, who: Caller) -> Response:
-        assets.delete(who.owner, asset_id)
+    def delete_asset(asset_id: str, svc: Svc, who: Caller) -> Response:
+        """The record goes, and its bytes too unless another record uses the same content."""
+        deleted = assets.delete(who.owner, asset_id)
+        release_blob(svc.orch, deleted.sha256)
         return Response(status_code=204)
 
     @router.get("/assets/{asset_id}/content", summary="An asset's bytes (Range supported)",

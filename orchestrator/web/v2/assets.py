@@ -4,9 +4,10 @@ Uploads land in the same ``BlobStore`` as job outputs (one copy per content, fou
 sha256); this module keeps the asset records (id, owner, blake3, type, name) in the v2
 database. The server always computes the hash; a client's ``expected_hash`` only
 verifies it. An owner uploading bytes they already have gets the same record back
-(dedup), so re-running a script re-uploads nothing. Job outputs are assets too: they
-are read from the job store (see ``Assets.get``) and are held by their job, so they
-cannot be deleted here.
+(dedup), so re-running a script re-uploads nothing. Deleting the last record over some
+bytes deletes the bytes (see ``blobs``). Job outputs are assets too: they are read from
+the job store (see ``Assets.get``) and are held by their job, so they cannot be deleted
+here.
 """
 
 from __future__ import annotations
@@ -228,15 +229,19 @@ class AssetStore:
 
     # --- deleting ------------------------------------------------------------------------
 
-    def delete(self, owner: str, asset_id: str) -> bool:
-        """Delete the owner's record; False when there was none.
+    def delete(self, owner: str, asset_id: str) -> AssetRecord | None:
+        """Delete the owner's record and return it; None when there was none.
 
-        The blob stays: queued jobs and outputs may share it, and the job store cannot
-        say which (see the report on blob garbage collection).
+        The blob stays: other records may share it. Pass the record's sha256 to
+        ``orchestrator.web.v2.blobs.release_blob`` to delete it once nothing names it.
         """
         with self.db.tx("deleting an asset") as conn:
-            return conn.execute("DELETE FROM assets WHERE id = ? AND owner = ?",
-                                (asset_id, owner)).rowcount > 0
+            row = conn.execute(f"SELECT {_COLUMNS} FROM assets WHERE id = ? AND owner = ?",
+                               (asset_id, owner)).fetchone()
+            if row is None:
+                return None
+            conn.execute("DELETE FROM assets WHERE id = ?", (asset_id,))
+        return _record(row)
 
 
 def output_asset(record: OutputRecord) -> AssetRecord:
@@ -267,12 +272,18 @@ class Assets:
             raise NotFound(f"no asset with id {asset_id!r}")
         return output_asset(record)
 
-    def delete(self, owner: str, asset_id: str) -> None:
-        """Delete an upload; ``AssetInUse`` for an output (its job holds it)."""
-        if self.store.delete(owner, asset_id):
-            return
+    def delete(self, owner: str, asset_id: str) -> AssetRecord:
+        """Delete an upload and return its record; ``AssetInUse`` for an output (its job
+        holds it), ``NotFound`` for an id the owner has neither of.
+
+        The bytes stay: release them with ``orchestrator.web.v2.blobs.release_blob``.
+        """
+        deleted = self.store.delete(owner, asset_id)
+        if deleted is not None:
+            return deleted
         if self.get(owner, asset_id).job_id is not None:
             raise AssetInUse("this asset cannot be deleted while the service holds it")
+        raise NotFound(f"no asset with id {asset_id!r}")
 
 
 def _with_new(record: AssetRecord, created_new: bool) -> AssetRecord:

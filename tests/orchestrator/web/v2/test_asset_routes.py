@@ -1,7 +1,9 @@
-"""``/api/v2/assets`` beyond the SDK's happy path: checks, holds and byte ranges."""
+"""``/api/v2/assets`` beyond the SDK's happy path: checks, holds, byte ranges, and bytes
+that go with the last asset over them."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import httpx
@@ -77,3 +79,34 @@ def test_deleting_an_upload_works_once_and_an_output_is_held(sdk: Comfy, raw: Ra
     assert (held.status_code, held.json()["error"]["code"]) == (409, "asset_in_use")
     output = raw(v2, "GET", f"/api/v2/assets/{job.outputs[0].id}", token=v2.alice).json()
     assert output["job_id"] == job.id and output["hash"] == job.outputs[0]._model.hash
+
+
+def test_deleting_an_upload_deletes_its_bytes(raw: Raw, v2: V2Service) -> None:
+    data = png_bytes("#0d0e0f")
+    blob = v2.orch.blobs.path(hashlib.sha256(data).hexdigest())
+    asset = _upload(raw, v2, data, "alone.png").json()
+    assert blob.is_file()
+
+    deleted = raw(v2, "DELETE", f"/api/v2/assets/{asset['id']}", token=v2.alice)
+
+    assert deleted.status_code == 204
+    assert not blob.exists()
+
+
+def test_bytes_two_assets_share_go_with_the_second_delete(raw: Raw, v2: V2Service) -> None:
+    data = png_bytes("#101112")
+    blob = v2.orch.blobs.path(hashlib.sha256(data).hexdigest())
+    first = _upload(raw, v2, data, "first.png")
+    second = _upload(raw, v2, data, "second.png")
+    assert (first.status_code, second.status_code) == (201, 200)  # the bytes are deduplicated
+    assert first.json()["id"] != second.json()["id"]
+
+    one = raw(v2, "DELETE", f"/api/v2/assets/{first.json()['id']}", token=v2.alice)
+
+    assert one.status_code == 204 and blob.is_file()
+    content = raw(v2, "GET", f"/api/v2/assets/{second.json()['id']}/content", token=v2.alice)
+    assert content.content == data
+
+    two = raw(v2, "DELETE", f"/api/v2/assets/{second.json()['id']}", token=v2.alice)
+
+    assert two.status_code == 204 and not blob.exists()
