@@ -15,12 +15,9 @@ import pytest
 import requests
 from PIL import Image
 
-from orchestrator.service import Orchestrator
-from orchestrator.settings import Settings
-from orchestrator.tokens import TokenStore
-from orchestrator.web import ServerThread, create_app
 from orchestrator.web.limits import Clock
 from tests.helpers import wait_until
+from tests.service import RunningService, start_running, stopping_all
 
 HTTP_TIMEOUT = 30.0
 
@@ -99,25 +96,16 @@ class Api:
         wait_until(reached, timeout, f"job {job_id} to reach {states}")
         return seen
 
-@dataclass
-class Service:
+@dataclass(kw_only=True)
+class Service(RunningService):
     """A running service and what the tests need to call it."""
 
     api: Api
-    orch: Orchestrator
-    tokens: TokenStore
-    settings: Settings
     admin: str
     alice: str
     bob: str
-    server: ServerThread
     workflows: Path
     extra: dict[str, str] = field(default_factory=dict)
-
-    def stop(self) -> None:
-        self.server.stop()
-        self.orch.close()
-        self.tokens.close()
 
 
 def write_workflows(folder: Path) -> Path:
@@ -137,37 +125,23 @@ def start_service(root: Path, comfy_url: str, *, clock: Clock = time.monotonic,
                   nodes: tuple[str, ...] | None = None, **settings: Any) -> Service:
     """Orchestrator + tokens + uvicorn under ``root``; stop it with ``Service.stop``."""
     workflows = write_workflows(root / "workflows")
-    config = Settings(data_dir=root / "data", workflows_dir=workflows, port=0,
-                      **{"rate_burst": 10_000, "rate_per_minute": 60_000, **settings})
-    tokens = TokenStore.open(config.data_dir)
-    orch = Orchestrator(data_dir=config.data_dir, workflows_dir=workflows,
-                        nodes=(comfy_url,) if nodes is None else nodes)
-    server = ServerThread(create_app(orch, tokens, config, clock=clock))
-    try:
-        url = server.start()
-    except BaseException:
-        orch.close()
-        tokens.close()
-        raise
-    return Service(api=Api(url), orch=orch, tokens=tokens, settings=config,
+    running = start_running(root / "data", workflows, (comfy_url,) if nodes is None else nodes,
+                            clock=clock, **settings)
+    tokens = running.tokens
+    return Service(**vars(running), api=Api(running.url), workflows=workflows,
                    admin=tokens.create("root", admin=True), alice=tokens.create("alice"),
-                   bob=tokens.create("bob"), server=server, workflows=workflows)
+                   bob=tokens.create("bob"))
 
 
 @pytest.fixture(scope="module")
 def service_factory(comfy_url: str,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceFactory]:
     """Start services with their own settings; each is stopped when the module ends."""
-    started: list[Service] = []
+    def start(**settings: Any) -> Service:
+        return start_service(tmp_path_factory.mktemp("service"), comfy_url, **settings)
 
-    def factory(**settings: Any) -> Service:
-        svc = start_service(tmp_path_factory.mktemp("service"), comfy_url, **settings)
-        started.append(svc)
-        return svc
-
-    yield factory
-    for svc in started:
-        svc.stop()
+    with stopping_all(start) as factory:
+        yield factory
 
 
 @pytest.fixture(scope="module")

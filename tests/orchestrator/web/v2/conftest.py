@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,8 @@ from comfy_sdk import Comfy
 from PIL import Image
 
 from orchestrator.nodes import NodeConfig
-from orchestrator.service import Orchestrator
-from orchestrator.settings import Settings
-from orchestrator.tokens import TokenStore
-from orchestrator.web import ServerThread, create_app
 from tests.orchestrator.web.v2.spec import Spec, fetch_spec
+from tests.service import RunningService, start_running, stopping_all
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 HTTP_TIMEOUT = 30.0
@@ -58,46 +55,24 @@ def spec() -> Spec:
         pytest.skip(f"cannot fetch the Comfy API v2 spec: {exc}")
 
 
-@dataclass
-class V2Service:
-    """Orchestrator + tokens + uvicorn with the v2 routes; ``stop()`` ends all three."""
+@dataclass(kw_only=True)
+class V2Service(RunningService):
+    """A running service with the v2 routes, two callers' tokens, and its data folder."""
 
-    url: str
-    orch: Orchestrator
-    tokens: TokenStore
-    server: ServerThread
     alice: str
     bob: str
     data_dir: Path
-    stopped: bool = field(default=False)
-
-    def stop(self) -> None:
-        if not self.stopped:
-            self.stopped = True
-            self.server.stop()
-            self.orch.close()
-            self.tokens.close()
 
 
 def start_v2(data_dir: Path, nodes: list[str], *, max_in_flight: int = 1,
              tokens: dict[str, str] | None = None, **settings: Any) -> V2Service:
     """A service on a free loopback port; ``tokens`` reuses the alice/bob of an earlier run."""
-    config = Settings(data_dir=data_dir, workflows_dir=data_dir / "workflows", port=0,
-                      **{"rate_burst": 10_000, "rate_per_minute": 60_000, **settings})
-    (data_dir / "workflows").mkdir(parents=True, exist_ok=True)
-    store = TokenStore.open(data_dir)
-    orch = Orchestrator(data_dir=data_dir, workflows_dir=data_dir / "workflows",
-                        nodes=[NodeConfig(url=u, max_in_flight=max_in_flight) for u in nodes])
-    server = ServerThread(create_app(orch, store, config))
-    try:
-        url = server.start()
-    except BaseException:
-        orch.close()
-        store.close()
-        raise
+    running = start_running(
+        data_dir, data_dir / "workflows",
+        [NodeConfig(url=u, max_in_flight=max_in_flight) for u in nodes], **settings)
+    store = running.tokens
     known = tokens or {"alice": store.create("alice"), "bob": store.create("bob")}
-    return V2Service(url=url, orch=orch, tokens=store, server=server, alice=known["alice"],
-                     bob=known["bob"], data_dir=data_dir)
+    return V2Service(**vars(running), alice=known["alice"], bob=known["bob"], data_dir=data_dir)
 
 
 ServiceFactory = Callable[..., V2Service]
@@ -107,18 +82,13 @@ ServiceFactory = Callable[..., V2Service]
 def v2_factory(comfy_url: str, tmp_path_factory: pytest.TempPathFactory,
                spec: Spec) -> Iterator[ServiceFactory]:
     """Start services (default: the session's ComfyUI); all stop when the module ends."""
-    started: list[V2Service] = []
+    def start(*, nodes: list[str] | None = None, data_dir: Path | None = None,
+              **settings: Any) -> V2Service:
+        return start_v2(data_dir or tmp_path_factory.mktemp("v2"),
+                        [comfy_url] if nodes is None else nodes, **settings)
 
-    def factory(*, nodes: list[str] | None = None, data_dir: Path | None = None,
-                **settings: Any) -> V2Service:
-        svc = start_v2(data_dir or tmp_path_factory.mktemp("v2"),
-                       [comfy_url] if nodes is None else nodes, **settings)
-        started.append(svc)
-        return svc
-
-    yield factory
-    for svc in started:
-        svc.stop()
+    with stopping_all(start) as factory:
+        yield factory
 
 
 @pytest.fixture(scope="module")
