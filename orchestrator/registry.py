@@ -5,6 +5,10 @@
 picked up within a fraction of a second, including an editor's save through a temporary
 file and a rename. A new version that does not load leaves the last good version serving
 and records the error, so a typo never takes a workflow offline; ``list()`` shows it.
+
+The registry is also the cache of compiled graphs: each version is compiled for rendering
+once, as it loads (``Workflow.plan``), so a changed file's new version brings its own plan
+and the old plan goes with the old version. Registries share nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from watchdog.observers import Observer
 
 from orchestrator.errors import ConfigError, WorkflowError, WorkflowFormatError, WorkflowNotFound
 from orchestrator.metadata import Kind
+from orchestrator.rendering import compiled
 from orchestrator.validation import check_placeholders
 from orchestrator.workflow import Workflow, content_version, load_workflow
 
@@ -209,7 +214,7 @@ class WorkflowRegistry:
             files = _Files.read(graph_path)
             if files.version == entry.seen:
                 return  # a repeated event for files already read
-            workflow = files.load()
+            workflow = compiled(files.load())
         except WorkflowError as exc:
             with self._lock:
                 entry.error, entry.seen = exc, None

@@ -12,6 +12,11 @@ for beyond plain values:
 
 ``aspect``, ``tier`` and ``style`` are request controls, not placeholders, unless the
 workflow declares a placeholder of that name.
+
+Rendering keeps no state of its own. A request renders the workflow's compiled graph
+(``Workflow.plan``, made by ``compiled``; the registry compiles each version it loads),
+so it pays for its values, not for walking the whole graph; a workflow without a plan is
+compiled for that render.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from orchestrator.errors import SubstitutionError
@@ -33,7 +38,6 @@ from placeholders import (
     InvalidSize,
     PlaceholderError,
     PlaceholderSpec,
-    Plan,
     Prefix,
     StylePreset,
     UploadRequest,
@@ -71,34 +75,6 @@ class Rendered:
     warnings: tuple[str, ...] = ()
 
 
-class _PlanCache:
-    """Compiled graphs (:class:`~placeholders.Plan`), one per workflow name, each valid for
-    one version: a request renders the plan instead of walking the whole graph again."""
-
-    def __init__(self) -> None:
-        self._plans: dict[str, tuple[str, Any, Plan]] = {}
-
-    def plan(self, workflow: Workflow) -> Plan:
-        """The plan of ``workflow``'s graph, compiled on first use of each version.
-
-        Raises ``PlaceholderError`` (MalformedGraph) for a graph that is not API format.
-        """
-        cached = self._plans.get(workflow.name)
-        # The version names the file contents; the identity check also covers workflows
-        # built by hand, which may share a name and an empty version with another graph.
-        if cached is not None and cached[0] == workflow.version and cached[1] is workflow.graph:
-            return cached[2]
-        plan = compile_graph(workflow.graph)
-        # One assignment, so a render racing on another thread sees the old entry or this.
-        self._plans[workflow.name] = (workflow.version, workflow.graph, plan)
-        return plan
-
-
-# Shared by every render in the process, like the registry's graphs it compiles. Bounded by
-# the number of workflow names: a new version replaces the entry of the old one.
-_PLANS = _PlanCache()
-
-
 @contextlib.contextmanager
 def substitution_errors(workflow: str) -> Iterator[None]:
     """Turn any ``PlaceholderError`` into a ``SubstitutionError`` naming ``workflow``."""
@@ -106,6 +82,17 @@ def substitution_errors(workflow: str) -> Iterator[None]:
         yield
     except PlaceholderError as exc:
         raise SubstitutionError(workflow, str(exc)) from exc
+
+
+def compiled(workflow: Workflow) -> Workflow:
+    """``workflow`` with its graph compiled (``Workflow.plan``), so renders skip the compile.
+
+    Compile once per version and render the result as often as needed: a plan is
+    immutable and serves any thread. Raises ``SubstitutionError`` for a graph that is not
+    API format.
+    """
+    with substitution_errors(workflow.name):
+        return replace(workflow, plan=compile_graph(workflow.graph))
 
 
 def render_workflow(
@@ -140,7 +127,8 @@ def render_workflow(
         given.update(images or {})
         bindings = bind(given, specs=workflow.specs,
                         customs=(*custom_placeholders(workflow.meta), *customs), context=context)
-        result = render(_PLANS.plan(workflow), bindings, rng=rng, index=index)
+        plan = workflow.plan if workflow.plan is not None else compile_graph(workflow.graph)
+        result = render(plan, bindings, rng=rng, index=index)
     warnings = result.warnings
     if count > 1 and result.seed is None:
         warnings += (f"the workflow has no %seed%, so all {count} images render the same "

@@ -18,7 +18,7 @@ from typing import Any
 
 from orchestrator.errors import WorkflowFormatError
 from orchestrator.metadata import WorkflowMeta, parse_metadata, placeholder_specs
-from placeholders import PlaceholderSpec
+from placeholders import PlaceholderSpec, Plan
 
 Graph = dict[str, dict[str, Any]]
 
@@ -135,7 +135,9 @@ class Workflow:
 
     ``version`` changes whenever the graph or metadata text changes; use it as an ETag and
     store it with each job so a result can be traced to the exact workflow that made it.
-    Treat ``graph`` as read-only: it is shared by every request.
+    Treat ``graph`` as read-only: it is shared by every request. ``plan`` is ``graph``
+    compiled for rendering, set by ``rendering.compiled`` (the registry does it once per
+    version); without it each render compiles the graph itself.
     """
 
     name: str
@@ -144,6 +146,7 @@ class Workflow:
     source: Path | None = None
     version: str = ""
     specs: tuple[PlaceholderSpec, ...] = field(default=(), repr=False)
+    plan: Plan | None = field(default=None, repr=False, compare=False)
 
     @property
     def title(self) -> str:

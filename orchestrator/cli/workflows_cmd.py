@@ -20,7 +20,7 @@ from orchestrator.comfy.client import ComfyClient
 from orchestrator.errors import WorkflowError, WorkflowInvalid
 from orchestrator.metadata import META_SCHEMA
 from orchestrator.registry import GRAPH_SUFFIX, WorkflowRegistry, name_of, read_workflow
-from orchestrator.rendering import Rendered, render_workflow
+from orchestrator.rendering import Rendered, compiled, render_workflow
 from orchestrator.validation import check_against_object_info, check_placeholders
 from orchestrator.workflow import GRAPH_SCHEMA, Workflow
 from placeholders import Context, UploadRequest, presence
@@ -172,7 +172,7 @@ def run_schema(args: argparse.Namespace) -> int:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    workflow = read_workflow(_target_path(args.name, args.dir))
+    workflow = compiled(read_workflow(_target_path(args.name, args.dir)))
     images = {key: Path(path).read_bytes() for key, path in args.images}
     context = Context(char=args.char, user=args.user, vars=dict(args.vars))
     rng = random.Random()  # a fresh system-seeded source: the seeds used are printed

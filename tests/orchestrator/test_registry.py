@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,8 @@ import pytest
 from orchestrator.errors import ConfigError, WorkflowError, WorkflowFormatError, WorkflowNotFound
 from orchestrator.metadata import Kind
 from orchestrator.registry import WorkflowRegistry, WorkflowStatus, name_of, read_workflow
+from orchestrator.rendering import render_workflow
+from placeholders import Plan, compile_graph
 
 RELOAD_DEADLINE_S = 1.0
 POLL_S = 0.005
@@ -151,6 +154,44 @@ def test_read_workflow_loads_one_file_and_its_metadata(folder: Path) -> None:
     assert read_workflow(folder / "portrait.json").meta.title == "Portrait"
     with pytest.raises(WorkflowNotFound):
         read_workflow(folder / "nope.json")
+
+
+# --- compiled graphs ------------------------------------------------------------------------
+
+
+def rendered_prefix(reg: WorkflowRegistry, name: str) -> object:
+    out = render_workflow(reg.get(name), {}, rng=random.Random(0))
+    return out.graph["2"]["inputs"]["filename_prefix"]
+
+
+def test_each_version_is_compiled_once_as_it_loads_not_per_render(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    compiles: list[object] = []
+
+    def counting(graph: Any) -> Plan:
+        compiles.append(graph)
+        return compile_graph(graph)
+
+    monkeypatch.setattr("orchestrator.rendering.compile_graph", counting)
+    write(tmp_path, "plain.json", graph())
+    with WorkflowRegistry(tmp_path, watch=False) as reg:
+        assert [rendered_prefix(reg, "plain") for _ in range(3)] == ["a"] * 3
+        first = reg.get("plain").graph
+        write(tmp_path, "plain.json", graph("v2"))
+        reg.reload()
+        assert [rendered_prefix(reg, "plain") for _ in range(2)] == ["v2"] * 2
+        edited = reg.get("plain").graph
+    assert len(compiles) == 2 and compiles[0] is first and compiles[1] is edited
+
+
+def test_two_registries_serve_their_own_versions_of_one_name(tmp_path: Path) -> None:
+    for sub, prefix in (("one", "first"), ("two", "second")):
+        (tmp_path / sub).mkdir()
+        write(tmp_path / sub, "same.json", graph(prefix))
+    with WorkflowRegistry(tmp_path / "one", watch=False) as one, \
+            WorkflowRegistry(tmp_path / "two", watch=False) as two:
+        assert [rendered_prefix(reg, "same") for reg in (one, two, one)] == [
+            "first", "second", "first"]
 
 
 # --- hot reload -----------------------------------------------------------------------------

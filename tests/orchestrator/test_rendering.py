@@ -13,7 +13,7 @@ import pytest
 
 from orchestrator.errors import SubstitutionError
 from orchestrator.metadata import WorkflowMeta
-from orchestrator.rendering import Rendered, fill_uploaded, render_workflow
+from orchestrator.rendering import Rendered, compiled, fill_uploaded, render_workflow
 from orchestrator.workflow import Workflow, load_workflow
 from placeholders import (
     Context,
@@ -113,23 +113,44 @@ def test_a_batch_without_a_seed_warns_that_every_image_is_the_same() -> None:
     assert out.seed is None and "all 4 images render the same graph" in out.warnings[-1]
 
 
-# --- one compile per workflow version ---------------------------------------------------------
+# --- compiled graphs --------------------------------------------------------------------------
 
 
-def test_a_workflow_version_is_compiled_once_for_all_its_renders(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    compiled: list[object] = []
+def counting_compiles(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The graphs compiled from now on, in order."""
+    compiled_graphs: list[object] = []
 
     def counting(graph: Any) -> Plan:
-        compiled.append(graph)
+        compiled_graphs.append(graph)
         return compile_graph(graph)
 
     monkeypatch.setattr("orchestrator.rendering.compile_graph", counting)
-    first = workflow(name="cached")
-    edited = workflow({**TXT2IMG, "10": TXT2IMG["9"]}, name="cached")
-    for wf in (first, first, first, edited, edited):
-        render(wf)
-    assert compiled == [first.graph, edited.graph]
+    return compiled_graphs
+
+
+def test_a_compiled_workflow_renders_its_plan_without_compiling_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = render(workflow(), {"prompt": "a fox"}).graph
+    ready = compiled(workflow())
+    compiles = counting_compiles(monkeypatch)
+    outs = [render(ready, {"prompt": "a fox"}) for _ in range(3)]
+    assert compiles == []
+    assert [out.graph for out in outs] == [expected] * 3
+
+
+def test_a_workflow_without_a_plan_is_compiled_for_each_render(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = workflow(name="plain")
+    compiles = counting_compiles(monkeypatch)
+    render(plain)
+    render(plain)
+    assert compiles == [plain.graph, plain.graph]
+
+
+def test_compiling_a_graph_that_is_not_api_format_names_the_workflow() -> None:
+    broken = Workflow("broken", {"1": "not a node"}, WorkflowMeta())  # type: ignore[dict-item]
+    with pytest.raises(SubstitutionError, match="broken"):
+        compiled(broken)
 
 
 def test_a_new_version_renders_its_own_graph() -> None:
@@ -148,7 +169,7 @@ def test_workflows_built_by_hand_with_one_name_render_their_own_graphs() -> None
 
 
 def test_renders_of_one_version_share_no_container() -> None:
-    wf = workflow()
+    wf = compiled(workflow())
     before = copy.deepcopy(wf.graph)
     first = render(wf)
     first.graph["3"]["inputs"]["model"].append("changed")
