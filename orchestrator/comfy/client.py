@@ -8,7 +8,7 @@ parsed by the pure ``protocol`` and ``messages`` modules.
 from __future__ import annotations
 
 import contextlib
-import json
+import os
 import queue
 import threading
 import time
@@ -31,7 +31,7 @@ from orchestrator.comfy.messages import (
     parse_message,
 )
 from orchestrator.comfy.protocol import HistoryEntry, OutputFile, QueueState, Submitted
-from orchestrator.comfy.stream import NodeStream
+from orchestrator.comfy.stream import NodeStream, open_event_socket
 from orchestrator.errors import (
     JobCancelled,
     JobFailed,
@@ -94,6 +94,22 @@ def _reason(exc: BaseException) -> str:
     return text.split("(Caused by", 1)[-1].strip(" ()'\"")[:160] or type(exc).__name__
 
 
+def _session(url: str) -> requests.Session:
+    """A keep-alive session for one node, with the environment's settings read once.
+
+    requests otherwise re-reads the proxy variables (and ``NO_PROXY`` matching) on every
+    call, which costs more than a loopback round trip; a node's address does not change,
+    so neither does the answer.
+    """
+    session = requests.Session()
+    session.proxies = requests.utils.get_environ_proxies(url)
+    session.verify = (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+                      or True)
+    session.auth = requests.utils.get_netrc_auth(url)
+    session.trust_env = False
+    return session
+
+
 class ComfyClient:
     """Talks to one ComfyUI server. Thread-safe for HTTP calls; one ``run`` per thread.
 
@@ -105,7 +121,7 @@ class ComfyClient:
     def __init__(self, url: str, *, timeout: float = DEFAULT_HTTP_TIMEOUT) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._http = requests.Session()
+        self._http = _session(self.url)
         self._closed = False
 
     # --- plain HTTP ----------------------------------------------------------------------
@@ -298,14 +314,10 @@ class PromptWatch:
             self._ws = None
 
     def _connect(self) -> None:
-        ws_url = "ws" + self.client.url[len("http"):] + f"/ws?clientId={self.client_id}"
         with _translated(self.client.url, "websocket connect"):
-            ws = websocket.create_connection(ws_url, timeout=self.client.timeout)
-            # Ask for previews tagged with their prompt id (binary event 4).
-            ws.send(json.dumps({"type": "feature_flags",
-                                "data": {"supports_preview_metadata": True}}))
-            ws.settimeout(SOCKET_POLL_INTERVAL)
-        self._ws = ws
+            self._ws = open_event_socket(self.client.url, self.client_id,
+                                         connect_timeout=self.client.timeout,
+                                         poll=SOCKET_POLL_INTERVAL)
 
     def follow(self, on_message: MessageHandler | None, *, timeout: float | None,
                idle_timeout: float | None, stop: threading.Event | None = None) -> None:
@@ -369,6 +381,9 @@ class PromptWatch:
             frame = self._ws.recv()
         except websocket.WebSocketTimeoutException:
             return None
+        except UnicodeDecodeError:
+            raise NodeProtocolError(self.client.url, "a websocket text frame is not UTF-8"
+                                    ) from None
         except (websocket.WebSocketException, OSError):
             self._reconnect()
             return None

@@ -35,6 +35,22 @@ RECV_POLL = 1.0             # how often the reader checks whether it should stop
 RECONNECT_PAUSES = (0.2, 0.5, 1.0, 2.0, 5.0)  # then 5 s between tries
 
 
+def open_event_socket(url: str, client_id: str, *, connect_timeout: float,
+                      poll: float) -> websocket.WebSocket:
+    """ComfyUI's ``/ws`` for ``client_id``, asking for previews tagged with their prompt id
+    (binary event 4); reads time out after ``poll`` seconds so readers can check for a stop.
+
+    UTF-8 is checked when a text frame is decoded, not again byte by byte in Python:
+    websocket-client's own check costs more than everything else we do per message.
+    """
+    ws_url = "ws" + url[len("http"):] + f"/ws?clientId={client_id}"
+    ws = websocket.create_connection(ws_url, timeout=connect_timeout,
+                                     skip_utf8_validation=True)
+    ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
+    ws.settimeout(poll)
+    return ws
+
+
 class NodeStream:
     """The shared event socket of one node; thread-safe; ``close()`` stops it."""
 
@@ -87,16 +103,11 @@ class NodeStream:
                     ws.close()
 
     def _connect(self) -> websocket.WebSocket | None:
-        ws_url = "ws" + self.url[len("http"):] + f"/ws?clientId={self.client_id}"
         try:
-            ws = websocket.create_connection(ws_url, timeout=CONNECT_TIMEOUT)
-            # Ask for previews tagged with their prompt id (binary event 4).
-            ws.send(json.dumps({"type": "feature_flags",
-                                "data": {"supports_preview_metadata": True}}))
-            ws.settimeout(RECV_POLL)
+            return open_event_socket(self.url, self.client_id, connect_timeout=CONNECT_TIMEOUT,
+                                     poll=RECV_POLL)
         except (websocket.WebSocketException, OSError):
             return None
-        return ws
 
     def _read(self, ws: websocket.WebSocket) -> None:
         while not self._closed.is_set():
@@ -104,6 +115,8 @@ class NodeStream:
                 frame = ws.recv()
             except websocket.WebSocketTimeoutException:
                 continue
+            except UnicodeDecodeError:
+                continue  # a text frame that is not UTF-8: unreadable, like bad JSON
             except (websocket.WebSocketException, OSError):
                 return  # dropped: reconnect
             try:
