@@ -7,6 +7,7 @@ without touching threads or sockets.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,8 +47,10 @@ class Capabilities:
                         combos[(class_type, name)] = frozenset(values)
         return cls(frozenset(info), combos)
 
-    def models(self) -> dict[str, list[str]]:
-        """Model-looking combo values per ``class.input`` (for display)."""
+    @functools.cached_property
+    def model_files(self) -> dict[str, list[str]]:
+        """Model-looking combo values per ``class.input`` (for display); worked out once,
+        since a node's listing is thousands of values and is shown on every node read."""
         return {f"{c}.{i}": sorted(v for v in values if v.lower().endswith(MODEL_SUFFIXES))
                 for (c, i), values in self.combos.items()
                 if any(v.lower().endswith(MODEL_SUFFIXES) for v in values)}

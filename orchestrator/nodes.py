@@ -157,6 +157,6 @@ class Node:
         return NodeInfo(
             name=self.name, url=self.url, tags=list(self.config.tags), health=self.health,
             draining=self.draining, in_flight=in_flight, max_in_flight=self.config.max_in_flight,
-            classes=len(caps.classes) if caps else 0, models=caps.models() if caps else {},
+            classes=len(caps.classes) if caps else 0, models=caps.model_files if caps else {},
             comfyui_version=version, last_error=self.last_error, last_seen=self.last_seen,
         )

@@ -231,6 +231,10 @@ class Orchestrator:
         """Items waiting for a node (not yet dispatched)."""
         return self.store.queued_count()
 
+    def backlog(self) -> int:
+        """Items not finished yet, pool-wide: waiting for a node plus running on one."""
+        return self.store.queued_count() + self.pool.in_flight()
+
     def progress(self, job_id: str) -> float:
         """The job's progress, 0..1 over all its items and their whole graphs."""
         return self.pool.ctx.progress.get(self.get(job_id))
@@ -295,12 +299,12 @@ class Orchestrator:
                       ) -> AsyncIterator[BaseModel]:
         """``events`` for asyncio code: the same events, ending after ``finished``.
 
-        The bus is thread-based; each wait runs in a worker thread so the event loop is
-        never blocked.
+        Waits on the event loop (``Subscription.aget``); only the subscription itself,
+        which reads the store once, runs in a worker thread.
         """
-        with self.events(job_id, after=after) as sub:
+        with await asyncio.to_thread(self.events, job_id, after=after) as sub:
             while True:
-                event = await asyncio.to_thread(sub.get, 1.0)
+                event = await sub.aget(1.0)
                 if event is None:
                     if sub.closed:
                         return

@@ -47,7 +47,7 @@ class Connection:
 
 def queue_remaining(orch: Orchestrator) -> int:
     """ComfyUI's ``queue_remaining``: prompts waiting plus prompts on nodes, pool-wide."""
-    return orch.store.queued_count() + sum(n.in_flight for n in orch.nodes())
+    return orch.backlog()
 
 
 class ClientHub:

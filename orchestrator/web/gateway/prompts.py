@@ -55,6 +55,7 @@ class Gateway:
     orch: Orchestrator
     uploads: UploadStore
     hub: ClientHub
+    _classes: tuple[dict[str, Any] | None, frozenset[str]] = (None, frozenset())
 
     # --- submit --------------------------------------------------------------------------
 
@@ -153,8 +154,15 @@ class Gateway:
         return history.history_entry(job, self.orch.outputs_of(job.id), classes)
 
     def _output_classes(self) -> frozenset[str]:
-        return frozenset(name for name, info in self.orch.object_info().items()
-                         if isinstance(info, dict) and info.get("output_node"))
+        """Classes that are output nodes; worked out again only when the pool's merged
+        ``/object_info`` is a new one (it is kept until some node's changes)."""
+        merged = self.orch.object_info()
+        known, classes = self._classes
+        if known is not merged:
+            classes = frozenset(name for name, info in merged.items()
+                                if isinstance(info, dict) and info.get("output_node"))
+            self._classes = (merged, classes)
+        return classes
 
     def _live(self, owner: str) -> list[Job]:
         return [j for status in LIVE for j in self._owner_jobs(owner, status)]
