@@ -11,6 +11,8 @@ store, so nothing durable depends on this module.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
 from collections import deque
@@ -119,18 +121,57 @@ JobEvent = Annotated[
 
 
 class Subscription:
-    """An iterator of one job's events; ``close()`` (or leaving ``with``) unsubscribes."""
+    """One job's events, for threads (``get``, iteration) or asyncio code (``aget``);
+    ``close()`` (or leaving ``with``) unsubscribes."""
 
     def __init__(self, bus: EventBus, job_id: str) -> None:
         self.bus = bus
         self.job_id = job_id
         self.queue: queue.Queue[BaseModel | None] = queue.Queue()
         self.closed = False
+        # Set while a coroutine waits in ``aget``: called after every put.
+        self._waker: Callable[[], None] | None = None
+
+    def put(self, event: BaseModel | None) -> None:
+        """Hand over one event (None: closed), waking an asyncio waiter if there is one."""
+        self.queue.put(event)
+        waker = self._waker
+        if waker is not None:
+            waker()
 
     def get(self, timeout: float | None = None) -> BaseModel | None:
         """The next event, or None on timeout or after close."""
         try:
             return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    async def aget(self, timeout: float | None = None) -> BaseModel | None:
+        """``get`` for asyncio code: the wait is on the event loop itself.
+
+        Waiting in a worker thread instead costs two thread hops per event; on a busy
+        machine each can take milliseconds, and a stream makes several per job.
+        """
+        loop = asyncio.get_running_loop()
+        ready = asyncio.Event()
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+                loop.call_soon_threadsafe(ready.set)
+
+        self._waker = wake
+        try:
+            # Armed before looking: an event put in between wakes us or is seen here.
+            while self.queue.empty() and not self.closed:
+                try:
+                    await asyncio.wait_for(ready.wait(), timeout)
+                except TimeoutError:
+                    return None
+                ready.clear()
+        finally:
+            self._waker = None
+        try:
+            return self.queue.get_nowait()
         except queue.Empty:
             return None
 
@@ -147,7 +188,7 @@ class Subscription:
         if not self.closed:
             self.closed = True
             self.bus._unsubscribe(self)
-            self.queue.put(None)
+            self.put(None)
 
     def __enter__(self) -> Subscription:
         return self
@@ -184,7 +225,7 @@ class EventBus:
             if isinstance(event, Finished):
                 self._remember_ended(event.job_id)
         for sub in subs:
-            sub.queue.put(event)
+            sub.put(event)
         return event
 
     def _remember_ended(self, job_id: str) -> None:
@@ -213,12 +254,12 @@ class EventBus:
             if after is not None:
                 for event in history:
                     if getattr(event, "seq", 0) > after:
-                        sub.queue.put(event)
+                        sub.put(event)
             elif snapshot is not None:
                 snap = snapshot()
                 if snap is not None:
                     snap.seq = self._seq.get(job_id, self.seq_base)
-                    sub.queue.put(snap)
+                    sub.put(snap)
         return sub
 
     def history(self, job_id: str) -> list[BaseModel]:

@@ -14,8 +14,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
-from anyio import CapacityLimiter
 from pydantic import BaseModel
 
 from orchestrator.events import Finished, PreviewEvent, Snapshot, Subscription
@@ -24,10 +22,6 @@ from orchestrator.service import Orchestrator
 from orchestrator.web.errors import InvalidRequest
 
 KEEPALIVE_COMMENT = b": keep-alive\n\n"
-# Threads that wait on subscriptions; apart from the request pool so open streams never
-# starve ordinary requests. A waiting thread costs little: it sleeps in a queue.get.
-STREAM_THREADS = 1000
-_waiters = CapacityLimiter(STREAM_THREADS)
 
 
 def parse_last_event_id(value: str | None) -> int | None:
@@ -76,8 +70,7 @@ async def stream(sub: Subscription, *, keepalive: float) -> AsyncIterator[bytes]
     """The frames of ``sub`` until the job ends; closes ``sub`` however the stream stops."""
     try:
         while True:
-            event = await anyio.to_thread.run_sync(sub.get, keepalive, limiter=_waiters,
-                                                   abandon_on_cancel=True)
+            event = await sub.aget(keepalive)
             if event is None:
                 if sub.closed:
                     return
@@ -87,4 +80,4 @@ async def stream(sub: Subscription, *, keepalive: float) -> AsyncIterator[bytes]
             if is_last(event):
                 return
     finally:
-        sub.close()  # wakes a thread still waiting in sub.get
+        sub.close()

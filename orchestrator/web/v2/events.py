@@ -39,7 +39,7 @@ from orchestrator.events import (
 from orchestrator.jobs import Job, JobStatus
 from orchestrator.outputs import OutputRecord
 from orchestrator.service import Orchestrator
-from orchestrator.web.sse import KEEPALIVE_COMMENT, _waiters
+from orchestrator.web.sse import KEEPALIVE_COMMENT
 from orchestrator.web.v2 import mapping, schemas
 
 Frame = tuple[str, BaseModel]
@@ -71,6 +71,14 @@ class Translator:
     sent_outputs: set[str] = field(default_factory=set)
     last_status: str | None = None
     best_progress: float = -1.0
+    job: Job | None = None
+
+    def reads_store(self, event: BaseModel) -> bool:
+        """Whether translating ``event`` reads the store (then it belongs in a worker
+        thread, off the event loop); progress, previews and status changes do not."""
+        if isinstance(event, ProgressEvent):
+            return self.job is None
+        return isinstance(event, Snapshot | OutputEvent | Finished)
 
     def frames(self, event: BaseModel) -> list[Frame]:
         """The frames ``event`` calls for (often none)."""
@@ -79,7 +87,7 @@ class Translator:
         if isinstance(event, Dispatched | Started):
             return self._status("running", None)
         if isinstance(event, ProgressEvent):
-            return self._progress(mapping.live_progress(self._job(), event))
+            return self._progress(mapping.live_progress(self.job or self._job(), event))
         if isinstance(event, PreviewEvent):
             return [("preview", _preview(event, self._current_node()))]
         if isinstance(event, OutputEvent):
@@ -134,7 +142,10 @@ class Translator:
         return [("output", mapping.output_of(r, self.base, now)) for r in fresh]
 
     def _job(self) -> Job:
-        return self.orch.get(self.job_id)
+        """The job as the store has it now; kept for progress, which needs only its graph
+        (that never changes)."""
+        self.job = self.orch.get(self.job_id)
+        return self.job
 
     def _current_node(self) -> str:
         found = latest_progress(self.orch, self.job_id)
@@ -154,26 +165,21 @@ def encode(frame: Frame) -> bytes:
     return f"event: {name}\ndata: {data}\n\n".encode()
 
 
-def _next(sub: Subscription, translator: Translator, keepalive: float) -> list[Frame] | None:
-    """Wait for the next event and translate it; None when the wait timed out."""
-    event = sub.get(timeout=keepalive)
-    if event is None:
-        return None
-    return translator.frames(event)
-
-
 async def stream(sub: Subscription, translator: Translator, *,
                  keepalive: float) -> AsyncIterator[bytes]:
     """The frames of ``sub`` until the terminal status; closes ``sub`` however it stops."""
     try:
         while not translator.done:
-            frames = await anyio.to_thread.run_sync(_next, sub, translator, keepalive,
-                                                    limiter=_waiters, abandon_on_cancel=True)
-            if frames is None:
+            event = await sub.aget(keepalive)
+            if event is None:
                 if sub.closed:
                     return
                 yield KEEPALIVE_COMMENT
                 continue
+            if translator.reads_store(event):
+                frames = await anyio.to_thread.run_sync(translator.frames, event)
+            else:
+                frames = translator.frames(event)
             for frame in frames:
                 yield encode(frame)
     finally:
