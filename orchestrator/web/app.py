@@ -9,13 +9,16 @@ query parameter); both leave as the envelope ``{"error": {"code", "message", "de
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.service import Orchestrator
@@ -25,6 +28,7 @@ from orchestrator.web import auth, gateway, rest, v2
 from orchestrator.web.auth import Services
 from orchestrator.web.errors import body, envelope
 from orchestrator.web.limits import BodyLimit, Clock, RateLimiter
+from orchestrator.web.routing import RouteIndex
 
 TITLE = "comfy-orchestrator"
 DESCRIPTION = (
@@ -42,9 +46,12 @@ def create_app(orch: Orchestrator, tokens: TokenStore, settings: Settings, *,
     app = FastAPI(title=TITLE, description=DESCRIPTION, version=_version())
     limiter = RateLimiter(settings.rate_per_minute, settings.rate_burst, clock=clock)
     app.state.services = Services(orch=orch, tokens=tokens, settings=settings, limiter=limiter)
+    routes: list[BaseRoute] = []
     for router in (rest.router(), auth.router, gateway.gateway_router(orch, tokens),
                    v2.v2_router(orch, tokens, settings)):
-        add_routes(app.router, router)
+        routes += flat_routes(router)
+    app.router.routes.append(RouteIndex(routes))
+    app.openapi = _documented(app, routes)  # type: ignore[method-assign]
     app.add_exception_handler(OrchestratorError, _orchestrator_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -53,20 +60,31 @@ def create_app(orch: Orchestrator, tokens: TokenStore, settings: Settings, *,
     return app
 
 
-def add_routes(target: APIRouter, router: APIRouter) -> None:
-    """Put ``router``'s routes (and those of routers it includes) straight into ``target``.
+def flat_routes(router: APIRouter) -> list[BaseRoute]:
+    """``router``'s routes, and those of routers it includes, as one list.
 
     ``include_router`` keeps each included router as a nested matcher that scans its
-    routes twice per request (to match, then to dispatch); with the gateway's hundred
-    routes that was most of a request's cost. Our routers carry their prefixes and tags
-    on the routes themselves, so the flat list routes exactly the same.
+    routes twice per request (to match, then to dispatch). Our routers carry their
+    prefixes and tags on the routes themselves, so the flat list routes the same; the
+    app then finds a request's route through one ``RouteIndex`` (``routing.py``).
     """
+    routes: list[BaseRoute] = []
     for route in router.routes:
         original = getattr(route, "original_router", None)
-        if isinstance(original, APIRouter):
-            add_routes(target, original)
-        else:
-            target.routes.append(route)
+        routes += flat_routes(original) if isinstance(original, APIRouter) else [route]
+    return routes
+
+
+def _documented(app: FastAPI, routes: list[BaseRoute]) -> Callable[[], dict[str, Any]]:
+    """``app.openapi`` over ``routes`` (the index hides them from FastAPI's own walk)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = get_openapi(title=app.title, version=app.version,
+                                             description=app.description, routes=routes)
+        return app.openapi_schema
+
+    return openapi
 
 
 def _version() -> str:
