@@ -1,7 +1,7 @@
 """Serving stored bytes over HTTP: ETags, conditional requests and byte ranges.
 
-Parsing is pure; ``file_chunks`` is the only I/O. Blobs are content-addressed, so the
-sha256 is a strong ETag that never goes stale.
+Parsing is pure; ``file_chunks`` and ``file_response`` are the only I/O. Blobs are
+content-addressed, so the sha256 is a strong ETag that never goes stale.
 """
 
 from __future__ import annotations
@@ -10,9 +10,15 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from fastapi.responses import FileResponse, Response
+
 from orchestrator.web.errors import RangeNotSatisfiable
 
 CHUNK_BYTES = 64 * 1024
+# Files up to this size are read whole and sent as one body: a streamed FileResponse hops
+# to a worker thread for the stat, the open, every read and the close, which for a typical
+# image costs far more than the read itself.
+INLINE_MAX_BYTES = 2 * 1024 * 1024
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -71,6 +77,17 @@ def file_chunks(path: Path, first: int, last: int) -> Iterator[bytes]:
                 return
             left -= len(chunk)
             yield chunk
+
+
+def file_response(path: Path, *, media_type: str, headers: dict[str, str]) -> Response:
+    """``path`` as a response: small files inline, larger ones streamed (with ranges).
+
+    Blocks on the file system: call it from a plain ``def`` route (a worker thread).
+    """
+    stat = path.stat()
+    if stat.st_size <= INLINE_MAX_BYTES:
+        return Response(path.read_bytes(), media_type=media_type, headers=headers)
+    return FileResponse(path, media_type=media_type, headers=headers, stat_result=stat)
 
 
 def disposition(filename: str) -> str:

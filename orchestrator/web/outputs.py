@@ -107,7 +107,7 @@ def get_thumbnail(output_id: str, svc: Svc, who: Caller,
     path = svc.orch.blobs.thumbnail(record.sha256, size)
     if path is None:
         raise JobNotFound(output_id, what="thumbnail of output")
-    return FileResponse(path, media_type=THUMBNAIL_MIME, headers=headers)
+    return content.file_response(path, media_type=THUMBNAIL_MIME, headers=headers)
 
 
 @router.post("/v1/outputs/{output_id}/regenerate", status_code=202, response_model=JobOut,

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.service import Orchestrator
 from orchestrator.tokens import Principal, TokenStore
-from orchestrator.web.content import disposition
+from orchestrator.web.content import disposition, file_response
 from orchestrator.web.errors import InvalidRequest
 from orchestrator.web.gateway import errors, files, nodeinfo
 from orchestrator.web.gateway.auth import TokenAuth, settings_of
@@ -142,8 +142,8 @@ def _file_routes(gw: Gateway, auth: TokenAuth) -> list[Route]:
     def view(request: Request, who: Who) -> Response:
         found = files.find(gw.orch, gw.uploads, who,
                            files.view_address(dict(request.query_params)))
-        return FileResponse(gw.orch.blobs.path(found.sha256), media_type=found.mime,
-                            headers={"Content-Disposition": disposition(found.filename)})
+        return file_response(gw.orch.blobs.path(found.sha256), media_type=found.mime,
+                             headers={"Content-Disposition": disposition(found.filename)})
 
     async def upload_image(request: Request, who: Who) -> dict[str, str]:
         limits = settings_of(request.app)
