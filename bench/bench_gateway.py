@@ -8,6 +8,10 @@ open socket: ``POST /prompt`` (with ``client_id`` and ``prompt_id``), read the s
 It runs against one real ComfyUI node, and against our service (uvicorn, the real pool over
 that same node) at ``/comfyui/<token>``. Runs alternate between the two, so drifts in
 machine load hit both alike. Prints p50/p90 of each and the p50 ratio (goal <= 1.15).
+
+The client runs in a process of its own, as a real ComfyUI client does: in the service's
+process its own work (websocket-client checks every frame in pure Python) would compete
+with the service for the interpreter lock and count against the gateway alone.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -90,13 +95,28 @@ class ExampleClient:
         self.ws.close()
 
 
-def measure(clients: dict[str, ExampleClient], runs: int) -> dict[str, list[float]]:
+def measure(addresses: dict[str, str], runs: int) -> dict[str, list[float]]:
+    """Seconds per run for each address, alternating; in this (the client's) process."""
+    clients = {name: ExampleClient(address) for name, address in addresses.items()}
     times: dict[str, list[float]] = {name: [] for name in clients}
-    for index in range(WARMUP + runs):
-        for offset, (name, client) in enumerate(clients.items()):
-            took = client.run(trivial(index * 10 + offset + 1))
-            if index >= WARMUP:
-                times[name].append(took)
+    try:
+        for index in range(WARMUP + runs):
+            for offset, (name, client) in enumerate(clients.items()):
+                took = client.run(trivial(index * 10 + offset + 1))
+                if index >= WARMUP:
+                    times[name].append(took)
+    finally:
+        for client in clients.values():
+            client.close()
+    return times
+
+
+def measure_in_child(addresses: dict[str, str], runs: int) -> dict[str, list[float]]:
+    """``measure`` in a separate Python process (see the module docstring)."""
+    answer = subprocess.run(
+        [sys.executable, __file__, "--client", json.dumps(addresses), "--runs", str(runs)],
+        check=True, capture_output=True, text=True)
+    times: dict[str, list[float]] = json.loads(answer.stdout)
     return times
 
 
@@ -114,7 +134,11 @@ def report(times: dict[str, list[float]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--client", help=argparse.SUPPRESS)  # JSON {name: address}: measure
     args = parser.parse_args()
+    if args.client:
+        print(json.dumps(measure(json.loads(args.client), args.runs)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         install = ensure_installed(default_home(), progress=lambda line: print(line))
@@ -133,13 +157,8 @@ def run_against(node: LocalComfy, workdir: Path, runs: int) -> None:
         token = tokens.create("bench")
         with ServerThread(create_app(orch, tokens, settings)) as server:
             ours = server.url.removeprefix("http://") + f"/comfyui/{token}"
-            clients = {"direct": ExampleClient(node.url.removeprefix("http://")),
-                       "gateway": ExampleClient(ours)}
-            try:
-                report(measure(clients, runs))
-            finally:
-                for client in clients.values():
-                    client.close()
+            report(measure_in_child({"direct": node.url.removeprefix("http://"),
+                                     "gateway": ours}, runs))
 
 
 if __name__ == "__main__":
