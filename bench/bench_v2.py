@@ -9,7 +9,8 @@ every column alike:
 - direct: ``POST /prompt`` + websocket (our ``ComfyClient``), then ``/view`` of the output;
 - proxy: ``comfy-api-proxy`` in front of the same node, through ``comfy-sdk``'s
   ``submit`` + ``events()``;
-- ours: this service (pool of one node) through the same SDK calls.
+- ours: this service (``comfy-orch serve`` with a pool of one node, in a process of its own
+  like the proxy) through the same SDK calls.
 
 Goals: ours p50 <= proxy p50 and <= direct p50 + 15 ms; ours max < 1 s.
 
@@ -27,7 +28,6 @@ import argparse
 import contextlib
 import importlib.util
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,37 +45,11 @@ from comfy_sdk import Comfy  # noqa: E402
 from bench.bench_pool import solid, start_nodes  # noqa: E402
 from orchestrator.comfy.client import ComfyClient  # noqa: E402
 from orchestrator.provision.server import free_port  # noqa: E402
-from orchestrator.service import Orchestrator  # noqa: E402
-from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.tokens import TokenStore  # noqa: E402
-from orchestrator.web import ServerThread, create_app, server  # noqa: E402
 
 PROXY_VERSION = "0.1.6"
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "expired"})
 Runner = Callable[[int], float]
-
-
-def with_nodelay() -> None:
-    """Make the service's listening socket hand out TCP_NODELAY connections.
-
-    uvicorn on plain asyncio (no uvloop) leaves Nagle on for sockets it did not create,
-    which holds every response body on a kept-alive connection until the client's
-    delayed ACK (~40 ms). ``orchestrator/web/server.py: bind`` does not set the option
-    yet; until it does, the bench sets it so it measures the API rather than that.
-    """
-    bind = server.bind
-    if getattr(bind, "nodelay", False):
-        return
-
-    def nodelay_bind(host: str, port: int) -> socket.socket:
-        sock = bind(host, port)
-        if not sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY):
-            print("note: server.bind leaves TCP_NODELAY off; the bench turns it on")
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
-    nodelay_bind.nodelay = True  # type: ignore[attr-defined]
-    server.bind = nodelay_bind
 
 
 def direct_runner(client: ComfyClient) -> Runner:
@@ -114,14 +88,27 @@ def sdk_runner(base_url: str, token: str | None, *,
 
 @contextlib.contextmanager
 def our_service(url: str, workdir: Path) -> Iterator[str]:
-    """Our service over ``url``; yields its base URL with a token in COMFY_API_KEY."""
-    settings = Settings(data_dir=workdir / "ours", port=0, rate_burst=100_000,
-                        rate_per_minute=1_000_000)
-    with TokenStore.open(settings.data_dir) as tokens, Orchestrator(
-            data_dir=settings.data_dir, nodes=[url]) as orch:
+    """``comfy-orch serve`` over ``url`` in a process of its own, as the proxy runs and as
+    the service is deployed; yields its base URL, with a token in COMFY_API_KEY."""
+    data = workdir / "ours"
+    with TokenStore.open(data) as tokens:
         os.environ["COMFY_API_KEY"] = tokens.create("bench")
-        with ServerThread(create_app(orch, tokens, settings)) as server:
-            yield server.url
+    port = free_port()
+    env = {**os.environ, "COMFY_ORCH_RATE_BURST": "100000",
+           "COMFY_ORCH_RATE_PER_MINUTE": "1000000"}
+    log = (workdir / "ours.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "serve", "--host", "127.0.0.1", "--port",
+         str(port), "--data", str(data), "--node", url],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_answering(base + "/api/v2/health", process, "the service")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
 
 
 @contextlib.contextmanager
@@ -140,7 +127,7 @@ def proxy(url: str, workdir: Path) -> Iterator[str | None]:
         stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_answering(base + "/api/v2/jobs/none", process)
+        _wait_answering(base + "/api/v2/jobs/none", process, "comfy-api-proxy")
         yield base
     finally:
         process.terminate()
@@ -148,14 +135,15 @@ def proxy(url: str, workdir: Path) -> Iterator[str | None]:
         log.close()
 
 
-def _wait_answering(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def _wait_answering(url: str, process: subprocess.Popen[bytes], what: str,
+                    timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         with contextlib.suppress(httpx.HTTPError):
             httpx.get(url, timeout=1)
             return
         time.sleep(0.1)
-    raise RuntimeError(f"comfy-api-proxy did not answer at {url}")
+    raise RuntimeError(f"{what} did not answer at {url}; see its log in the work folder")
 
 
 def measure(runners: dict[str, Runner], runs: int) -> dict[str, list[float]]:
@@ -188,7 +176,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=50, help="measured rounds per column")
     args = parser.parse_args()
-    with_nodelay()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         [node] = start_nodes(1, workdir)
