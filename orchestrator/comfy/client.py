@@ -8,7 +8,6 @@ parsed by the pure ``protocol`` and ``messages`` modules.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import threading
 import time
@@ -17,10 +16,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import requests
+import urllib3
 import websocket
 
 from orchestrator.comfy import protocol
+from orchestrator.comfy.http import Answer, NodeHTTP
 from orchestrator.comfy.messages import (
     Executing,
     ExecutionError,
@@ -69,17 +69,21 @@ class RunResult:
 
 @contextlib.contextmanager
 def _translated(url: str, what: str) -> Iterator[None]:
-    """Map requests / websocket-client failures to NodeError subclasses, once."""
+    """Map urllib3 / websocket-client failures to NodeError subclasses, once."""
     try:
         yield
     except NodeError:
         raise
-    except requests.Timeout as exc:
-        raise NodeTimeout(url, f"{what} timed out") from exc
-    except (requests.ConnectionError, ConnectionError, websocket.WebSocketException,
-            OSError) as exc:
+    except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ProtocolError,
+            urllib3.exceptions.MaxRetryError, urllib3.exceptions.ProxyError, ConnectionError,
+            websocket.WebSocketException) as exc:
+        # Before timeouts: urllib3's NewConnectionError is a ConnectTimeoutError subclass.
         raise NodeUnreachable(url, _reason(exc)) from exc
-    except requests.RequestException as exc:
+    except urllib3.exceptions.TimeoutError as exc:
+        raise NodeTimeout(url, f"{what} timed out") from exc
+    except OSError as exc:
+        raise NodeUnreachable(url, _reason(exc)) from exc
+    except urllib3.exceptions.HTTPError as exc:
         raise NodeProtocolError(url, f"{what} failed: {exc}") from exc
     except ValueError as exc:  # bad JSON
         raise NodeProtocolError(url, f"{what} answered something that is not JSON") from exc
@@ -94,22 +98,6 @@ def _reason(exc: BaseException) -> str:
     return text.split("(Caused by", 1)[-1].strip(" ()'\"")[:160] or type(exc).__name__
 
 
-def _session(url: str) -> requests.Session:
-    """A keep-alive session for one node, with the environment's settings read once.
-
-    requests otherwise re-reads the proxy variables (and ``NO_PROXY`` matching) on every
-    call, which costs more than a loopback round trip; a node's address does not change,
-    so neither does the answer.
-    """
-    session = requests.Session()
-    session.proxies = requests.utils.get_environ_proxies(url)
-    session.verify = (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-                      or True)
-    session.auth = requests.utils.get_netrc_auth(url)
-    session.trust_env = False
-    return session
-
-
 class ComfyClient:
     """Talks to one ComfyUI server. Thread-safe for HTTP calls; one ``run`` per thread.
 
@@ -121,17 +109,16 @@ class ComfyClient:
     def __init__(self, url: str, *, timeout: float = DEFAULT_HTTP_TIMEOUT) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._http = _session(self.url)
+        self._http = NodeHTTP(self.url, timeout=timeout)
         self._closed = False
 
     # --- plain HTTP ----------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, path: str, **kwargs: Any) -> Answer:
         if self._closed:
             raise NodeError(self.url, "this client was closed; open a new ComfyClient")
         with _translated(self.url, f"{method} {path}"):
-            return self._http.request(method, self.url + path,
-                                      timeout=kwargs.pop("timeout", self.timeout), **kwargs)
+            return self._http.request(method, path, **kwargs)
 
     def _json(self, path: str, **kwargs: Any) -> Any:
         resp = self._request("GET", path, **kwargs)
@@ -170,14 +157,14 @@ class ComfyClient:
             prompt_id=prompt_id or str(uuid.uuid4()),
             extra_data=extra_data, front=front,
         )
-        resp = self._request("POST", "/prompt", json=body)
+        resp = self._request("POST", "/prompt", json_body=body)
         with _translated(self.url, "POST /prompt"):
             answer = resp.json()
         return protocol.parse_submit_response(resp.status_code, answer, url=self.url)
 
     def delete_queued(self, prompt_ids: Sequence[str]) -> None:
         """Remove pending prompts (a running one is untouched: use ``interrupt``)."""
-        self._request("POST", "/queue", json={"delete": list(prompt_ids)})
+        self._request("POST", "/queue", json_body={"delete": list(prompt_ids)})
 
     def supports_job_cancel(self) -> bool:
         """Whether the node has newer ComfyUI's ``POST /api/jobs/{id}/cancel``.
@@ -195,7 +182,7 @@ class ComfyClient:
 
     def interrupt(self, prompt_id: str) -> None:
         """Interrupt ``prompt_id`` only if it is the one running (never a global interrupt)."""
-        self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
+        self._request("POST", "/interrupt", json_body={"prompt_id": prompt_id})
 
     def upload_image(self, data: bytes, filename: str, *, subfolder: str = "",
                      overwrite: bool = False) -> str:
@@ -204,8 +191,9 @@ class ComfyClient:
         ComfyUI renames a clash with different content to ``name (1).png``: always use the
         returned name.
         """
-        form = {"type": "input", "subfolder": subfolder, "overwrite": str(overwrite).lower()}
-        resp = self._request("POST", "/upload/image", files={"image": (filename, data)}, data=form)
+        form = {"type": "input", "subfolder": subfolder, "overwrite": str(overwrite).lower(),
+                "image": (filename, data)}
+        resp = self._request("POST", "/upload/image", fields=form)
         if resp.status_code != 200:
             raise NodeProtocolError(self.url, f"upload of {filename} answered {resp.status_code}")
         with _translated(self.url, "POST /upload/image"):
