@@ -1,5 +1,9 @@
 """The event bus: numbering, resume, late subscribers and stale ids from a restart."""
 
+import asyncio
+import threading
+import time
+
 from orchestrator.events import EventBus, Finished, Queued, Snapshot
 
 
@@ -46,3 +50,43 @@ def test_iteration_ends_after_the_finished_event() -> None:
     bus.publish(Queued(job_id="a", count=1))
     bus.publish(Finished(job_id="a", status="succeeded"))
     assert [e.type for e in sub] == ["queued", "finished"]  # type: ignore[attr-defined]
+
+
+def test_aget_wakes_on_an_event_published_by_another_thread() -> None:
+    bus = EventBus()
+
+    async def wait() -> object:
+        with bus.subscribe("a") as sub:
+            threading.Timer(0.05, bus.publish, [Queued(job_id="a", count=1)]).start()
+            return await sub.aget(timeout=5)
+
+    started = time.monotonic()
+    event = asyncio.run(wait())
+    assert isinstance(event, Queued) and time.monotonic() - started < 2
+
+
+def test_aget_gives_events_already_queued_without_waiting() -> None:
+    bus = EventBus()
+
+    async def drain() -> list[object]:
+        with bus.subscribe("a") as sub:
+            bus.publish(Queued(job_id="a", count=1))
+            bus.publish(Finished(job_id="a", status="succeeded"))
+            return [await sub.aget(timeout=0), await sub.aget(timeout=0)]
+
+    assert [type(e) for e in asyncio.run(drain())] == [Queued, Finished]
+
+
+def test_aget_times_out_with_none_and_close_wakes_a_waiter() -> None:
+    bus = EventBus()
+
+    async def wait() -> tuple[object, object, bool]:
+        sub = bus.subscribe("a")
+        quiet = await sub.aget(timeout=0.01)
+        threading.Timer(0.05, sub.close).start()
+        after_close = await sub.aget(timeout=5)
+        return quiet, after_close, sub.closed
+
+    started = time.monotonic()
+    assert asyncio.run(wait()) == (None, None, True)
+    assert time.monotonic() - started < 2  # woken by the close, not by the 5 s timeout
