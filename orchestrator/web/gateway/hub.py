@@ -121,8 +121,11 @@ class ClientHub:
     def _pump(self, key: ClientKey, relay: PromptRelay, replay: bool) -> None:
         # Resuming after the bus's base replays every event it kept for the job, so
         # nothing is lost between the submit and this subscription, however fast it ran.
-        after = self.orch.bus.seq_base if replay else None
-        with self.orch.events(relay.prompt_id, after=after) as sub:
+        # (The job was just recorded: no need to read it back to know it exists.)
+        bus = self.orch.bus
+        sub = (bus.subscribe(relay.prompt_id, after=bus.seq_base) if replay
+               else self.orch.events(relay.prompt_id))
+        with sub:
             while not self.orch.pool.closed.is_set() and not sub.closed:
                 event = sub.get(timeout=RELAY_POLL_S)
                 if _ended(event):
