@@ -242,8 +242,8 @@ class Orchestrator:
     def queue_position(self, item_id: str) -> int | None:
         """How many queued items go before this one, or None once it left the queue.
 
-        The order is priority, then age; the fair share between owners may still let
-        another owner's item go first. ``JobNotFound`` for an unknown item.
+        The order is the pool's: priority, then the fair share between owners, then age
+        (``store/position.py``). ``JobNotFound`` for an unknown item.
         """
         return self.store.queue_position(item_id)
 

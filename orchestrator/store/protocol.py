@@ -143,9 +143,9 @@ class JobStore(Protocol):
     def queue_position(self, item_id: str) -> int | None:
         """How many queued items are ahead of the item, or None when it is not queued.
 
-        Ahead means higher priority, or the same priority and older (job creation, then
-        item index): the claim order without the fair share between owners, so a claim
-        may still take another owner's item first. ``JobNotFound(what="item")`` if absent.
+        Ahead means claimed before it in ``claim_next``'s order - priority, then the owner
+        with the fewest items on nodes, then age - if nothing finished and nothing new
+        came meanwhile (``store/position.py``). ``JobNotFound(what="item")`` if absent.
         """
 
     # --- outputs --------------------------------------------------------------------------

@@ -7,7 +7,7 @@ reads a clock or touches the database.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -118,3 +118,19 @@ def rank_owners(heads: Sequence[tuple[str, int]], load: Mapping[str, int]) -> li
     """
     ranked = sorted(heads, key=lambda head: (load.get(head[0], 0), head[1]))
     return [owner for owner, _ in ranked]
+
+
+
+def claims_before(turn: int, load: int, queued: int,
+                  head_is_older: Callable[[int], bool]) -> int:
+    """How many of one owner's queued items are claimed before another owner's item that
+    is claimed when its owner's load reaches ``turn`` (``rank_owners``: least load first).
+
+    An owner with ``load`` items on nodes and ``queued`` waiting is chosen while its load
+    is below ``turn``; at an equal load it goes first when its head then - its item at
+    that offset in its queue - is older (``head_is_older(offset)``, asked only then).
+    """
+    below = max(0, min(queued, turn - load))
+    if below < queued and load + below == turn and head_is_older(below):
+        return below + 1
+    return below

@@ -21,7 +21,7 @@ from typing import Literal, Self
 from orchestrator.errors import JobNotFound, StoreError
 from orchestrator.jobs import Item, ItemError, Job, JobSpec, JobStatus, Visibility, utcnow
 from orchestrator.outputs import OutputRecord
-from orchestrator.store import output_rows, rules, schema, tables
+from orchestrator.store import output_rows, position, rules, schema, tables
 from orchestrator.store.claim import ClaimScan
 from orchestrator.store.protocol import CanRun, JobPage, OutputPage, PromptId
 
@@ -40,8 +40,6 @@ MAX_PAGE = 500  # jobs or outputs per page, whatever the caller asks
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
 # Queued items before one at (priority, job_seq, idx) in claim order, owners' shares aside.
-_AHEAD_SQL = ("SELECT COUNT(*) FROM items WHERE status = 'queued' AND (priority > ? OR"
-              " (priority = ? AND (job_seq < ? OR (job_seq = ? AND idx < ?))))")
 _VISIBLE_SQL = "(owner = ? OR visibility = 'public')"
 
 _HINTS = {
@@ -307,14 +305,14 @@ class SqliteJobStore:
     def queue_position(self, item_id: str) -> int | None:
         """See ``JobStore.queue_position``."""
         with self._tx(f"finding the queue position of item {item_id}", write=False) as conn:
-            row = conn.execute("SELECT status, priority, job_seq, idx FROM items WHERE id = ?",
-                               (item_id,)).fetchone()
+            row = conn.execute("SELECT status, priority, owner, job_seq, idx FROM items"
+                               " WHERE id = ?", (item_id,)).fetchone()
             if row is None:
                 raise JobNotFound(item_id, what="item")
             if row[0] != "queued":
                 return None
-            priority, seq, idx = row[1], row[2], row[3]
-            return tables.count(conn, _AHEAD_SQL, [priority, priority, seq, seq, idx])
+            return position.claims_ahead(conn, priority=row[1], owner=row[2], job_seq=row[3],
+                                         idx=row[4])
 
     def _job(self, conn: sqlite3.Connection, job_id: str) -> Job:
         job = tables.load_job(conn, job_id)

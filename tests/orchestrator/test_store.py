@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -302,10 +303,31 @@ class TestJobStoreContract:
         store.create_job(spec(priority=5), job_id="urgent")
         store.create_job(spec(owner="other"), job_id="new")
         positions = {i: store.queue_position(i) for i in ("urgent-0", "old-0", "old-1", "new-0")}
-        assert positions == {"urgent-0": 0, "old-0": 1, "old-1": 2, "new-0": 3}
+        # The urgent item first; its owner then has one on a node, so the fair share takes
+        # the other owner's item before that owner's older ones.
+        assert positions == {"urgent-0": 0, "new-0": 1, "old-0": 2, "old-1": 3}
         claim(store)
         assert store.queue_position("urgent-0") is None  # on a node: no longer queued
-        assert [store.queue_position(i) for i in ("old-0", "old-1", "new-0")] == [0, 1, 2]
+        assert [store.queue_position(i) for i in ("new-0", "old-0", "old-1")] == [0, 1, 2]
+
+    @pytest.mark.parametrize("seed", range(12))
+    def test_queue_positions_predict_the_claim_order_with_fair_share(
+            self, make_store: StoreFactory, seed: int) -> None:
+        """Several owners, priorities and items already on nodes: claiming everything
+        (nothing finishing) takes the items exactly in the order their positions gave."""
+        rng = random.Random(seed)
+        store = make_store()
+        owners = ["ann", "bob", "cy", "dee"][:rng.randint(2, 4)]
+        for n in range(rng.randint(4, 12)):
+            store.create_job(spec(owner=rng.choice(owners), count=rng.randint(1, 3),
+                                  priority=rng.choice([0, 0, 0, 5])), job_id=f"j{n}")
+        for _ in range(rng.randint(0, 3)):  # some owners start with items on nodes
+            claim(store)
+        queued = [i.id for j in store.list_jobs(limit=100).jobs for i in j.items
+                  if i.status == ItemStatus.QUEUED]
+        predicted = sorted(queued, key=lambda item_id: store.queue_position(item_id) or 0)
+        assert sorted(store.queue_position(i) for i in queued) == list(range(len(queued)))
+        assert [claim(store)[1].id for _ in queued] == predicted
 
     def test_queue_position_of_an_unknown_item_is_job_not_found(self, store: JobStore) -> None:
         with pytest.raises(JobNotFound) as caught:

@@ -65,7 +65,7 @@ class Translator:
     orch: Orchestrator
     job_id: str
     base: str
-    position: Callable[[str], int | None]
+    position: Callable[[Job], int | None]
     now: Callable[[], datetime]
     done: bool = False
     sent_outputs: set[str] = field(default_factory=set)
@@ -102,7 +102,7 @@ class Translator:
             return self._finished(job)
         status = mapping.status_of(job)
         queued = job.status == JobStatus.QUEUED
-        frames = self._status(status, self.position(job.id) if queued else None)
+        frames = self._status(status, self.position(job) if queued else None)
         progress = mapping.progress_of(job, latest_progress(self.orch, job.id),
                                        self.orch.pool.ctx.progress.get(job))
         frames += self._progress(progress) if progress is not None else []

@@ -1,50 +1,25 @@
-"""Queue positions for queued jobs, from one cached scan of the queue.
+"""A queued v2 job's ``queue_position``: 1 for the next job the pool takes.
 
-The job store answers "how many items are queued" but not "where is this job": the
-position is computed here from the queued jobs, oldest first (every v2 job has the same
-priority, so that is the order the pool takes them in, up to fairness between owners).
-One scan serves every request for ``TTL_S`` seconds, so polling clients cost one scan a
-second however many there are.
+A job waits where its first queued item waits. The store counts the claims before that
+item in the pool's own order - priority, the fair share between owners, age - so the
+position is what the dispatcher will do, not an estimate from creation times
+(``orchestrator/store/position.py``). A handful of indexed counts per answer.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
-
-from orchestrator.jobs import JobStatus
-from orchestrator.store import JobStore
-
-TTL_S = 1.0  # seconds a scan is reused; positions move at most once per finished item
-PAGE = 200  # jobs per store page while scanning
-SCAN_MAX = 10_000  # jobs scanned at most: the default queue bound
+from orchestrator.errors import JobNotFound
+from orchestrator.jobs import ItemStatus, Job
+from orchestrator.service import Orchestrator
 
 
-class QueuePositions:
-    """``position(job_id)``: 1 for the next job to run, None when not queued."""
-
-    def __init__(self, store: JobStore, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.store = store
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._at = float("-inf")
-        self._positions: dict[str, int] = {}
-
-    def position(self, job_id: str) -> int | None:
-        with self._lock:
-            if self.clock() - self._at > TTL_S or job_id not in self._positions:
-                self._positions = self._scan()
-                self._at = self.clock()
-            return self._positions.get(job_id)
-
-    def _scan(self) -> dict[str, int]:
-        newest_first: list[str] = []
-        cursor = None
-        while len(newest_first) < SCAN_MAX:
-            page = self.store.list_jobs(status=JobStatus.QUEUED, limit=PAGE, cursor=cursor)
-            newest_first += [job.id for job in page.jobs]
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-        return {job_id: n for n, job_id in enumerate(reversed(newest_first), start=1)}
+def queue_position(orch: Orchestrator, job: Job) -> int | None:
+    """1-based position of ``job`` in the queue; None when none of its items waits."""
+    waiting = [item for item in job.items if item.status == ItemStatus.QUEUED]
+    if not waiting:
+        return None
+    try:
+        ahead = orch.queue_position(waiting[0].id)
+    except JobNotFound:
+        return None  # deleted meanwhile
+    return None if ahead is None else ahead + 1

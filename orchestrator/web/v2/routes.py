@@ -8,6 +8,7 @@ reads as 404 ``not_found``, exactly like an id that does not exist.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from orchestrator.web.v2.assets import Assets, AssetStore
 from orchestrator.web.v2.db import DB_FILE, Database
 from orchestrator.web.v2.errors import InvalidBody, NotFound, response, v2_error
 from orchestrator.web.v2.idempotency import KeyStore, checked_key
-from orchestrator.web.v2.queue import QueuePositions
+from orchestrator.web.v2.queue import queue_position
 from orchestrator.web.v2.submit import Submitter
 
 DEFAULT_PAGE = 50  # jobs per page of GET /jobs when the client names no limit
@@ -60,7 +61,6 @@ class V2:
     settings: Settings
     assets: Assets
     keys: KeyStore
-    positions: QueuePositions
     now: Callable[[], datetime] = utcnow
 
     @classmethod
@@ -68,7 +68,7 @@ class V2:
         db = Database(orch.data_dir / DB_FILE, _schema())
         store = AssetStore(db, orch.blobs)
         return cls(orch=orch, settings=settings, assets=Assets(store, orch.output),
-                   keys=KeyStore(db), positions=QueuePositions(orch.store))
+                   keys=KeyStore(db))
 
     def submitter(self) -> Submitter:
         return Submitter(self.orch, self.assets, self.keys, self.settings.max_queued)
@@ -86,7 +86,7 @@ class V2:
             job, outputs=self.orch.outputs_of(job.id),
             latest=events.latest_progress(self.orch, job.id),
             fraction=self.orch.pool.ctx.progress.get(job),
-            queue_position=self.positions.position(job.id) if queued else None,
+            queue_position=queue_position(self.orch, job) if queued else None,
             base=base, now=self.now())
         return schemas.dump(body)
 
@@ -163,7 +163,7 @@ def _job_routes(router: APIRouter, v2: V2) -> None:
     def job_events(job_id: str, request: Request, who: Caller) -> StreamingResponse:
         v2.visible_job(who, job_id)
         translator = events.Translator(v2.orch, job_id, base_url(request),
-                                       v2.positions.position, v2.now)
+                                       functools.partial(queue_position, v2.orch), v2.now)
         sub = v2.orch.events(job_id)
         return StreamingResponse(
             events.stream(sub, translator, keepalive=v2.settings.sse_keepalive_s),

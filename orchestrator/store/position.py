@@ -1,0 +1,53 @@
+"""Where a queued item stands: the claims that will come before it, fair share included.
+
+``claim_next`` takes the highest priority first, then the owner with the fewest items on
+nodes (the oldest head on a tie), then that owner's oldest item. An item's position is how
+many claims that order makes before reaching it, assuming nothing finishes and nothing
+new arrives meanwhile: every item of a higher priority (whose claims add to their owners'
+load), the owner's own older items, and each other owner's items claimed while that
+owner's load stays below the item owner's (``rules.claims_before``).
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+
+from orchestrator.store import rules, tables
+
+_PER_OWNER = ("SELECT owner, COUNT(*) FROM items WHERE status = 'queued' AND priority {op} ?"
+              " GROUP BY owner")
+_OWN_AHEAD = ("SELECT COUNT(*) FROM items WHERE status = 'queued' AND priority = ? AND"
+              " owner = ? AND (job_seq < ? OR (job_seq = ? AND idx < ?))")
+_NTH_SEQ = ("SELECT job_seq FROM items WHERE status = 'queued' AND priority = ? AND owner = ?"
+            " ORDER BY job_seq, idx LIMIT 1 OFFSET ?")
+
+
+def claims_ahead(conn: sqlite3.Connection, *, priority: int, owner: str, job_seq: int,
+                 idx: int) -> int:
+    """The number of claims before the queued item at (``priority``, ``owner``,
+    ``job_seq``, ``idx``)."""
+    higher = _per_owner(conn, ">", priority)
+    waiting = _per_owner(conn, "=", priority)
+    load = tables.owner_load(conn)
+    # Loads once every higher-priority item is on a node.
+    load = {o: load.get(o, 0) + higher.get(o, 0) for o in set(load) | set(higher) | set(waiting)}
+    own = tables.count(conn, _OWN_AHEAD, [priority, owner, job_seq, job_seq, idx])
+    turn = load.get(owner, 0) + own
+    ahead = sum(higher.values()) + own
+    for other, queued in waiting.items():
+        if other != owner:
+            older = functools.partial(_head_older, conn, priority, other, job_seq)
+            ahead += rules.claims_before(turn, load[other], queued, older)
+    return ahead
+
+
+def _per_owner(conn: sqlite3.Connection, op: str, priority: int) -> dict[str, int]:
+    return {row[0]: row[1] for row in conn.execute(_PER_OWNER.format(op=op), [priority])}
+
+
+def _head_older(conn: sqlite3.Connection, priority: int, owner: str, job_seq: int,
+                offset: int) -> bool:
+    """Whether the owner's queued item at ``offset`` belongs to a job older than
+    ``job_seq``."""
+    return int(conn.execute(_NTH_SEQ, [priority, owner, offset]).fetchone()[0]) < job_seq
