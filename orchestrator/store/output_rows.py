@@ -15,6 +15,7 @@ from orchestrator.store.tables import page_rows, parsed, where
 
 _COLUMNS = ("id, sha256, owner, job_id, item_id, node_id, filename, workflow, character,"
             " conversation, visibility, body")
+_VISIBLE_SQL = "(owner = ? OR visibility = 'public')"
 
 
 def insert(conn: sqlite3.Connection, record: OutputRecord) -> OutputRecord:
@@ -51,9 +52,13 @@ def for_file(conn: sqlite3.Connection, item_id: str, filename: str,
 
 
 def page(conn: sqlite3.Connection, filters: Mapping[str, object], *, limit: int,
-         before: int | None) -> tuple[list[OutputRecord], int | None]:
-    """Up to ``limit`` records newest first, and the seq to continue before (None at end)."""
+         before: int | None, visible_to: str | None = None
+         ) -> tuple[list[OutputRecord], int | None]:
+    """Up to ``limit`` records newest first, and the seq to continue before (None at end);
+    with ``visible_to``, only that owner's records and public ones."""
     clauses, params = where(filters)
+    if visible_to is not None:
+        clauses, params = [*clauses, _VISIBLE_SQL], [*params, visible_to]
     rows = page_rows(conn, "SELECT seq, id, body FROM outputs", clauses, params,
                      limit=limit, before=before)
     records = [_record(row[1], row[2]) for row in rows[:limit]]

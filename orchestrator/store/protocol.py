@@ -179,7 +179,8 @@ class JobStore(Protocol):
         """The owner's outputs in the conversation (private ones too), newest first."""
 
     def delete_output(self, output_id: str) -> OutputRecord:
-        """Delete the record and return it; ``JobNotFound`` if absent.
+        """Delete the record and return it; ``JobNotFound`` if absent. Its item no longer
+        lists it in ``output_ids``.
 
         The blob stays: delete it when ``blob_references`` says nothing else uses it.
         """

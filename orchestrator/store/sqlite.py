@@ -12,7 +12,7 @@ import contextlib
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -40,7 +40,6 @@ MAX_PAGE = 500  # jobs or outputs per page, whatever the caller asks
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
 # Queued items before one at (priority, job_seq, idx) in claim order, owners' shares aside.
-_VISIBLE_SQL = "(owner = ? OR visibility = 'public')"
 
 _HINTS = {
     sqlite3.SQLITE_BUSY: "another process held the database too long; retry",
@@ -380,12 +379,8 @@ class SqliteJobStore:
                    "visibility": visibility.value if visibility else None}
         before = tables.decode_cursor("o", cursor)
         with self._tx("listing outputs", write=False) as conn:
-            if visible_to is None:
-                records, last = output_rows.page(conn, filters, limit=_limit(limit),
-                                                 before=before)
-            else:
-                records, last = _visible_page(conn, filters, visible_to, limit=_limit(limit),
-                                              before=before)
+            records, last = output_rows.page(conn, filters, limit=_limit(limit),
+                                             before=before, visible_to=visible_to)
         return OutputPage(outputs=records, next_cursor=tables.encode_cursor("o", last))
 
     def gallery_character(self, character: str, *, limit: int = 50,
@@ -407,7 +402,18 @@ class SqliteJobStore:
             if record is None:
                 raise JobNotFound(output_id, what="output")
             output_rows.delete(conn, output_id)
+            self._forget_output(conn, record)
             return record
+
+    def _forget_output(self, conn: sqlite3.Connection, record: OutputRecord) -> None:
+        """Drop a deleted output from its item's ``output_ids``, so the job stops naming
+        it (its item may be gone with a purged job: then there is nothing to change)."""
+        if tables.item_home(conn, record.item_id) is None:
+            return
+        item = self._locate(conn, record.item_id)[1]
+        if record.id in item.output_ids:
+            kept = [oid for oid in item.output_ids if oid != record.id]
+            tables.save_item(conn, item.model_copy(update={"output_ids": kept}))
 
     def blob_references(self, sha256: str) -> int:
         """See ``JobStore.blob_references``."""
@@ -422,16 +428,3 @@ class SqliteJobStore:
             return tables.count(conn, "SELECT COUNT(*) FROM jobs, json_each(jobs.spec, "
                                 "'$.images') AS image WHERE image.value = ?", [sha256])
 
-
-def _visible_page(conn: sqlite3.Connection, filters: Mapping[str, object], owner: str, *,
-                  limit: int, before: int | None) -> tuple[list[OutputRecord], int | None]:
-    """Like ``output_rows.page``, keeping only ``owner``'s records and public ones."""
-    clauses, params = tables.where(filters)
-    rows = tables.page_rows(conn, "SELECT seq, id, body FROM outputs",
-                            [*clauses, _VISIBLE_SQL], [*params, owner], limit=limit,
-                            before=before)
-    records = []
-    for row in rows[:limit]:
-        with tables.parsed(f"output {row[1]}"):
-            records.append(OutputRecord.model_validate_json(row[2]))
-    return records, (rows[limit - 1][0] if len(rows) > limit else None)

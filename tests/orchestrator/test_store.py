@@ -569,6 +569,16 @@ class TestJobStoreContract:
         with pytest.raises(JobNotFound):
             store.delete_output(one.id)
 
+    def test_a_deleted_output_is_no_longer_named_by_its_job(self, store: JobStore) -> None:
+        job = store.create_job(spec())
+        one = store.add_output(record(job, job.items[0], "a.png"))
+        two = store.add_output(record(job, job.items[0], "b.png"))
+        claim(store)
+        store.mark_succeeded(job.items[0].id, [one.id, two.id])
+        store.delete_output(one.id)
+        assert store.get_job(job.id).items[0].output_ids == [two.id]
+        assert store.get_job(job.id).status == JobStatus.SUCCEEDED
+
     def test_input_references_count_the_jobs_using_a_blob_as_an_input(
             self, store: JobStore) -> None:
         store.create_job(spec(images={"char_avatar": "cd" * 32}))
