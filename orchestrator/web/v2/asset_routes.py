@@ -26,6 +26,7 @@ from orchestrator.web.v2 import mapping, schemas
 from orchestrator.web.v2.assets import (
     AssetRecord,
     Assets,
+    ExpirySweep,
     Upload,
     checked_file_path,
     checked_tags,
@@ -51,7 +52,7 @@ def asset_body(record: AssetRecord, base: str, now: datetime) -> dict[str, Any]:
 
 
 def add(router: APIRouter, assets: Assets, blobs: BlobStore, settings: Settings,
-        now: Callable[[], datetime]) -> None:
+        now: Callable[[], datetime], sweep: ExpirySweep) -> None:
     """Add the asset routes to ``router``, each a closure over its arguments."""
 
     @router.post("/assets", status_code=201, summary="Upload an asset (multipart)")
@@ -62,7 +63,7 @@ def add(router: APIRouter, assets: Assets, blobs: BlobStore, settings: Settings,
                                 max_part_size=settings.max_body_bytes) as form:
             data, meta = await _read_upload(form, settings.max_upload_bytes)
         record = await run_in_threadpool(_store_upload, assets, who.owner, data, meta,
-                                         settings.max_upload_bytes)
+                                         settings.max_upload_bytes, sweep)
         status = 201 if record.created_new else 200
         return JSONResponse(asset_body(record, base_url(request), now()), status_code=status)
 
@@ -138,9 +139,11 @@ def _expires_in(text: str | None) -> int | None:
 
 
 def _store_upload(assets: Assets, owner: str, data: bytes, meta: Upload,
-                  max_bytes: int) -> AssetRecord:
+                  max_bytes: int, sweep: ExpirySweep) -> AssetRecord:
     content_type = checked_upload(data, meta, max_bytes)
-    return assets.store.upload(owner, data, meta, content_type)
+    record = assets.store.upload(owner, data, meta, content_type)
+    sweep.maybe_run()
+    return record
 
 
 def _content(record: AssetRecord, blobs: BlobStore, range_header: str | None) -> StreamingResponse:

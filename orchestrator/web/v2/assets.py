@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +35,8 @@ from orchestrator.web.v2.errors import AssetInUse, BlobNotFound, HashMismatch, I
 UPLOAD_FAMILIES = frozenset({"image", "video", "audio"})
 FILE_PATH_MAX_CHARS = 255
 TAGS_MAX = 16
+SWEEP_EVERY_S = 60.0  # expired uploads are deleted at most this often
+SWEEP_BATCH = 500  # records one sweep deletes at most
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS assets (
@@ -229,6 +233,19 @@ class AssetStore:
 
     # --- deleting ------------------------------------------------------------------------
 
+    def delete_expired(self, limit: int) -> list[AssetRecord]:
+        """Delete up to ``limit`` records whose expiry has passed and return them (their
+        bytes are the caller's to release, as for ``delete``)."""
+        now = self.clock()
+        with self.db.tx("deleting expired assets") as conn:
+            # ISO 8601 texts in UTC sort as the times they name.
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM assets WHERE expires_at IS NOT NULL"
+                                " AND expires_at <= ? LIMIT ?",
+                                (now.isoformat(), limit)).fetchall()
+            gone = [r for r in map(_record, rows) if not self._live(r)]
+            conn.executemany("DELETE FROM assets WHERE id = ?", [(r.id,) for r in gone])
+        return gone
+
     def delete(self, owner: str, asset_id: str) -> AssetRecord | None:
         """Delete the owner's record and return it; None when there was none.
 
@@ -242,6 +259,32 @@ class AssetStore:
                 return None
             conn.execute("DELETE FROM assets WHERE id = ?", (asset_id,))
         return _record(row)
+
+
+class ExpirySweep:
+    """Deletes expired uploads, and their bytes once nothing names them, at most once per
+    ``SWEEP_EVERY_S``; ``maybe_run`` is called on uploads, where new bytes arrive.
+
+    Expired records already read as missing; the sweep is what gives their disk back.
+    """
+
+    def __init__(self, store: AssetStore, release: Callable[[str], object], *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store, self.release, self.clock = store, release, clock
+        self._lock = threading.Lock()
+        self._next = float("-inf")
+
+    def maybe_run(self) -> int:
+        """Sweep if it is time; how many records went."""
+        with self._lock:
+            now = self.clock()
+            if now < self._next:
+                return 0
+            self._next = now + SWEEP_EVERY_S
+        gone = self.store.delete_expired(SWEEP_BATCH)
+        for sha256 in {record.sha256 for record in gone}:
+            self.release(sha256)
+        return len(gone)
 
 
 def output_asset(record: OutputRecord) -> AssetRecord:

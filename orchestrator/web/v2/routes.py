@@ -28,7 +28,8 @@ from orchestrator.tokens import Principal, TokenStore
 from orchestrator.web.auth import Caller
 from orchestrator.web.schemas import base_url
 from orchestrator.web.v2 import asset_routes, events, mapping, schemas
-from orchestrator.web.v2.assets import Assets, AssetStore
+from orchestrator.web.v2.assets import Assets, AssetStore, ExpirySweep
+from orchestrator.web.v2.blobs import release_blob
 from orchestrator.web.v2.db import DB_FILE, Database
 from orchestrator.web.v2.errors import InvalidBody, NotFound, response, v2_error
 from orchestrator.web.v2.idempotency import KeyStore, checked_key
@@ -103,7 +104,8 @@ def v2_router(orch: Orchestrator, tokens: TokenStore, settings: Settings) -> API
     v2 = V2.open(orch, settings)
     router = APIRouter(prefix="/api/v2", route_class=V2Route, tags=["Comfy API v2"])
     _job_routes(router, v2)
-    asset_routes.add(router, v2.assets, orch.blobs, settings, v2.now)
+    sweep = ExpirySweep(v2.assets.store, functools.partial(release_blob, orch))
+    asset_routes.add(router, v2.assets, orch.blobs, settings, v2.now, sweep)
     router.add_api_route("/health", _health(v2), methods=["GET"], response_model=schemas.Health,
                          summary="Whether the service runs (no token needed)")
     return router
