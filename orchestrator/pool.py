@@ -48,12 +48,13 @@ class NodeWorker:
 
     def _loop(self) -> None:
         while not self.stopped.is_set():
+            seen = self.pool.wakes
             try:
                 claimed = self.run_once()
             except OrchestratorError:
                 claimed = False  # the store refused (closing); try again after the wait
             if not claimed:
-                self.pool.wait_for_work(IDLE_WAIT)
+                self.pool.wait_for_work(IDLE_WAIT, seen=seen)
 
     def has_room(self) -> bool:
         with self.lock:
@@ -128,6 +129,7 @@ class NodePool:
         self.workers: dict[str, NodeWorker] = {}
         self.lock = threading.Lock()
         self.work = threading.Condition()
+        self.wakes = 0  # wake() calls so far; see wait_for_work
         self.closed = threading.Event()
         self.health_thread: threading.Thread | None = None
         self._merged: tuple[tuple[int, ...], dict[str, Any]] | None = None
@@ -204,11 +206,16 @@ class NodePool:
 
     def wake(self) -> None:
         with self.work:
+            self.wakes += 1
             self.work.notify_all()
 
-    def wait_for_work(self, timeout: float) -> None:
+    def wait_for_work(self, timeout: float, *, seen: int | None = None) -> None:
+        """Sleep until ``wake`` or ``timeout``; at once if a wake came after ``seen`` (the
+        ``wakes`` count read before the last look at the queue), so a submit landing
+        between that look and this wait is not left for the timeout."""
         with self.work:
-            self.work.wait(timeout)
+            if seen is None or self.wakes == seen:
+                self.work.wait(timeout)
 
     # --- health --------------------------------------------------------------------------------
 

@@ -214,6 +214,8 @@ class SqliteJobStore:
     def claim_next(self, node: str, *, can_run: CanRun,
                    prompt_id: PromptId) -> tuple[Job, Item] | None:
         """See ``JobStore.claim_next``."""
+        if not self._anything_queued():
+            return None  # without taking the write lock that other writers would wait on
         with self._tx(f"claiming an item for node {node}") as conn:
             found = ClaimScan(conn, can_run).run()
             if found is None:
@@ -222,6 +224,10 @@ class SqliteJobStore:
             claimed = rules.dispatch(item, node=node, prompt_id=prompt_id(item),
                                      now=self._clock())
             return self._apply(conn, job, claimed)
+
+    def _anything_queued(self) -> bool:
+        with self._tx("looking for queued items", write=False) as conn:
+            return tables.top_priority(conn, None) is not None  # one index lookup
 
     def set_rendered(self, item_id: str, *, graph: dict[str, object],
                      seed: int | None) -> Item:
