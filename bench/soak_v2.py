@@ -2,13 +2,13 @@
 
     .venv/bin/python bench/soak_v2.py [--jobs 1000] [--workers 8] [--max-minutes 30]
 
-Not part of the test suite. Starts one real ComfyUI (test node pack) and our service on
-loopback, then sends ``--jobs`` trivial graphs from ``--workers`` threads: half through
-``client.run`` (polling), half through ``submit`` + ``events()``. Each job must end
-``succeeded`` with exactly one downloadable PNG, and every terminal status a client saw
-must be the one the service finally records. Prints the counts of false terminal states
-and lost outputs (both should be zero) and exits non-zero when either is not. Bounded by
-``--max-minutes``; stops everything it started.
+Not part of the test suite. Starts one real ComfyUI (test node pack) and our service
+(``comfy-orch serve``, its own process) on loopback, then sends ``--jobs`` trivial graphs
+from ``--workers`` threads: half through ``client.run`` (polling), half through
+``submit`` + ``events()``. Each job must end ``succeeded`` with exactly one downloadable
+PNG, and every terminal status a client saw must be the one the service finally records.
+Prints the counts of false terminal states and lost outputs (both should be zero) and exits
+non-zero when either is not. Bounded by ``--max-minutes``; stops everything it started.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from comfy_sdk import Comfy, OutputReady, StatusChange  # noqa: E402
 
 from bench.bench_pool import solid, start_nodes  # noqa: E402
-from bench.bench_v2 import our_service, with_nodelay  # noqa: E402
+from bench.bench_v2 import our_service  # noqa: E402
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "expired"})
 
@@ -92,7 +92,6 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--max-minutes", type=float, default=30.0)
     args = parser.parse_args()
-    with_nodelay()
     tally = Tally()
     with tempfile.TemporaryDirectory() as tmp:
         [node] = start_nodes(1, Path(tmp))
