@@ -1,27 +1,30 @@
-"""Which websocket each ComfyUI client listens on, and the threads that feed them.
+"""Which websocket each ComfyUI client listens on, and the relays that feed them.
 
 ComfyUI sends a prompt's messages to the socket of the ``client_id`` that posted it, and a
 client that reconnects with the same id replaces its old socket. The hub keeps one socket
 per (owner, client id) — two owners choosing the same id never see each other's prompts —
-and one relay thread per posted prompt follows the job's events on our bus, translates
-them (``relay.PromptRelay``) and hands the frames to whichever socket that client has at
-that moment; with none, they are dropped, as ComfyUI drops them.
+and one relay per posted prompt, a task on the web server's event loop, which follows the
+job's events on our bus (``Subscription.aget``), translates them (``relay.PromptRelay``)
+and hands the frames to whichever socket that client has at that moment; with none, they
+are dropped, as ComfyUI drops them. Store reads (the queue length in ``status`` frames,
+the job at its end) go to a worker thread, so the loop never waits on the database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from orchestrator.events import Finished, Snapshot
-from orchestrator.jobs import JobStatus
+from orchestrator.events import Finished, Queued, Snapshot, Started
+from orchestrator.jobs import Job, JobStatus
 from orchestrator.service import Orchestrator
 from orchestrator.web.gateway.relay import Frame, PromptRelay, encode_preview
 
-# Seconds a relay thread waits for an event before checking that the service still runs.
+# Seconds a relay waits for an event before checking that the service still runs.
 RELAY_POLL_S = 1.0
 
 ClientKey = tuple[str, str]  # (owner, client id)
@@ -39,10 +42,20 @@ class Connection:
 
     def put(self, item: Outgoing) -> None:
         """Queue ``item`` from any thread; dropped once the server's loop has stopped."""
+        if _running_loop() is self.loop:  # a relay on the socket's own loop: no hop
+            self.queue.put_nowait(item)
+            return
         try:
             self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
         except RuntimeError:
             pass  # the loop is closed: the server stopped and the socket with it
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def queue_remaining(orch: Orchestrator) -> int:
@@ -58,6 +71,7 @@ class ClientHub:
         self._lock = threading.Lock()
         self._sockets: dict[ClientKey, Connection] = {}
         self._relays: dict[ClientKey, dict[str, PromptRelay]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- sockets -------------------------------------------------------------------------
 
@@ -92,8 +106,13 @@ class ClientHub:
 
     # --- relays --------------------------------------------------------------------------
 
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run relays on ``loop`` (the web server's); the async routes call this first."""
+        self._loop = loop
+
     def follow(self, key: ClientKey, job_id: str, *, replay: bool = True) -> None:
-        """Relay ``job_id``'s messages to the client ``key`` until the job ends.
+        """Relay ``job_id``'s messages to the client ``key`` until the job ends; from any
+        thread.
 
         ``replay`` starts with every event the bus kept for the job (a prompt just
         posted); without it, with what happens from now on (a prompt of an earlier process,
@@ -105,12 +124,18 @@ class ClientHub:
             if job_id in relays:
                 return
             relays[job_id] = relay
-        threading.Thread(target=self._run, args=(key, relay, replay), name=f"relay-{job_id}",
-                         daemon=True).start()
+        if self._loop is None:  # no server loop yet: the relay gets a loop of its own
+            threading.Thread(target=asyncio.run, args=(self._run(key, relay, replay),),
+                             name=f"relay-{job_id}", daemon=True).start()
+            return
+        asyncio.run_coroutine_threadsafe(self._run(key, relay, replay), self._loop)
 
-    def _run(self, key: ClientKey, relay: PromptRelay, replay: bool) -> None:
+    async def _run(self, key: ClientKey, relay: PromptRelay, replay: bool) -> None:
         try:
-            self._pump(key, relay, replay)
+            await self._pump(key, relay, replay)
+        except Exception as exc:  # noqa: BLE001 - a bug: logged where the loop logs them
+            asyncio.get_running_loop().call_exception_handler({
+                "message": f"the relay of prompt {relay.prompt_id} stopped", "exception": exc})
         finally:
             with self._lock:
                 relays = self._relays.get(key, {})
@@ -118,26 +143,34 @@ class ClientHub:
                 if not relays:
                     self._relays.pop(key, None)
 
-    def _pump(self, key: ClientKey, relay: PromptRelay, replay: bool) -> None:
+    async def _pump(self, key: ClientKey, relay: PromptRelay, replay: bool) -> None:
         # Resuming after the bus's base replays every event it kept for the job, so
         # nothing is lost between the submit and this subscription, however fast it ran.
         # (The job was just recorded: no need to read it back to know it exists.)
         bus = self.orch.bus
         sub = (bus.subscribe(relay.prompt_id, after=bus.seq_base) if replay
-               else self.orch.events(relay.prompt_id))
+               else await asyncio.to_thread(self.orch.events, relay.prompt_id))
         with sub:
             while not self.orch.pool.closed.is_set() and not sub.closed:
-                event = sub.get(timeout=RELAY_POLL_S)
+                event = await sub.aget(RELAY_POLL_S)
                 if _ended(event):
-                    self._finish(key, relay)
+                    await self._finish(key, relay)
                     return
                 if event is not None:
-                    self.deliver(key, relay.translate(
-                        event, queue_remaining=lambda: queue_remaining(self.orch)))
+                    remaining = (await asyncio.to_thread(queue_remaining, self.orch)
+                                 if isinstance(event, Queued | Started) else 0)
+                    self.deliver(key, relay.translate(event, queue_remaining=_fixed(remaining)))
 
-    def _finish(self, key: ClientKey, relay: PromptRelay) -> None:
-        job = self.orch.get(relay.prompt_id)
-        self.deliver(key, relay.finish(job, queue_remaining=queue_remaining(self.orch)))
+    async def _finish(self, key: ClientKey, relay: PromptRelay) -> None:
+        job, remaining = await asyncio.to_thread(self._ending, relay.prompt_id)
+        self.deliver(key, relay.finish(job, queue_remaining=remaining))
+
+    def _ending(self, job_id: str) -> tuple[Job, int]:
+        return self.orch.get(job_id), queue_remaining(self.orch)
+
+
+def _fixed(value: int) -> Callable[[], int]:
+    return lambda: value
 
 
 def _ended(event: BaseModel | None) -> bool:

@@ -13,6 +13,7 @@ urllib's default form content type.
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations
 # at registration, and they name ``Who``, which exists only inside ``gateway_router``.
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ def _prompt_routes(gw: Gateway, auth: TokenAuth) -> list[Route]:
             return JSONResponse(errors.error_body(errors.graph_error(
                 "invalid_prompt", str(exc))), status_code=400)
         limit = settings_of(request.app).max_queued
+        gw.hub.bind(asyncio.get_running_loop())  # the prompt's relay runs on this loop
         status, answer = await run_in_threadpool(gw.submit, who, body, max_queued=limit)
         return JSONResponse(answer, status_code=status)
 

@@ -44,6 +44,7 @@ def socket_endpoint(gw: Gateway, auth: TokenAuth) -> SocketEndpoint:
         await websocket.accept()
         client_id = websocket.query_params.get("clientId") or uuid.uuid4().hex
         conn = Connection((who.owner, client_id), asyncio.get_running_loop())
+        gw.hub.bind(conn.loop)  # relays of the prompts it adopts run on this loop
         conn.queue.put_nowait(status_message(await run_in_threadpool(queue_remaining, gw.orch),
                                              sid=client_id))
         gw.hub.attach(conn)
