@@ -194,3 +194,15 @@ def image_grid(tiles: Sequence[tuple[str, str]], *, key: str, open_page: str | N
                 if open_page:
                     st.switch_page(open_page)
                 st.rerun()
+
+
+def pager(cursors: list[str], next_cursor: str | None, *, key: str) -> None:
+    """Newer/Older buttons over a cursor-paged list; ``cursors`` is the stack of pages
+    already passed (kept by the caller in session state)."""
+    cols = st.columns(2)
+    if cursors and cols[0].button("Newer", key=f"{key}:newer"):
+        cursors.pop()
+        st.rerun()
+    if next_cursor and cols[1].button("Older", key=f"{key}:older"):
+        cursors.append(next_cursor)
+        st.rerun()

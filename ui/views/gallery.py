@@ -55,7 +55,7 @@ def render() -> None:
         return
     st.caption(f"{len(page.outputs)} image(s)")
     widgets.image_grid([(o.id, _caption(o)) for o in page.outputs], key="gallery", columns=5)
-    _pager(cursors, page.next_cursor)
+    widgets.pager(cursors, page.next_cursor, key="gallery")
 
 
 def _caption(out: Output) -> str:
@@ -79,16 +79,6 @@ def _page(client: ApiClient, filters: Filters, cursor: str | None) -> OutputPage
     cache: dict[str, Output] = st.session_state.setdefault(OUTPUTS, {})
     cache.update((o.id, o) for o in page.outputs)
     return page
-
-
-def _pager(cursors: list[str], next_cursor: str | None) -> None:
-    cols = st.columns(2)
-    if cursors and cols[0].button("Newer", key="gallery:newer"):
-        cursors.pop()
-        st.rerun()
-    if next_cursor and cols[1].button("Older", key="gallery:older"):
-        cursors.append(next_cursor)
-        st.rerun()
 
 
 def _output(client: ApiClient, output_id: str) -> Output:

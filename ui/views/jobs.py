@@ -27,7 +27,7 @@ def render() -> None:
         st.info("No jobs yet: start one on the Generate page.")
     for job in page.jobs:
         widgets.job_card(job)
-    _pager(cursors, page.next_cursor)
+    widgets.pager(cursors, page.next_cursor, key="jobs")
 
 
 def _filters(*, admin: bool) -> dict[str, str | None]:
@@ -52,16 +52,6 @@ def _page(filters: dict[str, str | None], cursor: str | None) -> JobPage | None:
     except PanelError as exc:
         st.error(str(exc))
         return None
-
-
-def _pager(cursors: list[str], next_cursor: str | None) -> None:
-    cols = st.columns(2)
-    if cursors and cols[0].button("Newer", key="jobs:newer"):
-        cursors.pop()
-        st.rerun()
-    if next_cursor and cols[1].button("Older", key="jobs:older"):
-        cursors.append(next_cursor)
-        st.rerun()
 
 
 if __name__ == "__main__":
