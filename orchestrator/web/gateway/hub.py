@@ -118,17 +118,16 @@ class ClientHub:
         posted); without it, with what happens from now on (a prompt of an earlier process,
         adopted when its client reconnects). A prompt already relayed is left alone.
         """
+        loop = self._loop
+        if loop is None:  # a bug: every route that can reach here binds first
+            raise RuntimeError("ClientHub.bind(loop) must be called before follow()")
         relay = PromptRelay(job_id)
         with self._lock:
             relays = self._relays.setdefault(key, {})
             if job_id in relays:
                 return
             relays[job_id] = relay
-        if self._loop is None:  # no server loop yet: the relay gets a loop of its own
-            threading.Thread(target=asyncio.run, args=(self._run(key, relay, replay),),
-                             name=f"relay-{job_id}", daemon=True).start()
-            return
-        asyncio.run_coroutine_threadsafe(self._run(key, relay, replay), self._loop)
+        asyncio.run_coroutine_threadsafe(self._run(key, relay, replay), loop)
 
     async def _run(self, key: ClientKey, relay: PromptRelay, replay: bool) -> None:
         try:
