@@ -1,8 +1,10 @@
 """``GET /api/v2/jobs/{id}/events``: the job's live state as v2 Server-Sent Events.
 
-Fed by the orchestrator's event bus, which hands a subscriber a snapshot taken from the
-store first, so a client that connects late (even after the job ended) never waits for
-an event that already happened. Frames are ``event: NAME`` / ``data: JSON`` with no ids
+Fed by the orchestrator's event bus. The stream subscribes first and then reads the job
+from the store (``Translator.connected``), so a client that connects late (even after the
+job ended) never waits for an event that already happened; an event that lands between
+the two is seen twice, which the translator absorbs (status changes, monotonic progress
+and outputs are each sent once). Frames are ``event: NAME`` / ``data: JSON`` with no ids
 (the contract has no resume):
 
 - on connect: ``status`` (unless the job already ended), the latest ``progress`` and
@@ -32,7 +34,6 @@ from orchestrator.events import (
     OutputEvent,
     PreviewEvent,
     ProgressEvent,
-    Snapshot,
     Started,
     Subscription,
 )
@@ -78,12 +79,10 @@ class Translator:
         thread, off the event loop); progress, previews and status changes do not."""
         if isinstance(event, ProgressEvent):
             return self.job is None
-        return isinstance(event, Snapshot | OutputEvent | Finished)
+        return isinstance(event, OutputEvent | Finished)
 
     def frames(self, event: BaseModel) -> list[Frame]:
         """The frames ``event`` calls for (often none)."""
-        if isinstance(event, Snapshot):
-            return self._connected()
         if isinstance(event, Dispatched | Started):
             return self._status("running", None)
         if isinstance(event, ProgressEvent):
@@ -96,7 +95,8 @@ class Translator:
             return self._finished(self._job())
         return []
 
-    def _connected(self) -> list[Frame]:
+    def connected(self) -> list[Frame]:
+        """The frames for a client that just connected: where the job stands now."""
         job = self._job()
         if job.status.terminal:
             return self._finished(job)
@@ -167,8 +167,11 @@ def encode(frame: Frame) -> bytes:
 
 async def stream(sub: Subscription, translator: Translator, *,
                  keepalive: float) -> AsyncIterator[bytes]:
-    """The frames of ``sub`` until the terminal status; closes ``sub`` however it stops."""
+    """The frames of ``sub`` (subscribed before this is called) until the terminal
+    status, after the job's state on connect; closes ``sub`` however it stops."""
     try:
+        for frame in await anyio.to_thread.run_sync(translator.connected):
+            yield encode(frame)
         while not translator.done:
             event = await sub.aget(keepalive)
             if event is None:

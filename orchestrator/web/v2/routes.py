@@ -166,7 +166,7 @@ def _job_routes(router: APIRouter, v2: V2) -> None:
         v2.visible_job(who, job_id)
         translator = events.Translator(v2.orch, job_id, base_url(request),
                                        functools.partial(queue_position, v2.orch), v2.now)
-        sub = v2.orch.events(job_id)
+        sub = v2.orch.bus.subscribe(job_id)  # the stream reads the job itself, after this
         return StreamingResponse(
             events.stream(sub, translator, keepalive=v2.settings.sse_keepalive_s),
             media_type="text/event-stream",
