@@ -48,7 +48,7 @@ class NodeHTTP:
         timeouts = urllib3.Timeout(total=timeout)
         options: dict[str, Any] = {"maxsize": POOL_SIZE, "retries": False, "timeout": timeouts,
                                    "ca_certs": _ca_bundle()}
-        proxy = _proxy_for(url)
+        proxy = _proxy_for(parts)
         self._pool: urllib3.PoolManager = (
             urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options))
 
@@ -77,12 +77,11 @@ class NodeHTTP:
         self._pool.clear()
 
 
-def _proxy_for(url: str) -> str | None:
-    """The proxy the environment names for ``url`` (honouring ``NO_PROXY``), if any."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if urllib.request.proxy_bypass(host):
+def _proxy_for(parts: urllib.parse.SplitResult) -> str | None:
+    """The proxy the environment names for the node (honouring ``NO_PROXY``), if any."""
+    if urllib.request.proxy_bypass(parts.hostname or ""):
         return None
-    return urllib.request.getproxies().get(urllib.parse.urlsplit(url).scheme)
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 def _ca_bundle() -> str | None:
