@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,3 +162,15 @@ def _merge_combos(into: dict[str, Any], spec: Mapping[str, Any]) -> None:
                 target[0] = [*target[0], *extra]
             elif extra and len(target) > 1 and isinstance(target[1], dict):
                 target[1]["options"] = [*known, *extra]
+
+
+# Fixed namespace for prompt ids: ComfyUI >= 0.26 accepts a client-chosen prompt_id only as a
+# canonical lowercase UUID, so ours are uuid5(item, attempt). Being derived, not random, a
+# restarted orchestrator can find its own prompts again from nothing but the item's record.
+PROMPT_ID_NAMESPACE = uuid.UUID("5f0c1c8e-6a43-4f6b-9d1e-2b7c0a9e4d10")
+
+
+def prompt_id_for(item_id: str, attempt: int) -> str:
+    """The ComfyUI prompt id of ``attempt`` (1-based) of item ``item_id``: a lowercase UUID
+    that every ComfyUI version accepts and that is the same every time it is computed."""
+    return str(uuid.uuid5(PROMPT_ID_NAMESPACE, f"{item_id}/{attempt}"))

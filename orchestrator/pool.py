@@ -72,7 +72,7 @@ class NodeWorker:
         claimed = self.pool.ctx.store.claim_next(
             self.node.name,
             can_run=lambda job, item: dispatch.can_run(self.pool.requirements_of(job), caps),
-            prompt_id=lambda item: f"{item.id}-{len(item.attempts) + 1}",
+            prompt_id=lambda item: dispatch.prompt_id_for(item.id, len(item.attempts) + 1),
         )
         if claimed is None:
             return False
