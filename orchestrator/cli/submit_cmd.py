@@ -14,9 +14,10 @@ from typing import Any
 
 from orchestrator.comfy.client import ComfyClient
 from orchestrator.console import ProgressLine
-from orchestrator.errors import NodeError, WorkflowNotFound
+from orchestrator.errors import ConfigError, NodeError, WorkflowError
 from orchestrator.events import Finished, ItemFailed, OutputEvent, ProgressEvent, Snapshot
-from orchestrator.jobs import Job, JobStatus
+from orchestrator.jobs import MAX_COUNT, Job, JobStatus
+from orchestrator.outputs import OutputRecord
 from orchestrator.provision.install import default_home
 from orchestrator.registry import read_workflow
 from orchestrator.service import JobHandle, Orchestrator
@@ -37,9 +38,13 @@ def register(commands: Any) -> None:
                      metavar="KEY=VALUE", help="a placeholder value (repeatable)")
     cmd.add_argument("--image", dest="images", action="append", default=[], type=_pair,
                      metavar="KEY=PATH", help="an image placeholder's file (repeatable)")
-    cmd.add_argument("--count", type=int, default=1, metavar="N", help="images (1-8)")
+    cmd.add_argument("--count", type=int, default=1, metavar="N",
+                     help=f"images, each with its own seed (1-{MAX_COUNT})")
     cmd.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
-                     help="folder for the outputs (default: current folder)")
+                     help="folder for the outputs, named NAME-JOB-INDEX (default: current "
+                          "folder)")
+    cmd.add_argument("--force", action="store_true",
+                     help="overwrite files in --out that have the same name")
     cmd.add_argument("--dir", type=Path, default=DEFAULT_WORKFLOWS_DIR, metavar="D",
                      help="workflows folder for names (default: ./workflows)")
     cmd.add_argument("--data", type=Path, default=None, metavar="DIR",
@@ -59,12 +64,21 @@ def resolve_target(name_or_file: str, folder: Path) -> tuple[Path, str]:
     path = Path(name_or_file)
     if path.suffix == ".json" or path.exists():
         if not path.is_file():
-            raise WorkflowNotFound(f"{name_or_file} (no such file)")
+            raise WorkflowError(f"{name_or_file}: no such file; give the path of an "
+                                f"API-format workflow file, or a workflow name in {folder}")
         return path.resolve().parent, path.name.removesuffix(".json")
     return folder, name_or_file
 
 
+def check_count(count: int) -> int:
+    """``count`` when it is one the service accepts; ``ConfigError`` otherwise."""
+    if not 1 <= count <= MAX_COUNT:
+        raise ConfigError(f"--count {count}: give 1 to {MAX_COUNT} images per job")
+    return count
+
+
 def run_submit(args: argparse.Namespace) -> int:
+    check_count(args.count)
     folder, name = resolve_target(args.workflow, args.dir)
     read_workflow(folder / f"{name}.json")  # a broken file is named before any node is asked
     images = {key: Path(path) for key, path in args.images}
@@ -80,7 +94,7 @@ def run_submit(args: argparse.Namespace) -> int:
             job = orch.wait(handle.id, timeout=30)
             print(f"job {job.id} {job.status.value}", file=sys.stderr)
             return EXIT_INTERRUPTED
-        return _finish(orch, job, args.out)
+        return _finish(orch, job, args.out, force=args.force)
 
 
 def _require_a_live_node(urls: list[str]) -> None:
@@ -117,8 +131,9 @@ def _follow(handle: JobHandle, label: str) -> Job:
             elif isinstance(event, OutputEvent):
                 line(event.item).done(f"done ({event.filename})")
             elif isinstance(event, ItemFailed):
-                retry = " — retrying on another node" if event.will_retry else ""
-                line(event.item).done(f"failed: {event.message}{retry}")
+                # a final failure's message is printed once, by _finish
+                line(event.item).done(f"failed: {event.message} — retrying on another node"
+                                      if event.will_retry else "failed")
             elif isinstance(event, Finished | Snapshot) and _is_terminal(event):
                 break
     return handle.wait(timeout=30)
@@ -128,12 +143,27 @@ def _is_terminal(event: Finished | Snapshot) -> bool:
     return isinstance(event, Finished) or JobStatus(event.status).terminal
 
 
-def _finish(orch: Orchestrator, job: Job, out: Path) -> int:
+def output_name(record: OutputRecord) -> str:
+    """``NAME-JOB-INDEX.ext``: outputs of different jobs and images never share a name."""
+    path = Path(record.filename)
+    return f"{path.stem}-{record.job_id}-{record.index + 1}{path.suffix}"
+
+
+def _finish(orch: Orchestrator, job: Job, out: Path, *, force: bool = False) -> int:
     out.mkdir(parents=True, exist_ok=True)
+    kept = []
     for record in orch.outputs_of(job.id):
-        target = out / record.filename
+        target = out / output_name(record)
+        if target.exists() and not force:
+            kept.append(target)
+            continue
         target.write_bytes(orch.output_bytes(record.id))
         print(target)
+        seed = "as in the graph" if record.seed is None else str(record.seed)
+        print(f"image {record.index + 1}: seed {seed} → {target}", file=sys.stderr)
+    if kept:
+        raise ConfigError(f"{', '.join(map(str, kept))} already exist(s), not overwritten; "
+                          "pass --force to overwrite, or another --out folder")
     if job.status == JobStatus.SUCCEEDED:
         return EXIT_OK
     errors = [i.error for i in job.items if i.error is not None]

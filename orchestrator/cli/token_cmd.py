@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ def register(commands: Any) -> None:
     create.add_argument("--owner", required=True, help="whose jobs and outputs it reaches")
     create.add_argument("--admin", action="store_true",
                         help="may see everything and change workflows and nodes")
+    create.add_argument("--quiet", "-q", action="store_true",
+                        help="print the token only, without the line about it on stderr")
     create.set_defaults(handler=run_create)
     revoke = actions.add_parser("revoke", help="refuse a token from now on")
     revoke.add_argument("id", metavar="ID", help="the token id (or its co_<id>_ prefix)")
@@ -40,8 +43,10 @@ def _open(args: argparse.Namespace) -> TokenStore:
 def run_create(args: argparse.Namespace) -> int:
     with _open(args) as store:
         token = store.create(args.owner, admin=args.admin)
-    role = "admin token" if args.admin else "token"
-    print(f"{role} for {args.owner!r} (shown once; keep it secret):")
+    # The token alone on stdout, so TOKEN=$(comfy-orch token create ...) captures it.
+    if not args.quiet:
+        role = "admin token" if args.admin else "token"
+        print(f"{role} for {args.owner!r} (shown once; keep it secret):", file=sys.stderr)
     print(token)
     return 0
 

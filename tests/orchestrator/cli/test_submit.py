@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from orchestrator.cli import main
+from orchestrator.errors import ConfigError
 from tests import graphs
 
 
@@ -134,3 +135,72 @@ def test_ctrl_c_cancels_the_job_cleanly(comfy_url: str, tmp_path: Path) -> None:
     assert "canceled" in tail and "Traceback" not in tail
     with Orchestrator(data_dir=data, start=False) as orch:
         assert orch.list().jobs[0].status.value == "canceled"
+
+
+@pytest.mark.parametrize("count", ["9", "0"])
+def test_a_count_out_of_range_is_one_line_and_exit_2(tmp_path: Path, count: str) -> None:
+    """Run as a real process: no traceback, one line naming the flag and the range."""
+    wf = write(tmp_path, graphs.solid_image())
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "submit", str(wf), "--count", count,
+         "--node", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: --count {count}: give 1 to 8 images per job"
+
+
+def test_a_missing_file_says_no_such_file_and_what_to_give(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["submit", "nope.json", "--node", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: nope.json: no such file; give the path of an API-format")
+    assert "no workflow named" not in err
+
+
+def test_outputs_of_two_runs_never_collide_and_seeds_are_printed(
+    comfy_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "wfs"
+    folder.mkdir()
+    graph = graphs.solid_image(8, 8, "#102030")
+    graph["1"]["inputs"]["seed"] = "%seed%"
+    (folder / "swatch.json").write_text(json.dumps(graph))
+    argv = ["submit", "swatch", "--dir", str(folder), "--node", comfy_url, "--count", "2",
+            "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data")]
+    written: list[str] = []
+    for _ in range(2):
+        assert main(argv) == 0
+        out, err = capsys.readouterr()
+        written += out.splitlines()
+        assert err.count(": seed ") == 2
+    assert len(set(written)) == 4 and all(Path(p).exists() for p in written)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        Path(p).name for p in written)
+
+
+def test_an_existing_output_name_is_kept_unless_forced(
+    comfy_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestrator.cli.submit_cmd import _finish
+    from orchestrator.service import Orchestrator
+
+    wf = write(tmp_path, graphs.solid_image(8, 8, "#00ff00", seed=3))
+    out = tmp_path / "out"
+    assert main(["submit", str(wf), "--node", comfy_url, "--out", str(out),
+                 "--data", str(tmp_path / "data")]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    path.write_bytes(b"mine")
+    with Orchestrator(data_dir=tmp_path / "data", nodes=(), start=False) as orch:
+        job = orch.get(orch.list().jobs[0].id)
+        with pytest.raises(ConfigError, match="--force"):
+            _finish(orch, job, out)
+        assert path.read_bytes() == b"mine"
+        assert _finish(orch, job, out, force=True) == 0
+    assert path.read_bytes() != b"mine"
+
+
+def test_a_rejected_graph_is_reported_once(
+    comfy_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = write(tmp_path, graphs.txt2img(steps=0))
+    assert main(["submit", str(wf), "--node", comfy_url, "--data", str(tmp_path / "d")]) == 2
+    assert capsys.readouterr().err.count("value 0 smaller than min 1") == 1

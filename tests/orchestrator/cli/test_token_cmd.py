@@ -55,3 +55,16 @@ def test_an_empty_list_says_how_to_make_one(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["token", "list", "--data", str(tmp_path)]) == 0
     assert "comfy-orch token create" in capsys.readouterr().out
+
+
+def test_create_prints_the_token_alone_on_stdout_for_shell_capture(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """TOKEN=$(comfy-orch token create ...) must capture a token, not the banner too."""
+    assert main(["token", "create", "--owner", "my-app", "--data", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 1
+    with TokenStore.open(tmp_path) as store:
+        assert store.authenticate(captured.out.strip()) is not None
+    assert "shown once" in captured.err
+    assert main(["token", "create", "--owner", "b", "--quiet", "--data", str(tmp_path)]) == 0
+    assert capsys.readouterr().err == ""
