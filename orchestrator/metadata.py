@@ -23,6 +23,7 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from orchestrator.errors import WorkflowFormatError, WorkflowInvalid
+from orchestrator.jsondepth import MAX_DEPTH, depth_exceeded
 from placeholders import (
     CATALOG,
     CustomPlaceholder,
@@ -147,6 +148,11 @@ def parse_metadata(text: str, *, source: str = "metadata") -> WorkflowMeta:
 
 
 def _load_json(text: str, source: str) -> Any:
+    where = depth_exceeded(text)
+    if where is not None:
+        error = WorkflowFormatError(f"nests arrays and objects deeper than {MAX_DEPTH} levels",
+                                    source=source, line=where[0], column=where[1])
+        raise WorkflowInvalid([error], source=source)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -3,8 +3,12 @@
 ``NAME.json`` (API-format graph) plus an optional ``NAME.meta.json`` make the workflow
 ``NAME``. The folder is watched with watchdog: a file added, changed, renamed or deleted is
 picked up within a fraction of a second, including an editor's save through a temporary
-file and a rename. A new version that does not load leaves the last good version serving
-and records the error, so a typo never takes a workflow offline; ``list()`` shows it.
+file and a rename (``watcher.FolderWatcher`` coalesces the burst into one reload). A new
+version that does not load, for whatever reason, leaves the last good version serving and
+records the error, so a typo never takes a workflow offline; ``list()`` shows it.
+
+Errors keep the files' full paths for the operator (``list()``); ``get()``, which answers
+requests, names files relative to the folder, so no server path reaches a client.
 
 The registry is also the cache of compiled graphs: each version is compiled for rendering
 once, as it loads (``Workflow.plan``), so a changed file's new version brings its own plan
@@ -13,26 +17,33 @@ and the old plan goes with the old version. Registries share nothing.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-
-from orchestrator.errors import ConfigError, WorkflowError, WorkflowFormatError, WorkflowNotFound
+from orchestrator.errors import (
+    ConfigError,
+    WorkflowError,
+    WorkflowFormatError,
+    WorkflowInvalid,
+    WorkflowNotFound,
+)
 from orchestrator.metadata import Kind
 from orchestrator.rendering import compiled
 from orchestrator.validation import check_placeholders
+from orchestrator.watcher import FolderWatcher
 from orchestrator.workflow import Workflow, content_version, load_workflow
+
+log = logging.getLogger(__name__)
 
 GRAPH_SUFFIX = ".json"
 META_SUFFIX = ".meta.json"
-# How long close() waits for the watcher thread; it normally stops within one poll.
-WATCHER_JOIN_TIMEOUT_S = 5.0
+# ``x.meta.json`` is the metadata of ``x``, so no workflow may be called ``x.meta``.
+RESERVED_ENDING = META_SUFFIX[: -len(GRAPH_SUFFIX)]
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,40 @@ def name_of(path: str | Path) -> str | None:
         return None
     stem = base[: -len(META_SUFFIX)] if base.endswith(META_SUFFIX) else base[: -len(GRAPH_SUFFIX)]
     return stem or None
+
+
+def reserved_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a workflow's name (its graph file would be another workflow's
+    metadata file), or None when it can."""
+    if not name.endswith(RESERVED_ENDING):
+        return None
+    owner = name[: -len(RESERVED_ENDING)]
+    return (f"a workflow cannot be named {name!r}: {name}{GRAPH_SUFFIX} is the metadata file "
+            f"of workflow {owner!r}; choose a name that does not end in {RESERVED_ENDING!r}")
+
+
+def redact(text: str, folder: Path) -> str:
+    """``text`` with the workflows folder's absolute path taken out, so files are named
+    relative to it (what a client may see of the server's disk)."""
+    for root in dict.fromkeys((str(folder.absolute()), str(folder.resolve()))):
+        text = text.replace(root + os.sep, "").replace(root, "the workflows folder")
+    return text
+
+
+def redacted_error(error: WorkflowError, folder: Path) -> WorkflowError:
+    """``error`` with every file named relative to ``folder`` (see :func:`redact`)."""
+    if isinstance(error, WorkflowInvalid):
+        return WorkflowInvalid([_redacted_problem(p, folder) for p in error.problems],
+                               source=redact(error.source, folder))
+    if isinstance(error, WorkflowFormatError):
+        return _redacted_problem(error, folder)
+    return error
+
+
+def _redacted_problem(problem: WorkflowFormatError, folder: Path) -> WorkflowFormatError:
+    return WorkflowFormatError(redact(problem.reason, folder),
+                               source=redact(problem.source, folder), line=problem.line,
+                               column=problem.column, path=problem.path)
 
 
 def read_workflow(graph_path: Path) -> Workflow:
@@ -131,7 +176,7 @@ class WorkflowRegistry:
     is not a directory. Call :meth:`close` (or leave the ``with`` block) to stop watching.
     """
 
-    def __init__(self, folder: Path, *, watch: bool = True) -> None:
+    def __init__(self, folder: str | os.PathLike[str], *, watch: bool = True) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise ConfigError(f"workflows folder {self.folder} does not exist or is not a "
@@ -140,16 +185,17 @@ class WorkflowRegistry:
         self._load_lock = threading.Lock()  # one load at a time, so versions never go back
         self._entries: dict[str, _Entry] = {}
         self._closed = False
-        self._observer: Any = None
+        self._watcher: FolderWatcher | None = None
         self.reload()
         if watch:
-            self._observer = self._start_watching()
+            self._watcher = FolderWatcher(self.folder, self._on_names, name_of=name_of).start()
 
     # --- reading ------------------------------------------------------------------------
 
     def get(self, name: str) -> Workflow:
         """The serving version of ``name``; raises ``WorkflowNotFound`` (listing known names)
-        or, when no version of it ever loaded, the ``WorkflowFormatError`` of its files."""
+        or, when no version of it ever loaded, the ``WorkflowFormatError`` of its files
+        (named relative to the folder: requests see this error)."""
         self._refuse_if_closed()
         with self._lock:
             entry = self._entries.get(name)
@@ -157,7 +203,9 @@ class WorkflowRegistry:
         if entry is None:
             raise WorkflowNotFound(name, known)
         if entry.good is None:
-            raise entry.error or WorkflowNotFound(name, known)
+            if entry.error is None:
+                raise WorkflowNotFound(name, known)
+            raise redacted_error(entry.error, self.folder)
         return entry.good
 
     def list(self) -> list[WorkflowStatus]:
@@ -202,12 +250,14 @@ class WorkflowRegistry:
     def _reload_one(self, name: str) -> None:
         with self._load_lock:
             graph_path = self.folder / (name + GRAPH_SUFFIX)
-            if not graph_path.exists():
+            if reserved_name_problem(name) is not None:
+                self._refuse_reserved(name)
+            elif not graph_path.exists():
                 self._forget(name)
-                return
-            with self._lock:
-                entry = self._entries.setdefault(name, _Entry())
-            self._refresh(entry, graph_path)
+            else:
+                with self._lock:
+                    entry = self._entries.setdefault(name, _Entry())
+                self._refresh(entry, graph_path)
 
     def _refresh(self, entry: _Entry, graph_path: Path) -> None:
         try:
@@ -216,13 +266,22 @@ class WorkflowRegistry:
                 return  # a repeated event for files already read
             workflow = compiled(files.load())
         except WorkflowError as exc:
-            with self._lock:
-                entry.error, entry.seen = exc, None
+            self._failed(entry, exc)
+            return
+        except Exception as exc:  # a file must never stop the service; this is a bug to fix
+            log.exception("loading %s failed unexpectedly", graph_path)
+            self._failed(entry, WorkflowFormatError(
+                f"cannot be loaded ({type(exc).__name__}: {exc}); fix or remove the file",
+                source=str(graph_path)))
             return
         warnings = tuple(str(p) for p in check_placeholders(workflow)) + self._preview(workflow)
         with self._lock:
             entry.good, entry.error, entry.warnings = workflow, None, warnings
             entry.seen = workflow.version
+
+    def _failed(self, entry: _Entry, error: WorkflowError) -> None:
+        with self._lock:
+            entry.error, entry.seen = error, None
 
     def _preview(self, workflow: Workflow) -> tuple[str, ...]:
         image = workflow.meta.preview_image
@@ -232,6 +291,16 @@ class WorkflowRegistry:
         except OSError:  # a name the file system refuses (too long, bad bytes)
             pass
         return (f"{workflow.name}.meta.json: preview image {image!r} is not in {self.folder}",)
+
+    def _refuse_reserved(self, name: str) -> None:
+        meta_path = self.folder / (name + META_SUFFIX)
+        with self._lock:
+            if meta_path.exists():
+                error = WorkflowFormatError(f"{reserved_name_problem(name)}; rename this file",
+                                            source=str(meta_path))
+                self._entries[name] = _Entry(error=error)
+            else:
+                self._entries.pop(name, None)
 
     def _forget(self, name: str) -> None:
         meta_path = self.folder / (name + META_SUFFIX)
@@ -246,26 +315,18 @@ class WorkflowRegistry:
 
     # --- watching -----------------------------------------------------------------------
 
-    def _start_watching(self) -> Any:
-        observer = Observer()
-        observer.schedule(_Handler(self), str(self.folder), recursive=False)
-        observer.daemon = True
-        observer.start()
-        return observer
-
-    def _on_paths(self, paths: Iterable[str]) -> None:
-        if not self._closed:  # events racing close() are dropped, not raised in watchdog's thread
-            self._reload_all({n for p in paths if (n := name_of(p))})
+    def _on_names(self, names: set[str]) -> None:
+        if not self._closed:  # a batch racing close() is dropped, not raised in the watcher
+            self._reload_all(names)
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop watching. Harmless to call twice; the registry refuses use afterwards."""
         self._closed = True
-        observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
-            observer.join(WATCHER_JOIN_TIMEOUT_S)
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.close()
 
     def _refuse_if_closed(self) -> None:
         if self._closed:
@@ -279,15 +340,3 @@ class WorkflowRegistry:
                  tb: TracebackType | None) -> None:
         self.close()
 
-
-class _Handler(FileSystemEventHandler):
-    """Turns watchdog events (from its own thread) into reloads of the names touched."""
-
-    def __init__(self, registry: WorkflowRegistry) -> None:
-        self.registry = registry
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory or event.event_type == "opened":
-            return
-        paths = [event.src_path, getattr(event, "dest_path", "") or ""]
-        self.registry._on_paths(str(p) for p in paths if p)

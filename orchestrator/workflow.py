@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import WorkflowFormatError
+from orchestrator.jsondepth import MAX_DEPTH, depth_exceeded
 from orchestrator.metadata import WorkflowMeta, parse_metadata, placeholder_specs
 from placeholders import PlaceholderSpec, Plan
 
@@ -28,11 +29,23 @@ _BARE_PLACEHOLDER = re.compile(r"[:\[,]\s*(%[A-Za-z0-9_]+%)")
 
 def parse_graph_text(text: str, *, source: str = "workflow") -> Graph:
     """Parse JSON text into an API-format graph, or raise ``WorkflowFormatError``."""
+    refuse_deep(text, source)
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _json_error(text, exc, source) from exc
     return check_graph_shape(doc, source=source)
+
+
+def refuse_deep(text: str, source: str) -> None:
+    """Raise ``WorkflowFormatError`` (line and column) when ``text`` nests deeper than
+    ``jsondepth.MAX_DEPTH``, which would make the parser itself overflow the stack."""
+    where = depth_exceeded(text)
+    if where is not None:
+        raise WorkflowFormatError(
+            f"nests arrays and objects deeper than {MAX_DEPTH} levels; an API-format "
+            "workflow is about 4 deep, so this is not one", source=source,
+            line=where[0], column=where[1])
 
 
 def _json_error(text: str, exc: json.JSONDecodeError, source: str) -> WorkflowFormatError:
