@@ -194,7 +194,7 @@ class OutputPage(_Answer):
 
 class Node(_Answer):
     name: str
-    url: str
+    url: str | None = None  # shown to admin tokens only
     tags: list[str] = Field(default_factory=list)
     health: str
     draining: bool = False

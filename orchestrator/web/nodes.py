@@ -12,6 +12,7 @@ from orchestrator.errors import JobNotFound
 from orchestrator.nodes import NodeInfo, node_config
 from orchestrator.service import Orchestrator
 from orchestrator.web.auth import Admin, Caller, Svc
+from orchestrator.web.body import JsonBodyRoute
 from orchestrator.web.errors import Conflict
 from orchestrator.web.schemas import (
     NODE_NAME_RE,
@@ -23,7 +24,7 @@ from orchestrator.web.schemas import (
     checked_name,
 )
 
-router = APIRouter(tags=["nodes"])
+router = APIRouter(tags=["nodes"], route_class=JsonBodyRoute)
 
 
 def _node(orch: Orchestrator, name: str) -> NodeInfo:
@@ -37,7 +38,8 @@ def _node(orch: Orchestrator, name: str) -> NodeInfo:
 @router.get("/v1/nodes", response_model=NodeList,
             summary="Every node with health, capabilities, load")
 def list_nodes(svc: Svc, who: Caller) -> NodeList:
-    return NodeList(nodes=[NodeOut.of(n) for n in svc.orch.nodes()],
+    """Node addresses and last errors are shown to admins only."""
+    return NodeList(nodes=[NodeOut.of(n, admin=who.admin) for n in svc.orch.nodes()],
                     queued=svc.orch.store.queued_count())
 
 

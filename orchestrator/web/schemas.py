@@ -354,7 +354,7 @@ class WorkflowList(BaseModel):
 
 class NodeOut(BaseModel):
     name: str
-    url: str
+    url: str | None = Field(description="the node's address; admins only (null otherwise)")
     tags: list[str]
     health: str
     draining: bool
@@ -363,17 +363,20 @@ class NodeOut(BaseModel):
     classes: int = Field(description="node classes the server offers")
     models: dict[str, list[str]] = Field(description='"Class.input" → installed model files')
     comfyui_version: str | None
-    last_error: str | None
+    last_error: str | None = Field(description="the last failure talking to the node; "
+                                   "admins only (null otherwise)")
     last_seen: datetime | None
 
     @classmethod
-    def of(cls, info: NodeInfo) -> NodeOut:
+    def of(cls, info: NodeInfo, *, admin: bool = True) -> NodeOut:
+        """The node as ``admin`` may see it: addresses and errors (which name hosts, ports
+        and paths of the operator's network) only for admins."""
         seen = None if info.last_seen is None else datetime.fromtimestamp(info.last_seen, UTC)
-        return cls(name=info.name, url=info.url, tags=list(info.tags), health=info.health.value,
-                   draining=info.draining, in_flight=info.in_flight,
+        return cls(name=info.name, url=info.url if admin else None, tags=list(info.tags),
+                   health=info.health.value, draining=info.draining, in_flight=info.in_flight,
                    max_in_flight=info.max_in_flight, classes=info.classes,
                    models=dict(info.models), comfyui_version=info.comfyui_version,
-                   last_error=info.last_error, last_seen=seen)
+                   last_error=info.last_error if admin else None, last_seen=seen)
 
 
 class NodeList(BaseModel):

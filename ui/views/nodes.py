@@ -46,7 +46,8 @@ def _node(client: ApiClient, node: Node, *, admin: bool) -> None:
     draining = " · draining" if node.draining else ""
     seen = node.last_seen.strftime("%Y-%m-%d %H:%M:%S UTC") if node.last_seen else "never"
     with st.container(border=True):
-        st.markdown(f"{icon} **{node.name}** · {node.url} · {node.health}{draining} · "
+        where = f" · {node.url}" if node.url else ""
+        st.markdown(f"{icon} **{node.name}**{where} · {node.health}{draining} · "
                     f"{node.in_flight}/{node.max_in_flight} running · "
                     f"ComfyUI {node.comfyui_version or '?'}")
         st.caption(f"{node.classes} node classes · tags: {', '.join(node.tags) or '—'} · "

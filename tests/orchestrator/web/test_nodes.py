@@ -20,7 +20,7 @@ def test_the_list_shows_health_capabilities_and_load(api: Api, service: Service,
     assert response.status_code == 200
     body = response.json()
     (node,) = body["nodes"]
-    assert node["url"] == comfy_url and node["health"] == "up"
+    assert node["name"] and node["health"] == "up"
     assert node["classes"] > 500 and node["comfyui_version"]
     assert node["max_in_flight"] >= 1 and node["in_flight"] >= 0
     assert node["last_seen"].endswith("Z")
@@ -109,3 +109,23 @@ def test_object_info_keeps_only_the_classes_asked_for(api: Api, service: Service
     assert sorted(info) == ["KSampler", "SaveImage"]
     samplers = info["KSampler"]["input"]["required"]["sampler_name"]
     assert "euler" in (samplers[0] if isinstance(samplers[0], list) else samplers[1]["options"])
+
+
+def test_node_addresses_and_errors_are_shown_to_admins_only(api: Api, service: Service,
+                                                            comfy_url: str) -> None:
+    """Given a dead node whose last error names its address, a plain token sees names,
+    health, load, models and versions, and an admin token also sees URLs and errors."""
+    url = f"http://127.0.0.1:{closed_port()}"
+    assert api.post("/v1/nodes", token=service.admin,
+                    json={"url": url, "name": "hidden"}).status_code == 201
+    try:
+        plain = {n["name"]: n for n in api.get("/v1/nodes", token=service.alice).json()["nodes"]}
+        admin = {n["name"]: n for n in api.get("/v1/nodes", token=service.admin).json()["nodes"]}
+    finally:
+        api.delete("/v1/nodes/hidden", token=service.admin)
+    assert admin["hidden"]["url"] == url and admin["hidden"]["last_error"]
+    assert {n["url"] for n in admin.values()} >= {url, comfy_url}
+    assert all(n["url"] is None and n["last_error"] is None for n in plain.values())
+    assert plain["hidden"]["health"] == "down"
+    assert any(n["comfyui_version"] and n["classes"] > 500 for n in plain.values())
+    assert url.split("//")[1] not in str([n["last_error"] for n in plain.values()])
