@@ -13,12 +13,17 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from orchestrator.errors import GraphRejected, InputProblem
+from orchestrator.web.gateway.versions import MISSING_NODE_TYPE, Version, has
 from orchestrator.workflow import is_link
 
 # ComfyUI elides combo lists longer than this in value_not_in_list errors.
 COMBO_LIST_LIMIT = 20
 NO_PROMPT = {"type": "no_prompt", "message": "No prompt provided",
              "details": "No prompt provided", "extra_info": {}}
+INVALID_PROMPT_ID = {
+    "type": "invalid_prompt_id", "message": "prompt_id must be a valid UUID",
+    "details": "prompt_id must be a UUID string in canonical lowercase hyphenated form; omit "
+               "it to let the server generate one", "extra_info": {}}
 
 
 def error_body(error: Mapping[str, Any], node_errors: Mapping[str, Any] | None = None
@@ -32,8 +37,9 @@ def graph_error(kind: str, message: str, details: str = "") -> dict[str, Any]:
     return {"type": kind, "message": message, "details": details, "extra_info": {}}
 
 
-def shape_error(prompt: Any) -> dict[str, Any] | None:
-    """The error ComfyUI answers for a prompt that is not a graph of nodes, or None.
+def shape_error(prompt: Any, version: Version | None = None) -> dict[str, Any] | None:
+    """The error ComfyUI (of ``version``; None: the newest) answers for a prompt that is
+    not a graph of nodes, or None.
 
     ComfyUI checks ``class_type`` first, node by node, and reports the first node without
     one; a link to a node that is not in the graph makes ComfyUI's validation raise, which
@@ -44,12 +50,43 @@ def shape_error(prompt: Any) -> dict[str, Any] | None:
                            "object of nodes.")
     for node_id, node in prompt.items():
         if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
-            return graph_error("invalid_prompt", "Cannot execute because a node is missing "
-                               "the class_type property.", f"Node ID '#{node_id}'")
+            return _no_class_type(node_id, node, version)
         if not isinstance(node.get("inputs", {}), dict):
             return graph_error("invalid_prompt", "Cannot execute because a node's inputs are "
                                "not an object.", f"Node ID '#{node_id}'")
     return _dangling_link(prompt)
+
+
+def _no_class_type(node_id: str, node: Any, version: Version | None) -> dict[str, Any]:
+    if not has(version, MISSING_NODE_TYPE):
+        return graph_error("invalid_prompt", "Cannot execute because a node is missing the "
+                           "class_type property.", f"Node ID '#{node_id}'")
+    title = _title(node)
+    return missing_node_type(f"Node '{title or f'ID #{node_id}'}' has no class_type. The "
+                             "workflow may be corrupted or a custom node is missing.",
+                             node_id, None, title)
+
+
+def _unknown_class(node_id: str, class_type: str, graph: Mapping[str, Any],
+                   version: Version | None) -> dict[str, Any]:
+    if not has(version, MISSING_NODE_TYPE):
+        return graph_error("invalid_prompt", f"Cannot execute because node {class_type} does "
+                           "not exist.", f"Node ID '#{node_id}'")
+    title = _title(graph.get(node_id)) or class_type
+    return missing_node_type(f"Node '{title}' not found. The custom node may not be "
+                             "installed.", node_id, class_type, title)
+
+
+def _title(node: Any) -> Any:
+    meta = node.get("_meta") if isinstance(node, dict) else None
+    return meta.get("title") if isinstance(meta, dict) else None
+
+
+def missing_node_type(message: str, node_id: str, class_type: str | None,
+                      title: Any) -> dict[str, Any]:
+    """Newer ComfyUI's error for a node without a class, or of a class nobody has."""
+    return {"type": "missing_node_type", "message": message, "details": f"Node ID '#{node_id}'",
+            "extra_info": {"node_id": node_id, "class_type": class_type, "node_title": title}}
 
 
 def _dangling_link(prompt: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -63,7 +100,8 @@ def _dangling_link(prompt: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def rejection_body(exc: GraphRejected, graph: Mapping[str, Any],
-                   object_info: Mapping[str, Any]) -> dict[str, Any]:
+                   object_info: Mapping[str, Any], version: Version | None = None
+                   ) -> dict[str, Any]:
     """ComfyUI's 400 body for a graph our pre-flight rejected.
 
     Unknown classes and "no output" are graph-level errors with empty ``node_errors``, as
@@ -73,9 +111,7 @@ def rejection_body(exc: GraphRejected, graph: Mapping[str, Any],
     unknown = next((p for p in _in_graph_order(exc.problems, graph)
                     if p.type == "unknown_class"), None)
     if unknown is not None:
-        return error_body(graph_error(
-            "invalid_prompt", f"Cannot execute because node {unknown.class_type} does not "
-            "exist.", f"Node ID '#{unknown.node_id}'"))
+        return error_body(_unknown_class(unknown.node_id, unknown.class_type, graph, version))
     if not exc.problems:
         if exc.code == "prompt_no_outputs":
             return error_body(graph_error("prompt_no_outputs", "Prompt has no outputs"))

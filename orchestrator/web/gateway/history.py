@@ -47,9 +47,13 @@ def number_of(job: Job) -> int | float:
 
 
 def extra_data_of(job: Job) -> dict[str, Any]:
+    """The ``extra_data`` the client posted, with ComfyUI's ``create_time`` (ms) in it;
+    jobs made by another face get their creation time."""
     raw = job.spec.metadata.get(EXTRA_KEY)
     found = json.loads(raw) if raw else {}
-    return found if isinstance(found, dict) else {}
+    extra = found if isinstance(found, dict) else {}
+    extra.setdefault("create_time", ms(job.created_at))
+    return extra
 
 
 def client_id_of(job: Job) -> str | None:

@@ -7,23 +7,28 @@ are called from the web server's thread pool.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import GraphRejected, JobNotFound
 from orchestrator.jobs import Job, JobStatus
+from orchestrator.nodes import Health
 from orchestrator.service import Orchestrator
 from orchestrator.staging import stage_named_inputs
 from orchestrator.tokens import Principal
 from orchestrator.web import limits
 from orchestrator.web.auth import can_read_job
 from orchestrator.web.errors import InvalidRequest
-from orchestrator.web.gateway import errors, history
+from orchestrator.web.gateway import errors, history, versions
+from orchestrator.web.gateway import jobs as job_views
 from orchestrator.web.gateway.hub import ClientHub, queue_remaining
 from orchestrator.web.gateway.uploads import UploadStore
 from orchestrator.workflow import is_link
@@ -39,12 +44,6 @@ EXTRA_DATA_MAX_CHARS = 1_000_000
 HISTORY_LIMIT = 1000
 PAGE = 200  # jobs per store page while collecting lists
 LIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELING)
-# ComfyUI's /api/jobs status words.
-_JOB_STATUS = {JobStatus.QUEUED: "pending", JobStatus.RUNNING: "in_progress",
-               JobStatus.CANCELING: "in_progress", JobStatus.SUCCEEDED: "completed",
-               JobStatus.PARTIALLY_FAILED: "completed", JobStatus.FAILED: "failed",
-               JobStatus.CANCELED: "cancelled", JobStatus.EXPIRED: "failed"}
-
 Answer = tuple[int, dict[str, Any]]
 
 
@@ -56,45 +55,72 @@ class Gateway:
     uploads: UploadStore
     hub: ClientHub
     _classes: tuple[dict[str, Any] | None, frozenset[str]] = (None, frozenset())
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _claimed: set[str] = field(default_factory=set)
 
     # --- submit --------------------------------------------------------------------------
 
-    def submit(self, who: Principal, body: Any, *, max_queued: int) -> Answer:
+    def submit(self, who: Principal, body: Any, *, max_queued: int,
+               max_per_owner: int) -> Answer:
         """``POST /prompt``: 200 ``{prompt_id, number, node_errors}`` or ComfyUI's 400 body.
 
         Raises ``TooManyRequests`` (queue full) and store errors for the envelope handler.
+        Everything that can refuse the request is decided before the job is recorded, so
+        a refused request never leaves a job behind (nor runs one a retry runs again).
         """
         if not isinstance(body, dict) or "prompt" not in body:
             return 400, errors.error_body(errors.NO_PROMPT)
         graph = body["prompt"]
-        problem = errors.shape_error(graph) or self._id_problem(body.get("prompt_id"))
+        version = self.version()
+        problem = (errors.shape_error(graph, version)
+                   or prompt_id_problem(body.get("prompt_id"), version))
         if problem is not None:
             return 400, errors.error_body(problem)
-        limits.check_queue(self.orch.store.queued_count(), 1, max_queued)
+        number = _number(body, self.uploads.next_number)
+        limits.check_queue(self.orch.store, who.owner, 1, max_queued=max_queued,
+                           max_per_owner=max_per_owner)
         files = self.uploads.inputs_named(who.owner, _strings(graph))
         try:
             self.orch.preflight(stage_named_inputs(graph, dict.fromkeys(files, b"")))
         except GraphRejected as exc:
-            return 400, errors.rejection_body(exc, graph, self.orch.object_info())
-        return 200, self._record(who, body, graph, files)
+            return 400, errors.rejection_body(exc, graph, self.orch.object_info(), version)
+        prompt_id = _prompt_id(body.get("prompt_id"))
+        with self._claim(prompt_id) as free:
+            if not free:
+                return 400, errors.error_body(errors.graph_error(
+                    "invalid_prompt", "prompt_id is already in use; send a new one (or none: "
+                    "the server then makes one)", prompt_id))
+            return 200, self._record(who, body, graph, files, prompt_id, number)
 
-    def _id_problem(self, prompt_id: Any) -> dict[str, Any] | None:
-        if prompt_id is None:
-            return None
-        if not PROMPT_ID_RE.fullmatch(str(prompt_id)):
-            return errors.graph_error("invalid_prompt", "prompt_id may hold letters, digits, "
-                                      "'_', '.', ':' and '-' (at most 128)", str(prompt_id))
+    def version(self) -> versions.Version | None:
+        """The ComfyUI release the gateway answers as (see ``versions``)."""
+        return versions.speaking(n.comfyui_version for n in self.orch.nodes()
+                                 if n.health == Health.UP)
+
+    @contextlib.contextmanager
+    def _claim(self, prompt_id: str) -> Iterator[bool]:
+        """Hold ``prompt_id`` while its job is recorded: True when it is free. Concurrent
+        posts of one id would otherwise all find it free and all but one fail to insert."""
+        with self._lock:
+            free = prompt_id not in self._claimed and not self._exists(prompt_id)
+            if free:
+                self._claimed.add(prompt_id)
         try:
-            self.orch.get(str(prompt_id))
+            yield free
+        finally:
+            if free:
+                with self._lock:
+                    self._claimed.discard(prompt_id)
+
+    def _exists(self, prompt_id: str) -> bool:
+        try:
+            self.orch.get(prompt_id)
         except JobNotFound:
-            return None
-        return errors.graph_error("invalid_prompt", "prompt_id is already in use; send a new "
-                                  "one (or none: the server then makes one)", str(prompt_id))
+            return False
+        return True
 
     def _record(self, who: Principal, body: dict[str, Any], graph: dict[str, Any],
-                files: dict[str, str]) -> dict[str, Any]:
-        prompt_id = str(body.get("prompt_id") or uuid.uuid4())
-        number = _number(body, self.uploads.next_number)
+                files: dict[str, str], prompt_id: str, number: int | float) -> dict[str, Any]:
         client_id = body.get("client_id")
         metadata = {history.NUMBER_KEY: str(number),
                     **_extra_metadata(body.get("extra_data"), client_id)}
@@ -210,36 +236,107 @@ class Gateway:
             self.orch.cancel(job.id)
 
     def cancel_job(self, who: Principal, job_id: str) -> dict[str, Any]:
-        """``POST /api/jobs/{id}/cancel``: cancel whatever state it is in; a finished job is
-        left as it is. ``JobNotFound`` for an id the caller cannot see."""
-        return self._cancel(self.visible(who, job_id))
+        """``POST /api/jobs/{id}/cancel``: ``{"cancelled": bool}``, true when a pending or
+        running prompt of the caller's was cancelled; any other id is a no-op, as on
+        ComfyUI (another owner's prompt reads exactly like an unknown one)."""
+        return {"cancelled": self._cancel(who, job_id)}
 
-    def cancel_jobs(self, who: Principal, body: Any) -> dict[str, Any]:
-        """``POST /api/jobs/cancel`` with ``{"job_ids": [...]}``: all or nothing, so one id
-        the caller cannot see answers 404 and cancels none."""
+    def cancel_jobs(self, who: Principal, body: Any) -> Answer:
+        """``POST /api/jobs/cancel`` with ``{"job_ids": [...]}``: each id cancelled as
+        ``cancel_job`` does; a malformed id refuses the whole batch up front (400)."""
         ids = body.get("job_ids") if isinstance(body, dict) else None
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise InvalidRequest('send {"job_ids": ["<prompt id>", ...]}')
-        jobs = [self.visible(who, job_id) for job_id in ids]
-        return {"jobs": [self._cancel(job) for job in jobs]}
+        if not isinstance(ids, list):
+            return 400, {"error": "job_ids must be a list"}
+        invalid = [i if isinstance(i, str) else repr(i) for i in ids if not _well_formed(i)]
+        if invalid:
+            return 400, {"error": "job_ids contains invalid id(s)", "invalid_ids": invalid}
+        cancelled = [self._cancel(who, job_id) for job_id in ids]
+        return 200, {"cancelled": any(cancelled)}
 
-    def _cancel(self, job: Job) -> dict[str, Any]:
-        before = _JOB_STATUS[job.status]
+    def _cancel(self, who: Principal, job_id: str) -> bool:
+        try:
+            job = self.visible(who, job_id)
+        except JobNotFound:
+            return False
         if job.status.terminal:
-            return {"job_id": job.id, "cancelled": False, "status": before}
-        after = self.orch.cancel(job.id)
-        return {"job_id": job.id, "cancelled": True, "status": _JOB_STATUS[after.status],
-                "previous_status": before}
+            return False
+        self.orch.cancel(job.id)
+        return True
+
+    # --- /api/jobs ---------------------------------------------------------------------------
+
+    def jobs(self, who: Principal, query: job_views.JobQuery) -> dict[str, Any]:
+        """``GET /api/jobs``: the caller's prompts (running, pending and the last
+        ``HISTORY_LIMIT`` finished) as ComfyUI's job dicts, filtered and paged."""
+        classes = self._output_classes()
+        found = [self._queued_view(job, classes) for job in self._live(who.owner)]
+        done = _take(self._owner_jobs(who.owner, None), HISTORY_LIMIT,
+                     lambda j: j.status.terminal)
+        found += [job_views.finished_job(job.id, self._entry(job, classes)) for job in done]
+        return job_views.select(found, query)
+
+    def job(self, who: Principal, job_id: str) -> dict[str, Any]:
+        """``GET /api/jobs/{id}``: one job with its outputs and workflow once finished;
+        ``JobNotFound`` for an id the caller cannot see."""
+        job = self.visible(who, job_id)
+        classes = self._output_classes()
+        if not job.status.terminal:
+            return self._queued_view(job, classes)
+        return job_views.finished_job(job.id, self._entry(job, classes), detail=True)
+
+    def _queued_view(self, job: Job, classes: frozenset[str]) -> dict[str, Any]:
+        status = job_views.IN_PROGRESS if history.is_running(job) else job_views.PENDING
+        return job_views.queued_job(history.prompt_tuple(job, classes), status)
+
+
+def _well_formed(job_id: Any) -> bool:
+    return isinstance(job_id, str) and (_canonical_uuid(job_id)
+                                        or PROMPT_ID_RE.fullmatch(job_id) is not None)
+
+
+def prompt_id_problem(prompt_id: Any, version: versions.Version | None
+                      ) -> dict[str, Any] | None:
+    """ComfyUI's error for a client's ``prompt_id``, or None when the id is usable.
+
+    From 0.26 ComfyUI takes only a canonical lowercase UUID (``invalid_prompt_id``
+    otherwise); older releases take any value as text, of which we keep ids that are safe
+    as a job id and a path segment.
+    """
+    if prompt_id is None:
+        return None
+    if versions.has(version, versions.UUID_PROMPT_IDS):
+        return None if _canonical_uuid(prompt_id) else dict(errors.INVALID_PROMPT_ID)
+    if not PROMPT_ID_RE.fullmatch(str(prompt_id)):
+        return errors.graph_error("invalid_prompt", "prompt_id may hold letters, digits, "
+                                  "'_', '.', ':' and '-' (at most 128)", str(prompt_id))
+    return None
+
+
+def _canonical_uuid(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def _prompt_id(prompt_id: Any) -> str:
+    return str(uuid.uuid4()) if prompt_id is None else str(prompt_id)
 
 
 def _number(body: dict[str, Any], counter: Callable[[], int]) -> int | float:
     """ComfyUI's queue number: the client's ``number``, else the counter (negative for
-    ``front``, which ComfyUI uses to jump the queue)."""
+    ``front``, which ComfyUI uses to jump the queue). ``"nan"`` and ``"inf"`` are refused:
+    float() takes them, but no queue can order them and no JSON answer can carry them."""
     if "number" in body:
         try:
-            return float(body["number"])
-        except (TypeError, ValueError):
+            number = float(body["number"])
+        except (TypeError, ValueError, OverflowError):
             raise InvalidRequest(f"number {body['number']!r} is not a number") from None
+        if not math.isfinite(number):
+            raise InvalidRequest(f"number {body['number']!r} is not a finite number")
+        return number
     number = counter()
     return -number if body.get("front") else number
 

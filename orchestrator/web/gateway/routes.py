@@ -23,11 +23,13 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from orchestrator.errors import JobNotFound
 from orchestrator.service import Orchestrator
 from orchestrator.tokens import Principal, TokenStore
 from orchestrator.web.content import disposition, file_response
 from orchestrator.web.errors import InvalidRequest
-from orchestrator.web.gateway import errors, files, nodeinfo
+from orchestrator.web.gateway import errors, files, nodeinfo, versions
+from orchestrator.web.gateway import jobs as job_views
 from orchestrator.web.gateway.auth import TokenAuth, settings_of
 from orchestrator.web.gateway.hub import ClientHub
 from orchestrator.web.gateway.prompts import Gateway
@@ -37,6 +39,11 @@ from orchestrator.web.gateway.uploads import UploadStore
 HEADER_PREFIXES = ("/comfyui", "/comfyui/api")
 TOKEN_PREFIXES = ("/comfyui/{token}", "/comfyui/{token}/api")
 TAG = "comfyui"
+
+
+def absent() -> Response:
+    """aiohttp's answer for a route a ComfyUI release does not have."""
+    return Response("404: Not Found", status_code=404, media_type="text/plain")
 
 
 @dataclass(frozen=True)
@@ -92,9 +99,11 @@ def _prompt_routes(gw: Gateway, auth: TokenAuth) -> list[Route]:
         except InvalidRequest as exc:
             return JSONResponse(errors.error_body(errors.graph_error(
                 "invalid_prompt", str(exc))), status_code=400)
-        limit = settings_of(request.app).max_queued
+        config = settings_of(request.app)
         gw.hub.bind(asyncio.get_running_loop())  # the prompt's relay runs on this loop
-        status, answer = await run_in_threadpool(gw.submit, who, body, max_queued=limit)
+        status, answer = await run_in_threadpool(
+            gw.submit, who, body, max_queued=config.max_queued,
+            max_per_owner=config.max_queued_per_owner)
         return JSONResponse(answer, status_code=status)
 
     def get_prompt(who: Who) -> dict[str, Any]:
@@ -126,15 +135,53 @@ def _history_routes(gw: Gateway, Who: Any) -> list[Route]:
     def get_history_of(prompt_id: str, who: Who) -> dict[str, Any]:
         return gw.history_of(who, prompt_id)
 
-    def cancel_job(job_id: str, who: Who) -> dict[str, Any]:
-        return gw.cancel_job(who, job_id)
-
-    async def cancel_jobs(request: Request, who: Who) -> dict[str, Any]:
-        return await run_in_threadpool(gw.cancel_jobs, who, await json_body(request))
-
     return [Route("/history", ["GET"], get_history),
-            Route("/history/{prompt_id}", ["GET"], get_history_of),
-            Route("/api/jobs/cancel", ["POST"], cancel_jobs, api_only=True),
+            Route("/history/{prompt_id}", ["GET"], get_history_of)] + _job_routes(gw, Who)
+
+
+def _job_routes(gw: Gateway, Who: Any) -> list[Route]:
+    """Newer ComfyUI's ``/api/jobs`` routes, each a plain 404 while the pool's ComfyUI is
+    older than the release that brought it, as that release answers."""
+
+    def list_jobs(request: Request, who: Who) -> Response:
+        if not versions.has(gw.version(), versions.JOBS_API):
+            return absent()
+        try:
+            query = job_views.parse_query(dict(request.query_params))
+        except job_views.QueryError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(gw.jobs(who, query))
+
+    def get_job(job_id: str, who: Who) -> Response:
+        if not versions.has(gw.version(), versions.JOBS_API):
+            return absent()
+        try:
+            return JSONResponse(gw.job(who, job_id))
+        except JobNotFound:
+            return JSONResponse({"error": "Job not found"}, status_code=404)
+
+    return [Route("/api/jobs", ["GET"], list_jobs, api_only=True),
+            Route("/api/jobs/{job_id}", ["GET"], get_job, api_only=True)
+            ] + _cancel_routes(gw, Who)
+
+
+def _cancel_routes(gw: Gateway, Who: Any) -> list[Route]:
+    def cancel_job(job_id: str, who: Who) -> Response:
+        if not versions.has(gw.version(), versions.JOB_CANCEL):
+            return absent()
+        return JSONResponse(gw.cancel_job(who, job_id))
+
+    async def cancel_jobs(request: Request, who: Who) -> Response:
+        if not versions.has(await run_in_threadpool(gw.version), versions.JOB_CANCEL):
+            return absent()
+        try:
+            body = await json_body(request)
+        except InvalidRequest:
+            return JSONResponse({"error": "Request body must be valid JSON"}, status_code=400)
+        status, answer = await run_in_threadpool(gw.cancel_jobs, who, body)
+        return JSONResponse(answer, status_code=status)
+
+    return [Route("/api/jobs/cancel", ["POST"], cancel_jobs, api_only=True),
             Route("/api/jobs/{job_id}/cancel", ["POST"], cancel_job, api_only=True)]
 
 

@@ -40,21 +40,29 @@ def test_per_input_problems_become_node_errors_with_dependent_outputs() -> None:
 
 
 def test_unknown_class_and_no_outputs_are_graph_level() -> None:
-    unknown = rejection_body(_rejected(InputProblem("2", "Nope", "x", None, "unknown_class")),
-                             GRAPH, INFO)
+    nope = _rejected(InputProblem("2", "Nope", "x", None, "unknown_class"))
+    old = rejection_body(nope, GRAPH, INFO, (0, 3, 75))
+    new = rejection_body(nope, GRAPH, INFO, (0, 30, 0))
     empty = rejection_body(_rejected(code="prompt_no_outputs"), GRAPH, INFO)
 
-    assert unknown == {"error": {"type": "invalid_prompt", "message": "Cannot execute because "
-                                 "node Nope does not exist.", "details": "Node ID '#2'",
-                                 "extra_info": {}}, "node_errors": {}}
+    assert old == {"error": {"type": "invalid_prompt", "message": "Cannot execute because "
+                             "node Nope does not exist.", "details": "Node ID '#2'",
+                             "extra_info": {}}, "node_errors": {}}
+    assert new == {"error": {"type": "missing_node_type", "message": "Node 'Nope' not found. "
+                             "The custom node may not be installed.", "details": "Node ID '#2'",
+                             "extra_info": {"node_id": "2", "class_type": "Nope",
+                                            "node_title": "Nope"}}, "node_errors": {}}
     assert empty["error"]["type"] == "prompt_no_outputs" and empty["node_errors"] == {}
 
 
 def test_shape_errors_name_the_node() -> None:
     assert shape_error(GRAPH) is None
     assert shape_error([]) is not None
-    missing = shape_error({"5": {"inputs": {}}})
+    missing = shape_error({"5": {"inputs": {}}}, (0, 3, 75))
     assert missing is not None and missing["details"] == "Node ID '#5'"
+    titled = shape_error({"5": {"inputs": {}, "_meta": {"title": "Loader"}}}, (0, 30, 0))
+    assert titled is not None and titled["type"] == "missing_node_type"
+    assert titled["message"].startswith("Node 'Loader' has no class_type.")
     dangling = shape_error({"1": {"class_type": "Save", "inputs": {"images": ["9", 0]}}})
     assert dangling is not None and "node 9" in dangling["message"]
 

@@ -1,5 +1,5 @@
-"""``POST /prompt``, ``/history``, ``/queue``, ``/interrupt`` and the ``/api/jobs`` cancels,
-over a real uvicorn and a real ComfyUI node."""
+"""``POST /prompt``, ``/history``, ``/queue`` and ``/interrupt``, over a real uvicorn and a
+real ComfyUI node (``/api/jobs``: ``test_jobs.py``)."""
 
 from __future__ import annotations
 
@@ -174,38 +174,11 @@ def test_interrupt_without_id_stops_only_the_callers_prompts(alice: ComfyApi,
     assert alice.history(mine)["status"]["messages"][-1][0] == "execution_interrupted"
 
 
-def test_api_jobs_cancel_cancels_by_state(alice: ComfyApi) -> None:
-    done = alice.prompt(graphs.solid_image(seed=41))
-    alice.history(done)
-    job = alice.prompt(graphs.sleep(30, 30, seed=40))
-
-    first = alice.post(f"/api/jobs/{job}/cancel")
-    finished = alice.post(f"/api/jobs/{done}/cancel")
-
-    assert first.status_code == 200 and first.json()["cancelled"] is True, first.json()
-    assert finished.json() == {"job_id": done, "cancelled": False, "status": "completed"}
-    assert alice.history(job)["status"]["status_str"] == "error"
-
-
-def test_api_jobs_cancel_batch_is_all_or_nothing(alice: ComfyApi, bob: ComfyApi) -> None:
-    theirs = bob.prompt(graphs.solid_image(seed=51))
-    bob.history(theirs)
-    job = alice.prompt(graphs.sleep(30, 30, seed=50))
-
-    refused = alice.post("/api/jobs/cancel", json={"job_ids": [job, theirs]})
-    assert refused.status_code == 404
-    assert alice.get(f"/history/{job}").json() == {}
-    answer = alice.post("/api/jobs/cancel", json={"job_ids": [job]})
-    assert answer.status_code == 200 and answer.json()["jobs"][0]["cancelled"] is True
-    assert alice.history(job)["status"]["completed"] is False
-
-
 def test_another_owners_prompt_answers_404(alice: ComfyApi, bob: ComfyApi) -> None:
     prompt_id = alice.prompt(graphs.solid_image(seed=60))
     image = alice.history(prompt_id)["outputs"]["2"]["images"][0]
 
-    for response in (bob.get(f"/history/{prompt_id}"), bob.get("/view", params=image),
-                     bob.post(f"/api/jobs/{prompt_id}/cancel")):
+    for response in (bob.get(f"/history/{prompt_id}"), bob.get("/view", params=image)):
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
     assert prompt_id not in bob.get("/history").json()
