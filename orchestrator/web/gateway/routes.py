@@ -14,7 +14,6 @@ urllib's default form content type.
 # at registration, and they name ``Who``, which exists only inside ``gateway_router``.
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -26,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from orchestrator.errors import JobNotFound
 from orchestrator.service import Orchestrator
 from orchestrator.tokens import Principal, TokenStore
+from orchestrator.web.body import read_json
 from orchestrator.web.content import disposition, file_response
 from orchestrator.web.errors import InvalidRequest
 from orchestrator.web.gateway import errors, files, nodeinfo, versions
@@ -58,14 +58,13 @@ class Route:
 
 
 async def json_body(request: Request) -> Any:
-    """The body as JSON (None when empty), whatever the content type says."""
+    """The body as JSON (None when empty), whatever the content type says; ``InvalidJson``
+    (400) for what the service's one reader refuses: not JSON, NaN or Infinity, nesting
+    deeper than any client needs."""
     raw = await request.body()
     if not raw.strip():
         return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise InvalidRequest("the body is not JSON") from None
+    return read_json(raw)
 
 
 def gateway_router(orch: Orchestrator, tokens: TokenStore) -> APIRouter:

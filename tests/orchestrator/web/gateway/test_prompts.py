@@ -7,6 +7,7 @@ import copy
 import io
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -197,3 +198,62 @@ def test_extra_data_reaches_the_node_and_api_keys_stay_out_of_history(
     node_prompt = service.orch.get(prompt_id).items[0].prompt_id
     node_entry = requests.get(f"{comfy_url}/history/{node_prompt}", timeout=HTTP_TIMEOUT).json()
     assert node_entry[node_prompt]["prompt"][3]["extra_pnginfo"] == extra["extra_pnginfo"]
+
+
+def _jobs_of(service: Service, owner: str) -> list[str]:
+    return [job.id for job in service.orch.list(owner=owner, limit=1000).jobs]
+
+
+@pytest.mark.parametrize("raw", [
+    '{"prompt": %s, "number": "nan"}', '{"prompt": %s, "number": "-inf"}',
+    '{"prompt": %s, "number": NaN}', '{"prompt": %s, "number": 1e999}',
+    '{"prompt": %s, "extra_data": {"x": Infinity}}'])
+def test_a_non_finite_number_is_refused_before_anything_is_recorded(
+        raw: str, alice: ComfyApi, service: Service) -> None:
+    """Python's json takes NaN and float() takes "nan": once both were recorded and run,
+    then answered 500, so a retrying client ran its prompt twice."""
+    before = _jobs_of(service, "alice")
+
+    response = alice.post("/prompt", data=raw % json.dumps(graphs.solid_image(seed=200)))
+
+    assert response.status_code == 400, response.text
+    assert "finite" in json.dumps(response.json())
+    assert _jobs_of(service, "alice") == before
+
+
+def test_a_nan_graph_input_is_refused_with_400(alice: ComfyApi, service: Service) -> None:
+    before = _jobs_of(service, "alice")
+    text = json.dumps({"prompt": graphs.sleep(0.1, seed=201)}).replace("0.1", "NaN")
+
+    response = alice.post("/prompt", data=text)
+
+    assert response.status_code == 400, response.text
+    assert "NaN" in response.json()["error"]["message"]
+    assert _jobs_of(service, "alice") == before
+
+
+def test_json_nested_ten_thousand_deep_is_a_400(alice: ComfyApi) -> None:
+    deep = '{"prompt": ' + "[" * 10_000 + "]" * 10_000 + "}"
+
+    for path in ("/prompt", "/queue", "/interrupt", "/api/jobs/cancel"):
+        response = alice.post(path, data=deep)
+
+        assert response.status_code in (400, 404), (path, response.text)
+        assert response.status_code == 400 or path == "/api/jobs/cancel"
+
+
+def test_concurrent_posts_of_one_prompt_id_give_one_job_and_comfyuis_400s(
+        alice: ComfyApi, service: Service) -> None:
+    chosen = str(uuid.uuid4())
+    body = json.dumps({"prompt": graphs.solid_image(seed=202), "prompt_id": chosen})
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: alice.post("/prompt", data=body), range(8)))
+
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200] + [400] * 7, [a.text for a in answers]
+    refused = [a.json()["error"] for a in answers if a.status_code == 400]
+    assert all(e["type"] == "invalid_prompt" and "already in use" in e["message"]
+               for e in refused)
+    assert _jobs_of(service, "alice").count(chosen) == 1
+    alice.history(chosen)
