@@ -16,7 +16,13 @@ import pytest
 
 from orchestrator.errors import ConfigError, WorkflowError, WorkflowFormatError, WorkflowNotFound
 from orchestrator.metadata import Kind
-from orchestrator.registry import WorkflowRegistry, WorkflowStatus, name_of, read_workflow
+from orchestrator.registry import (
+    WorkflowRegistry,
+    WorkflowStatus,
+    name_of,
+    read_workflow,
+    reserved_name_problem,
+)
 from orchestrator.rendering import render_workflow
 from placeholders import Plan, compile_graph
 
@@ -312,3 +318,121 @@ def test_a_preview_name_the_file_system_refuses_is_a_warning(tmp_path: Path) -> 
     with _Registry(tmp_path, watch=False) as registry:
         status = next(s for s in registry.list() if s.name == "w")
     assert status.serving and any("preview image" in w for w in status.warnings)
+
+
+# --- what counts as a change ----------------------------------------------------------------
+
+
+def reload_counter(registry: WorkflowRegistry, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names the registry reloads from now on, in order."""
+    reloaded: list[str] = []
+    reload_one = registry._reload_one
+
+    def counting(name: str) -> None:
+        reloaded.append(name)
+        reload_one(name)
+
+    monkeypatch.setattr(registry, "_reload_one", counting)
+    return reloaded
+
+
+def test_reading_the_files_is_not_a_change(registry: WorkflowRegistry,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads raise 'opened' and 'closed without writing' events; counting them made every
+    reload's own reads trigger the next reload, forever."""
+    reloaded = reload_counter(registry, monkeypatch)
+    for _ in range(20):
+        (registry.folder / "plain.json").read_text()
+        registry.reload(["portrait"])  # the registry's own reads, as a request's reload does
+    write(registry.folder, "marker.json", graph("m"))  # events arrive in order: a barrier
+    eventually(lambda: prefix_of(registry, "marker") == "m")
+    assert reloaded.count("plain") == 0
+    assert reloaded.count("portrait") == 20  # only the explicit reloads, no echo of them
+
+
+def test_an_editor_save_storm_is_one_reload(registry: WorkflowRegistry,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    reloaded = reload_counter(registry, monkeypatch)
+    tmp = registry.folder / ".plain.json.swp"
+    with tmp.open("w", encoding="utf-8") as handle:  # many writes, then rename and chmod
+        for chunk in json.dumps(graph("storm"), indent=1).splitlines(keepends=True):
+            handle.write(chunk)
+            handle.flush()
+    os.replace(tmp, registry.folder / "plain.json")
+    os.chmod(registry.folder / "plain.json", 0o644)
+    eventually(lambda: prefix_of(registry, "plain") == "storm")
+    write(registry.folder, "marker.json", graph("m"))
+    eventually(lambda: prefix_of(registry, "marker") == "m")
+    assert reloaded.count("plain") <= 2  # one burst; at worst split once by a slow machine
+
+
+# --- files that must never stop the registry --------------------------------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_a_deeply_nested_file_is_an_error_naming_it_not_a_crash(folder: Path) -> None:
+    write(folder, "deep.json", DEEP)
+    write(folder, "plain.meta.json", '{"title": ' + "[" * 5_000 + "]" * 5_000 + "}")
+    with WorkflowRegistry(folder, watch=False) as reg:
+        deep, plain = status(reg, "deep"), status(reg, "plain")
+        assert deep is not None and deep.error is not None and not deep.ok
+        assert deep.error == (f"{folder / 'deep.json'}, line 1, column 65: nests arrays and "
+                              "objects deeper than 64 levels; an API-format workflow is about "
+                              "4 deep, so this is not one")
+        assert plain is not None and plain.error is not None
+        assert "plain.meta.json, line 1, column 74: nests arrays" in plain.error
+        assert [s.name for s in reg.list() if s.ok] == ["portrait"]
+
+
+def test_a_deep_new_version_keeps_the_last_good_one_and_the_watcher_alive(
+        registry: WorkflowRegistry) -> None:
+    good = registry.get("plain").version
+    write(registry.folder, "plain.json", DEEP)
+    eventually(lambda: (s := status(registry, "plain")) is not None and s.error is not None)
+    assert registry.get("plain").version == good
+    write(registry.folder, "later.json", graph("later"))
+    eventually(lambda: prefix_of(registry, "later") == "later")
+
+
+def test_a_file_that_fails_in_an_unexpected_way_is_listed_not_raised(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr("orchestrator.registry.compiled", boom)
+    with WorkflowRegistry(folder, watch=False) as reg:
+        plain = status(reg, "plain")
+    assert plain is not None and plain.error is not None
+    assert plain.error.endswith("plain.json: cannot be loaded (RuntimeError: unexpected); fix "
+                                "or remove the file")
+
+
+# --- names and paths --------------------------------------------------------------------------
+
+
+def test_a_workflow_cannot_be_named_after_another_ones_metadata(folder: Path) -> None:
+    """``portrait.meta.json`` is portrait's metadata, so no workflow is ``portrait.meta``."""
+    write(folder, "portrait.meta.meta.json", {"title": "Clash"})
+    with WorkflowRegistry(folder, watch=False) as reg:
+        clash = status(reg, "portrait.meta")
+        assert clash is not None and not clash.ok and clash.error is not None
+        assert "portrait.meta.meta.json: a workflow cannot be named 'portrait.meta'" in (
+            clash.error)
+        assert reg.get("portrait").title == "Portrait"
+        (folder / "portrait.meta.meta.json").unlink()
+        reg.reload()
+        assert status(reg, "portrait.meta") is None
+    assert reserved_name_problem("x.meta") is not None and reserved_name_problem("x") is None
+
+
+def test_requests_see_files_named_relative_to_the_folder(folder: Path) -> None:
+    write(folder, "bad.json", "{")
+    with WorkflowRegistry(str(folder), watch=False) as reg:  # a str path is a path too
+        bad = status(reg, "bad")
+        assert bad is not None and bad.error is not None
+        assert bad.error.startswith(str(folder / "bad.json"))  # the operator's full view
+        with pytest.raises(WorkflowFormatError) as raised:
+            reg.get("bad")
+    assert str(raised.value).startswith("bad.json, line 1, column 2: not valid JSON")
+    assert str(folder) not in str(raised.value) and raised.value.source == "bad.json"
