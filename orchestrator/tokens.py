@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import re
 import secrets
 import sqlite3
 import threading
@@ -30,6 +31,17 @@ TOKEN_PREFIX = "co"
 SECRET_BYTES = 32
 ID_HEX = 8  # 32 bits: ids only need to be unique among one service's tokens
 OWNER_MAX_CHARS = 100
+
+REDACTED = "***"
+# Where a token travels in a request line or a header, and its own shape anywhere else.
+# The gateway carries it as a path segment (ComfyUI clients only know a base URL).
+_SECRET_PLACES = (
+    (re.compile(r"(/comfyui/)[^/?#\s\"']+"), rf"\g<1>{REDACTED}"),
+    (re.compile(r"((?:^|[?&;\s])token=)[^&#\s\"']+", re.IGNORECASE), rf"\g<1>{REDACTED}"),
+    (re.compile(r"(Bearer\s+)[^\s\"',]+", re.IGNORECASE), rf"\g<1>{REDACTED}"),
+    # The id stays: it is public and says which token was used.
+    (re.compile(rf"\b({TOKEN_PREFIX}_[0-9a-f]{{{ID_HEX}}}_)[A-Za-z0-9_-]+"), rf"\g<1>{REDACTED}"),
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -79,6 +91,18 @@ def split_token(token: str) -> tuple[str, str] | None:
     if head != TOKEN_PREFIX or len(token_id) != ID_HEX or not secret:
         return None
     return token_id, secret
+
+
+def redact(text: str) -> str:
+    """``text`` with every token secret replaced by ``***`` (pure).
+
+    Covers the places a request carries a token (a ``/comfyui/<token>`` path segment, a
+    ``token=`` query value, a ``Bearer`` credential) and any string shaped like one of our
+    tokens, whose public id is kept so a log line still says which token was used.
+    """
+    for pattern, replacement in _SECRET_PLACES:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _token_id_of(ref: str) -> str:

@@ -7,6 +7,7 @@ port) and the real address is known before the first request.
 from __future__ import annotations
 
 import contextlib
+import logging.config
 import socket
 import threading
 import time
@@ -23,6 +24,7 @@ from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.tokens import TokenStore
 from orchestrator.web.app import create_app
+from orchestrator.web.logs import log_config
 
 # Timeouts (seconds)
 START_TIMEOUT_S = 10.0  # uvicorn starts in well under a second; more means it is stuck
@@ -55,8 +57,10 @@ def _url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _server(app: FastAPI, log_level: str) -> uvicorn.Server:
+def _server(app: FastAPI, log_level: str, *, own_logging: bool = False) -> uvicorn.Server:
+    # Every line goes through a filter that redacts tokens: the gateway's paths carry them.
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off",
+                            log_config=log_config(own_root=own_logging),
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     return uvicorn.Server(config)
 
@@ -124,12 +128,14 @@ def service(settings: Settings) -> Iterator[tuple[Orchestrator, TokenStore]]:
 def serve(settings: Settings, *, announce: Callable[[str], None] = print,
           log_level: str = "info") -> None:
     """Serve in the foreground until Ctrl-C (uvicorn handles the signal), then close."""
+    logging.config.dictConfig(log_config(own_root=True))  # before anything can log
     sock = bind(settings.host, settings.port)
     with sock, service(settings) as (orch, tokens):
         url = _url(sock)
         announce(f"comfy-orchestrator serving on {url} (API docs: {url}/docs)")
         _warn_setup(orch, tokens, settings.workflows_folder, announce)
-        _server(create_app(orch, tokens, settings), log_level).run(sockets=[sock])
+        _server(create_app(orch, tokens, settings), log_level,
+                own_logging=True).run(sockets=[sock])
 
 
 def _warn_setup(orch: Orchestrator, tokens: TokenStore, workflows: Path,

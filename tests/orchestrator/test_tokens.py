@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ConfigError, JobNotFound, StoreError
-from orchestrator.tokens import TOKENS_FILE, Principal, TokenStore, split_token
+from orchestrator.tokens import TOKENS_FILE, Principal, TokenStore, redact, split_token
 
 
 def parts(token: str) -> tuple[str, str]:
@@ -152,3 +152,12 @@ def test_concurrent_use_from_threads(store: TokenStore) -> None:
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_redact_hides_secrets_wherever_requests_carry_them() -> None:
+    token = "co_0123abcd_AbC-dE_f9"
+    assert redact(f"GET /comfyui/{token}/ws?clientId=1") == "GET /comfyui/***/ws?clientId=1"
+    assert redact(f"/v1/jobs?a=1&token={token}&b=2") == "/v1/jobs?a=1&token=***&b=2"
+    assert redact(f"Authorization: Bearer {token}") == "Authorization: Bearer ***"
+    assert redact(f"token {token} was refused") == "token co_0123abcd_*** was refused"
+    assert redact("nothing secret /v1/jobs?limit=5") == "nothing secret /v1/jobs?limit=5"
