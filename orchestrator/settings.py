@@ -34,11 +34,25 @@ MAX_PROMPT_CHARS = 4000
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 # input images in one multipart request; the workflows we know take at most two (avatars)
 MAX_UPLOAD_FILES = 4
-# requests per minute per token, refilled continuously; bursts up to RATE_BURST
-RATE_PER_MINUTE = 600
-RATE_BURST = 120  # requests a token may send at once before the per-minute rate applies
+# requests per minute per token (200 a second), refilled continuously; bursts up to
+# RATE_BURST. Reads are cheap and GPU time is bounded by the queue limits below, so this
+# only stops a runaway loop: twenty clients of one token (a platform backend has one token
+# for all its users) polling every 100 ms send 12,000 a minute. Event streams and
+# sockets are never counted.
+RATE_PER_MINUTE = 12_000
+RATE_BURST = 2_000  # requests a token may send at once: ten seconds of the rate
 # queued items (images) the service accepts before answering 429 queue_full
 MAX_QUEUED = 10_000
+# images one owner may have waiting for a node before its submits get 429 queue_full: a
+# tenth of MAX_QUEUED, so one owner's flood cannot fill the queue the others need; still
+# over an hour of one GPU's work at ~5 s an image, more than any client waits for
+MAX_QUEUED_PER_OWNER = 1_000
+# bytes of request bodies (uploads, base64 avatars) per minute per owner: they cost disk
+# and the Pillow check; hundreds of 1-3 MB avatars a minute fit, a flood of 88 MB bodies
+# does not
+UPLOAD_BYTES_PER_MINUTE = 1024 * 1024 * 1024
+# bytes an owner may send at once; never less than one largest body (max_multipart_bytes)
+UPLOAD_BURST_BYTES = 256 * 1024 * 1024
 # items per page of a list; bigger pages make slow responses and big JSON
 MAX_PAGE_SIZE = 200
 
@@ -78,6 +92,9 @@ class Settings(BaseModel):
     rate_per_minute: float = Field(default=RATE_PER_MINUTE, gt=0)
     rate_burst: int = Field(default=RATE_BURST, ge=1)
     max_queued: int = Field(default=MAX_QUEUED, ge=1)
+    max_queued_per_owner: int = Field(default=MAX_QUEUED_PER_OWNER, ge=1)
+    upload_bytes_per_minute: int = Field(default=UPLOAD_BYTES_PER_MINUTE, ge=1024)
+    upload_burst_bytes: int = Field(default=UPLOAD_BURST_BYTES, ge=1024)
     max_page_size: int = Field(default=MAX_PAGE_SIZE, ge=1)
     # Timeouts
     sse_keepalive_s: float = Field(default=SSE_KEEPALIVE_S, gt=0)

@@ -17,9 +17,6 @@ from orchestrator.tokens import TokenStore
 from orchestrator.web import ServerThread, create_app
 from orchestrator.web.limits import Clock
 
-# Tests call far faster than any client does; the rate limiter has tests of its own.
-GENEROUS_RATE = {"rate_burst": 10_000, "rate_per_minute": 60_000}
-
 
 @dataclass(kw_only=True)
 class RunningService:
@@ -41,12 +38,11 @@ def start_running(data_dir: Path, workflows: Path, nodes: Iterable[str | NodeCon
                   clock: Clock = time.monotonic, **settings: Any) -> RunningService:
     """The service over ``data_dir`` and ``workflows`` (both made if missing) and ``nodes``.
 
-    ``settings`` override ``Settings`` fields (a generous rate by default). When the server
-    does not start, what was opened is closed before the error is raised.
+    ``settings`` override ``Settings`` fields (the shipped defaults otherwise). When the
+    server does not start, what was opened is closed before the error is raised.
     """
     workflows.mkdir(parents=True, exist_ok=True)
-    config = Settings(data_dir=data_dir, workflows_dir=workflows, port=0,
-                      **{**GENEROUS_RATE, **settings})
+    config = Settings(data_dir=data_dir, workflows_dir=workflows, port=0, **settings)
     tokens = TokenStore.open(data_dir)
     orch = Orchestrator(data_dir=data_dir, workflows_dir=workflows, nodes=nodes)
     server = ServerThread(create_app(orch, tokens, config, clock=clock))

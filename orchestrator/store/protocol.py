@@ -137,8 +137,8 @@ class JobStore(Protocol):
     def count_on_node(self, node: str) -> int:
         """How many items are on ``node``."""
 
-    def queued_count(self) -> int:
-        """How many items wait in the queue."""
+    def queued_count(self, owner: str | None = None) -> int:
+        """How many items wait in the queue (``owner``'s only, when given)."""
 
     def queue_position(self, item_id: str) -> int | None:
         """How many queued items are ahead of the item, or None when it is not queued.

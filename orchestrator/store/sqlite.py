@@ -302,10 +302,13 @@ class SqliteJobStore:
             return tables.count(conn, "SELECT COUNT(*) FROM items WHERE active_node = ?",
                                 [node])
 
-    def queued_count(self) -> int:
+    def queued_count(self, owner: str | None = None) -> int:
         """See ``JobStore.queued_count``."""
         with self._tx("counting queued items", write=False) as conn:
-            return tables.count(conn, "SELECT COUNT(*) FROM items WHERE status = 'queued'")
+            if owner is None:
+                return tables.count(conn, "SELECT COUNT(*) FROM items WHERE status = 'queued'")
+            return tables.count(conn, "SELECT COUNT(*) FROM items WHERE status = 'queued'"
+                                " AND owner = ?", (owner,))
 
     def queue_position(self, item_id: str) -> int | None:
         """See ``JobStore.queue_position``."""

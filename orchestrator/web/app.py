@@ -26,8 +26,9 @@ from orchestrator.settings import Settings
 from orchestrator.tokens import TokenStore
 from orchestrator.web import auth, gateway, rest, v2
 from orchestrator.web.auth import Services
-from orchestrator.web.errors import body, envelope
-from orchestrator.web.limits import BodyLimit, Clock, RateLimiter
+from orchestrator.web.errors import TooManyRequests, body, envelope
+from orchestrator.web.gateway.routes import HEADER_PREFIXES
+from orchestrator.web.limits import BodyLimit, Clock, Limits, comfy_error_body
 from orchestrator.web.routing import RouteIndex
 
 TITLE = "comfy-orchestrator"
@@ -42,9 +43,9 @@ _HTTP_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 40
 
 def create_app(orch: Orchestrator, tokens: TokenStore, settings: Settings, *,
                clock: Clock = time.monotonic) -> FastAPI:
-    """The service's app over ``orch`` and ``tokens``; ``clock`` drives the rate limiter."""
+    """The service's app over ``orch`` and ``tokens``; ``clock`` drives the rate limits."""
     app = FastAPI(title=TITLE, description=DESCRIPTION, version=_version())
-    limiter = RateLimiter(settings.rate_per_minute, settings.rate_burst, clock=clock)
+    limiter = Limits(settings, clock=clock)
     app.state.services = Services(orch=orch, tokens=tokens, settings=settings, limiter=limiter)
     routes: list[BaseRoute] = []
     for router in (rest.router(), auth.router, gateway.gateway_router(orch, tokens),
@@ -103,7 +104,15 @@ def _body_limit(settings: Settings, content_type: str) -> int:
 async def _orchestrator_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OrchestratorError)
     env = envelope(exc)
+    if isinstance(exc, TooManyRequests) and _on_gateway(request.url.path):
+        return JSONResponse(comfy_error_body(exc), status_code=env.status, headers=env.headers)
     return JSONResponse(env.body, status_code=env.status, headers=env.headers)
+
+
+def _on_gateway(path: str) -> bool:
+    # ComfyUI clients get the gateway's refusals in ComfyUI's shape (see comfy_error_body).
+    prefix = HEADER_PREFIXES[0]
+    return path == prefix or path.startswith(prefix + "/")
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

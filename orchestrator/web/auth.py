@@ -1,7 +1,9 @@
 """Who is calling, what they may see, and the services every route shares.
 
-Routes declare ``Caller`` (any valid token) or ``Admin`` (an admin token); both check the
-token's request rate. ``GET /v1/me`` tells a client which kind it holds, so a front end can
+Routes declare ``Caller`` (any valid token) or ``Admin`` (an admin token); both pass the
+request through the service's ``Limits``. Event streams declare ``Listener``: a valid
+token, never refused for its rate (a stream that reconnects mid-job is not new work).
+``GET /v1/me`` tells a client which kind it holds, so a front end can
 leave out what the token may not do. What a caller may read is decided by the pure
 ``can_*`` rules: a token sees its own jobs and outputs plus public outputs; an admin sees
 everything. Anything else answers exactly like a missing id, so ids of others' data leak
@@ -22,8 +24,8 @@ from orchestrator.outputs import OutputRecord
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.tokens import Principal, TokenStore
-from orchestrator.web.errors import Forbidden, TooManyRequests, Unauthorized
-from orchestrator.web.limits import RateLimiter
+from orchestrator.web.errors import Forbidden, Unauthorized
+from orchestrator.web.limits import Limits, body_bytes
 from orchestrator.web.schemas import Me
 
 
@@ -34,7 +36,7 @@ class Services:
     orch: Orchestrator
     tokens: TokenStore
     settings: Settings
-    limiter: RateLimiter
+    limiter: Limits
 
 
 async def services(request: Request) -> Services:
@@ -46,14 +48,25 @@ _bearer = HTTPBearer(auto_error=False, description="a token from `comfy-orch tok
 
 
 async def principal(
+    request: Request,
     svc: Annotated[Services, Depends(services)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller of a valid, unrevoked bearer token within its rate; else 401 or 429.
+    """The caller of a valid, unrevoked bearer token within its limits; else 401 or 429.
 
     Async on purpose: the token check is one indexed read of a small table, cheaper than
     the hop to a worker thread a plain ``def`` dependency costs on every request.
     """
+    who = await listener(svc, credentials)
+    svc.limiter.admit(who, body_bytes=body_bytes(request.scope))
+    return who
+
+
+async def listener(
+    svc: Annotated[Services, Depends(services)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller of a valid, unrevoked bearer token, for an event stream; else 401."""
     if credentials is None:
         raise Unauthorized("send 'Authorization: Bearer <token>'; an operator makes tokens "
                            "with 'comfy-orch token create --owner NAME'")
@@ -61,10 +74,6 @@ async def principal(
     if who is None:
         raise Unauthorized("the token is unknown or was revoked; ask the operator for a new "
                            "one")
-    wait = svc.limiter.take(who.token_id)
-    if wait:
-        raise TooManyRequests("rate_limited", f"too many requests for this token; retry in "
-                              f"{wait:.1f} s", wait)
     return who
 
 
@@ -77,6 +86,7 @@ async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
 
 Svc = Annotated[Services, Depends(services)]
 Caller = Annotated[Principal, Depends(principal)]
+Listener = Annotated[Principal, Depends(listener)]
 Admin = Annotated[Principal, Depends(admin)]
 
 

@@ -22,6 +22,7 @@ OrchestratorError
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,13 +112,28 @@ class PromptTooLong(ApiError):
 
 
 class TooManyRequests(ApiError):
-    """Over the token's rate (``rate_limited``) or the queue is full (``queue_full``)."""
+    """Over a rate (``rate_limited``) or the queue is full (``queue_full``).
+
+    ``retry_after`` (seconds, any float) becomes one whole number of at least 1, rounded
+    up so a client that waits it is let in: the ``Retry-After`` header, the end of the
+    message ("retry in N s") and ``details.retry_after`` all say that same number.
+    """
 
     status = 429
 
-    def __init__(self, code: str, message: str, retry_after: float) -> None:
-        super().__init__(message, headers={"Retry-After": str(max(1, round(retry_after)))})
+    def __init__(self, code: str, message: str, retry_after: float, *,
+                 details: dict[str, Any] | None = None) -> None:
+        seconds = retry_seconds(retry_after)
+        super().__init__(f"{message}; retry in {seconds} s",
+                         details={**(details or {}), "retry_after": seconds},
+                         headers={"Retry-After": str(seconds)})
         self.code = code
+        self.retry_after = seconds
+
+
+def retry_seconds(wait: float) -> int:
+    """``wait`` as whole seconds for ``Retry-After``: rounded up, and at least 1."""
+    return max(1, math.ceil(wait))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,14 @@ from orchestrator.jobs import ItemStatus, Job, JobStatus
 from orchestrator.service import JobHandle
 from orchestrator.tokens import Principal
 from orchestrator.web import limits, sse
-from orchestrator.web.auth import Caller, Services, Svc, listing_owner, visible_job
+from orchestrator.web.auth import (
+    Caller,
+    Listener,
+    Services,
+    Svc,
+    listing_owner,
+    visible_job,
+)
 from orchestrator.web.errors import InvalidRequest, UnsupportedMedia
 from orchestrator.web.limits import check_image, check_prompts
 from orchestrator.web.schemas import (
@@ -65,7 +72,7 @@ async def submit_job(request: Request, svc: Svc, who: Caller,
     key = _checked_key(idempotency_key)
     job_request, images = await _read_submit(request, svc)
     check_prompts(job_request.values, svc.settings.max_prompt_chars)
-    check_queue(svc, job_request.count)
+    check_queue(svc, who.owner, job_request.count)
     handle = await run_in_threadpool(_submit, svc, who, job_request, images, key)
     job = await run_in_threadpool(handle.get)
     out = await run_in_threadpool(job_out, svc, job, base_url(request))
@@ -88,9 +95,11 @@ def _checked_key(key: str | None) -> str | None:
     return key
 
 
-def check_queue(svc: Services, count: int) -> None:
-    """Refuse new work (429 queue_full) when ``count`` more images would overfill the queue."""
-    limits.check_queue(svc.orch.store.queued_count(), count, svc.settings.max_queued)
+def check_queue(svc: Services, owner: str, count: int) -> None:
+    """Refuse new work (429 queue_full) when ``count`` more images would overfill the queue
+    or ``owner``'s share of it."""
+    limits.check_queue(svc.orch.store, owner, count, max_queued=svc.settings.max_queued,
+                       max_per_owner=svc.settings.max_queued_per_owner)
 
 
 def _submit(svc: Services, who: Principal, req: JobRequest, images: dict[str, bytes],
@@ -188,7 +197,7 @@ def retry_job(job_id: str, request: Request, svc: Svc, who: Caller) -> JobOut:
 @router.get("/{job_id}/events", summary="The job's events as Server-Sent Events",
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-def job_events(job_id: str, svc: Svc, who: Caller,
+def job_events(job_id: str, svc: Svc, who: Listener,
                last_event_id: Annotated[str | None, Header()] = None,
                after: Annotated[int | None, Query(ge=0)] = None) -> StreamingResponse:
     """A snapshot, then each event (``id:`` is its number). Reconnect with

@@ -1,8 +1,14 @@
-"""Request limits: body size, prompt length, uploads, and a per-token rate.
+"""Request limits: body size, prompt length, uploads, the queue, and the request rates.
 
 Each check raises an ``ApiError`` naming the limit and the value received, so the caller
 knows what to change. Uploads are opened with Pillow before anything is stored: ComfyUI
 itself keeps any bytes sent as an image.
+
+The limits protect the GPUs, not the reads: the costly thing, images waiting for a node,
+is bounded per owner and for the whole service (``check_queue``); request bodies are
+metered in bytes per owner; every other request draws on one generous bucket per token
+(``Limits``), which a client polling every 100 ms, or ten of them, never empties. A 429
+always says in its message the same whole number of seconds its ``Retry-After`` gives.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orchestrator.settings import Settings
+from orchestrator.tokens import Principal
 from orchestrator.web.errors import (
     PayloadTooLarge,
     PromptTooLong,
@@ -34,6 +43,13 @@ IMAGE_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"})
 DRAIN_MAX_BYTES = 256 * 1024 * 1024
 # Seconds a client is told to wait when the queue is full; a few images' worth of work.
 QUEUE_FULL_RETRY_S = 30
+# Seconds an owner whose share of the queue is full is told to wait: about one image's time
+# on a GPU, after which one of its waiting images has usually started and freed a place.
+OWNER_QUEUE_RETRY_S = 10
+# Seconds the settings' rates are given per (``rate_per_minute``, ``upload_bytes_per_minute``).
+RATE_WINDOW_S = 60
+# Scope key where ``BodyLimit`` leaves a request body's size, for ``body_bytes``.
+BODY_BYTES_KEY = "orchestrator.body_bytes"
 
 Clock = Callable[[], float]
 
@@ -67,7 +83,7 @@ class BodyLimit:
                 await _drain(receive, size)
                 await _refuse(send, too_large("request body", size, limit))
                 return
-            await self.app(scope, receive, send)
+            await self.app({**scope, BODY_BYTES_KEY: size}, receive, send)
             return
         await self._buffered(scope, receive, send, limit)
 
@@ -84,7 +100,8 @@ class BodyLimit:
             if size > limit:
                 await _refuse(send, too_large("request body", size, limit))
                 return
-        await self.app(scope, _replay(b"".join(chunks), receive), send)
+        await self.app({**scope, BODY_BYTES_KEY: size}, _replay(b"".join(chunks), receive),
+                       send)
 
 
 async def _drain(receive: Receive, declared: int) -> None:
@@ -163,15 +180,39 @@ def _image_format(data: bytes) -> str | None:
         return None
 
 
-def check_queue(queued: int, count: int, max_queued: int) -> None:
-    """Refuse ``count`` more images when ``queued`` already wait and the bound is reached."""
+# --- the queue: what costs GPU time ---------------------------------------------------------
+
+
+class QueueCounter(Protocol):
+    """What ``check_queue`` reads: the store's count of items waiting for a node."""
+
+    def queued_count(self, owner: str | None = None) -> int: ...
+
+
+def check_queue(store: QueueCounter, owner: str, count: int, *, max_queued: int,
+                max_per_owner: int) -> None:
+    """Refuse ``count`` more images (429 ``queue_full``) when the service's queue or the
+    owner's share of it is full.
+
+    This is the limit that protects the GPUs: a client that waits for its results never
+    meets it however fast it polls or resubmits; one that floods does, after
+    ``max_per_owner`` images, and other owners still find room.
+    """
+    queued = store.queued_count()
     if queued + count > max_queued:
         raise TooManyRequests("queue_full", f"{queued} images are waiting, the most this "
-                              f"service queues is {max_queued}; retry later",
-                              QUEUE_FULL_RETRY_S)
+                              f"service queues is {max_queued}", QUEUE_FULL_RETRY_S,
+                              details={"limit": max_queued, "queued": queued,
+                                       "scope": "service"})
+    mine = store.queued_count(owner)
+    if mine + count > max_per_owner:
+        raise TooManyRequests("queue_full", f"{owner} has {mine} images waiting, the most "
+                              f"one owner may queue is {max_per_owner}", OWNER_QUEUE_RETRY_S,
+                              details={"limit": max_per_owner, "queued": mine,
+                                       "scope": "owner"})
 
 
-# --- rate ----------------------------------------------------------------------------------
+# --- rate: requests and bytes ---------------------------------------------------------------
 
 
 @dataclass
@@ -181,26 +222,93 @@ class _Bucket:
 
 
 class RateLimiter:
-    """A token bucket per key: ``burst`` requests at once, refilled at ``per_minute``.
+    """A token bucket per key: ``burst`` units at once, refilled at ``per_minute``.
 
-    ``take(key)`` returns 0 when the request may go ahead, else the seconds to wait.
-    The clock is a parameter so tests can move time by hand.
+    ``take(key, amount)`` returns 0 when the request may go ahead, else the seconds to wait.
+    An amount over the burst is charged as the burst, so one request the body limit lets
+    through never waits forever. The clock is a parameter so tests can move time by hand.
     """
 
     def __init__(self, per_minute: float, burst: int, *, clock: Clock = time.monotonic) -> None:
-        self.rate = per_minute / 60.0
+        self.per_minute = per_minute
+        self.rate = per_minute / RATE_WINDOW_S
         self.burst = burst
         self.clock = clock
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
-    def take(self, key: str) -> float:
+    def take(self, key: str, amount: float = 1) -> float:
+        amount = min(amount, self.burst)
         with self._lock:
             now = self.clock()
             bucket = self._buckets.setdefault(key, _Bucket(float(self.burst), now))
             bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
             bucket.at = now
-            if bucket.tokens >= 1:
-                bucket.tokens -= 1
+            if bucket.tokens >= amount:
+                bucket.tokens -= amount
                 return 0.0
-            return (1 - bucket.tokens) / self.rate
+            return (amount - bucket.tokens) / self.rate
+
+
+class Limits:
+    """What every authenticated request passes (``admit``), built from the settings.
+
+    Reads are cheap, so requests share one generous bucket per token: it stops a runaway
+    loop, never a client that polls. Event streams and sockets are never refused (a stream
+    that reconnects mid-job is not new work). Request bodies (uploads, base64 avatars) are
+    metered in bytes per owner. What costs GPU time is bounded where work is submitted
+    (``check_queue``), where the number of images is known.
+    """
+
+    def __init__(self, settings: Settings, *, clock: Clock = time.monotonic) -> None:
+        self.requests = RateLimiter(settings.rate_per_minute, settings.rate_burst, clock=clock)
+        self.uploads = RateLimiter(settings.upload_bytes_per_minute,
+                                   max(settings.upload_burst_bytes,
+                                       settings.max_multipart_bytes), clock=clock)
+
+    def admit(self, who: Principal, *, body_bytes: int = 0, stream: bool = False) -> None:
+        """Return when ``who`` may go ahead; raise 429 ``rate_limited`` otherwise."""
+        if stream:
+            return
+        wait = self.requests.take(who.token_id)
+        if wait:
+            raise _over(self.requests, wait, "requests", f"token {who.token_id}")
+        if body_bytes > 0:
+            wait = self.uploads.take(who.owner, body_bytes)
+            if wait:
+                raise _over(self.uploads, wait, "bytes of request bodies", who.owner)
+
+
+def _over(limiter: RateLimiter, wait: float, what: str, whose: str) -> TooManyRequests:
+    limit = round(limiter.per_minute)
+    return TooManyRequests(
+        "rate_limited", f"{whose} sent more than {limit} {what} a minute (bursts of "
+        f"{limiter.burst})", wait,
+        details={"limit": limit, "window": RATE_WINDOW_S, "burst": limiter.burst,
+                 "unit": what.split()[0]})
+
+
+def body_bytes(scope: Scope) -> int:
+    """The size of the request's body: as measured by ``BodyLimit``, else as declared."""
+    measured = scope.get(BODY_BYTES_KEY)
+    if isinstance(measured, int):
+        return measured
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return 0
+
+
+def comfy_error_body(exc: TooManyRequests) -> dict[str, Any]:
+    """A 429 body on the gateway, in ComfyUI's error shape.
+
+    ComfyUI clients read ``error.type``, ``error.message`` and a text ``error.details``,
+    and walk ``node_errors`` (the front end fails on a body without it), so they get
+    those; our ``code`` rides along and the numbers (limit, window, retry_after) are in
+    ``extra_info``.
+    """
+    details = dict(exc.details)
+    return {"error": {"type": exc.code, "code": exc.code, "message": str(exc),
+                      "details": f"retry after {details['retry_after']} s",
+                      "extra_info": details},
+            "node_errors": {}}

@@ -117,7 +117,7 @@ def regenerate(output_id: str, body: RegenerateRequest, request: Request, respon
     """A new job owned by the caller, with the output's values; ``seed`` null → random."""
     record = _record(svc, who, output_id)
     job = svc.orch.get(record.job_id)
-    check_queue(svc, job.spec.count)
+    check_queue(svc, who.owner, job.spec.count)
     handle = svc.orch.regenerate(record.id, body.seed, owner=who.owner)
     out = job_out(svc, handle.get(), base_url(request))
     response.headers["Location"] = out.url

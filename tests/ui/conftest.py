@@ -91,8 +91,7 @@ def service(comfy_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     the end of the session."""
     root = tmp_path_factory.mktemp("panel-service")
     workflows = write_workflows(root / "workflows")
-    settings = Settings(data_dir=root / "data", workflows_dir=workflows, port=0,
-                        rate_burst=10_000, rate_per_minute=600_000)
+    settings = Settings(data_dir=root / "data", workflows_dir=workflows, port=0)
     with TokenStore.open(settings.data_dir) as tokens, Orchestrator(
             data_dir=settings.data_dir, workflows_dir=workflows, nodes=(comfy_url,)) as orch:
         with ServerThread(create_app(orch, tokens, settings)) as server:

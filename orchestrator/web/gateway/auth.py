@@ -1,6 +1,6 @@
-"""Who calls the gateway: a token in the path or in ``X-API-Key``, within its rate.
+"""Who calls the gateway: a token in the path or in ``X-API-Key``, within its limits.
 
-The gateway shares the service's tokens and rate limiter (``app.state.services``) but not
+The gateway shares the service's tokens and limits (``app.state.services``) but not
 its ``Authorization: Bearer`` header: ComfyUI clients can only be given an address, or, as
 Comfy Cloud's clients do, an ``X-API-Key`` header.
 """
@@ -14,7 +14,8 @@ from fastapi import FastAPI, Header, Request
 
 from orchestrator.settings import Settings
 from orchestrator.tokens import Principal, TokenStore
-from orchestrator.web.errors import TooManyRequests, Unauthorized
+from orchestrator.web.errors import Unauthorized
+from orchestrator.web.limits import body_bytes
 
 _NO_TOKEN = ("put a token in the address (/comfyui/<token>/) or send 'X-API-Key: <token>'; "
              "an operator makes tokens with 'comfy-orch token create --owner NAME'")
@@ -33,7 +34,10 @@ class TokenAuth:
 
     tokens: TokenStore
 
-    def authenticate(self, app: FastAPI, token: str | None) -> Principal:
+    def authenticate(self, app: FastAPI, token: str | None, *, size: int = 0,
+                     stream: bool = False) -> Principal:
+        """``size``: bytes of the request body; ``stream``: a socket, never refused for
+        its rate (see ``Limits.admit``)."""
         if not token:
             raise Unauthorized(_NO_TOKEN)
         who = self.tokens.authenticate(token)
@@ -41,13 +45,12 @@ class TokenAuth:
             raise Unauthorized("the token is unknown or was revoked; ask the operator for a "
                                "new one")
         services = getattr(app.state, "services", None)
-        wait = services.limiter.take(who.token_id) if services is not None else 0.0
-        if wait:
-            raise TooManyRequests("rate_limited", f"too many requests for this token; retry "
-                                  f"in {wait:.1f} s", wait)
+        if services is not None:
+            services.limiter.admit(who, body_bytes=size, stream=stream)
         return who
 
     async def principal(self, request: Request,
                         x_api_key: Annotated[str | None, Header()] = None) -> Principal:
         """Async: one indexed read, cheaper than a hop to a worker thread (see web.auth)."""
-        return self.authenticate(request.app, request.path_params.get("token") or x_api_key)
+        return self.authenticate(request.app, request.path_params.get("token") or x_api_key,
+                                 size=body_bytes(request.scope))

@@ -37,7 +37,8 @@ def socket_endpoint(gw: Gateway, auth: TokenAuth) -> SocketEndpoint:
     async def endpoint(websocket: WebSocket) -> None:
         token = websocket.path_params.get("token") or websocket.headers.get("x-api-key")
         try:
-            who = await run_in_threadpool(auth.authenticate, websocket.app, token)
+            who = await run_in_threadpool(auth.authenticate, websocket.app, token,
+                                          stream=True)
         except ApiError as exc:
             await _deny(websocket, exc)
             return

@@ -25,7 +25,7 @@ from orchestrator.nodes import Health as NodeHealth
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.tokens import Principal, TokenStore
-from orchestrator.web.auth import Caller
+from orchestrator.web.auth import Caller, Listener
 from orchestrator.web.schemas import base_url
 from orchestrator.web.v2 import asset_routes, events, mapping, schemas
 from orchestrator.web.v2.assets import Assets, AssetStore, ExpirySweep
@@ -72,7 +72,8 @@ class V2:
                    keys=KeyStore(db))
 
     def submitter(self) -> Submitter:
-        return Submitter(self.orch, self.assets, self.keys, self.settings.max_queued)
+        return Submitter(self.orch, self.assets, self.keys, self.settings.max_queued,
+                         self.settings.max_queued_per_owner)
 
     def visible_job(self, who: Principal, job_id: str) -> Job:
         """The caller's job; ``NotFound`` for others' jobs and unknown ids alike."""
@@ -162,7 +163,7 @@ def _job_routes(router: APIRouter, v2: V2) -> None:
     @router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
                 summary="The job's live state as Server-Sent Events",
                 responses={200: {"content": {"text/event-stream": {}}}})
-    def job_events(job_id: str, request: Request, who: Caller) -> StreamingResponse:
+    def job_events(job_id: str, request: Request, who: Listener) -> StreamingResponse:
         v2.visible_job(who, job_id)
         translator = events.Translator(v2.orch, job_id, base_url(request),
                                        functools.partial(queue_position, v2.orch), v2.now)

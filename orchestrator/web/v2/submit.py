@@ -40,6 +40,7 @@ class Submitter:
     assets: Assets
     keys: KeyStore
     max_queued: int
+    max_queued_per_owner: int
 
     def submit(self, owner: str, body: Any, key: str | None) -> Job:
         """Record the job ``body`` asks for; raise a v2 refusal otherwise."""
@@ -49,7 +50,8 @@ class Submitter:
             graph = check_graph_shape(request.workflow, source="workflow")
             graph, files = resolve_assets(graph, owner, self.assets)
             self.orch.preflight(stage_named_inputs(graph, files), source="workflow")
-            check_queue(self.orch.store.queued_count(), 1, self.max_queued)
+            check_queue(self.orch.store, owner, 1, max_queued=self.max_queued,
+                        max_per_owner=self.max_queued_per_owner)
             extra = request.extra_data.model_dump(exclude_none=True) if (
                 request.extra_data is not None) else {}
             handle = self.orch.submit(graph=graph, owner=owner, images=files or None,

@@ -146,7 +146,7 @@ def service_factory(comfy_url: str,
 
 @pytest.fixture(scope="module")
 def service(service_factory: ServiceFactory) -> Service:
-    """The module's shared service with default limits (and a generous rate)."""
+    """The module's shared service, at the shipped limits."""
     return service_factory()
 
 

@@ -1,14 +1,33 @@
-"""Limits with clear 4xx answers: body size, prompt length, uploads, rate, queue bound."""
+"""Limits with clear 4xx answers: body size, prompt length, uploads, rates, queue bounds.
+
+The rate tests give the service a small limit and a hand-moved clock, to reach the limit
+in a few requests; the proofs that the shipped limits let real clients through are in
+``test_limits_clients.py``.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
+import websocket
 
-from orchestrator.web.errors import PayloadTooLarge, PromptTooLong, UnsupportedMedia
-from orchestrator.web.limits import RateLimiter, check_image, check_prompts
+from orchestrator import settings as defaults
+from orchestrator.jobs import MAX_COUNT
+from orchestrator.settings import Settings
+from orchestrator.tokens import Principal
+from orchestrator.web.errors import (
+    PayloadTooLarge,
+    PromptTooLong,
+    TooManyRequests,
+    UnsupportedMedia,
+)
+from orchestrator.web.limits import Limits, RateLimiter, check_image, check_prompts
+from tests import graphs
 from tests.orchestrator.web.conftest import Api, Service, ServiceFactory, png_bytes
 
 BODY_LIMIT = 4096
@@ -128,19 +147,139 @@ def test_a_prompt_over_the_limit_is_422(api: Api, service: Service) -> None:
     assert response.json()["error"]["code"] == "prompt_too_long"
 
 
-def test_too_many_requests_per_token_are_429_until_time_passes(
+# --- rates: what a 429 says ---------------------------------------------------------------------
+
+
+def refusal(response: requests.Response, code: str) -> dict[str, Any]:
+    """The error of a 429 whose message, details and ``Retry-After`` name one number."""
+    assert response.status_code == 429, response.text
+    seconds = int(response.headers["Retry-After"])
+    assert seconds >= 1
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"].endswith(f"; retry in {seconds} s"), error["message"]
+    assert error["details"]["retry_after"] == seconds
+    return error
+
+
+def comfy_refusal(response: requests.Response, code: str) -> dict[str, Any]:
+    """The same, in the ComfyUI shape the gateway answers with."""
+    assert response.status_code == 429, response.text
+    seconds = int(response.headers["Retry-After"])
+    body = response.json()
+    assert body["node_errors"] == {}
+    error: dict[str, Any] = body["error"]
+    assert (error["type"], error["code"]) == (code, code)
+    assert error["message"].endswith(f"; retry in {seconds} s")
+    assert isinstance(error["details"], str) and str(seconds) in error["details"]
+    assert error["extra_info"]["retry_after"] == seconds
+    return error
+
+
+def test_a_429_rounds_its_wait_up_and_says_the_same_number_everywhere() -> None:
+    clock = FakeClock()
+    limits = Limits(Settings(rate_per_minute=20, rate_burst=1), clock=clock)
+    who = Principal(owner="alice", admin=False, token_id="t1")
+    limits.admit(who)
+    clock.now += 0.7  # 2.3 s short of the next request at 20 a minute
+
+    with pytest.raises(TooManyRequests) as caught:
+        limits.admit(who)
+
+    exc = caught.value
+    assert exc.headers == {"Retry-After": "3"}
+    assert str(exc) == "token t1 sent more than 20 requests a minute (bursts of 1); retry in 3 s"
+    assert exc.details == {"limit": 20, "window": 60, "burst": 1, "unit": "requests",
+                           "retry_after": 3}
+
+
+def test_streams_are_never_refused_for_their_rate() -> None:
+    limits = Limits(Settings(rate_per_minute=60, rate_burst=1), clock=FakeClock())
+    who = Principal(owner="alice", admin=False, token_id="t1")
+    limits.admit(who)
+    for _ in range(100):
+        limits.admit(who, stream=True)
+
+
+def test_body_bytes_are_metered_per_owner_not_per_token() -> None:
+    clock = FakeClock()
+    limits = Limits(Settings(max_body_bytes=1024, max_upload_bytes=1024, max_upload_files=1,
+                             upload_bytes_per_minute=6000, upload_burst_bytes=2048),
+                    clock=clock)
+    alice1 = Principal(owner="alice", admin=False, token_id="t1")
+    alice2 = Principal(owner="alice", admin=False, token_id="t2")
+    limits.admit(alice1, body_bytes=1500)
+    with pytest.raises(TooManyRequests) as caught:
+        limits.admit(alice2, body_bytes=1500)  # 952 bytes short at 100 bytes a second
+    assert caught.value.details["unit"] == "bytes"
+    assert caught.value.headers == {"Retry-After": "10"}
+    limits.admit(Principal(owner="bob", admin=False, token_id="t3"), body_bytes=1500)
+    clock.now += 10
+    limits.admit(alice2, body_bytes=1500)
+
+
+def test_an_amount_over_the_burst_is_charged_as_the_burst() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(per_minute=600, burst=100, clock=clock)
+    assert limiter.take("o", 60) == 0.0
+    assert limiter.take("o", 60) == pytest.approx(2.0)
+    clock.now += 10
+    assert limiter.take("o", 1_000) == 0.0
+
+
+def test_over_its_rate_a_token_gets_429_on_every_face_but_its_streams(
         service_factory: ServiceFactory) -> None:
     clock = FakeClock()
+    # A small rate on a clock moved by hand, to reach the limit in a few requests.
     svc = service_factory(rate_per_minute=60, rate_burst=3, clock=clock)
-    statuses = [svc.api.get("/v1/jobs", token=svc.alice).status_code for _ in range(4)]
-    assert statuses == [200, 200, 200, 429]
-    refused = svc.api.get("/v1/jobs", token=svc.alice)
-    assert refused.json()["error"]["code"] == "rate_limited"
-    assert int(refused.headers["Retry-After"]) >= 1
+    job = svc.api.submit(svc.alice, workflow="solid")
+    svc.api.wait_job(svc.alice, job["id"])  # spends the rest of the burst, then waits
+    clock.now += 1  # one request's worth
+
+    assert svc.api.get("/v1/jobs", token=svc.alice).status_code == 200
+    v1 = refusal(svc.api.get(f"/v1/jobs/{job['id']}", token=svc.alice), "rate_limited")
+    v2 = refusal(svc.api.get(f"/api/v2/jobs/{job['id']}", token=svc.alice), "rate_limited")
+    gateway = comfy_refusal(svc.api.get(f"/comfyui/{svc.alice}/history/{job['id']}"),
+                            "rate_limited")
+    for details in (v1["details"], v2["details"], gateway["extra_info"]):
+        assert (details["limit"], details["window"], details["burst"]) == (60, 60, 3)
+
+    for path in (f"/v1/jobs/{job['id']}/events", f"/api/v2/jobs/{job['id']}/events"):
+        with svc.api.get(path, token=svc.alice, stream=True) as stream:
+            assert stream.status_code == 200, path
+    socket = websocket.create_connection(
+        svc.api.url.replace("http://", "ws://") + f"/comfyui/{svc.alice}/ws?clientId=c1",
+        timeout=10)
+    assert json.loads(socket.recv())["type"] == "status"
+    socket.close()
+
     assert svc.api.get("/v1/jobs", token=svc.bob).status_code == 200  # other tokens go on
+    assert svc.api.get("/v1/health").status_code == 200  # health is never limited
     clock.now += 1
     assert svc.api.get("/v1/jobs", token=svc.alice).status_code == 200
-    assert svc.api.get("/v1/health").status_code == 200  # health is never limited
+
+
+def test_request_bodies_over_the_owners_byte_rate_are_429(
+        service_factory: ServiceFactory) -> None:
+    clock = FakeClock()
+    # Small bodies and a small byte rate, to reach the limit with a few small requests.
+    svc = service_factory(max_body_bytes=4096, max_upload_bytes=1024, max_upload_files=1,
+                          upload_bytes_per_minute=1024, upload_burst_bytes=1024, clock=clock)
+    body = json.dumps({"workflow": "solid"}) + " " * 2000  # 2,021 bytes of valid JSON
+
+    def post(token: str) -> requests.Response:
+        return svc.api.post("/v1/jobs", token=token, data=body,
+                            headers={"Content-Type": "application/json"})
+
+    # The burst is one largest body (5,120 bytes): two of these fit, the third does not.
+    assert [post(svc.alice).status_code for _ in range(2)] == [202, 202]
+    error = refusal(post(svc.alice), "rate_limited")
+    assert (error["details"]["unit"], error["details"]["limit"]) == ("bytes", 1024)
+    assert svc.api.get("/v1/jobs", token=svc.alice).status_code == 200  # reads go on
+    assert post(svc.bob).status_code == 202  # bodies are counted per owner
+
+
+# --- the queue: what costs GPU time -------------------------------------------------------------
 
 
 def test_a_full_queue_is_429_queue_full(service_factory: ServiceFactory) -> None:
@@ -150,8 +289,57 @@ def test_a_full_queue_is_429_queue_full(service_factory: ServiceFactory) -> None
     try:
         first = svc.api.post("/v1/jobs", token=svc.alice, json={"workflow": "solid", "count": 2})
         assert first.status_code == 202
-        full = svc.api.post("/v1/jobs", token=svc.alice, json={"workflow": "solid"})
-        assert (full.status_code, full.json()["error"]["code"]) == (429, "queue_full")
-        assert int(full.headers["Retry-After"]) > 0
+        full = refusal(svc.api.post("/v1/jobs", token=svc.bob, json={"workflow": "solid"}),
+                       "queue_full")
+        assert full["details"] | {"retry_after": 0} == {"limit": 2, "queued": 2,
+                                                        "scope": "service", "retry_after": 0}
     finally:
+        svc.orch.cancel(first.json()["id"])
         svc.orch.drain_node(name, False)
+
+
+def test_a_flood_of_submissions_fills_the_owners_share_and_no_more(
+        service_factory: ServiceFactory) -> None:
+    """At the shipped limits: an owner's flood stops at its share of the queue, on every
+    face, with a consistent Retry-After; another owner still gets in."""
+    svc = service_factory()
+    name = svc.orch.nodes()[0].name
+    share = defaults.MAX_QUEUED_PER_OWNER
+    svc.orch.drain_node(name)
+    flood: list[str] = []
+    try:
+        for _ in range(share // MAX_COUNT + 1):
+            answer = svc.api.post("/v1/jobs", token=svc.alice,
+                                  json={"workflow": "solid", "count": MAX_COUNT})
+            if answer.status_code != 202:
+                break
+            flood.append(answer.json()["id"])
+
+        assert len(flood) == share // MAX_COUNT
+        assert svc.orch.store.queued_count("alice") == len(flood) * MAX_COUNT
+        v1 = refusal(answer, "queue_full")
+        v2 = refusal(svc.api.post("/api/v2/jobs", token=svc.alice,
+                                  json={"workflow": graphs.solid_image(seed=1)}), "queue_full")
+        gateway = comfy_refusal(svc.api.post(f"/comfyui/{svc.alice}/prompt",
+                                             json={"prompt": graphs.solid_image(seed=2)}),
+                                "queue_full")
+        for details in (v1["details"], v2["details"], gateway["extra_info"]):
+            assert (details["scope"], details["limit"]) == ("owner", share)
+        assert svc.api.post("/v1/jobs", token=svc.bob, json={"workflow": "solid"}
+                            ).status_code == 202
+    finally:
+        cancel_unfinished(svc)
+        svc.orch.drain_node(name, False)
+
+
+def cancel_unfinished(svc: Service) -> None:
+    """Cancel every job of the service not finished yet (before its node takes work)."""
+    cursor = None
+    while True:
+        page = svc.orch.list(limit=200, cursor=cursor)
+        for job in page.jobs:
+            if not job.status.terminal:
+                svc.orch.cancel(job.id)
+        cursor = page.next_cursor
+        if cursor is None:
+            return
