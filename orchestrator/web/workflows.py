@@ -6,6 +6,9 @@ written, so a bad upload changes nothing; good ones are written atomically into 
 workflows folder and the registry reloads them before the answer, so the next request
 already runs the new version. Writes need an admin token; ``POST .../check`` answers the
 same checks plus the pool's, writing nothing, for any token.
+
+Load errors and warnings name files by their full server path for admins only; other
+tokens see them relative to the workflows folder.
 """
 
 from __future__ import annotations
@@ -28,9 +31,18 @@ from orchestrator.errors import (
     WorkflowInvalid,
     WorkflowNotFound,
 )
-from orchestrator.registry import GRAPH_SUFFIX, META_SUFFIX, WorkflowRegistry, WorkflowStatus
+from orchestrator.registry import (
+    GRAPH_SUFFIX,
+    META_SUFFIX,
+    WorkflowRegistry,
+    WorkflowStatus,
+    redact,
+    reserved_name_problem,
+)
+from orchestrator.tokens import Principal
 from orchestrator.validation import Problem, check_against_object_info, check_placeholders
 from orchestrator.web.auth import Admin, Caller, Svc
+from orchestrator.web.errors import InvalidRequest
 from orchestrator.web.schemas import (
     PlaceholderOrigin,
     PlaceholderUse,
@@ -60,6 +72,21 @@ def _registry(svc_registry: WorkflowRegistry | None) -> WorkflowRegistry:
     if svc_registry is None:
         raise ConfigError("this service has no workflows folder; start it with --workflows DIR")
     return svc_registry
+
+
+def _workflow_name(name: str) -> str:
+    """``name`` if it can name a workflow: a safe path segment whose files are its own."""
+    checked_name(name, "workflow name")
+    problem = reserved_name_problem(name)
+    if problem is not None:
+        raise InvalidRequest(problem, details={"field": "workflow name",
+                                               "file": name + GRAPH_SUFFIX})
+    return name
+
+
+def _shown(text: str | None, registry: WorkflowRegistry, who: Principal) -> str | None:
+    """``text`` as ``who`` may see it: server paths are for admins."""
+    return text if text is None or who.admin else redact(text, registry.folder)
 
 
 def _sites(graph: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -142,26 +169,27 @@ def _serving(registry: WorkflowRegistry, name: str) -> Workflow | None:
 
 
 def _summary(registry: WorkflowRegistry, status: WorkflowStatus, workflow: Workflow | None,
-             base: str) -> WorkflowOut:
+             base: str, who: Principal) -> WorkflowOut:
     preview = workflow is not None and preview_file(
         registry.folder, workflow.meta.preview_image) is not None
     return WorkflowOut(
         name=status.name, title=status.title, kind=status.kind.value if status.kind else None,
-        ok=status.ok, serving=status.serving, error=status.error,
-        warnings=list(status.warnings),
+        ok=status.ok, serving=status.serving, error=_shown(status.error, registry, who),
+        warnings=[str(_shown(w, registry, who)) for w in status.warnings],
         placeholders=placeholder_report(workflow) if workflow else [],
         preview_url=f"{base}/v1/workflows/{status.name}/preview" if preview else None,
     )
 
 
-def _detail(registry: WorkflowRegistry, name: str, base: str) -> WorkflowDetail:
+def _detail(registry: WorkflowRegistry, name: str, base: str, who: Principal
+            ) -> WorkflowDetail:
     status = next((s for s in registry.list() if s.name == name), None)
     if status is None:
         raise WorkflowNotFound(name)
     workflow = _serving(registry, name)
     meta = workflow.meta.model_dump(mode="json", by_alias=True, exclude_defaults=True) if (
         workflow) else None
-    return WorkflowDetail(**_summary(registry, status, workflow, base).model_dump(),
+    return WorkflowDetail(**_summary(registry, status, workflow, base, who).model_dump(),
                           description=workflow.meta.description if workflow else "",
                           graph=workflow.graph if workflow else None, meta=meta,
                           presence=presence_list(workflow) if workflow else [])
@@ -173,14 +201,14 @@ def list_workflows(request: Request, svc: Svc, who: Caller) -> WorkflowList:
     if registry is None:
         return WorkflowList(workflows=[])
     base = base_url(request)
-    return WorkflowList(workflows=[_summary(registry, s, _serving(registry, s.name), base)
+    return WorkflowList(workflows=[_summary(registry, s, _serving(registry, s.name), base, who)
                                    for s in registry.list()])
 
 
 @router.get("/{name}", response_model=WorkflowDetail, summary="One workflow with its graph")
 def get_workflow(name: str, request: Request, svc: Svc, who: Caller) -> WorkflowDetail:
-    checked_name(name, "workflow name")
-    return _detail(_registry(svc.orch.registry), name, base_url(request))
+    _workflow_name(name)
+    return _detail(_registry(svc.orch.registry), name, base_url(request), who)
 
 
 @router.get("/{name}/preview", response_class=FileResponse, summary="A workflow's preview",
@@ -188,7 +216,7 @@ def get_workflow(name: str, request: Request, svc: Svc, who: Caller) -> Workflow
 def get_preview(name: str, svc: Svc, who: Caller) -> FileResponse:
     """The image the metadata's ``preview_image`` names; 404 when it names none, or a file
     that is missing, not an image, or outside the workflows folder."""
-    checked_name(name, "workflow name")
+    _workflow_name(name)
     registry = _registry(svc.orch.registry)
     workflow = _serving(registry, name)
     if workflow is None:
@@ -208,7 +236,7 @@ def check_workflow(name: str, body: WorkflowCheckRequest, svc: Svc,
     the registry would give, the placeholder report and presence list, and what the
     pool's merged ``/object_info`` says about the graph (while no node has answered,
     ``pool_checked`` is false)."""
-    checked_name(name, "workflow name")
+    _workflow_name(name)
     graph_text = body.graph if isinstance(body.graph, str) else json.dumps(body.graph)
     meta_text = body.meta if body.meta is None or isinstance(body.meta, str) else json.dumps(
         body.meta)
@@ -255,7 +283,7 @@ def put_workflow(name: str, body: WorkflowPut, request: Request, response: Respo
                  svc: Svc, who: Admin) -> WorkflowDetail:
     """Checked like a dropped file (422 ``invalid_workflow`` listing every problem), then
     stored as ``NAME.json`` (+ ``NAME.meta.json``; none given removes it). 201 when new."""
-    checked_name(name, "workflow name")
+    _workflow_name(name)
     registry = _registry(svc.orch.registry)
     graph_text = json.dumps(body.graph, indent=2)
     meta_text = None if body.meta is None else json.dumps(body.meta, indent=2)
@@ -265,12 +293,12 @@ def put_workflow(name: str, body: WorkflowPut, request: Request, response: Respo
     _write_files(registry.folder, name, graph_text, meta_text)
     registry.reload([name])
     response.status_code = 200 if existed else 201
-    return _detail(registry, name, base_url(request))
+    return _detail(registry, name, base_url(request), who)
 
 
 @router.delete("/{name}", status_code=204, summary="Delete a workflow's files")
 def delete_workflow(name: str, svc: Svc, who: Admin) -> Response:
-    checked_name(name, "workflow name")
+    _workflow_name(name)
     registry = _registry(svc.orch.registry)
     graph = registry.folder / (name + GRAPH_SUFFIX)
     if not graph.exists():

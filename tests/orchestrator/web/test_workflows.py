@@ -268,3 +268,45 @@ def test_no_preview_or_one_outside_the_folder_is_404(api: Api, service: Service,
     response = api.get("/v1/workflows/unshown/preview", token=service.alice)
     assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
     assert api.get("/v1/workflows/nope/preview", token=service.alice).status_code == 404
+
+
+# --- names that belong to another workflow's files, and server paths --------------------------
+
+
+def test_a_name_ending_in_meta_is_refused_and_leaves_the_other_workflows_metadata(
+        api: Api, service: Service) -> None:
+    """``solid.meta.json`` is solid's metadata: a workflow ``solid.meta`` would overwrite it
+    with a graph on PUT and delete it on DELETE."""
+    meta_file = service.workflows / "solid.meta.json"
+    before = meta_file.read_text()
+    for method in ("PUT", "DELETE", "GET"):
+        response = api.request(method, "/v1/workflows/solid.meta", token=service.admin,
+                               json={"graph": GREEN} if method == "PUT" else None)
+        assert response.status_code == 400, (method, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "invalid_request"
+        assert "solid.meta.json is the metadata file of workflow 'solid'" in error["message"]
+        assert error["details"]["file"] == "solid.meta.json"
+    assert meta_file.read_text() == before
+    assert by_name(api, service.alice)["solid"]["title"] == "Solid"
+
+
+def test_load_errors_show_server_paths_to_admins_only(api: Api, service: Service) -> None:
+    folder = str(service.workflows.resolve())
+    (service.workflows / "pathy.json").write_text("{")
+    (service.workflows / "pathy.meta.json").write_text('{"preview_image": "gone.png"}')
+    service.orch.registry.reload(["pathy"])  # type: ignore[union-attr]
+    admin = by_name(api, service.admin)["pathy"]
+    assert admin["error"].startswith(f"{folder}/pathy.json, line 1")
+    for token in (service.alice, service.bob):
+        listed = by_name(api, token)["pathy"]
+        assert listed["error"].startswith("pathy.json, line 1, column 2: not valid JSON")
+        detail = api.get("/v1/workflows/pathy", token=token).json()
+        assert detail["error"] == listed["error"]
+        assert folder not in json.dumps(api.get("/v1/workflows", token=token).json())
+        job = api.post("/v1/jobs", token=token, json={"workflow": "pathy"})
+        assert job.status_code == 422 and folder not in job.text
+        assert "pathy.json" in job.json()["error"]["message"]
+    (service.workflows / "pathy.json").unlink()
+    (service.workflows / "pathy.meta.json").unlink()
+    service.orch.registry.reload(["pathy"])  # type: ignore[union-attr]
