@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -56,6 +57,9 @@ def page_rows(conn: sqlite3.Connection, select: str, clauses: Sequence[str],
     return conn.execute(sql + " ORDER BY seq DESC LIMIT ?", [*values, limit + 1]).fetchall()
 
 
+_SEQ = re.compile(r"[0-9]{1,18}")
+
+
 def encode_cursor(kind: str, seq: int | None) -> str | None:
     """An opaque page cursor continuing before ``seq`` in list ``kind`` (None: no more)."""
     if seq is None:
@@ -70,7 +74,9 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, seq = text.partition(":")
-        if prefix == kind and seq.isdigit():
+        # ASCII digits that fit SQLite's INTEGER: a larger number fails to bind (it was
+        # a 500), and isdigit() takes digits int() refuses.
+        if prefix == kind and _SEQ.fullmatch(seq):
             return int(seq)
     except ValueError:
         pass

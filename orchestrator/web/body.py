@@ -8,10 +8,14 @@ the value next (validation, storage, ``json.dumps``). ``read_json`` refuses all 
 the door with ``InvalidJson``, a 400 in the error envelope whose message says what is
 wrong and where; past it, a value is finite, shallow and encodable.
 
-Usage from any route::
+Usage from any route that reads its own body::
 
     from orchestrator.web.body import read_json
     data = read_json(await request.body())            # or where="form field 'values'"
+
+Routes whose body FastAPI parses into a model (``body: NodeRequest``) get the same reader
+by being made with ``JsonBodyRoute`` (``APIRouter(route_class=JsonBodyRoute)``): their
+``InvalidJson`` reaches the app's handlers as itself, not as FastAPI's wordless 400.
 
 A face with its own status for a bad body (v2 answers 422) catches ``InvalidJson`` and
 re-raises its own error from it; the message stays the reader's.
@@ -23,7 +27,12 @@ import json
 import math
 import re
 import sys
+from collections.abc import Callable, Coroutine
 from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from orchestrator.web.errors import InvalidRequest
 
@@ -154,3 +163,31 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+class _JsonRequest(Request):
+    """A request whose ``json()`` is ``read_json`` (FastAPI parses model bodies with it)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = read_json(await self.body())
+        return self._json
+
+
+class JsonBodyRoute(APIRoute):
+    """A route whose JSON body, when FastAPI parses it, goes through ``read_json``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def json_handler(request: Request) -> Response:
+            try:
+                return await handler(_JsonRequest(request.scope, request.receive))
+            except HTTPException as exc:
+                # FastAPI words any failure of json() as "There was an error parsing
+                # the body"; ours says what and where.
+                if isinstance(exc.__cause__, InvalidJson):
+                    raise exc.__cause__ from None
+                raise
+
+        return json_handler

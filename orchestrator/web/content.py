@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fastapi.responses import FileResponse, Response
 
+from orchestrator.web.digits import clamped_decimal
 from orchestrator.web.errors import RangeNotSatisfiable
 
 CHUNK_BYTES = 64 * 1024
@@ -39,25 +40,32 @@ def not_modified(if_none_match: str | None, etag: str) -> bool:
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The ``(first, last)`` byte positions (inclusive) asked for, or None for the whole file.
 
-    Headers we do not serve (several ranges, other units, malformed) mean the whole file,
-    which RFC 9110 allows; a well-formed range outside the file raises
-    ``RangeNotSatisfiable``.
+    Headers we do not serve (several ranges, other units) and malformed ones (positions
+    that are not ASCII digits, as ``bytes=²-``) mean the whole file: RFC 9110 §14.2 lets a
+    server ignore a Range, and a 200 with every byte is what any client can use. A
+    well-formed range outside the file raises ``RangeNotSatisfiable`` (416), however many
+    digits its first position has; a last position past the end is the end.
     """
     if not header:
         return None
     unit, _, spec = header.partition("=")
-    first, dash, last = spec.strip().partition("-")
+    first_text, dash, last_text = spec.strip().partition("-")
     if unit.strip().lower() != "bytes" or "," in spec or not dash:
         return None
-    if not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+    first, last = _position(first_text), _position(last_text)
+    if first is None or last is None:
         return None
-    if first == "":
-        return _suffix(int(last) if last else 0, size)
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    if first_text == "":
+        return _suffix(last if last_text else 0, size)
+    end = min(last, size - 1) if last_text else size - 1
+    if first >= size or (last_text and last < first):
         raise RangeNotSatisfiable(size)
-    return start, end
+    return first, end
+
+
+def _position(text: str) -> int | None:
+    """A byte position ("" reads as 0), capped past any file; None when malformed."""
+    return 0 if text == "" else clamped_decimal(text)
 
 
 def _suffix(length: int, size: int) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from orchestrator.web.auth import (
     listing_owner,
     visible_job,
 )
+from orchestrator.web.body import JsonBodyRoute, read_json
 from orchestrator.web.errors import InvalidRequest, UnsupportedMedia
 from orchestrator.web.limits import check_image, check_prompts
 from orchestrator.web.schemas import (
@@ -35,12 +36,11 @@ from orchestrator.web.schemas import (
     JobRequest,
     base_url,
     checked_name,
-    parse_json,
     parse_model,
 )
 from orchestrator.workflow import check_graph_shape
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonBodyRoute)
 
 IDEMPOTENCY_KEY_MAX = 255
 _FORM_FIELDS = frozenset(JobRequest.model_fields)
@@ -120,7 +120,7 @@ def _submit(svc: Services, who: Principal, req: JobRequest, images: dict[str, by
 async def _read_submit(request: Request, svc: Services) -> tuple[JobRequest, dict[str, bytes]]:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
-        return parse_model(JobRequest, parse_json(await request.body())), {}
+        return parse_model(JobRequest, read_json(await request.body())), {}
     if kind == "multipart/form-data":
         limits = svc.settings
         async with request.form(max_files=limits.max_upload_files, max_fields=50,
@@ -138,7 +138,7 @@ async def _read_form(form: FormData, svc: Services) -> tuple[JobRequest, dict[st
                 name, await value.read(svc.settings.max_upload_bytes + 1),
                 svc.settings.max_upload_bytes)
         elif name in _JSON_FIELDS:
-            fields[name] = parse_json(value, where=f"form field {name!r}")
+            fields[name] = read_json(value, where=f"form field {name!r}")
         elif name in _FORM_FIELDS:
             fields[name] = value
         else:

@@ -19,6 +19,7 @@ from orchestrator.store import OutputPage
 from orchestrator.tokens import Principal
 from orchestrator.web import content
 from orchestrator.web.auth import Caller, Services, Svc, visible_output
+from orchestrator.web.body import JsonBodyRoute
 from orchestrator.web.errors import InvalidRequest
 from orchestrator.web.jobs import check_queue, job_out
 from orchestrator.web.schemas import (
@@ -31,7 +32,7 @@ from orchestrator.web.schemas import (
 )
 from orchestrator.web.v2.blobs import release_blob
 
-router = APIRouter(tags=["outputs"])
+router = APIRouter(tags=["outputs"], route_class=JsonBodyRoute)
 
 # Outputs never change (content-addressed), so clients may keep them; private: per token.
 CACHE_CONTROL = "private, max-age=31536000, immutable"

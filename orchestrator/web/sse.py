@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from orchestrator.events import Finished, PreviewEvent, Snapshot, Subscription
 from orchestrator.jobs import JobStatus
 from orchestrator.service import Orchestrator
+from orchestrator.web.digits import parse_decimal
 from orchestrator.web.errors import InvalidRequest
 
 KEEPALIVE_COMMENT = b": keep-alive\n\n"
@@ -28,9 +29,11 @@ def parse_last_event_id(value: str | None) -> int | None:
     """The event number a client resumes after, or None for a fresh stream."""
     if value is None or value.strip() == "":
         return None
-    if not value.strip().isdigit():
-        raise InvalidRequest(f"Last-Event-ID {value!r} is not an event id this service sent")
-    return int(value)
+    seq = parse_decimal(value.strip())
+    if seq is None:
+        raise InvalidRequest(f"Last-Event-ID {value[:40]!r} is not an event id this "
+                             "service sent")
+    return seq
 
 
 def subscribe(orch: Orchestrator, job_id: str, after: int | None) -> Subscription:

@@ -42,6 +42,7 @@ from orchestrator.registry import (
 from orchestrator.tokens import Principal
 from orchestrator.validation import Problem, check_against_object_info, check_placeholders
 from orchestrator.web.auth import Admin, Caller, Svc
+from orchestrator.web.body import JsonBodyRoute
 from orchestrator.web.errors import InvalidRequest
 from orchestrator.web.schemas import (
     PlaceholderOrigin,
@@ -61,7 +62,7 @@ from orchestrator.workflow import Workflow, load_workflow
 from placeholders import CATALOG, PlaceholderSpec, presence, scan
 from placeholders.catalog import COMFY_TOKENS
 
-router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
+router = APIRouter(prefix="/v1/workflows", tags=["workflows"], route_class=JsonBodyRoute)
 
 # Preview images served, by file suffix: the picker shows them in an <img>.
 PREVIEW_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",

@@ -21,9 +21,11 @@ from orchestrator.outputs import BlobStore
 from orchestrator.settings import Settings
 from orchestrator.web.auth import Caller, Svc
 from orchestrator.web.content import disposition, etag_of, file_chunks, parse_range
+from orchestrator.web.digits import parse_decimal
 from orchestrator.web.schemas import base_url
 from orchestrator.web.v2 import mapping, schemas
 from orchestrator.web.v2.assets import (
+    TAGS_MAX,
     AssetRecord,
     Assets,
     ExpirySweep,
@@ -59,7 +61,8 @@ def add(router: APIRouter, assets: Assets, blobs: BlobStore, settings: Settings,
     async def upload(request: Request, who: Caller,
                      idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
         checked_key(idempotency_key)  # a fresh key per upload: dedup does the rest
-        async with request.form(max_files=1, max_fields=len(FORM_FIELDS) + 16,
+        # Room for more tags than allowed, so too many is refused by name (checked_tags).
+        async with request.form(max_files=1, max_fields=len(FORM_FIELDS) + 16 * TAGS_MAX,
                                 max_part_size=settings.max_body_bytes) as form:
             data, meta = await _read_upload(form, settings.max_upload_bytes)
         record = await run_in_threadpool(_store_upload, assets, who.owner, data, meta,
@@ -132,10 +135,11 @@ def _optional(form: FormData, name: str) -> str | None:
 def _expires_in(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or not schemas.EXPIRES_IN_MIN <= int(text) <= schemas.EXPIRES_IN_MAX:
+    seconds = parse_decimal(text)
+    if seconds is None or not schemas.EXPIRES_IN_MIN <= seconds <= schemas.EXPIRES_IN_MAX:
         raise InvalidBody(f"expires_in must be {schemas.EXPIRES_IN_MIN}-{schemas.EXPIRES_IN_MAX} "
-                          f"seconds, got {text!r}")
-    return int(text)
+                          f"seconds, got {text[:40]!r}")
+    return seconds
 
 
 def _store_upload(assets: Assets, owner: str, data: bytes, meta: Upload,

@@ -18,16 +18,22 @@ ApiError (orchestrator.web.errors)
 ├── AssetInUse             409 asset_in_use
 ├── BlobNotFound           404 blob_not_found
 ├── NotFound               404 not_found
+├── Refused                any other 4xx (the REST mapping's status and code)
 └── UpstreamError          500 upstream_error
 ```
+
+Anything that ends as a 500 is logged with its traceback here, since the response says
+nothing of it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from orchestrator.errors import (
     AccessDenied,
@@ -39,7 +45,10 @@ from orchestrator.errors import (
     WorkflowFormatError,
     WorkflowNotFound,
 )
-from orchestrator.web.errors import ApiError, body
+from orchestrator.web.body import InvalidJson
+from orchestrator.web.errors import ApiError, body, envelope
+
+log = logging.getLogger(__name__)
 
 # The only message a 5xx carries: the contract keeps upstream detail out of responses.
 UPSTREAM_MESSAGE = "the service could not complete the request; try again later"
@@ -104,6 +113,22 @@ class NotFound(ApiError):
     status, code = 404, "not_found"
 
 
+class Refused(ApiError):
+    """A client error the v2 contract has no code of its own for (status from the REST
+    mapping: 400 bad cursor, 409 conflict, 413 too large, ...)."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.status, self.code = status, code
+
+
+# Framework refusals (HTTPException) by status: the code each answers with.
+_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "payload_too_large",
+               415: "unsupported_media_type", 429: "rate_limited"}
+
+
 class UpstreamError(ApiError):
     """Anything the caller cannot fix: a node, the store, or a bug of ours."""
 
@@ -111,9 +136,26 @@ class UpstreamError(ApiError):
 
 
 def v2_error(exc: Exception) -> ApiError:
-    """The v2 refusal for ``exc`` (the most specific rule wins)."""
+    """The v2 refusal for ``exc`` (the most specific rule wins); a 5xx is logged."""
+    refusal = _client_error(exc)
+    if refusal is not None:
+        return refusal
+    if isinstance(exc, OrchestratorError) and envelope(exc).status < 500:
+        rest = envelope(exc)
+        error = rest.body["error"]
+        return Refused(rest.status, error["code"], error["message"], error["details"])
+    log.error("v2 request failed: %s", type(exc).__name__, exc_info=exc)
+    return UpstreamError(UPSTREAM_MESSAGE)
+
+
+def _client_error(exc: Exception) -> ApiError | None:
+    """The v2 answer for a failure the caller can fix; None for anything else."""
+    if isinstance(exc, InvalidJson):  # v2 answers every malformed request with 422
+        return InvalidBody(str(exc), details=exc.details)
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
+        return _framework(exc)
     if isinstance(exc, JobNotFound | AccessDenied | WorkflowNotFound):
         return NotFound(_not_found_message(exc))
     if isinstance(exc, GraphRejected):
@@ -124,7 +166,17 @@ def v2_error(exc: Exception) -> ApiError:
         return InvalidBody(str(exc), code="invalid_cursor")
     if isinstance(exc, RequestValidationError):
         return _validation(exc)
-    return UpstreamError(UPSTREAM_MESSAGE)
+    return None
+
+
+def _framework(exc: HTTPException) -> ApiError:
+    # Starlette words a malformed multipart body as a 400: an invalid request for v2.
+    code = _HTTP_CODES.get(exc.status_code)
+    if code is None:
+        return InvalidBody(str(exc.detail))
+    refused = Refused(exc.status_code, code, str(exc.detail))
+    refused.headers = dict(exc.headers or {})
+    return refused
 
 
 def _not_found_message(exc: OrchestratorError) -> str:

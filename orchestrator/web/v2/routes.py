@@ -9,7 +9,6 @@ reads as 404 ``not_found``, exactly like an id that does not exist.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +16,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.jobs import Job, JobStatus, utcnow
@@ -26,6 +24,7 @@ from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.tokens import Principal, TokenStore
 from orchestrator.web.auth import Caller, Listener
+from orchestrator.web.body import InvalidJson, JsonBodyRoute, read_json
 from orchestrator.web.schemas import base_url
 from orchestrator.web.v2 import asset_routes, events, mapping, schemas
 from orchestrator.web.v2.assets import Assets, AssetStore, ExpirySweep
@@ -39,8 +38,9 @@ from orchestrator.web.v2.submit import Submitter
 DEFAULT_PAGE = 50  # jobs per page of GET /jobs when the client names no limit
 
 
-class V2Route(APIRoute):
-    """A route whose every failure (auth, validation, ours) leaves in the v2 envelope."""
+class V2Route(JsonBodyRoute):
+    """A route whose every failure (auth, validation, ours) leaves in the v2 envelope, and
+    whose JSON body goes through the one reader (``read_json``)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -176,10 +176,10 @@ def _job_routes(router: APIRouter, v2: V2) -> None:
 
 def _json_body(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidBody(f"the body is not JSON ({exc}); send "
-                          '{"workflow": {...}} as application/json') from exc
+        return read_json(raw)
+    except InvalidJson as exc:
+        raise InvalidBody(f"{exc}; send " '{"workflow": {...}} as application/json',
+                          details=exc.details) from exc
 
 
 def metadata_filter(params: list[tuple[str, str]]) -> dict[str, str]:

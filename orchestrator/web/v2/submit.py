@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from orchestrator.jobs import Job
 from orchestrator.service import Orchestrator
 from orchestrator.staging import stage_named_inputs
@@ -77,9 +79,21 @@ def parse_request(body: Any) -> SubmitRequest:
     if unknown:
         raise InvalidBody(f"unknown field {unknown[0]!r}; a submit carries workflow, "
                           "extra_data and metadata")
-    request = SubmitRequest.model_validate(body)
+    request = _validated(body)
     check_metadata(request.metadata or {})
     return request
+
+
+def _validated(body: dict[str, Any]) -> SubmitRequest:
+    try:
+        return SubmitRequest.model_validate(body)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+                  for e in exc.errors()]
+        first = errors[0]
+        code = "metadata_invalid" if first["field"].startswith("metadata") else "invalid_request"
+        raise InvalidBody(f"{first['field']}: {first['message']}", code=code,
+                          details={"errors": errors}) from None
 
 
 def check_metadata(labels: Mapping[str, str]) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from orchestrator.web.body import MAX_DEPTH, InvalidJson, read_json
 from orchestrator.web.errors import envelope
+from tests.orchestrator.web.conftest import Service, ServiceFactory
 
 
 def nested(depth: int) -> str:
@@ -82,3 +84,49 @@ def test_syntax_errors_name_where_and_what(raw: bytes) -> None:
     exc = refusal(raw, where="form field 'values'")
     assert str(exc).startswith("form field 'values' is not acceptable JSON: ")
     assert exc.where == "form field 'values'"
+
+
+# --- every face, over HTTP --------------------------------------------------------------------
+
+DEEP = nested(10_000).encode()
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def idle(service_factory: ServiceFactory) -> Service:
+    """A service with no node: nothing a test submits runs, and nothing needs to."""
+    return service_factory(nodes=())
+
+
+def assert_refused(response: requests.Response, status: int, fragment: str) -> None:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and fragment in error["message"], error
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/nodes", "/v1/workflows/solid/check"])
+def test_rest_refuses_a_body_nested_10000_deep_with_400(idle: Service, path: str) -> None:
+    response = idle.api.post(path, token=idle.admin, data=DEEP, headers=JSON)
+    assert_refused(response, 400, f"deeper than {MAX_DEPTH} levels")
+
+
+@pytest.mark.parametrize("path", ["/api/v2/jobs", "/api/v2/assets/from-hash"])
+def test_v2_refuses_a_body_nested_10000_deep_with_422(idle: Service, path: str) -> None:
+    response = idle.api.post(path, token=idle.alice, data=DEEP, headers=JSON)
+    assert_refused(response, 422, f"deeper than {MAX_DEPTH} levels")
+
+
+def test_a_deep_json_form_field_of_a_multipart_submit_is_refused_by_name(idle: Service) -> None:
+    response = idle.api.post("/v1/jobs", token=idle.alice,
+                             files={"workflow": (None, "solid"),
+                                    "values": (None, nested(10_000))})
+    assert_refused(response, 400, "form field 'values' is not acceptable JSON")
+
+
+def test_a_model_body_that_is_not_utf8_is_a_400_naming_the_body(idle: Service) -> None:
+    response = idle.api.post("/v1/nodes", token=idle.admin, data=b'{"url": "\xff"}',
+                             headers=JSON)
+    assert_refused(response, 400, "body is not acceptable JSON")
+    response = idle.api.post("/api/v2/assets/from-hash", token=idle.alice,
+                             data=b'{"hash": "\xff"}', headers=JSON)
+    assert_refused(response, 422, "body is not acceptable JSON")
