@@ -1,8 +1,34 @@
-"""Real ComfyUI servers for the suite: one per session, plus a factory for more.
+"""Real ComfyUI servers for the suite: one shared server per ComfyUI version, plus a factory.
 
-The ComfyUI install is provisioned by the project itself (`comfy-orch comfyui install`
-logic) into ``$COMFY_ORCH_HOME``. When it cannot be provisioned, tests that need a server
-fail under ``CI=true`` and are skipped elsewhere, with the reason either way.
+Which ComfyUI the suite runs against
+------------------------------------
+* Every test that uses ``comfy_url``, ``comfy_server``, ``comfy_factory`` or ``comfy_install``
+  runs against **one version for the whole run**: ``$COMFY_ORCH_TEST_COMFYUI`` (default
+  ``0.30.0``, the newest supported release). Ask the ``comfyui_version`` fixture (a string
+  such as ``"0.16.3"``) when a test pins one version's behaviour, e.g.
+  ``if version_key(comfyui_version) >= (0, 26): ...`` (``orchestrator.provision.releases``),
+  instead of assuming a version.
+* The **contract subset** runs against every version of the matrix. Mark such a test (or a
+  class, or a module with ``pytestmark``)::
+
+      @pytest.mark.every_comfyui
+      def test_submit_reaches_comfyui(comfy_url: str) -> None: ...
+
+  ``pytest_generate_tests`` below parametrizes its ``comfyui_version`` (ids such as
+  ``test_submit_reaches_comfyui[0.16.3]``; ``path::test_name`` still selects them all), and
+  every ComfyUI fixture the test uses, directly or through module fixtures such as the web
+  tests' ``service``, follows that version. The matrix is ``$COMFY_ORCH_TEST_MATRIX`` (comma
+  separated versions, or ``all``); by default every supported version under ``CI=true`` and
+  only the run's version elsewhere (a laptop need not hold three servers at once).
+
+How servers live
+----------------
+Installs and the shared server of each version are kept by one session-wide ``ComfyFleet``:
+started lazily the first time a test needs that version, and stopped by PID at the end of
+the session. Servers made by ``comfy_factory`` are stopped when the factory's version is
+left (the parametrization moves to another version) or at the end of the session. When a
+version cannot be provisioned or started, its tests fail under ``CI=true`` and are skipped
+elsewhere, with the reason either way.
 """
 
 from __future__ import annotations
@@ -16,15 +42,57 @@ import requests
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.provision.install import ComfyInstall, default_home, ensure_installed
+from orchestrator.provision.releases import DEFAULT_VERSION, RELEASES, SUPPORTED_VERSIONS
 from orchestrator.provision.server import LocalComfy, prepare_base_dir
 
 TESTS_DIR = Path(__file__).parent
 TEST_NODE_PACK = TESTS_DIR / "comfy_nodes"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+MATRIX_MARK = "every_comfyui"
 
 ComfyFactory = Callable[..., LocalComfy]
-# Every real ComfyUI this session started, so each test can leave them idle.
-_STARTED: list[LocalComfy] = []
+
+
+def _checked(versions: Sequence[str], source: str) -> list[str]:
+    unknown = [v for v in versions if v not in RELEASES]
+    if unknown:
+        raise pytest.UsageError(f"{source}: unsupported ComfyUI version(s) {', '.join(unknown)}; "
+                                f"supported: {', '.join(SUPPORTED_VERSIONS)}")
+    return list(versions)
+
+
+def run_version() -> str:
+    """The ComfyUI version of this run (``$COMFY_ORCH_TEST_COMFYUI``, default 0.30.0)."""
+    version = os.environ.get("COMFY_ORCH_TEST_COMFYUI", "").strip() or DEFAULT_VERSION
+    return _checked([version], "COMFY_ORCH_TEST_COMFYUI")[0]
+
+
+def matrix_versions() -> list[str]:
+    """The versions an ``every_comfyui`` test runs against."""
+    raw = os.environ.get("COMFY_ORCH_TEST_MATRIX", "").strip()
+    if raw == "all" or (not raw and IN_CI):
+        return list(SUPPORTED_VERSIONS)
+    if not raw:
+        return [run_version()]
+    return _checked([v.strip() for v in raw.split(",") if v.strip()], "COMFY_ORCH_TEST_MATRIX")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{MATRIX_MARK}: run this test against every ComfyUI version of the matrix "
+                   "(see tests/conftest.py)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker(MATRIX_MARK) is None:
+        return
+    if "comfyui_version" not in metafunc.fixturenames:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid} is marked {MATRIX_MARK} but "
+                                "uses no ComfyUI fixture (comfy_url, comfy_factory, ...)")
+    # Module scope: pytest groups a module's tests by version, and module fixtures built
+    # on a server (services, extra nodes) are rebuilt for each version, not per test.
+    metafunc.parametrize("comfyui_version", matrix_versions(), indirect=True, scope="module",
+                         ids=lambda version: str(version))
 
 
 def _unavailable(reason: str) -> None:
@@ -33,18 +101,70 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"real ComfyUI unavailable: {reason}")
 
 
-@pytest.fixture(scope="session")
-def comfy_install() -> ComfyInstall:
-    """The provisioned ComfyUI (installed on first use; minutes on a fresh machine)."""
-    try:
-        return ensure_installed(default_home(), progress=lambda line: print(line, flush=True))
-    except OrchestratorError as exc:
-        _unavailable(str(exc))
-        raise  # unreachable: _unavailable always raises
+class ComfyFleet:
+    """The session's installs and servers, per version; everything it starts it stops."""
+
+    def __init__(self, home: Path, tmp: pytest.TempPathFactory, checkpoint: Path) -> None:
+        self.home, self.tmp, self.checkpoint = home, tmp, checkpoint
+        self.started: list[LocalComfy] = []
+        self._installs: dict[str, ComfyInstall] = {}
+        self._shared: dict[str, LocalComfy] = {}
+        self._failed: dict[str, str] = {}
+
+    def install(self, version: str) -> ComfyInstall:
+        """The finished install of ``version`` (installed on first use; minutes)."""
+        if version in self._failed:
+            _unavailable(self._failed[version])
+        if version not in self._installs:
+            try:
+                self._installs[version] = ensure_installed(
+                    self.home, version, progress=lambda line: print(line, flush=True))
+            except OrchestratorError as exc:
+                self._failed[version] = f"ComfyUI {version}: {exc}"
+                _unavailable(self._failed[version])
+        return self._installs[version]
+
+    def server(self, version: str, *, custom_nodes: Sequence[Path] = (TEST_NODE_PACK,),
+               checkpoint: bool = True, start: bool = True) -> LocalComfy:
+        """A new server of ``version`` on a free loopback port, with its own base dir."""
+        inst = self.install(version)
+        base = prepare_base_dir(inst, self.tmp.mktemp(f"comfy-{version}"), custom_nodes)
+        if checkpoint:
+            (base / "models" / "checkpoints" / self.checkpoint.name).symlink_to(self.checkpoint)
+        server = LocalComfy(inst, base)
+        self.started.append(server)
+        if start:
+            try:
+                server.start()
+            except OrchestratorError as exc:
+                _unavailable(f"ComfyUI {version} did not start: {exc}")
+        return server
+
+    def shared(self, version: str) -> LocalComfy:
+        """The one long-lived server of ``version`` that most tests share."""
+        if version in self._failed:
+            _unavailable(self._failed[version])
+        if version not in self._shared:
+            try:
+                self._shared[version] = self.server(version)
+            except BaseException:
+                self._failed[version] = f"the shared ComfyUI {version} did not start"
+                raise
+        return self._shared[version]
+
+    def stop(self, servers: Sequence[LocalComfy]) -> None:
+        for server in servers:
+            server.stop()
+
+    def stop_all(self) -> None:
+        self.stop(self.started)
+
+
+_FLEET: list[ComfyFleet] = []
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(comfy_install: ComfyInstall) -> Path:
+def tiny_checkpoint() -> Path:
     """The random-weight SD1.5 checkpoint, generated once into the cache (never committed)."""
     from orchestrator.provision.checkpoint import TINY_CHECKPOINT_NAME, write_tiny_checkpoint
 
@@ -56,43 +176,59 @@ def tiny_checkpoint(comfy_install: ComfyInstall) -> Path:
 
 
 @pytest.fixture(scope="session")
-def comfy_factory(
-    comfy_install: ComfyInstall, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ComfyFactory]:
-    """Start extra real ComfyUI instances; all are stopped by PID at the end of the session.
+def comfy_fleet(tiny_checkpoint: Path,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyFleet]:
+    fleet = ComfyFleet(default_home(), tmp_path_factory, tiny_checkpoint)
+    _FLEET.append(fleet)
+    try:
+        yield fleet
+    finally:
+        fleet.stop_all()
+        _FLEET.remove(fleet)
+
+
+@pytest.fixture(scope="session")
+def comfyui_version(request: pytest.FixtureRequest) -> str:
+    """The ComfyUI version the requesting test runs against (see the module docstring)."""
+    param = getattr(request, "param", None)
+    return str(param) if param is not None else run_version()
+
+
+@pytest.fixture(scope="session")
+def comfy_install(comfy_fleet: ComfyFleet, comfyui_version: str) -> ComfyInstall:
+    """The provisioned ComfyUI of the test's version (installed on first use)."""
+    return comfy_fleet.install(comfyui_version)
+
+
+@pytest.fixture(scope="session")
+def comfy_factory(comfy_fleet: ComfyFleet, comfyui_version: str) -> Iterator[ComfyFactory]:
+    """Start extra real ComfyUI instances of the test's version; stopped by PID afterwards.
 
     ``factory(custom_nodes=[...], checkpoint=True, start=True)`` returns a ``LocalComfy``
     on a free loopback port, with the test node pack and the tiny checkpoint by default.
     """
-    started: list[LocalComfy] = []
+    mine: list[LocalComfy] = []
 
-    def factory(
-        *, custom_nodes: Sequence[Path] = (TEST_NODE_PACK,), checkpoint: bool = True,
-        start: bool = True,
-    ) -> LocalComfy:
-        base = prepare_base_dir(comfy_install, tmp_path_factory.mktemp("comfy"), custom_nodes)
-        if checkpoint:
-            link = base / "models" / "checkpoints" / tiny_checkpoint.name
-            link.symlink_to(tiny_checkpoint)
-        server = LocalComfy(comfy_install, base)
-        started.append(server)
-        _STARTED.append(server)
+    def factory(*, custom_nodes: Sequence[Path] = (TEST_NODE_PACK,), checkpoint: bool = True,
+                start: bool = True) -> LocalComfy:
+        server = comfy_fleet.server(comfyui_version, custom_nodes=custom_nodes,
+                                    checkpoint=checkpoint, start=False)
+        mine.append(server)
         if start:
             try:
                 server.start()
             except OrchestratorError as exc:
-                _unavailable(str(exc))
+                _unavailable(f"ComfyUI {comfyui_version} did not start: {exc}")
         return server
 
     yield factory
-    for server in started:
-        server.stop()
+    comfy_fleet.stop(mine)
 
 
 @pytest.fixture(scope="session")
-def comfy_server(comfy_factory: ComfyFactory) -> LocalComfy:
-    """The session's shared real ComfyUI (test node pack + tiny checkpoint)."""
-    return comfy_factory()
+def comfy_server(comfy_fleet: ComfyFleet, comfyui_version: str) -> LocalComfy:
+    """The shared real ComfyUI of the test's version (test node pack + tiny checkpoint)."""
+    return comfy_fleet.shared(comfyui_version)
 
 
 @pytest.fixture(scope="session")
@@ -109,11 +245,12 @@ def _leave_comfy_idle() -> Iterator[None]:
     not make the next test wait behind it.
     """
     yield
-    for server in _STARTED:
-        if server.process is None or server.process.poll() is not None:
-            continue
-        try:
-            requests.post(f"{server.url}/queue", json={"clear": True}, timeout=5)
-            requests.post(f"{server.url}/interrupt", timeout=5)
-        except requests.RequestException:
-            continue  # a test stopped or froze it on purpose; it restarts it itself
+    for fleet in _FLEET:
+        for server in fleet.started:
+            if server.process is None or server.process.poll() is not None:
+                continue
+            try:
+                requests.post(f"{server.url}/queue", json={"clear": True}, timeout=5)
+                requests.post(f"{server.url}/interrupt", timeout=5)
+            except requests.RequestException:
+                continue  # a test stopped or froze it on purpose; it restarts it itself

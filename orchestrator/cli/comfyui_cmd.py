@@ -38,6 +38,7 @@ def register(commands: Any) -> None:
                        metavar="PATH", help="a custom node folder to link in (repeatable)")
     start.add_argument("--checkpoint", choices=["tiny"], default=None,
                        help="generate the random-weight SD1.5 test checkpoint into models/")
+    _version_option(start)
     start.add_argument("--home", type=Path, default=None, help="cache folder (default "
                        "$COMFY_ORCH_HOME or ~/.cache/comfy-orchestrator)")
     start.set_defaults(handler=run_start)

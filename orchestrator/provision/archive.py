@@ -10,8 +10,8 @@ from __future__ import annotations
 import shutil
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -26,6 +26,18 @@ def extract_comfyui(archive: Path, prefix: str, dest: Path) -> int:
 
     Raises ``ProvisionError`` naming the archive when it holds no such folder.
     """
+    try:
+        written = _write_members(archive, prefix, dest)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise ProvisionError(f"{archive.name} is not a readable archive: {exc}") from exc
+    if not written:
+        raise ProvisionError(f"{archive.name} holds no {prefix} folder")
+    for name in DROPPED_FILES:
+        (dest / name).unlink(missing_ok=True)
+    return written
+
+
+def _write_members(archive: Path, prefix: str, dest: Path) -> int:
     written = 0
     for relative, stream in _members(archive, prefix):
         with stream:
@@ -34,10 +46,6 @@ def extract_comfyui(archive: Path, prefix: str, dest: Path) -> int:
             with open(target, "wb") as out:
                 shutil.copyfileobj(stream, out)
         written += 1
-    if not written:
-        raise ProvisionError(f"{archive.name} holds no {prefix} folder")
-    for name in DROPPED_FILES:
-        (dest / name).unlink(missing_ok=True)
     return written
 
 
@@ -50,7 +58,7 @@ def _members(archive: Path, prefix: str) -> Iterator[tuple[str, IO[bytes]]]:
 
 
 def _zip_members(archive: Path, prefix: str) -> Iterator[tuple[str, IO[bytes]]]:
-    with _opened(archive, zipfile.BadZipFile), zipfile.ZipFile(archive) as zf:
+    with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
             relative = info.filename[len(prefix):]
             if info.filename.startswith(prefix) and relative and not info.is_dir():
@@ -58,21 +66,13 @@ def _zip_members(archive: Path, prefix: str) -> Iterator[tuple[str, IO[bytes]]]:
 
 
 def _tar_members(archive: Path, prefix: str) -> Iterator[tuple[str, IO[bytes]]]:
-    with _opened(archive, tarfile.TarError), tarfile.open(archive) as tf:
+    with tarfile.open(archive) as tf:
         for info in tf:
             relative = info.name[len(prefix):]
             if info.name.startswith(prefix) and relative and info.isfile():
                 stream = tf.extractfile(info)
                 if stream is not None:
                     yield relative, stream
-
-
-@contextmanager
-def _opened(archive: Path, error: type[Exception]) -> Iterator[None]:
-    try:
-        yield
-    except (error, EOFError) as exc:
-        raise ProvisionError(f"{archive.name} is not a readable archive: {exc}") from exc
 
 
 def _safe_parts(relative: str, archive: Path) -> tuple[str, ...]:

