@@ -4,7 +4,7 @@
 from pathlib import Path
 from orchestrator import Orchestrator
 
-with Orchestrator(data_dir=Path("data"), workflows_dir=Path("workflows"),
+with Orchestrator(data_dir="data", workflows_dir="workflows",
                   nodes=["http://127.0.0.1:8188"]) as orch:
     job = orch.submit("txt2img", {"prompt": "a lighthouse at dusk", "seed": -1}, count=2)
     job.wait(timeout=300)

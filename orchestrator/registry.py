@@ -116,13 +116,13 @@ def _redacted_problem(problem: WorkflowFormatError, folder: Path) -> WorkflowFor
                                column=problem.column, path=problem.path)
 
 
-def read_workflow(graph_path: Path) -> Workflow:
+def read_workflow(graph_path: str | os.PathLike[str]) -> Workflow:
     """Read ``NAME.json`` and its ``NAME.meta.json`` (if any) and load them.
 
     Raises ``WorkflowNotFound`` when the graph file is missing, ``WorkflowFormatError`` (or
     ``WorkflowInvalid``) naming the file at fault otherwise.
     """
-    return _Files.read(graph_path).load()
+    return _Files.read(Path(graph_path)).load()
 
 
 @dataclass(frozen=True)

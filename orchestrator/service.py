@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import os
 import random
 import threading
 import time
@@ -35,7 +36,7 @@ from orchestrator.store import JobPage, JobStore, OutputPage, open_store
 from orchestrator.validation import check_against_object_info, raise_for_problems
 from orchestrator.workflow import check_graph_shape
 
-ImageInput = bytes | Path
+ImageInput = bytes | os.PathLike[str]
 # Event sequence numbers a process may use per second of its start time; keeps ids of a
 # later process above an earlier one's while staying below 2**53 (exact in JSON).
 EVENT_IDS_PER_SECOND = 1_000_000
@@ -82,14 +83,15 @@ class Orchestrator:
     def __init__(
         self,
         *,
-        data_dir: Path,
-        workflows_dir: Path | None = None,
+        data_dir: str | os.PathLike[str],
+        workflows_dir: str | os.PathLike[str] | None = None,
         nodes: Iterable[str | NodeConfig] = (),
         watch_workflows: bool = True,
         idle_timeout: float | None = None,
         rng: random.Random | None = None,
         start: bool = True,
     ) -> None:
+        data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self._rng = rng or random.SystemRandom()
@@ -142,7 +144,7 @@ class Orchestrator:
         ComfyUI with every prompt of the job.
         """
         self._check_open()
-        raw_images = {name: data.read_bytes() if isinstance(data, Path) else data
+        raw_images = {name: Path(data).read_bytes() if isinstance(data, os.PathLike) else data
                       for name, data in (images or {}).items()}
         if graph is not None:
             graph = check_graph_shape(dict(graph), source="graph")
