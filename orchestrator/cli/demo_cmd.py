@@ -28,8 +28,10 @@ DEMO_SIZE = 128  # the random-weight checkpoint is slow above 128 px on a CPU
 def register(commands: Any) -> None:
     cmd = commands.add_parser("demo", help="install and start a local CPU ComfyUI, make one "
                                            "image with the example workflow, stop")
-    cmd.add_argument("--out", type=Path, default=Path("demo-output"), metavar="DIR")
-    cmd.add_argument("--home", type=Path, default=None)
+    cmd.add_argument("--out", type=Path, default=Path("demo-output"), metavar="DIR",
+                     help="folder for the image and its graph (default ./demo-output)")
+    cmd.add_argument("--home", type=Path, default=None, help="cache folder (default "
+                     "$COMFY_ORCH_HOME or ~/.cache/comfy-orchestrator)")
     cmd.set_defaults(handler=run_demo)
 
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from importlib.util import find_spec
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from orchestrator.errors import ConfigError
@@ -64,6 +65,7 @@ def run_panel(args: argparse.Namespace) -> int:
     print(f"panel: http://{PANEL_HOST}:{args.port} for the service at {api} "
           "(Ctrl-C stops it)", flush=True)
     env = {**os.environ, ENV_API: api, ENV_TOKEN: token}
+    signal.signal(signal.SIGTERM, _interrupt)
     process = subprocess.Popen(panel_argv(api, port=args.port), env=env,
                                stdin=subprocess.DEVNULL)
     try:
@@ -72,8 +74,14 @@ def run_panel(args: argparse.Namespace) -> int:
         return _stop(process)
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM stops the panel as Ctrl-C does; by default it would end this process alone
+    # and leave Streamlit holding its port.
+    raise KeyboardInterrupt
+
+
 def _stop(process: subprocess.Popen[bytes]) -> int:
-    # Ctrl-C reached the panel too (same process group); give it time to shut down.
+    # Ctrl-C may have reached the panel too (same process group); SIGTERM did not.
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import threading
@@ -24,6 +25,7 @@ from typing import Any
 from orchestrator.cli.comfyui_cmd import ensure_tiny_checkpoint
 from orchestrator.comfy.client import ComfyClient
 from orchestrator.errors import ConfigError, NodeError
+from orchestrator.provision.checkpoint import TINY_CHECKPOINT_NAME
 from orchestrator.provision.install import default_home, ensure_installed
 from orchestrator.provision.server import LocalComfy, free_port, prepare_base_dir
 from orchestrator.settings import Settings, load_settings
@@ -33,6 +35,11 @@ from orchestrator.web.server import ServerThread, service
 
 ADMIN_TOKEN_FILE = "admin-token"  # in the data folder, mode 0600
 DEFAULT_PANEL_PORT = 8501
+MANAGED_NOTE = (
+    "note: the managed ComfyUI runs on this CPU with a random-weight test checkpoint "
+    f"({TINY_CHECKPOINT_NAME}): its images are noise, by design, and small sizes finish in "
+    "seconds. For real images start with --node http://GPU-BOX:8188 (repeatable), or add "
+    "nodes on the panel's Nodes page.")
 
 
 def register(commands: Any) -> None:
@@ -40,12 +47,19 @@ def register(commands: Any) -> None:
                                          "ComfyUI when no node answers); Ctrl-C stops all")
     cmd.add_argument("--host", default=None, help="address of the service (default 127.0.0.1)")
     cmd.add_argument("--port", type=int, default=None, help="service port (default 8288)")
-    cmd.add_argument("--panel-port", type=int, default=DEFAULT_PANEL_PORT)
-    cmd.add_argument("--data", type=Path, default=None, metavar="DIR")
+    cmd.add_argument("--panel-port", type=int, default=DEFAULT_PANEL_PORT,
+                     help=f"panel port on 127.0.0.1 (default {DEFAULT_PANEL_PORT}; 0 picks a "
+                          "free one)")
+    cmd.add_argument("--data", type=Path, default=None, metavar="DIR",
+                     help="folder for jobs, outputs and tokens (default $COMFY_ORCH_DATA_DIR "
+                          "or ~/.local/share/comfy-orchestrator)")
     cmd.add_argument("--workflows", type=Path, default=None, metavar="DIR",
                      help="workflows folder (default ./workflows when present)")
     cmd.add_argument("--node", action="append", default=[], metavar="URL",
                      help="a ComfyUI server (repeatable); none answering → a local one")
+    cmd.add_argument("--comfyui-port", type=int, default=None, metavar="PORT",
+                     help="port of the managed local ComfyUI, when one is started (default: "
+                          "a free one)")
     cmd.add_argument("--no-panel", action="store_true", help="serve the API only")
     cmd.set_defaults(handler=run_up)
 
@@ -56,7 +70,7 @@ def run_up(args: argparse.Namespace) -> int:
                              workflows_dir=workflows, nodes=tuple(args.node))
     stop = _stop_on_signals()
     with contextlib.ExitStack() as stack:
-        settings = _with_live_nodes(settings, stack)
+        settings, managed = _with_live_nodes(settings, stack, comfyui_port=args.comfyui_port)
         orch, tokens = stack.enter_context(service(settings))
         token = admin_token(tokens, settings.data_dir)
         server = stack.enter_context(ServerThread(create_app(orch, tokens, settings),
@@ -65,6 +79,10 @@ def run_up(args: argparse.Namespace) -> int:
         if not args.no_panel:
             panel = stack.enter_context(Panel(server.url, token, port=args.panel_port))
             print(f"panel:   {panel.url}", flush=True)
+        if managed is not None:
+            print(MANAGED_NOTE, flush=True)
+        print(shell_lines(server.url, settings.data_dir / ADMIN_TOKEN_FILE, settings.nodes),
+              flush=True)
         print("Ctrl-C stops everything", flush=True)
         stop.wait()
     print("stopped", flush=True)
@@ -95,22 +113,39 @@ def live_nodes(urls: Sequence[str]) -> list[str]:
     return alive
 
 
-def _with_live_nodes(settings: Settings, stack: contextlib.ExitStack) -> Settings:
+def shell_lines(api_url: str, token_file: Path, nodes: Sequence[str]) -> str:
+    """The lines to paste into a shell before the README's examples: the address and the
+    token for curl (``TOKEN``) and for Comfy's SDK (``COMFY_BASE_URL``, ``COMFY_API_KEY``),
+    and the ComfyUI nodes for ``comfy-orch submit --node``. The token is read from its
+    file, so it never lands in a log or a terminal's scrollback."""
+    return "\n".join([
+        "paste into a shell to use the examples of README.md:",
+        f"  export COMFY_BASE_URL={api_url}",
+        f"  export TOKEN=$(cat {shlex.quote(str(token_file.resolve()))})",
+        "  export COMFY_API_KEY=$TOKEN",
+        f"  export COMFYUI_URL={nodes[0] if nodes else ''}",
+    ])
+
+
+def _with_live_nodes(settings: Settings, stack: contextlib.ExitStack, *,
+                     comfyui_port: int | None = None) -> tuple[Settings, LocalComfy | None]:
+    """``settings`` with the nodes that answer first, else a managed local ComfyUI."""
     if live_nodes(settings.nodes):
-        return settings
+        return settings, None
     print("no ComfyUI node answers: starting a managed local CPU ComfyUI", flush=True)
-    local = stack.enter_context(managed_comfy(default_home()))
+    local = stack.enter_context(managed_comfy(default_home(), port=comfyui_port or 0))
     print(f"managed ComfyUI: {local.url} (pid {local.pid})", flush=True)
-    return settings.model_copy(update={"nodes": (*settings.nodes, local.url)})
+    return settings.model_copy(update={"nodes": (local.url, *settings.nodes)}), local
 
 
 @contextlib.contextmanager
-def managed_comfy(home: Path) -> Iterator[LocalComfy]:
-    """Install (first time, with progress) and start a local ComfyUI; stop it on exit."""
+def managed_comfy(home: Path, *, port: int = 0) -> Iterator[LocalComfy]:
+    """Install (first time, with progress) and start a local ComfyUI on ``port`` (0: a
+    free one); stop it on exit."""
     inst = ensure_installed(home, progress=lambda line: print(line, flush=True))
     base = prepare_base_dir(inst, home / "base")
     ensure_tiny_checkpoint(base)
-    with LocalComfy(inst, base) as server:
+    with LocalComfy(inst, base, port=port) as server:
         yield server
 
 

@@ -48,7 +48,8 @@ def register(commands: Any) -> None:
     check.set_defaults(handler=run_check)
 
     schema = sub.add_parser("schema", help="print the JSON Schemas of graph and metadata files")
-    schema.add_argument("--which", choices=["both", "graph", "metadata"], default="both")
+    schema.add_argument("--which", choices=["both", "graph", "metadata"], default="both",
+                        help="which schema to print (default both)")
     schema.set_defaults(handler=run_schema)
 
     render = commands.add_parser("render", help="print the API JSON a request would send")

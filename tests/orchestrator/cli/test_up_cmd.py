@@ -88,9 +88,16 @@ def test_up_serves_api_and_panel_with_a_first_run_admin_token(
 
 
 def test_up_starts_a_managed_comfyui_when_no_node_answers(up: object, tmp_path: Path) -> None:
-    proc = up("--node", "http://127.0.0.1:9", "--no-panel")  # type: ignore[operator]
-    lines = read_until(proc, "managed ComfyUI:", "service:", timeout=240)
+    """... on the port asked for, and prints the lines to paste (address, token, node) and
+    what the test checkpoint draws."""
+    comfy_port = free_port()
+    proc = up("--node", "http://127.0.0.1:9", "--no-panel",  # type: ignore[operator]
+              "--comfyui-port", str(comfy_port))
+    lines = read_until(proc, "managed ComfyUI:", "service:", "note:", "  export COMFYUI_URL=",
+                       timeout=240)
     comfy = lines["managed ComfyUI:"].split()[0]
+    assert comfy == f"http://127.0.0.1:{comfy_port}" == lines["  export COMFYUI_URL="]
+    assert "noise, by design" in lines["note:"] and "--node" in lines["note:"]
     api = lines["service:"].split()[0]
     token = (tmp_path / "data" / "admin-token").read_text().strip()
     graph = {"1": {"class_type": "EmptyImage",
@@ -109,3 +116,19 @@ def test_up_starts_a_managed_comfyui_when_no_node_answers(up: object, tmp_path: 
     assert proc.wait(timeout=60) == 0
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{comfy}/system_stats", timeout=2)  # the managed ComfyUI stopped too
+
+
+def test_up_prints_shell_lines_that_export_address_and_token(tmp_path: Path) -> None:
+    from orchestrator.cli.up_cmd import shell_lines
+
+    token_file = tmp_path / "my data" / "admin-token"
+    token_file.parent.mkdir()
+    token_file.write_text("co_abc_secret\n")
+    text = shell_lines("http://127.0.0.1:8288", token_file, ("http://127.0.0.1:8188",))
+    script = "\n".join(line.strip() for line in text.splitlines()[1:])
+    done = subprocess.run(["bash", "-c", script + "\necho $COMFY_BASE_URL $TOKEN "
+                           "$COMFY_API_KEY $COMFYUI_URL"], capture_output=True, text=True,
+                          check=True, timeout=30)
+    assert done.stdout.split() == ["http://127.0.0.1:8288", "co_abc_secret", "co_abc_secret",
+                                   "http://127.0.0.1:8188"]
+    assert "co_abc_secret" not in text  # the secret stays in its file, out of the log
