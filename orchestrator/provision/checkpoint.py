@@ -318,7 +318,8 @@ def safetensors_header(specs: Sequence[TensorSpec]) -> bytes:
     return struct.pack("<Q", len(text)) + text
 
 
-def write_tiny_checkpoint(path: Path, *, seed: int = 0, te_fp8: bool = False) -> Path:
+def write_tiny_checkpoint(path: str | os.PathLike[str], *, seed: int = 0,
+                          te_fp8: bool = False) -> Path:
     """Write the tiny SD1.5 checkpoint to ``path`` and return ``path``.
 
     The same seed always gives the same bytes. The file appears atomically (written beside
@@ -326,6 +327,7 @@ def write_tiny_checkpoint(path: Path, *, seed: int = 0, te_fp8: bool = False) ->
     an existing file is replaced. ``te_fp8`` stores the text encoder's matrices as
     float8_e4m3fn (155 MB instead of 278 MB). Raises ``OSError`` if the folder is not writable.
     """
+    path = Path(path)
     specs = tiny_sd15_layout(te_fp8=te_fp8)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -110,41 +110,45 @@ class ComfyInstall:
         )
 
 
+# Paths a caller may give as text or as any path-like object.
+PathArg = str | os.PathLike[str]
+
+
 def default_home() -> Path:
     """``$COMFY_ORCH_HOME`` or ``~/.cache/comfy-orchestrator`` (read by front ends only)."""
     env = os.environ.get("COMFY_ORCH_HOME")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "comfy-orchestrator"
 
 
-def install_location(home: Path, version: str = DEFAULT_VERSION) -> ComfyInstall:
+def install_location(home: PathArg, version: str = DEFAULT_VERSION) -> ComfyInstall:
     release(version)  # an unsupported version is refused here, with the supported list
-    return ComfyInstall(home / f"comfyui-{version}", version)
+    return ComfyInstall(Path(home) / f"comfyui-{version}", version)
 
 
-def torch_dir(home: Path) -> Path:
-    return home / f"torch-{TORCH_VERSION}"
+def torch_dir(home: PathArg) -> Path:
+    return Path(home) / f"torch-{TORCH_VERSION}"
 
 
-def find_install(home: Path, version: str = DEFAULT_VERSION) -> ComfyInstall | None:
+def find_install(home: PathArg, version: str = DEFAULT_VERSION) -> ComfyInstall | None:
     """The finished install of ``version`` under ``home``, or None."""
     inst = install_location(home, version)
     return inst if inst.is_complete() else None
 
 
-def installed_versions(home: Path) -> list[str]:
+def installed_versions(home: PathArg) -> list[str]:
     """The supported versions finished under ``home``, newest first."""
     done = [v for v in RELEASES if find_install(home, v) is not None]
     return sorted(done, key=version_key, reverse=True)
 
 
-def newest_install(home: Path) -> ComfyInstall | None:
+def newest_install(home: PathArg) -> ComfyInstall | None:
     """The finished install of the newest supported version under ``home``, or None."""
     versions = installed_versions(home)
     return install_location(home, versions[0]) if versions else None
 
 
 def ensure_installed(
-    home: Path, version: str = DEFAULT_VERSION, *, progress: Progress = print
+    home: PathArg, version: str = DEFAULT_VERSION, *, progress: Progress = print
 ) -> ComfyInstall:
     """Return the finished install of ``version`` under ``home``, installing it when missing.
 
@@ -153,6 +157,7 @@ def ensure_installed(
     ``ProvisionError`` with one clear sentence (and the tail of the failing tool's output)
     when a download or install step fails; the half-built folder is removed then.
     """
+    home = Path(home)
     inst = install_location(home, version)
     if inst.is_complete():
         return inst

@@ -53,18 +53,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def prepare_base_dir(install: ComfyInstall, base: Path, custom_nodes: Sequence[Path] = ()) -> Path:
+def prepare_base_dir(install: ComfyInstall, base: str | os.PathLike[str],
+                     custom_nodes: Sequence[str | os.PathLike[str]] = ()) -> Path:
     """Create ComfyUI's folders under ``base`` and link custom node packs into it.
 
     ``custom_nodes/`` must exist before start-up (ComfyUI crashes at prestartup without
     it). Each pack is symlinked under its folder name; a stale link is replaced.
     """
+    base = Path(base)
     for sub in BASE_SUBDIRS:
         (base / sub).mkdir(parents=True, exist_ok=True)
     for stock in STOCK_CUSTOM_NODES:
         _link(install.src / "custom_nodes" / stock, base / "custom_nodes" / stock)
-    for pack in custom_nodes:
-        pack = pack.resolve()
+    for given in custom_nodes:
+        pack = Path(given).resolve()
         if not pack.exists():
             raise ProvisionError(f"custom node folder {pack} does not exist")
         _link(pack, base / "custom_nodes" / pack.name)

@@ -6,6 +6,14 @@ from pathlib import Path
 import pytest
 
 import orchestrator
+from orchestrator.provision.install import (
+    ComfyInstall,
+    find_install,
+    install_location,
+    newest_install,
+)
+from orchestrator.provision.releases import DEFAULT_VERSION
+from orchestrator.provision.server import prepare_base_dir
 from orchestrator.registry import read_workflow
 from tests import graphs
 
@@ -37,3 +45,12 @@ def test_paths_may_be_given_as_text(comfy_url: str, tmp_path: Path,
         assert orch.registry is not None and orch.registry.get("solid").name == "solid"
     assert (tmp_path / "data").is_dir()
     assert read_workflow("workflows/solid.json").name == "solid"
+
+
+def test_provisioning_takes_text_paths_too(comfy_install: ComfyInstall, tmp_path: Path) -> None:
+    home = str(tmp_path / "home")
+    assert install_location(home).root == Path(home) / f"comfyui-{DEFAULT_VERSION}"
+    assert find_install(home) is None and newest_install(home) is None
+    base = prepare_base_dir(comfy_install, str(tmp_path / "base"),
+                            [str(Path(__file__).parents[1] / "comfy_nodes")])
+    assert (base / "custom_nodes" / "comfy_nodes").is_symlink()
