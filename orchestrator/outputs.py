@@ -18,8 +18,10 @@ import os
 import re
 import struct
 import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -189,6 +191,13 @@ def _flac_seconds(data: bytes) -> float | None:
 # --- blobs ----------------------------------------------------------------------------------
 
 
+@dataclass(eq=False)
+class _Release:
+    """A release in progress; ``held`` once a writer held its blob since it began."""
+
+    held: bool = False
+
+
 @dataclass(frozen=True)
 class BlobRef:
     """A stored blob: its sha256 (its address), size, and blake3 when available."""
@@ -218,21 +227,93 @@ class BlobStore:
     """Content-addressed files under ``root``; safe for threads and processes.
 
     Writes are atomic (temporary file, fsync, rename), so concurrent writers of the
-    same bytes both succeed and one copy remains.
+    same bytes both succeed and one copy remains. Deleting a blob that no record names
+    goes through ``release``, which never removes bytes that a writer in this process is
+    recording or has stored since the check began (see ``storing``).
     """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._lock = threading.Lock()
+        self._holds: Counter[str] = Counter()  # writers between storing and recording
+        # Releases in progress, each told when a hold of its blob starts or ends.
+        self._releases: dict[str, list[_Release]] = {}
 
     def put(self, data: bytes) -> BlobRef:
-        """Store ``data`` (once per content) and return its reference."""
+        """Store ``data`` (once per content) and return its reference.
+
+        A caller that then writes a record naming the blob should use ``storing``
+        instead, so a concurrent ``release`` cannot remove the bytes in between.
+        """
+        with self.storing(data) as ref:
+            return ref
+
+    @contextlib.contextmanager
+    def storing(self, data: bytes) -> Iterator[BlobRef]:
+        """Store ``data`` and keep it from being released until the block ends.
+
+        Write the record that names the blob inside the block: a ``release`` whose
+        check ran before the record existed then keeps the bytes.
+        """
         sha256 = hashlib.sha256(data).hexdigest()
+        with self.holding(sha256):
+            yield self._write(data, sha256)
+
+    @contextlib.contextmanager
+    def holding(self, sha256: str) -> Iterator[None]:
+        """Keep the blob from being released while the block runs (and by any release
+        whose check began before the block ended)."""
+        self._hold(sha256, +1)
+        try:
+            yield
+        finally:
+            self._hold(sha256, -1)
+
+    def _hold(self, sha256: str, change: int) -> None:
+        with self._lock:
+            self._holds[sha256] += change
+            if not self._holds[sha256]:
+                del self._holds[sha256]
+            for release in self._releases.get(sha256, ()):
+                release.held = True
+
+    def _write(self, data: bytes, sha256: str) -> BlobRef:
         blake3 = None if _BLAKE3 is None else str(_BLAKE3.blake3(data).hexdigest())
         target = self.path(sha256)
-        if not target.exists():
+        if not target.exists():  # a release that ran first removed it: write it again
             with _disk(f"storing blob {sha256} under {self.root}"):
                 _write_atomic(target, data)
         return BlobRef(sha256=sha256, size_bytes=len(data), blake3=blake3)
+
+    def release(self, sha256: str, unused: Callable[[], bool]) -> bool:
+        """Delete the blob if ``unused()`` (which asks every kind of record) says nothing
+        names it; True if it went.
+
+        The check reads databases and takes time: a writer may store the same bytes
+        meanwhile and record them after the check. So the removal happens under the
+        lock only if no writer held the blob since the check began; otherwise the bytes
+        stay (an unnamed blob costs disk space, a record without bytes loses data).
+        """
+        release = _Release()
+        with self._lock:
+            self._releases.setdefault(sha256, []).append(release)
+        try:
+            if not unused():
+                return False
+            with self._lock:
+                if self._holds[sha256] or release.held:
+                    return False
+                self.delete(sha256)
+            return True
+        finally:
+            with self._lock:
+                self._forget(sha256, release)
+
+    def _forget(self, sha256: str, release: _Release) -> None:
+        watching = self._releases[sha256]
+        watching.remove(release)
+        if not watching:
+            del self._releases[sha256]
 
     def path(self, sha256: str) -> Path:
         """Where the blob lives (whether or not it exists); JobNotFound for a bad hash."""

@@ -212,11 +212,11 @@ class ItemExecution:
         if existing is not None:
             return existing  # collected before a crash: never stored twice
         data = client.view(file)
-        blob = self.ctx.blobs.put(data)
         media = probe(data, file.filename)
-        record = self.ctx.store.add_output(new_output(
-            self.job, self.item, blob, media, filename=file.filename, node_id=file.node_id,
-            node=self.node.name))
+        with self.ctx.blobs.storing(data) as blob:  # no release removes it before the record
+            record = self.ctx.store.add_output(new_output(
+                self.job, self.item, blob, media, filename=file.filename,
+                node_id=file.node_id, node=self.node.name))
         self.ctx.bus.publish(OutputEvent(job_id=self.job.id, item=self.item.index,
                                          output_id=record.id, node_id=file.node_id,
                                          mime=record.mime, filename=file.filename))

@@ -188,6 +188,54 @@ def test_delete_removes_the_blob_and_its_thumbnails(blobs: BlobStore) -> None:
     assert not blobs.exists(ref.sha256) and _files(blobs.root) == []
 
 
+def test_release_removes_bytes_nothing_names(blobs: BlobStore) -> None:
+    ref = blobs.put(image_bytes("PNG"))
+    assert blobs.release(ref.sha256, lambda: True)
+    assert not blobs.exists(ref.sha256)
+    assert blobs.release(ref.sha256, lambda: True)  # harmless when already gone
+
+
+def test_release_keeps_bytes_a_record_names(blobs: BlobStore) -> None:
+    ref = blobs.put(image_bytes("PNG"))
+    assert not blobs.release(ref.sha256, lambda: False)
+    assert blobs.exists(ref.sha256)
+
+
+def test_bytes_stored_again_during_the_check_are_kept(blobs: BlobStore) -> None:
+    """Given a release whose check finds no record, when the same bytes are stored and
+    recorded between the check and the removal, then the bytes stay."""
+    data = image_bytes("PNG")
+    ref = blobs.put(data)
+    recorded: list[str] = []
+
+    def check_then_an_upload_lands() -> bool:
+        unused = not recorded
+        with blobs.storing(data) as again:  # an upload of the same bytes, recorded at once
+            recorded.append(again.sha256)
+        return unused
+
+    assert not blobs.release(ref.sha256, check_then_an_upload_lands)
+    assert recorded == [ref.sha256] and blobs.exists(ref.sha256)
+
+
+def test_bytes_a_writer_holds_until_it_records_them_are_kept(blobs: BlobStore) -> None:
+    """A writer that stored the bytes before the check and records them after it keeps
+    them; once it has recorded, a later release decides from the records again."""
+    data = image_bytes("PNG")
+    with blobs.storing(data) as ref:
+        assert not blobs.release(ref.sha256, lambda: True)
+        assert blobs.exists(ref.sha256)
+    assert blobs.release(ref.sha256, lambda: True)
+
+
+def test_a_writer_after_a_release_writes_the_bytes_again(blobs: BlobStore) -> None:
+    data = image_bytes("PNG")
+    ref = blobs.put(data)
+    assert blobs.release(ref.sha256, lambda: True)
+    with blobs.storing(data) as again:
+        assert blobs.path(again.sha256).read_bytes() == data
+
+
 # --- thumbnails ---------------------------------------------------------------------------
 
 

@@ -115,8 +115,9 @@ def upload(orch: Orchestrator, uploads: UploadStore, who: Principal, form: dict[
     if not is_image(data):
         raise InvalidRequest(f"upload {where.name!r} is not an image Pillow can read; "
                              "nothing was stored")
-    sha = orch.blobs.put(data).sha256
-    saved = uploads.save(who.owner, where, sha, overwrite=_truthy(form.get("overwrite")))
+    with orch.blobs.storing(data) as blob:  # no release removes it before the record
+        saved = uploads.save(who.owner, where, blob.sha256,
+                             overwrite=_truthy(form.get("overwrite")))
     return {"name": saved.name, "subfolder": saved.subfolder, "type": saved.kind}
 
 

@@ -154,12 +154,13 @@ class AssetStore:
             raise HashMismatch(f"the uploaded bytes hash to blake3:{digest}, not "
                                f"{upload.expected_hash}; nothing was stored")
         had = self._newest_by_hash(owner, digest)
-        blob = self.blobs.put(data)
-        record = AssetRecord(
-            id=str(uuid.uuid4()), owner=owner, blake3=digest, sha256=blob.sha256,
-            size_bytes=blob.size_bytes, content_type=content_type, file_path=upload.file_path,
-            created_at=self.clock(), tags=upload.tags, expires_at=self._expiry(upload.expires_in))
-        return self._mint(record, created_new=had is None)
+        with self.blobs.storing(data) as blob:  # no release removes it before the record
+            record = AssetRecord(
+                id=str(uuid.uuid4()), owner=owner, blake3=digest, sha256=blob.sha256,
+                size_bytes=blob.size_bytes, content_type=content_type,
+                file_path=upload.file_path, created_at=self.clock(), tags=upload.tags,
+                expires_at=self._expiry(upload.expires_in))
+            return self._mint(record, created_new=had is None)
 
     def from_hash(self, owner: str, digest: str, *, file_path: str | None, tags: tuple[str, ...],
                   expires_in: int | None) -> tuple[AssetRecord, bool]:

@@ -33,10 +33,9 @@ def release_blob(orch: Orchestrator, sha256: str) -> bool:
     assets and gateway uploads count. A file that cannot be read counts as naming the blob:
     keeping bytes costs only disk space.
     """
-    if not blob_unused(orch, sha256):
-        return False
-    orch.blobs.delete(sha256)
-    return True
+    # The check and the removal are one step of the blob store, so an upload of the same
+    # bytes while the check runs keeps them (see BlobStore.release).
+    return orch.blobs.release(sha256, lambda: blob_unused(orch, sha256))
 
 
 def blob_unused(orch: Orchestrator, sha256: str) -> bool:

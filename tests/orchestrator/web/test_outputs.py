@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from orchestrator.web.v2 import blobs as v2_blobs
 from tests.orchestrator.web.conftest import Api, Service
 
 
@@ -276,4 +277,32 @@ def test_bytes_an_upload_or_a_job_uses_are_kept(api: Api, service: Service, user
                             files={"char_avatar": ("again.png", data, "image/png")})
     assert response.ok, response.text
     assert api.delete(f"/v1/outputs/{output['id']}", token=service.alice).status_code == 204
+    assert blob(service, output).is_file()
+
+
+def test_an_upload_of_the_same_bytes_during_a_delete_keeps_them(
+        api: Api, service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given alice's output with bytes nothing else names, when bob uploads the same bytes
+    as a v2 asset after the delete found them unused but before it removed them, then bob's
+    asset still serves its bytes (the race is made certain by a hook after the check)."""
+    output = finished_output(api, service.alice, values={"color": f"#{uuid.uuid4().hex[:6]}"})
+    data = api.get(f"/v1/outputs/{output['id']}/content", token=service.alice).content
+    uploaded: list[dict[str, Any]] = []
+    check = v2_blobs.blob_unused
+
+    def check_then_upload(orch: Any, sha256: str) -> bool:
+        unused = check(orch, sha256)
+        response = api.post("/api/v2/assets", token=service.bob,
+                            files={"file": ("same.png", data, "image/png")},
+                            data={"content_type": "image/png", "file_path": "same.png"})
+        assert response.status_code == 201, response.text
+        uploaded.append(response.json())
+        return unused
+
+    monkeypatch.setattr(v2_blobs, "blob_unused", check_then_upload)
+    assert api.delete(f"/v1/outputs/{output['id']}", token=service.alice).status_code == 204
+    monkeypatch.undo()
+    (asset,) = uploaded
+    content = api.get(f"/api/v2/assets/{asset['id']}/content", token=service.bob)
+    assert (content.status_code, content.content) == (200, data)
     assert blob(service, output).is_file()
