@@ -53,6 +53,8 @@ from placeholders import (
 
 CONTROLS = frozenset({"aspect", "tier", "style"})
 """Request keys that steer rendering instead of filling a placeholder."""
+MODEL = "model"
+MODEL_MARK = f"%{MODEL}%"
 
 
 @dataclass(frozen=True)
@@ -199,3 +201,40 @@ def _prompts(workflow: Workflow, values: Mapping[str, object],
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
+
+
+def model_sites(workflow: Workflow) -> list[tuple[str, str, str]]:
+    """(node id, class type, input name) of every input that is exactly ``"%model%"``."""
+    return [(node_id, str(node.get("class_type", "")), name)
+            for node_id, node in workflow.graph.items()
+            for name, value in (node.get("inputs") or {}).items() if value == MODEL_MARK]
+
+
+def needs_pool_model(workflow: Workflow, values: Mapping[str, object]) -> bool:
+    """Whether ``%model%`` is used, not given, and without a default in the metadata."""
+    spec = next((s for s in workflow.specs if s.name == MODEL), None)
+    given = values.get(MODEL)
+    return (given is None or given == "") and (spec is None or spec.default is None) and bool(
+        model_sites(workflow))
+
+
+def with_pool_model(workflow: Workflow, values: Mapping[str, object],
+                    offered: Sequence[str]) -> dict[str, object]:
+    """``values`` with ``%model%`` set to the pool's only model file when the request and
+    the metadata leave it open, so a one-checkpoint pool (the managed test pool, a box
+    serving one model) needs no ``model`` in requests.
+
+    ``offered`` is what the pool's nodes list for the inputs at ``model_sites``. Values
+    that need no model, or a pool that listed nothing yet, come back unchanged (rendering
+    then names the missing value). Raises ``SubstitutionError`` listing ``offered`` when it
+    holds several, since picking one would be a guess.
+    """
+    if not needs_pool_model(workflow, values) or not offered:
+        return dict(values)
+    if len(offered) == 1:
+        return {**values, MODEL: offered[0]}
+    node_id, class_type, name = model_sites(workflow)[0]
+    raise SubstitutionError(workflow.name, (
+        f"node {node_id} ({class_type}), input {name!r}: no value for placeholder "
+        f"{MODEL_MARK}; the pool has {', '.join(sorted(offered))}: pass one as "
+        f"\"{MODEL}\""))

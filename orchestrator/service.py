@@ -29,7 +29,12 @@ from orchestrator.nodes import NodeConfig, NodeInfo, node_config
 from orchestrator.outputs import BlobStore, OutputRecord
 from orchestrator.pool import NodePool
 from orchestrator.registry import WorkflowRegistry
-from orchestrator.rendering import render_workflow
+from orchestrator.rendering import (
+    model_sites,
+    needs_pool_model,
+    render_workflow,
+    with_pool_model,
+)
 from orchestrator.runner import PoolContext, RenderedItem, publish_if_finished
 from orchestrator.staging import stage_named_inputs
 from orchestrator.store import JobPage, JobStore, OutputPage, open_store
@@ -148,6 +153,8 @@ class Orchestrator:
                       for name, data in (images or {}).items()}
         if graph is not None:
             graph = check_graph_shape(dict(graph), source="graph")
+        elif workflow is not None:
+            values = self._with_pool_model(workflow, values or {})
         # Render once before anything is stored: bad values fail without leaving blobs.
         requirements = self._requirements_for(workflow, graph, values or {}, count, raw_images)
         spec = JobSpec(
@@ -175,6 +182,18 @@ class Orchestrator:
             self.store.mark_failed(item.id, ItemError(code="no_capable_node", message=reason),
                                   retry=False)
         publish_if_finished(self.bus, self.store.get_job(job.id))
+
+    def _with_pool_model(self, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` with ``%model%`` filled from the pool when it offers one model file
+        for its inputs (``rendering.with_pool_model``); stored so every retry renders the
+        same model."""
+        workflow = self._workflow(name)
+        if not needs_pool_model(workflow, values):
+            return dict(values)
+        sites = [(cls, inp) for _, cls, inp in model_sites(workflow)]
+        offered = {value for caps in self.pool.capabilities() for site in sites
+                   for value in caps.combos.get(site, ())}
+        return with_pool_model(workflow, values, sorted(offered))
 
     # --- rendering (called by workers at dispatch) ---------------------------------------
 
