@@ -97,12 +97,17 @@ def can_run(req: Requirements, caps: Capabilities) -> bool:
     return not missing(req, caps)
 
 
-def nobody_can_run(req: Requirements, all_caps: Iterable[Capabilities]) -> str | None:
-    """When no known node can run ``req``: the sentence to fail the job with."""
+def nobody_can_run(req: Requirements, all_caps: Iterable[Capabilities | None]) -> str | None:
+    """When no node of the pool can run ``req``: the sentence to fail the job with.
+
+    ``all_caps`` has one entry per node in the pool, None for a node that has not
+    answered yet. While any node is unknown, or the pool is empty, the answer is None:
+    wait for it rather than fail work a node about to report might run.
+    """
     caps = list(all_caps)
-    if not caps:
-        return None  # no node has reported yet: wait rather than fail
-    gaps = [missing(req, c) for c in caps]
+    if not caps or any(c is None for c in caps):
+        return None
+    gaps = [missing(req, c) for c in caps if c is not None]
     if all(gaps):
         fewest = min(gaps, key=len)
         return "no node can run " + " / ".join(fewest)
@@ -123,6 +128,7 @@ def error_code(exc: BaseException) -> str:
     return {
         "JobFailed": "execution_error",
         "GraphRejected": "invalid_workflow",
+        "PromptIdRejected": "invalid_prompt_id",
         "SubstitutionError": "invalid_values",
         "NodeUnreachable": "node_unreachable",
         "NodeTimeout": "node_timeout",

@@ -10,6 +10,7 @@ OrchestratorError                 base; never raised directly
 │   │   └── WorkflowInvalid       several problems in one file, each a WorkflowFormatError
 │   ├── SubstitutionError         wraps a PlaceholderError; adds the workflow name
 │   └── GraphRejected             ComfyUI rejects the graph (object_info check or HTTP 400)
+│       └── PromptIdRejected      a client-chosen prompt id the node's ComfyUI refuses
 ├── NodeError                     talking to a ComfyUI server failed
 │   ├── NodeUnreachable           refused, reset, websocket dropped: retry on another node
 │   ├── NodeTimeout               retry on another node
@@ -155,6 +156,20 @@ class GraphRejected(WorkflowError):
         self.raw = raw or {}
         lines = [reason] + [f"  {p}" for p in self.problems]
         super().__init__("\n".join(lines))
+
+
+class PromptIdRejected(GraphRejected):
+    """A client-chosen prompt id the node's ComfyUI refuses (0.26+: canonical UUIDs only).
+
+    Raised before sending when the node's version is known to refuse it, and for
+    ComfyUI's own 400 ``invalid_prompt_id``; never retried elsewhere (the id is at fault).
+    """
+
+    def __init__(self, reason: str, *, prompt_id: object = None, node_url: str = "") -> None:
+        self.prompt_id = prompt_id
+        where = f"ComfyUI at {node_url}" if node_url else "ComfyUI"
+        super().__init__(f"prompt id {prompt_id!r} refused by {where}: {reason}",
+                         code="invalid_prompt_id", node_url=node_url)
 
 
 # --- nodes -------------------------------------------------------------------------------

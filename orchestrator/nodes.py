@@ -1,8 +1,9 @@
 """A ComfyUI node as the pool sees it: address, health, capabilities.
 
-Health comes from ``/system_stats``; capabilities from ``/object_info``, fetched when a
+Health comes from ``/system_stats``; capabilities from ``/object_info`` and the node's
+features (ComfyUI release, ``/api/jobs``, job cancel, ``/api/features``) are fetched when a
 node first answers and again whenever it comes back after being down (a restart may have
-brought new custom nodes or models).
+brought new custom nodes, models or another ComfyUI release).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, Field, field_validator
 
 from orchestrator.comfy.client import ComfyClient
+from orchestrator.comfy.features import NodeFeatures, version_of
 from orchestrator.comfy.stream import NodeStream
 from orchestrator.dispatch import Capabilities
 from orchestrator.errors import ConfigError, NodeError
@@ -74,7 +76,7 @@ class NodeInfo(BaseModel):
     max_in_flight: int
     classes: int
     models: dict[str, list[str]]
-    comfyui_version: str | None
+    comfyui_version: str | None  # the node's release (system_stats), None until it answered
     last_error: str | None
     last_seen: float | None
 
@@ -92,7 +94,8 @@ class Node:
     last_error: str | None = None
     last_seen: float | None = None
     restarts: int = 0
-    job_cancel: bool = False  # has POST /api/jobs/{id}/cancel (newer ComfyUI)
+    features: NodeFeatures | None = None
+    refreshes: int = 0  # how often capabilities were (re)read; the pool watches it
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _client: ComfyClient | None = field(default=None, repr=False)
     _stream: NodeStream | None = field(default=None, repr=False)
@@ -130,16 +133,13 @@ class Node:
             self._client = None
 
     def check(self) -> bool:
-        """Ask ``/system_stats``; on coming (back) up, refresh capabilities. True if up."""
+        """Ask ``/system_stats``; on coming (back) up, refresh capabilities and features.
+        True if up."""
         client = self.client
         try:
             stats = client.system_stats()
             if self.health != Health.UP or self.capabilities is None:
-                self.object_info = client.object_info()
-                self.capabilities = Capabilities.from_object_info(self.object_info)
-                self.job_cancel = client.supports_job_cancel()
-                if self.health == Health.DOWN:
-                    self.restarts += 1
+                self._refresh(client, stats)
         except NodeError as exc:
             self.mark_down(str(exc))
             return False
@@ -147,13 +147,21 @@ class Node:
         self.last_error, self.last_seen = None, time.time()
         return True
 
+    def _refresh(self, client: ComfyClient, stats: dict[str, Any]) -> None:
+        self.object_info = client.object_info()
+        self.features = client.detect_features(stats)
+        self.capabilities = Capabilities.from_object_info(self.object_info)
+        self.refreshes += 1
+        if self.health == Health.DOWN:
+            self.restarts += 1
+
     def mark_down(self, reason: str) -> None:
         self.health = Health.DOWN
         self.last_error = reason
 
     def info(self, in_flight: int) -> NodeInfo:
         caps = self.capabilities
-        version = (self.system_stats.get("system") or {}).get("comfyui_version")
+        version = self.features.version if self.features else version_of(self.system_stats)
         return NodeInfo(
             name=self.name, url=self.url, tags=list(self.config.tags), health=self.health,
             draining=self.draining, in_flight=in_flight, max_in_flight=self.config.max_in_flight,

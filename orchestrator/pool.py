@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from orchestrator import dispatch
-from orchestrator.comfy.client import STREAM_CONNECT_WAIT
+from orchestrator.comfy.protocol import PromptState
+from orchestrator.comfy.watch import STREAM_CONNECT_WAIT
 from orchestrator.dispatch import Requirements
 from orchestrator.errors import ConfigError, NodeError, OrchestratorError
-from orchestrator.jobs import Item, ItemStatus, Job
+from orchestrator.jobs import Item, ItemError, ItemStatus, Job, JobStatus
 from orchestrator.nodes import Health, Node, NodeConfig, NodeInfo
 from orchestrator.runner import ItemExecution, PoolContext, publish_if_finished
 
 # Timeouts (seconds)
 HEALTH_INTERVAL = 2.0       # how often every node's /system_stats is asked
 IDLE_WAIT = 1.0             # how long an idle worker sleeps when not woken by a submit
+SWEEP_PAGE = 200            # jobs read per page when looking for work no node can run
 
 RequirementsOf = Callable[[Job], Requirements]
 
@@ -160,6 +162,7 @@ class NodePool:
         worker.node.close()
         for _job, item in self.ctx.store.in_flight(name):
             self._requeue_quietly(item, f"node {name} was removed from the pool")
+        self.fail_unrunnable_waiting()  # it may have been the last node able to run some
 
     def drain(self, name: str, draining: bool = True) -> None:
         """Stop giving the node new items; what runs there finishes."""
@@ -202,6 +205,61 @@ class NodePool:
             nodes = [w.node for w in self.workers.values()]
         return [n.capabilities for n in nodes if n.capabilities is not None]
 
+    # --- work no node can run -------------------------------------------------------------
+
+    def unrunnable_reason(self, job: Job) -> str | None:
+        """Why no node of the pool can run ``job`` (None: some node can, or may once it
+        answers). A node that is down counts with what it had: it may come back."""
+        with self.lock:
+            caps = [w.node.capabilities for w in self.workers.values()]
+        return dispatch.nobody_can_run(self.requirements_of(job), caps)
+
+    def fail_unrunnable(self, job: Job) -> bool:
+        """Fail the job's queued items at once, with the reason, when no node can run it;
+        True if it did. Called on submit and retry, and for every waiting job whenever
+        the pool's capabilities change (``fail_unrunnable_waiting``)."""
+        reason = self.unrunnable_reason(job)
+        if reason is None:
+            return False
+        error = ItemError(code="no_capable_node", message=reason)
+        failed = False
+        for item in job.items:
+            if item.status == ItemStatus.QUEUED and self._fail_queued(item.id, error):
+                failed = True
+        if failed:
+            publish_if_finished(self.ctx.bus, self.ctx.store.get_job(job.id))
+        return failed
+
+    def _fail_queued(self, item_id: str, error: ItemError) -> bool:
+        try:
+            # Re-read: a worker may have claimed it since (it could run it, then).
+            if self.ctx.store.get_item(item_id).status != ItemStatus.QUEUED:
+                return False
+            self.ctx.store.mark_failed(item_id, error, retry=False)
+        except OrchestratorError:
+            return False  # claimed or canceled meanwhile: its state is already recorded
+        return True
+
+    def fail_unrunnable_waiting(self) -> int:
+        """Fail every waiting job no node can run any more (a node left, or came back
+        without a class or model); how many jobs were failed."""
+        with self.lock:
+            caps = [w.node.capabilities for w in self.workers.values()]
+        if not caps or any(c is None for c in caps):
+            return 0  # nothing can be ruled out while a node has not answered
+        return sum(self.fail_unrunnable(job) for job in self._waiting_jobs())
+
+    def _waiting_jobs(self) -> Iterator[Job]:
+        for status in (JobStatus.QUEUED, JobStatus.RUNNING):
+            cursor = None
+            while True:
+                page = self.ctx.store.list_jobs(status=status, limit=SWEEP_PAGE, cursor=cursor)
+                yield from (job for job in page.jobs
+                            if any(i.status == ItemStatus.QUEUED for i in job.items))
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+
     # --- waking -----------------------------------------------------------------------------
 
     def wake(self) -> None:
@@ -232,12 +290,16 @@ class NodePool:
         """Ask every node; a node that came back may have lost its queue, so reconcile it."""
         with self.lock:
             workers = list(self.workers.values())
+        refreshed = False
         for worker in workers:
-            was = worker.node.health
+            was, refreshes = worker.node.health, worker.node.refreshes
             up = worker.node.check()
+            refreshed |= worker.node.refreshes != refreshes
             if up and was == Health.DOWN:
                 self.reconcile_node(worker)
                 self.wake()
+        if refreshed:
+            self.fail_unrunnable_waiting()
 
     # --- recovery ------------------------------------------------------------------------------
 
@@ -249,36 +311,61 @@ class NodePool:
         many items were found in flight.
         """
         in_flight = self.ctx.store.in_flight(None)
+        by_node: dict[str, list[tuple[Job, Item]]] = {}
         for job, item in in_flight:
-            worker = self.workers.get(item.node or "")
-            if worker is None:
+            if item.node not in self.workers:
                 self._requeue_quietly(item, f"node {item.node} is not in the pool any more")
                 continue
-            self._reconcile(worker, job, item)
+            by_node.setdefault(str(item.node), []).append((job, item))
+        for name, pairs in by_node.items():
+            self._reconcile(self.workers[name], pairs)
         self.wake()
         return len(in_flight)
 
     def reconcile_node(self, worker: NodeWorker) -> None:
-        for job, item in self.ctx.store.in_flight(worker.node.name):
-            if item.id not in worker.running:
-                self._reconcile(worker, job, item)
+        """A node came back: find out what became of the items the store has on it."""
+        self._reconcile(worker, [(job, item) for job, item in
+                                 self.ctx.store.in_flight(worker.node.name)
+                                 if item.id not in worker.running])
 
-    def _reconcile(self, worker: NodeWorker, job: Job, item: Item) -> None:
-        if item.prompt_id is None or item.graph is None:
-            self._requeue_quietly(item, "dispatched but never submitted")
+    def _reconcile(self, worker: NodeWorker, pairs: list[tuple[Job, Item]]) -> None:
+        """Reattach each item whose prompt the node still has (queued, running or done:
+        its outputs are collected, nothing runs twice); requeue the ones it lost.
+
+        "Lost" is decided by ``ComfyClient.locate_many``: misses over repeated look-ups,
+        in an order that never misses a prompt ending between two reads.
+        """
+        posted = [(job, item) for job, item in pairs
+                  if item.prompt_id is not None and item.graph is not None]
+        for _job, item in pairs:
+            if item.prompt_id is None or item.graph is None:
+                self._requeue_quietly(item, "dispatched but never submitted")
+        if not posted:
             return
         try:
-            client = worker.node.client
-            known = (client.history(item.prompt_id) is not None
-                     or client.queue().holds(item.prompt_id))
+            states = self._locate(worker, [item for _job, item in posted])
         except NodeError as exc:
             worker.node.mark_down(str(exc))
-            self._requeue_quietly(item, str(exc))
+            for _job, item in posted:
+                self._requeue_quietly(item, str(exc))
             return
-        if not known:
+        for job, item in posted:
+            self._settle(worker, job, item, states[str(item.prompt_id)])
+
+    def _locate(self, worker: NodeWorker, items: list[Item]) -> dict[str, PromptState]:
+        client = worker.node.client
+        for item in items:
+            if item.status == ItemStatus.CANCELING:
+                client.cancel(str(item.prompt_id))  # the cancel may never have reached it
+        return client.locate_many([str(item.prompt_id) for item in items])
+
+    def _settle(self, worker: NodeWorker, job: Job, item: Item, state: PromptState) -> None:
+        if item.status == ItemStatus.CANCELING:
+            self._requeue_quietly(item, "canceled")  # records the cancel
+        elif not state.known:
             self._requeue_quietly(item, f"prompt {item.prompt_id} vanished from {item.node}")
-            return
-        worker.execute(job, item, submit=False)
+        else:
+            worker.execute(job, item, submit=False)
 
     def _requeue_quietly(self, item: Item, reason: str) -> None:
         try:
@@ -307,6 +394,8 @@ class NodePool:
         for worker in workers:
             if worker.thread is None:
                 worker.start()
+        # Work left waiting by an earlier process that no node of this pool can run.
+        self.fail_unrunnable_waiting()
         self.start_health_loop()
 
     def close(self) -> None:

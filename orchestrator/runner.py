@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import dispatch
-from orchestrator.comfy.client import HISTORY_CHECK_INTERVAL, ComfyClient, PromptWatch
+from orchestrator.comfy.client import ComfyClient
 from orchestrator.comfy.messages import Executed, ExecutionStart, Message, Preview
 from orchestrator.comfy.progress import GraphProgress
 from orchestrator.comfy.protocol import OutputFile, outputs_from_ui
+from orchestrator.comfy.watch import HISTORY_CHECK_INTERVAL, PromptWatch
 from orchestrator.errors import (
     JobCancelled,
     JobFailed,
@@ -266,13 +267,8 @@ class ItemExecution:
         self.stop.set()
         if self.item.prompt_id is None:
             return
-        client = self.node.client
         try:
-            if self.node.job_cancel:
-                client.cancel_job(self.prompt_id)
-            else:  # ComfyUI 0.3.x: remove it if pending, interrupt it only if it runs
-                client.delete_queued([self.prompt_id])
-                client.interrupt(self.prompt_id)
+            self.node.client.cancel(self.prompt_id)
         except OrchestratorError:
             pass  # the node is gone: the item is canceled on our side regardless
 

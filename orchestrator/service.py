@@ -24,7 +24,7 @@ from orchestrator import dispatch
 from orchestrator.dispatch import Requirements
 from orchestrator.errors import JobError, OrchestratorError, WorkflowNotFound
 from orchestrator.events import EventBus, Finished, Queued, Snapshot, Subscription
-from orchestrator.jobs import Item, ItemError, ItemStatus, Job, JobSpec, JobStatus, Visibility
+from orchestrator.jobs import Item, ItemStatus, Job, JobSpec, JobStatus, Visibility
 from orchestrator.nodes import NodeConfig, NodeInfo, node_config
 from orchestrator.outputs import BlobStore, OutputRecord
 from orchestrator.pool import NodePool
@@ -170,18 +170,9 @@ class Orchestrator:
             return JobHandle(self, job.id, replayed=True)
         self._requirements[job.id] = requirements
         self.bus.publish(Queued(job_id=job.id, count=count))
-        self._fail_if_nobody_can_run(job, requirements)
+        self.pool.fail_unrunnable(job)
         self.pool.wake()
         return JobHandle(self, job.id)
-
-    def _fail_if_nobody_can_run(self, job: Job, req: Requirements) -> None:
-        reason = dispatch.nobody_can_run(req, self.pool.capabilities())
-        if reason is None:
-            return
-        for item in job.items:
-            self.store.mark_failed(item.id, ItemError(code="no_capable_node", message=reason),
-                                  retry=False)
-        publish_if_finished(self.bus, self.store.get_job(job.id))
 
     def _with_pool_model(self, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
         """``values`` with ``%model%`` filled from the pool when it offers one model file
@@ -362,7 +353,9 @@ class Orchestrator:
         return job
 
     def retry(self, job_id: str) -> JobHandle:
-        self.store.retry_job(job_id)
+        """Run a finished job's failed and canceled items again; they fail at once, with
+        the reason, when no node of the pool can run them."""
+        self.pool.fail_unrunnable(self.store.retry_job(job_id))
         self.pool.wake()
         return JobHandle(self, job_id)
 

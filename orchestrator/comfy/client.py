@@ -1,60 +1,68 @@
-"""A client for one ComfyUI server: HTTP with requests, events with websocket-client.
+"""A client for one ComfyUI server: HTTP over urllib3, events over websocket-client.
 
-This is the only module that calls those two libraries; their exceptions are translated
-here, once, into ``NodeError`` subclasses that carry the node URL. Everything it reads is
-parsed by the pure ``protocol`` and ``messages`` modules.
+Every failure of those libraries is translated once (``translate.translated``) into a
+``NodeError`` subclass that carries the node URL. Everything it reads is parsed by the
+pure ``protocol``, ``features`` and ``messages`` modules.
+
+ComfyUI releases differ in what they offer (``/api/jobs`` from 0.16, job cancel and
+UUID-only prompt ids from 0.26): the client asks the node once what it has
+(``detect_features``) and speaks accordingly.
 """
 
 from __future__ import annotations
 
-import contextlib
-import queue
+import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import urllib3
-import websocket
-
 from orchestrator.comfy import protocol
+from orchestrator.comfy.features import NodeFeatures, features_from
 from orchestrator.comfy.http import Answer, NodeHTTP
-from orchestrator.comfy.messages import (
-    Executing,
-    ExecutionError,
-    ExecutionInterrupted,
-    ExecutionStart,
-    Message,
-    Preview,
-    parse_message,
+from orchestrator.comfy.protocol import (
+    HistoryEntry,
+    OutputFile,
+    PromptState,
+    QueueState,
+    Submitted,
 )
-from orchestrator.comfy.protocol import HistoryEntry, OutputFile, QueueState, Submitted
-from orchestrator.comfy.stream import NodeStream, open_event_socket
+from orchestrator.comfy.translate import translated
+from orchestrator.comfy.watch import (
+    HISTORY_CHECK_INTERVAL,
+    STREAM_CONNECT_WAIT,
+    MessageHandler,
+    PromptWatch,
+)
 from orchestrator.errors import (
-    JobCancelled,
-    JobFailed,
     NodeError,
     NodeProtocolError,
     NodeTimeout,
     NodeUnreachable,
+    PromptIdRejected,
 )
+
+__all__ = ["HISTORY_CHECK_INTERVAL", "STREAM_CONNECT_WAIT", "ComfyClient", "MessageHandler",
+           "PromptWatch", "RunResult"]
 
 # Timeouts (seconds)
 DEFAULT_HTTP_TIMEOUT = 30.0
-# How long a websocket read blocks before the loop checks its deadlines.
-SOCKET_POLL_INTERVAL = 1.0
-# Silence on the socket after which /history is asked directly, in case the end message
-# was lost (a reconnect, a proxy dropping frames).
-HISTORY_CHECK_INTERVAL = 5.0
 # The end (`executing` null) is sent after the history write, but a reconnect can skip
-# it; then /history is polled this long for the entry to appear.
+# it, and `execution_success` comes a few ms before the write: then /history is polled
+# this long for the entry to appear.
 HISTORY_SETTLE_TIMEOUT = 5.0
-# How long a watcher waits for the node's shared socket to be connected before submitting.
-STREAM_CONNECT_WAIT = 3.0
+# A prompt is declared gone only after this many look-ups in a row miss it, this far
+# apart: one pair of reads is never enough to spend a second run on it.
+ABSENCE_CONFIRMATIONS = 3
+ABSENCE_PAUSE = 0.25
+# Cancels remembered per node, so a canceled pending prompt that ComfyUI 0.30 drops
+# without a trace is not taken for a lost one (a few minutes of cancels at most).
+CANCEL_MEMORY = 4096
 
-MessageHandler = Callable[[Message], None]
+BetweenReads = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -67,64 +75,40 @@ class RunResult:
     history: HistoryEntry
 
 
-@contextlib.contextmanager
-def _translated(url: str, what: str) -> Iterator[None]:
-    """Map urllib3 / websocket-client failures to NodeError subclasses, once."""
-    try:
-        yield
-    except NodeError:
-        raise
-    except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ProtocolError,
-            urllib3.exceptions.MaxRetryError, urllib3.exceptions.ProxyError, ConnectionError,
-            websocket.WebSocketException) as exc:
-        # Before timeouts: urllib3's NewConnectionError is a ConnectTimeoutError subclass.
-        raise NodeUnreachable(url, _reason(exc)) from exc
-    except urllib3.exceptions.TimeoutError as exc:
-        raise NodeTimeout(url, f"{what} timed out") from exc
-    except OSError as exc:
-        raise NodeUnreachable(url, _reason(exc)) from exc
-    except urllib3.exceptions.HTTPError as exc:
-        raise NodeProtocolError(url, f"{what} failed: {exc}") from exc
-    except ValueError as exc:  # bad JSON
-        raise NodeProtocolError(url, f"{what} answered something that is not JSON") from exc
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc)
-    if "refused" in text.lower() or isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, websocket.WebSocketConnectionClosedException):
-        return "websocket closed"
-    return text.split("(Caused by", 1)[-1].strip(" ()'\"")[:160] or type(exc).__name__
-
-
 class ComfyClient:
     """Talks to one ComfyUI server. Thread-safe for HTTP calls; one ``run`` per thread.
 
     ``url`` is the server's base address (``http://127.0.0.1:8188``). Every method raises
     ``NodeUnreachable``/``NodeTimeout``/``NodeProtocolError`` for transport problems,
     ``GraphRejected`` when ComfyUI refuses a graph, ``JobFailed`` when a node raised.
+    ``between_reads`` is called with the prompt id between the two reads of a look-up on
+    a node without ``/api/jobs`` (tests widen the window a real race has with it).
     """
 
-    def __init__(self, url: str, *, timeout: float = DEFAULT_HTTP_TIMEOUT) -> None:
+    def __init__(self, url: str, *, timeout: float = DEFAULT_HTTP_TIMEOUT,
+                 between_reads: BetweenReads | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.between_reads = between_reads
         self._http = NodeHTTP(self.url, timeout=timeout)
         self._closed = False
+        self._features: NodeFeatures | None = None
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
 
     # --- plain HTTP ----------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Answer:
         if self._closed:
             raise NodeError(self.url, "this client was closed; open a new ComfyClient")
-        with _translated(self.url, f"{method} {path}"):
+        with translated(self.url, f"{method} {path}"):
             return self._http.request(method, path, **kwargs)
 
     def _json(self, path: str, **kwargs: Any) -> Any:
         resp = self._request("GET", path, **kwargs)
         if resp.status_code != 200:
             raise NodeProtocolError(self.url, f"GET {path} answered HTTP {resp.status_code}")
-        with _translated(self.url, f"GET {path}"):
+        with translated(self.url, f"GET {path}"):
             return resp.json()
 
     def system_stats(self) -> dict[str, Any]:
@@ -142,6 +126,51 @@ class ComfyClient:
     def history(self, prompt_id: str) -> HistoryEntry | None:
         return protocol.parse_history(prompt_id, self._json(f"/history/{prompt_id}"), url=self.url)
 
+    # --- what the node speaks ------------------------------------------------------------
+
+    @property
+    def features(self) -> NodeFeatures:
+        """The node's features, detected on first use (see ``detect_features``); may be
+        set, to speak as to another release."""
+        features = self._features
+        return features if features is not None else self.detect_features()
+
+    @features.setter
+    def features(self, features: NodeFeatures) -> None:
+        self._features = features
+
+    def detect_features(self, system_stats: Mapping[str, Any] | None = None) -> NodeFeatures:
+        """Ask the node what it has and keep the answer: its version (``/system_stats``,
+        pass it when just read), ``/api/features``, ``/api/jobs`` and job cancel.
+
+        Three small requests; the pool calls it each time a node comes (back) up, since a
+        restart may have brought another ComfyUI release.
+        """
+        stats = system_stats if system_stats is not None else self.system_stats()
+        probe = str(uuid.uuid4())  # an id no node holds: the routes answer "not found"
+        jobs_api = self._answers_as_comfyui("GET", f"/api/jobs/{probe}")
+        job_cancel = jobs_api and self._answers_as_comfyui("POST", f"/api/jobs/{probe}/cancel")
+        features = features_from(stats, flags=self._optional_json("/api/features"),
+                                 jobs_api=jobs_api, job_cancel=job_cancel)
+        self._features = features
+        return features
+
+    def _answers_as_comfyui(self, method: str, path: str) -> bool:
+        """Whether ``path`` is one of the node's routes: ComfyUI answers its own routes in
+        JSON (a 404 "job not found" too); aiohttp's 404/405 for a missing one is text."""
+        resp = self._request(method, path)
+        kind = resp.headers.get("Content-Type", "")
+        return resp.status_code < 500 and kind.startswith("application/json")
+
+    def _optional_json(self, path: str) -> Any:
+        resp = self._request("GET", path)
+        if resp.status_code != 200:
+            return None
+        with translated(self.url, f"GET {path}"):
+            return resp.json()
+
+    # --- submitting ----------------------------------------------------------------------
+
     def submit(
         self,
         graph: Mapping[str, Any],
@@ -151,38 +180,140 @@ class ComfyClient:
         extra_data: Mapping[str, Any] | None = None,
         front: bool = False,
     ) -> Submitted:
-        """Queue ``graph`` under ``prompt_id`` (ours to choose; a uuid4 when omitted)."""
+        """Queue ``graph`` under ``prompt_id`` (ours to choose; a uuid4 when omitted).
+
+        Raises ``PromptIdRejected`` without sending when the node's release would refuse
+        the id (0.26+ takes canonical lowercase UUIDs only). ComfyUI queues a duplicate id
+        a second time rather than refusing it, so a chosen id is looked up first, and
+        again when the post fails on the way (a timeout, a reset): a prompt the node
+        already holds is answered as submitted (``number`` NaN), never sent twice.
+        """
+        if prompt_id is not None:
+            self.check_prompt_id(prompt_id)
+            if self.lookup(prompt_id).known:
+                return Submitted(prompt_id, math.nan)
+        prompt_id = prompt_id or str(uuid.uuid4())
         body = protocol.prompt_body(
-            graph, client_id=client_id or uuid.uuid4().hex,
-            prompt_id=prompt_id or str(uuid.uuid4()),
+            graph, client_id=client_id or uuid.uuid4().hex, prompt_id=prompt_id,
             extra_data=extra_data, front=front,
         )
-        resp = self._request("POST", "/prompt", json_body=body)
-        with _translated(self.url, "POST /prompt"):
+        try:
+            resp = self._request("POST", "/prompt", json_body=body)
+        except (NodeTimeout, NodeUnreachable):
+            if self._queued_after_all(prompt_id):
+                return Submitted(prompt_id, math.nan)
+            raise
+        with translated(self.url, "POST /prompt"):
             answer = resp.json()
-        return protocol.parse_submit_response(resp.status_code, answer, url=self.url)
+        return protocol.parse_submit_response(resp.status_code, answer, url=self.url,
+                                              prompt_id=prompt_id)
+
+    def check_prompt_id(self, prompt_id: object) -> None:
+        """Raise ``PromptIdRejected`` when this node's release would refuse ``prompt_id``."""
+        problem = self.features.prompt_id_problem(prompt_id)
+        if problem is not None:
+            raise PromptIdRejected(problem, prompt_id=prompt_id, node_url=self.url)
+
+    def _queued_after_all(self, prompt_id: str) -> bool:
+        try:
+            return self.lookup(prompt_id).known
+        except NodeError:
+            return False  # still unreachable: the caller's error stands
+
+    # --- where a prompt is ---------------------------------------------------------------
+
+    def lookup(self, prompt_id: str) -> PromptState:
+        """One look at where ``prompt_id`` is: pending, running, done (with its entry) or
+        absent. A finished prompt may read as running for a few ms after
+        ``execution_success``: ComfyUI announces the end before it writes history."""
+        return self.lookup_many([prompt_id])[prompt_id]
+
+    def lookup_many(self, prompt_ids: Sequence[str]) -> dict[str, PromptState]:
+        """``lookup`` for several prompts: ``/api/jobs/{id}`` each where the node has it,
+        else one ``/queue`` and then ``/history/{id}`` for those not in it - in that order,
+        so a prompt ending between the reads is found in one or the other."""
+        if self.features.jobs_api:
+            return {pid: self._job_state(pid) for pid in prompt_ids}
+        queue = self.queue()
+        for prompt_id in prompt_ids:
+            if self.between_reads is not None:
+                self.between_reads(prompt_id)
+        return {pid: protocol.state_from_reads(
+                    pid, queue, None if queue.holds(pid) else self.history(pid))
+                for pid in prompt_ids}
+
+    def _job_state(self, prompt_id: str) -> PromptState:
+        resp = self._request("GET", f"/api/jobs/{prompt_id}")
+        with translated(self.url, f"GET /api/jobs/{prompt_id}"):
+            body = resp.json() if resp.content else None
+        return protocol.parse_job(prompt_id, resp.status_code, body, url=self.url)
+
+    def locate(self, prompt_id: str) -> PromptState:
+        """``lookup`` that declares a prompt ABSENT only when repeated looks miss it."""
+        return self.locate_many([prompt_id])[prompt_id]
+
+    def locate_many(self, prompt_ids: Sequence[str], *,
+                    confirmations: int = ABSENCE_CONFIRMATIONS,
+                    pause: float = ABSENCE_PAUSE) -> dict[str, PromptState]:
+        """``lookup_many``, then the missing ones again ``confirmations - 1`` more times
+        ``pause`` seconds apart: ABSENT from here means gone, not "between two reads"."""
+        states = self.lookup_many(prompt_ids)
+        for _ in range(confirmations - 1):
+            missing = [pid for pid, state in states.items() if not state.known]
+            if not missing:
+                break
+            time.sleep(pause)
+            states.update(self.lookup_many(missing))
+        return states
+
+    def settled_history(self, prompt_id: str) -> HistoryEntry:
+        """The history entry of an ended prompt, waiting briefly for ComfyUI's write."""
+        deadline = time.monotonic() + HISTORY_SETTLE_TIMEOUT
+        while True:
+            entry = self.history(prompt_id)
+            if entry is not None:
+                return entry
+            if time.monotonic() > deadline:
+                raise NodeProtocolError(self.url, f"prompt {prompt_id} ended but has no history")
+            time.sleep(0.05)
+
+    # --- stopping prompts ----------------------------------------------------------------
+
+    def cancel(self, prompt_id: str) -> None:
+        """Cancel ``prompt_id`` whether pending or running, with the node's own means.
+
+        ``POST /api/jobs/{id}/cancel`` where the node has it, else a queue delete plus an
+        interrupt aimed at that prompt only. The cancel is remembered (``was_cancelled``):
+        0.30 drops a canceled pending prompt from every list, which must not read as lost.
+        """
+        with self._lock:
+            self._cancelled[prompt_id] = None
+            while len(self._cancelled) > CANCEL_MEMORY:
+                self._cancelled.popitem(last=False)
+        if self.features.job_cancel:
+            self.cancel_job(prompt_id)
+        else:
+            self.delete_queued([prompt_id])
+            self.interrupt(prompt_id)
+
+    def was_cancelled(self, prompt_id: str) -> bool:
+        """Whether ``cancel`` was asked for ``prompt_id`` through this client."""
+        with self._lock:
+            return prompt_id in self._cancelled
 
     def delete_queued(self, prompt_ids: Sequence[str]) -> None:
         """Remove pending prompts (a running one is untouched: use ``interrupt``)."""
         self._request("POST", "/queue", json_body={"delete": list(prompt_ids)})
 
-    def supports_job_cancel(self) -> bool:
-        """Whether the node has newer ComfyUI's ``POST /api/jobs/{id}/cancel``.
-
-        Probed with an id that cannot exist: a server without the route answers with
-        aiohttp's plain-text 404/405, one with it answers in JSON (job not found).
-        """
-        resp = self._request("POST", f"/api/jobs/orch-probe-{uuid.uuid4().hex}/cancel")
-        kind = resp.headers.get("Content-Type", "")
-        return resp.status_code not in (404, 405) or kind.startswith("application/json")
-
     def cancel_job(self, prompt_id: str) -> None:
-        """Newer ComfyUI: cancel ``prompt_id`` whether pending or running, in one call."""
+        """ComfyUI 0.26+: cancel ``prompt_id`` whether pending or running, in one call."""
         self._request("POST", f"/api/jobs/{prompt_id}/cancel")
 
     def interrupt(self, prompt_id: str) -> None:
         """Interrupt ``prompt_id`` only if it is the one running (never a global interrupt)."""
         self._request("POST", "/interrupt", json_body={"prompt_id": prompt_id})
+
+    # --- files ---------------------------------------------------------------------------
 
     def upload_image(self, data: bytes, filename: str, *, subfolder: str = "",
                      overwrite: bool = False) -> str:
@@ -196,7 +327,7 @@ class ComfyClient:
         resp = self._request("POST", "/upload/image", fields=form)
         if resp.status_code != 200:
             raise NodeProtocolError(self.url, f"upload of {filename} answered {resp.status_code}")
-        with _translated(self.url, "POST /upload/image"):
+        with translated(self.url, "POST /upload/image"):
             answer = resp.json()
         sub = answer.get("subfolder") or ""
         return f"{sub}/{answer['name']}" if sub else str(answer["name"])
@@ -229,8 +360,11 @@ class ComfyClient:
         with ``node: null`` — ``execution_success`` comes before the history write.
         With ``submit=False`` the prompt is assumed queued already (reattach after a
         crash). ``idle_timeout`` bounds silence while the prompt runs (a stuck node).
-        Raises ``JobFailed``, ``JobCancelled``, ``NodeTimeout`` or ``NodeUnreachable``.
+        Raises ``JobFailed``, ``JobCancelled``, ``NodeTimeout``, ``NodeUnreachable`` or
+        ``PromptIdRejected``.
         """
+        if prompt_id is not None and submit:
+            self.check_prompt_id(prompt_id)
         prompt_id = prompt_id or str(uuid.uuid4())
         with PromptWatch(self, prompt_id) as watch:
             if submit:
@@ -238,17 +372,6 @@ class ComfyClient:
             watch.follow(on_message, timeout=timeout, idle_timeout=idle_timeout)
         entry = self.settled_history(prompt_id)
         return RunResult(prompt_id, self.url, entry.outputs, entry)
-
-    def settled_history(self, prompt_id: str) -> HistoryEntry:
-        """The history entry of an ended prompt, waiting briefly for ComfyUI's write."""
-        deadline = time.monotonic() + HISTORY_SETTLE_TIMEOUT
-        while True:
-            entry = self.history(prompt_id)
-            if entry is not None:
-                return entry
-            if time.monotonic() > deadline:
-                raise NodeProtocolError(self.url, f"prompt {prompt_id} ended but has no history")
-            time.sleep(0.05)
 
     def close(self) -> None:
         self._closed = True
@@ -260,146 +383,3 @@ class ComfyClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-class PromptWatch:
-    """Follows one prompt; entered before the prompt is submitted so no event is missed.
-
-    With a ``stream`` (the node's shared socket) it reads that prompt's messages from it
-    and posts under the stream's client id; without one it opens a socket of its own.
-    ``history_interval`` is how long silence lasts before ``/history`` is asked directly
-    (short for a prompt posted by an earlier process, whose events go elsewhere).
-    """
-
-    def __init__(self, client: ComfyClient, prompt_id: str, *,
-                 client_id: str | None = None, stream: NodeStream | None = None,
-                 history_interval: float = HISTORY_CHECK_INTERVAL) -> None:
-        self.client = client
-        self.prompt_id = prompt_id
-        self.stream = stream
-        # ComfyUI routes a prompt's events to the socket of the client_id that posted it.
-        self.client_id = stream.client_id if stream else (client_id or uuid.uuid4().hex)
-        self.history_interval = history_interval
-        self._ws: websocket.WebSocket | None = None
-        self._queue: queue.Queue[Message] | None = None
-        self.started = False
-
-    def __enter__(self) -> PromptWatch:
-        if self.stream is not None:
-            self._queue = self.stream.subscribe(self.prompt_id)
-            # Events sent before the shared socket is up would be lost; history checks
-            # cover a node that is down, so this wait is bounded and never fails.
-            self.stream.wait_connected(STREAM_CONNECT_WAIT)
-        else:
-            self._connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.stream is not None:
-            self.stream.unsubscribe(self.prompt_id)
-        if self._ws is not None:
-            with contextlib.suppress(Exception):
-                self._ws.close()
-            self._ws = None
-
-    def _connect(self) -> None:
-        with _translated(self.client.url, "websocket connect"):
-            self._ws = open_event_socket(self.client.url, self.client_id,
-                                         connect_timeout=self.client.timeout,
-                                         poll=SOCKET_POLL_INTERVAL)
-
-    def follow(self, on_message: MessageHandler | None, *, timeout: float | None,
-               idle_timeout: float | None, stop: threading.Event | None = None) -> None:
-        """Read messages until this prompt ends; raise on error/interrupt/time-outs.
-
-        Setting ``stop`` (a cancel) ends the wait with ``JobCancelled`` within a second.
-        """
-        deadline = time.monotonic() + timeout if timeout else None
-        last_seen = last_check = time.monotonic()
-        while True:
-            msg = self._next()
-            now = time.monotonic()
-            if stop is not None and stop.is_set():
-                raise JobCancelled(self.prompt_id, "canceled")
-            if msg is None:
-                if deadline and now > deadline:
-                    raise NodeTimeout(self.client.url, f"prompt {self.prompt_id} took longer "
-                                      f"than {timeout:.0f}s")
-                if self.started and idle_timeout and now - last_seen > idle_timeout:
-                    raise NodeTimeout(self.client.url, f"no event for {idle_timeout:.0f}s while "
-                                      f"prompt {self.prompt_id} was running (stuck node?)")
-                if now - last_check > self.history_interval:
-                    last_check = now
-                    if self._ended_per_history():
-                        return
-                continue
-            if not self._mine(msg):
-                continue
-            last_seen = now
-            if self._handle(msg, on_message):
-                return
-
-    def _mine(self, msg: Message) -> bool:
-        if isinstance(msg, Preview) and msg.prompt_id is None:
-            return self.started
-        return msg.prompt_id == self.prompt_id
-
-    def _handle(self, msg: Message, on_message: MessageHandler | None) -> bool:
-        """Deliver one message; True when it is the end of the prompt."""
-        if isinstance(msg, ExecutionStart):
-            self.started = True
-        if on_message is not None:
-            on_message(msg)
-        if isinstance(msg, ExecutionError):
-            raise JobFailed(self.prompt_id, node_id=msg.node_id, class_type=msg.node_type,
-                            exception_message=msg.exception_message,
-                            exception_type=msg.exception_type, traceback=msg.traceback,
-                            node_url=self.client.url)
-        if isinstance(msg, ExecutionInterrupted):
-            raise JobCancelled(self.prompt_id, "interrupted on the node")
-        return isinstance(msg, Executing) and msg.node is None
-
-    def _next(self) -> Message | None:
-        if self._queue is not None:
-            try:
-                return self._queue.get(timeout=SOCKET_POLL_INTERVAL)
-            except queue.Empty:
-                return None
-        assert self._ws is not None
-        try:
-            frame = self._ws.recv()
-        except websocket.WebSocketTimeoutException:
-            return None
-        except UnicodeDecodeError:
-            raise NodeProtocolError(self.client.url, "a websocket text frame is not UTF-8"
-                                    ) from None
-        except (websocket.WebSocketException, OSError):
-            self._reconnect()
-            return None
-        try:
-            return parse_message(frame)
-        except NodeProtocolError as exc:
-            raise NodeProtocolError(self.client.url, exc.reason) from exc
-
-    def _reconnect(self) -> None:
-        """The socket dropped: reconnect once (the prompt may still run), else give up."""
-        self.__exit__()
-        self._connect()
-
-    def _ended_per_history(self) -> bool:
-        entry = self.client.history(self.prompt_id)
-        if entry is None:
-            if not self.client.queue().holds(self.prompt_id):
-                # Neither queued, running nor finished: the node lost it (restart).
-                raise NodeUnreachable(self.client.url,
-                                      f"prompt {self.prompt_id} vanished from the node")
-            return False
-        if entry.error is not None:
-            err = entry.error
-            raise JobFailed(self.prompt_id, node_id=err.get("node_id"),
-                            class_type=err.get("node_type"),
-                            exception_message=str(err.get("exception_message", "")),
-                            exception_type=str(err.get("exception_type", "")),
-                            node_url=self.client.url)
-        if entry.interrupted:
-            raise JobCancelled(self.prompt_id, "interrupted on the node")
-        return True

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from orchestrator.errors import GraphRejected, InputProblem, NodeProtocolError
+from orchestrator.errors import GraphRejected, InputProblem, NodeProtocolError, PromptIdRejected
 
 # Keys of a node's ui_output that hold files. `images` also carries animated webp and
 # video (then with "animated": [true]); `gifs` is what popular video node packs use.
@@ -62,6 +63,71 @@ class QueueState:
         return prompt_id in self.running or prompt_id in self.pending
 
 
+class PromptPhase(StrEnum):
+    """Where a prompt is on a node, as one look-up found it."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"        # in history: succeeded, failed or interrupted (see the entry)
+    ABSENT = "absent"    # in neither queue nor history (never posted, deleted, or lost)
+
+
+@dataclass(frozen=True)
+class PromptState:
+    """One look-up of a prompt: its phase, and its history entry once it is DONE."""
+
+    prompt_id: str
+    phase: PromptPhase
+    entry: HistoryEntry | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.phase != PromptPhase.ABSENT
+
+
+def state_from_reads(prompt_id: str, queue: QueueState,
+                     entry: HistoryEntry | None) -> PromptState:
+    """A prompt's state from ``/queue`` read first and ``/history/{id}`` read after it.
+
+    The order matters: ComfyUI moves a prompt from "running" to history under one lock,
+    so a prompt that ends between the two reads is seen running or in history, never in
+    neither. Read the other way round it can be missed by both and look lost.
+    """
+    if prompt_id in queue.running:
+        return PromptState(prompt_id, PromptPhase.RUNNING)
+    if prompt_id in queue.pending:
+        return PromptState(prompt_id, PromptPhase.PENDING)
+    if entry is not None:
+        return PromptState(prompt_id, PromptPhase.DONE, entry)
+    return PromptState(prompt_id, PromptPhase.ABSENT)
+
+
+# ``/api/jobs`` statuses (ComfyUI 0.16+) → our phases; the last three come from history.
+_JOB_PHASES = {"pending": PromptPhase.PENDING, "in_progress": PromptPhase.RUNNING,
+               "completed": PromptPhase.DONE, "failed": PromptPhase.DONE,
+               "cancelled": PromptPhase.DONE}
+
+
+def parse_job(prompt_id: str, status: int, body: Any, *, url: str) -> PromptState:
+    """Read ``GET /api/jobs/{id}``: 404 is ABSENT; a finished job carries the same
+    ``outputs`` and ``execution_status`` as its history entry.
+
+    ComfyUI answers it from its queue first and its history after, under the same locks
+    as above, so a single read never misses a prompt that is ending.
+    """
+    if status == 404:
+        return PromptState(prompt_id, PromptPhase.ABSENT)
+    phase = _JOB_PHASES.get(str(body.get("status"))) if isinstance(body, dict) else None
+    if status != 200 or phase is None:
+        raise NodeProtocolError(url, f"/api/jobs/{prompt_id} answered {status} with "
+                                f"{body!r:.200}")
+    if phase != PromptPhase.DONE:
+        return PromptState(prompt_id, phase)
+    record = {"status": body.get("execution_status") or {}, "outputs": body.get("outputs")}
+    entry = parse_history(prompt_id, {prompt_id: record}, url=url)
+    return PromptState(prompt_id, phase, entry)
+
+
 def prompt_body(
     graph: Mapping[str, Any],
     *,
@@ -79,14 +145,20 @@ def prompt_body(
     return body
 
 
-def parse_submit_response(status: int, body: Any, *, url: str) -> Submitted:
-    """Read ComfyUI's answer to ``POST /prompt``.
+def parse_submit_response(status: int, body: Any, *, url: str,
+                          prompt_id: str | None = None) -> Submitted:
+    """Read ComfyUI's answer to ``POST /prompt`` (of ``prompt_id``, when we chose one).
 
     Raises ``GraphRejected`` for a 400 (and for a 200 that still reports node errors:
-    ComfyUI runs the valid branch only, which is never what a caller asked for).
+    ComfyUI runs the valid branch only, which is never what a caller asked for), and
+    ``PromptIdRejected`` for 0.26+'s ``invalid_prompt_id``.
     """
     if not isinstance(body, dict):
         raise NodeProtocolError(url, f"POST /prompt answered {status} with {body!r:.200}")
+    error = body.get("error")
+    if status == 400 and isinstance(error, dict) and error.get("type") == "invalid_prompt_id":
+        raise PromptIdRejected(str(error.get("details") or error.get("message") or ""),
+                               prompt_id=prompt_id, node_url=url)
     if status == 400 or (status == 200 and body.get("node_errors")):
         raise graph_rejection(body, url=url)
     if status != 200 or "prompt_id" not in body:

@@ -11,8 +11,11 @@ from PIL import Image
 
 from orchestrator.comfy.client import ComfyClient
 from orchestrator.comfy.messages import Message, Progress
+from orchestrator.comfy.protocol import PromptPhase
 from orchestrator.errors import GraphRejected, JobCancelled, JobFailed, NodeUnreachable
+from orchestrator.provision.releases import version_key
 from tests import graphs
+from tests.helpers import wait_until
 
 
 @pytest.fixture()
@@ -34,7 +37,7 @@ def test_model_free_graph_returns_png_of_requested_size_and_colour(client: Comfy
 
 
 def test_our_prompt_id_is_honoured_and_history_is_written(client: ComfyClient) -> None:
-    prompt_id = f"orch-{uuid.uuid4()}"
+    prompt_id = str(uuid.uuid4())  # the one spelling every ComfyUI release accepts
     result = client.run(graphs.solid_image(seed=2), prompt_id=prompt_id)
     assert result.prompt_id == prompt_id
     entry = client.history(prompt_id)
@@ -69,15 +72,19 @@ def test_validation_400_becomes_per_input_messages(client: ComfyClient) -> None:
     assert "node 3 (KSampler) input 'cfg': value 1000.0 bigger than max 100.0" in lines
 
 
-def test_unknown_class_is_rejected_before_running(client: ComfyClient) -> None:
+def test_unknown_class_is_rejected_before_running(client: ComfyClient,
+                                                  comfyui_version: str) -> None:
     graph = graphs.solid_image()
     graph["1"]["class_type"] = "NoSuchNode"
-    with pytest.raises(GraphRejected, match="NoSuchNode does not exist"):
+    # ComfyUI reworded this refusal in 0.16 (missing_node_type).
+    text = ("Node 'NoSuchNode' not found" if version_key(comfyui_version) >= (0, 16)
+            else "NoSuchNode does not exist")
+    with pytest.raises(GraphRejected, match=text):
         client.submit(graph)
 
 
 def test_targeted_interrupt_stops_only_that_prompt(client: ComfyClient) -> None:
-    prompt_id = f"slow-{uuid.uuid4()}"
+    prompt_id = str(uuid.uuid4())
     started = threading.Event()
 
     def interrupt_when_running(msg: Message) -> None:
@@ -116,6 +123,19 @@ def test_unreachable_node_names_the_url() -> None:
         ComfyClient("http://127.0.0.1:9").system_stats()
 
 
-def test_comfyui_0_3_75_has_no_job_cancel_route(client: ComfyClient) -> None:
-    """The runner then cancels with a queue delete plus a targeted interrupt."""
-    assert client.supports_job_cancel() is False
+def test_cancel_removes_a_pending_prompt_with_the_nodes_own_means(client: ComfyClient) -> None:
+    """Job cancel where the node has it (0.26+), else a queue delete plus a targeted
+    interrupt; either way the prompt never runs, and the cancel is remembered."""
+    blocker = client.submit(graphs.sleep(seconds=3, steps=6, seed=uuid.uuid4().int % 10**9))
+    pending = client.submit(graphs.solid_image(seed=uuid.uuid4().int % 10**9))
+    assert client.queue().holds(pending.prompt_id)
+    client.cancel(pending.prompt_id)
+    assert not client.queue().holds(pending.prompt_id)
+    assert client.was_cancelled(pending.prompt_id)
+    assert not client.was_cancelled(blocker.prompt_id)
+    client.cancel(blocker.prompt_id)
+    wait_until(lambda: client.lookup(blocker.prompt_id).phase == PromptPhase.DONE, 30,
+               "the running blocker interrupted")
+    entry = client.lookup(blocker.prompt_id).entry
+    assert entry is not None and entry.interrupted
+    assert client.history(pending.prompt_id) is None  # it never ran
