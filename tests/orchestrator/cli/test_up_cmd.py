@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -52,11 +53,43 @@ def up(tmp_path: Path, comfy_install: ComfyInstall) -> Iterator[list[str]]:
 
     yield start  # type: ignore[misc]
     for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_up(proc)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def stop_up(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM first, so `up` stops its panel and ComfyUI (each in a session of its own),
+    then SIGKILL if it hangs; a failing test must not leave servers behind."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def is_running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (a dead child nobody reaped yet)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+def managed_pid(proc: subprocess.Popen[str]) -> int:
+    line = read_until(proc, "managed ComfyUI:", timeout=240)["managed ComfyUI:"]
+    return int(line.rsplit("pid ", 1)[1].rstrip(")"))
+
+
+def wait_gone(pid: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while is_running(pid):
+        assert time.monotonic() < deadline, f"ComfyUI pid {pid} outlived `comfy-orch up`"
+        time.sleep(0.1)
 
 
 def test_up_serves_api_and_panel_with_a_first_run_admin_token(
@@ -132,3 +165,27 @@ def test_up_prints_shell_lines_that_export_address_and_token(tmp_path: Path) -> 
     assert done.stdout.split() == ["http://127.0.0.1:8288", "co_abc_secret", "co_abc_secret",
                                    "http://127.0.0.1:8188"]
     assert "co_abc_secret" not in text  # the secret stays in its file, out of the log
+
+
+def test_up_killed_outright_takes_its_managed_comfyui_with_it(up: object) -> None:
+    proc = up("--node", "http://127.0.0.1:9", "--no-panel")  # type: ignore[operator]
+    pid = managed_pid(proc)
+    assert is_running(pid)
+    # What a crash, the OOM killer or a test's last-resort teardown does: no handler runs.
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    wait_gone(pid)
+
+
+def test_up_that_fails_after_starting_comfyui_stops_it(up: object, tmp_path: Path) -> None:
+    with socket.socket() as taken:  # the service's port is in use: `up` fails late
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = up("--node", "http://127.0.0.1:9", "--no-panel",  # type: ignore[operator]
+                  "--port", str(port))
+        pid = managed_pid(proc)
+        assert proc.wait(timeout=120) == 2
+        assert proc.stdout is not None
+        assert f"cannot listen on 127.0.0.1:{port}" in proc.stdout.read()
+    wait_gone(pid)
