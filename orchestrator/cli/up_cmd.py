@@ -26,7 +26,7 @@ from orchestrator.cli.comfyui_cmd import ensure_tiny_checkpoint
 from orchestrator.comfy.client import ComfyClient
 from orchestrator.errors import ConfigError, NodeError
 from orchestrator.provision.checkpoint import TINY_CHECKPOINT_NAME
-from orchestrator.provision.install import default_home, ensure_installed
+from orchestrator.provision.install import default_home, ensure_installed, newest_install
 from orchestrator.provision.server import LocalComfy, free_port, prepare_base_dir
 from orchestrator.settings import Settings, load_settings
 from orchestrator.tokens import TokenStore
@@ -140,9 +140,10 @@ def _with_live_nodes(settings: Settings, stack: contextlib.ExitStack, *,
 
 @contextlib.contextmanager
 def managed_comfy(home: Path, *, port: int = 0) -> Iterator[LocalComfy]:
-    """Install (first time, with progress) and start a local ComfyUI on ``port`` (0: a
-    free one); stop it on exit."""
-    inst = ensure_installed(home, progress=lambda line: print(line, flush=True))
+    """Start the newest installed ComfyUI (installing the default release first, with
+    progress, when none is) on ``port`` (0: a free one); stop it on exit."""
+    inst = newest_install(home) or ensure_installed(
+        home, progress=lambda line: print(line, flush=True))
     base = prepare_base_dir(inst, home / "base")
     ensure_tiny_checkpoint(base)
     with LocalComfy(inst, base, port=port) as server:
