@@ -18,6 +18,7 @@ from orchestrator.comfy.messages import (
     Message,
     Progress,
 )
+from orchestrator.comfy.weights import node_weights, weighted_fraction
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class GraphProgress:
 
     classes: dict[str, str]  # node id -> class_type, from the submitted graph
     done: set[str] = field(default_factory=set)
+    # what each node weighs (comfy/weights.py) and the nodes served from ComfyUI's cache
+    weights: dict[str, float] = field(default_factory=dict)
+    cached: set[str] = field(default_factory=set)
     current: str | None = None
     step: int | None = None
     steps: int | None = None
@@ -46,12 +50,14 @@ class GraphProgress:
 
     @classmethod
     def for_graph(cls, graph: dict[str, dict[str, object]]) -> GraphProgress:
-        return cls({nid: str(node.get("class_type", "")) for nid, node in graph.items()})
+        return cls({nid: str(node.get("class_type", "")) for nid, node in graph.items()},
+                   weights=node_weights(graph))
 
     def update(self, msg: Message) -> ProgressSnapshot | None:
         """Apply one message; return a new snapshot when it changed anything."""
         if isinstance(msg, ExecutionCached):
             self.done.update(n for n in msg.nodes if n in self.classes)
+            self.cached.update(n for n in msg.nodes if n in self.classes)
         elif isinstance(msg, Executing):
             self._finish_current()
             self.current, self.step, self.steps = msg.node, None, None
@@ -69,11 +75,9 @@ class GraphProgress:
             self.done.add(self.current)
 
     def snapshot(self) -> ProgressSnapshot:
-        total = max(len(self.classes), 1)
-        running = 0.0
-        if self.current is not None and self.current not in self.done and self.steps:
-            running = min(max((self.step or 0) / self.steps, 0.0), 1.0)
-        fraction = min((len(self.done & self.classes.keys()) + running) / total, 1.0)
+        weights = self.weights or dict.fromkeys(self.classes, 1.0)
+        fraction = weighted_fraction(weights, self.done, self.cached, self.current,
+                                     self.step, self.steps)
         self._best = max(self._best, fraction)
         return ProgressSnapshot(
             fraction=self._best,

@@ -7,13 +7,14 @@ GRAPH = {"4": {"class_type": "CheckpointLoaderSimple"}, "3": {"class_type": "KSa
          "8": {"class_type": "VAEDecode"}, "9": {"class_type": "SaveImage"}}
 
 
-def test_cached_nodes_count_as_done_and_steps_add_fractions() -> None:
+def test_cached_nodes_cost_nothing_and_steps_add_fractions() -> None:
     tracker = GraphProgress.for_graph(GRAPH)
     tracker.update(ExecutionCached("p", ("4",)))
     snap = tracker.update(Executing("p", "3"))
     assert snap is not None and snap.nodes_done == 1 and snap.current_class == "KSampler"
     snap = tracker.update(Progress("p", "3", 2, 4))
-    assert snap is not None and snap.fraction == (1 + 0.5) / 4 and snap.step == 2
+    # the cached loader leaves the total; three nodes of weight one remain
+    assert snap is not None and snap.fraction == 0.5 / 3 and snap.step == 2
 
 
 def test_fraction_never_goes_backwards() -> None:
