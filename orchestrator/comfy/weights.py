@@ -15,17 +15,21 @@ STEP_WEIGHT = 1.0  # one sampler step
 # Any other node: loading, encoding, decoding, saving each take about one to two sampler
 # steps of a small image on a CPU, and much less than the whole loop on a GPU.
 NODE_WEIGHT = 1.0
+# A model loader reads a file of hundreds of MB to GB the first time; later runs take it
+# from ComfyUI's cache, where it weighs nothing.
+LOADER_WEIGHT = 3.0
 
 
 def node_weight(node: Mapping[str, Any]) -> float:
-    """The weight of one graph node: its steps for a sampler, ``NODE_WEIGHT`` otherwise."""
+    """The weight of one graph node: its steps for a sampler, ``LOADER_WEIGHT`` for a model
+    loader, ``NODE_WEIGHT`` otherwise."""
     inputs = node.get("inputs") or {}
+    class_type = str(node.get("class_type", ""))
     steps = inputs.get("steps")
     if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 and (
-            "Sampler" in str(node.get("class_type", "")) or "seed" in inputs
-            or "noise_seed" in inputs):
+            "Sampler" in class_type or "seed" in inputs or "noise_seed" in inputs):
         return steps * STEP_WEIGHT
-    return NODE_WEIGHT
+    return LOADER_WEIGHT if "Loader" in class_type else NODE_WEIGHT
 
 
 def node_weights(graph: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from orchestrator.comfy.messages import Executing, ExecutionCached, Progress
 from orchestrator.comfy.progress import GraphProgress
-from orchestrator.comfy.weights import NODE_WEIGHT, node_weights, weighted_fraction
+from orchestrator.comfy.weights import (
+    LOADER_WEIGHT,
+    NODE_WEIGHT,
+    node_weights,
+    weighted_fraction,
+)
 from tests import graphs
 
 
 def test_a_sampler_weighs_its_steps_and_other_nodes_one_each() -> None:
     weights = node_weights(graphs.txt2img(steps=20))
-    assert weights["3"] == 20
-    assert {w for n, w in weights.items() if n != "3"} == {NODE_WEIGHT}
+    assert weights["3"] == 20 and weights["4"] == LOADER_WEIGHT
+    assert {w for n, w in weights.items() if n not in ("3", "4")} == {NODE_WEIGHT}
 
 
 def test_the_sampler_moves_the_percentage_through_its_steps() -> None:
@@ -24,8 +29,8 @@ def test_the_sampler_moves_the_percentage_through_its_steps() -> None:
     half = tracker.update(Progress("p", "3", 10, 20))
     end = tracker.update(Progress("p", "3", 20, 20))
     assert start is not None and half is not None and end is not None
-    assert start.fraction == 4 / 26  # 6 other nodes + 20 steps
-    assert half.fraction == 14 / 26 and end.fraction == 24 / 26
+    assert start.fraction == 6 / 28  # a loader (3), 5 other nodes, 20 steps
+    assert half.fraction == 16 / 28 and end.fraction == 26 / 28
 
 
 def test_cached_nodes_leave_the_total_so_a_warm_run_starts_at_zero() -> None:
