@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 from PIL import Image, ImageSequence, UnidentifiedImageError, features
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator import embedded
 from orchestrator.errors import JobNotFound, StoreError
 from orchestrator.jobs import Item, Job, Visibility, utcnow
 
@@ -332,11 +333,34 @@ class BlobStore:
             raise JobNotFound(sha256, what="blob") from None
 
     def delete(self, sha256: str) -> None:
-        """Remove the blob and its thumbnails; absent blobs are ignored."""
+        """Remove the blob, its thumbnails and its public copy; absent blobs are ignored."""
         folder = self.path(sha256).parent
         with _disk(f"deleting blob {sha256}"):
-            for path in (self.path(sha256), *folder.glob(f"{sha256}.thumb*")):
+            for path in (self.path(sha256), *folder.glob(f"{sha256}.thumb*"),
+                         *folder.glob(f"{sha256}.public")):
                 path.unlink(missing_ok=True)
+
+    def public_copy(self, sha256: str, mime: str) -> Path:
+        """The blob as anyone but its owner gets it: without the graph, prompt and input
+        images ComfyUI embeds (``embedded.stripped``). Made on first use and kept beside
+        the blob; the blob itself for types that carry nothing to strip.
+
+        JobNotFound if the blob is absent, or broken so that its metadata cannot be
+        removed (then it is served to no one but its owner).
+        """
+        if not embedded.strippable(mime):
+            return self.path(sha256)
+        target = self.path(sha256).with_name(f"{sha256}.public")
+        if target.exists():
+            return target
+        with self.open(sha256) as source:
+            try:
+                data = embedded.stripped(source.read(), mime)
+            except embedded.Unreadable:
+                raise JobNotFound(sha256, what="shareable copy of blob") from None
+        with _disk(f"writing the public copy of blob {sha256}"):
+            _write_atomic(target, data)
+        return target
 
     def thumbnail(self, sha256: str, size: int = DEFAULT_THUMBNAIL_SIZE) -> Path | None:
         """A cached thumbnail (longest side ``size``) made on first use; None for non-images.

@@ -36,10 +36,12 @@ from orchestrator.rendering import (
     with_pool_model,
 )
 from orchestrator.runner import PoolContext, RenderedItem, publish_if_finished
+from orchestrator.seeds import reseeded
 from orchestrator.staging import stage_named_inputs
 from orchestrator.store import JobPage, JobStore, OutputPage, open_store
 from orchestrator.validation import check_against_object_info, raise_for_problems
 from orchestrator.workflow import check_graph_shape
+from placeholders import RANDOM_SEED, seed_for
 
 ImageInput = bytes | os.PathLike[str]
 # Event sequence numbers a process may use per second of its start time; keeps ids of a
@@ -361,13 +363,24 @@ class Orchestrator:
 
     def regenerate(self, output_id: str, seed: int | None = None, *,
                    owner: str | None = None) -> JobHandle:
-        """Run the output's workflow again with the same values: new seed, or ``seed``."""
+        """Run the output's workflow again with the same values: new seed, or ``seed``.
+
+        A job submitted as a raw graph runs again with its seed inputs (``seeds``) set to
+        the new seed, which its values record; ``WorkflowFormatError`` when it has none,
+        since it would make the same image.
+        """
         record = self.output(output_id)
         job = self.get(record.job_id)
         values = dict(record.values)
-        values["seed"] = -1 if seed is None else seed
+        values["seed"] = RANDOM_SEED if seed is None else seed
+        graph = None
+        if job.spec.workflow is None and job.spec.graph is not None:
+            with self._rng_lock:
+                values["seed"] = seed_for(values["seed"], 0, self._rng)
+            graph = reseeded(job.spec.graph, self.object_info(), values["seed"],
+                             source=f"the graph of job {job.id}")
         return self.submit(
-            job.spec.workflow, values, graph=job.spec.graph if job.spec.workflow is None else None,
+            job.spec.workflow, values, graph=graph,
             owner=owner or job.spec.owner, character=job.spec.character,
             conversation=job.spec.conversation, visibility=job.spec.visibility,
             priority=job.spec.priority,

@@ -8,19 +8,22 @@ or 416 outside the file), so browsers cache them and video players can seek.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
-from orchestrator.errors import JobNotFound
+from orchestrator import embedded
+from orchestrator.errors import JobNotFound, WorkflowNotFound
+from orchestrator.jobs import Job
 from orchestrator.outputs import THUMBNAIL_FORMAT, OutputRecord
 from orchestrator.store import OutputPage
 from orchestrator.tokens import Principal
 from orchestrator.web import content
 from orchestrator.web.auth import Caller, Services, Svc, visible_output
 from orchestrator.web.body import JsonBodyRoute
-from orchestrator.web.errors import InvalidRequest
+from orchestrator.web.errors import Forbidden, InvalidRequest
 from orchestrator.web.jobs import check_queue, job_out
 from orchestrator.web.schemas import (
     JobOut,
@@ -31,11 +34,13 @@ from orchestrator.web.schemas import (
     checked_name,
 )
 from orchestrator.web.v2.blobs import release_blob
+from placeholders import CATALOG, ValueType
 
 router = APIRouter(tags=["outputs"], route_class=JsonBodyRoute)
 
 # Outputs never change (content-addressed), so clients may keep them; private: per token.
 CACHE_CONTROL = "private, max-age=31536000, immutable"
+PUBLIC_VARIANT = "public"  # ETag suffix of the copy without embedded metadata
 THUMBNAIL_MIME = f"image/{THUMBNAIL_FORMAT.lower()}"
 THUMBNAIL_DEFAULT = 256  # pixels, longest side
 
@@ -74,13 +79,20 @@ def get_output(output_id: str, request: Request, svc: Svc, who: Caller) -> Outpu
 def get_content(output_id: str, svc: Svc, who: Caller,
                 range: Annotated[str | None, Header()] = None,
                 if_none_match: Annotated[str | None, Header()] = None) -> Response:
-    """The bytes with their own content type; ``Range: bytes=a-b`` for a part."""
+    """The bytes with their own content type; ``Range: bytes=a-b`` for a part.
+
+    The owner gets the file as ComfyUI wrote it; anyone else (an admin too) gets it
+    without the graph ComfyUI embeds (prompt text, input images), with its own ETag, and
+    ranges count in that copy's bytes."""
     record = _record(svc, who, output_id)
-    etag = content.etag_of(record.sha256)
+    public = _public_variant(record, who)
+    etag = content.etag_of(record.sha256, PUBLIC_VARIANT if public else "")
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Accept-Ranges": "bytes"}
     if content.not_modified(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    path = svc.orch.blobs.path(record.sha256)
+    blobs = svc.orch.blobs
+    path = blobs.public_copy(record.sha256, record.mime) if public else blobs.path(
+        record.sha256)
     if not path.is_file():
         raise JobNotFound(output_id, what="output")
     size = path.stat().st_size
@@ -92,6 +104,12 @@ def get_content(output_id: str, svc: Svc, who: Caller,
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     return StreamingResponse(content.file_chunks(path, first, last), media_type=record.mime,
                              status_code=206 if span else 200, headers=headers)
+
+
+def _public_variant(record: OutputRecord, who: Principal) -> bool:
+    """Whether the caller gets the copy without embedded metadata (not the owner, and the
+    format has something to strip)."""
+    return record.owner != who.owner and embedded.strippable(record.mime)
 
 
 @router.get("/v1/outputs/{output_id}/thumbnail", summary="A small preview of an image output",
@@ -115,14 +133,48 @@ def get_thumbnail(output_id: str, svc: Svc, who: Caller,
              summary="Run an output's workflow again, with a new or a given seed")
 def regenerate(output_id: str, body: RegenerateRequest, request: Request, response: Response,
                svc: Svc, who: Caller) -> JobOut:
-    """A new job owned by the caller, with the output's values; ``seed`` null → random."""
+    """A new job owned by the caller, with the output's values; ``seed`` null → random.
+
+    Another owner's (public) output is regenerated from its workflow and values only:
+    403 when it was made from their input images or from a graph of their own, which
+    stay theirs as they do in the image's served bytes. A raw graph gets the new seed in
+    its seed inputs; 422 when it has none (it would make the same image)."""
     record = _record(svc, who, output_id)
     job = svc.orch.get(record.job_id)
+    if record.owner != who.owner:
+        _refuse_private_inputs(svc, job, record)
     check_queue(svc, who.owner, job.spec.count)
     handle = svc.orch.regenerate(record.id, body.seed, owner=who.owner)
     out = job_out(svc, handle.get(), base_url(request))
     response.headers["Location"] = out.url
     return out
+
+
+def _refuse_private_inputs(svc: Services, job: Job, record: OutputRecord) -> None:
+    spec = job.spec
+    if spec.graph is not None:
+        raise Forbidden(
+            f"output {record.id} was made from {record.owner}'s own graph, which is not "
+            "shared; regenerate your own outputs, or submit a workflow with your values",
+            details={"output": record.id, "inputs": ["graph"]})
+    private = sorted(set(spec.images) | (set(spec.values) & _image_placeholders(
+        svc, spec.workflow)))
+    if private:
+        raise Forbidden(
+            f"output {record.id} was made from {record.owner}'s input images "
+            f"({', '.join(private)}), which are not shared; submit workflow "
+            f"{spec.workflow!r} with your own images instead",
+            details={"output": record.id, "inputs": private})
+
+
+def _image_placeholders(svc: Services, workflow: str | None) -> set[str]:
+    """Names whose values are images: the built-in ones and those the workflow declares."""
+    specs = list(CATALOG.values())
+    registry = svc.orch.registry
+    if workflow is not None and registry is not None:
+        with contextlib.suppress(WorkflowNotFound):
+            specs += registry.get(workflow).specs
+    return {spec.name for spec in specs if spec.type == ValueType.IMAGE}
 
 
 @router.delete("/v1/outputs/{output_id}", status_code=204, summary="Delete an output")

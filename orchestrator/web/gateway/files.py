@@ -43,6 +43,7 @@ class Found:
     sha256: str
     filename: str
     mime: str
+    public: bool = False  # another owner's output: served without embedded metadata
 
 
 def annotated(name: str) -> tuple[str, str | None]:
@@ -91,7 +92,7 @@ def _output(orch: Orchestrator, who: Principal, where: Upload) -> Found | None:
         return None
     if not can_read_output(who, record) or not record.filename.endswith(parsed[1]):
         return None
-    return Found(record.sha256, where.name, record.mime)
+    return Found(record.sha256, where.name, record.mime, public=record.owner != who.owner)
 
 
 def _mime(name: str) -> str:

@@ -3,6 +3,8 @@ ranges, thumbnails, regenerate, delete, and the public and private galleries."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import uuid
 from typing import Any
@@ -11,7 +13,8 @@ import pytest
 from PIL import Image
 
 from orchestrator.web.v2 import blobs as v2_blobs
-from tests.orchestrator.web.conftest import Api, Service
+from tests import graphs
+from tests.orchestrator.web.conftest import Api, Service, png_bytes
 
 
 def finished_output(api: Api, token: str, **body: Any) -> dict[str, Any]:
@@ -306,3 +309,151 @@ def test_an_upload_of_the_same_bytes_during_a_delete_keeps_them(
     content = api.get(f"/api/v2/assets/{asset['id']}/content", token=service.bob)
     assert (content.status_code, content.content) == (200, data)
     assert blob(service, output).is_file()
+
+
+# --- what others get of a public output ------------------------------------------------------
+
+TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+
+
+@pytest.fixture(scope="module")
+def avatar_output(api: Api, service: Service) -> dict[str, Any]:
+    """Alice's public image made from her uploaded avatar (which ComfyUI embeds)."""
+    response = api.post("/v1/jobs", token=service.alice,
+                        data={"workflow": "avatar", "visibility": "public"},
+                        files={"char_avatar": ("me.png", png_bytes(color="#c0ffee"),
+                                               "image/png")})
+    assert response.status_code == 202, response.text
+    output_id = api.wait_job(service.alice, response.json()["id"])["output_ids"][0]
+    found: dict[str, Any] = api.get(f"/v1/outputs/{output_id}", token=service.alice).json()
+    return found
+
+
+def test_the_owner_gets_the_file_as_comfyui_wrote_it(avatar_output: dict[str, Any], api: Api,
+                                                     service: Service) -> None:
+    response = api.get(f"/v1/outputs/{avatar_output['id']}/content", token=service.alice)
+    avatar = base64.b64encode(png_bytes(color="#c0ffee"))
+    assert b"tEXt" in response.content and avatar in response.content
+    assert hashlib.sha256(response.content).hexdigest() == avatar_output["sha256"]
+    assert response.headers["ETag"] == f'"{avatar_output["sha256"]}"'
+
+
+@pytest.mark.parametrize("who", ["bob", "admin"])
+def test_anyone_else_gets_the_picture_without_its_embedded_graph(
+        avatar_output: dict[str, Any], api: Api, service: Service, who: str) -> None:
+    """Given alice's public output made from her avatar, when another token downloads it,
+    then it has no text chunks (no prompt, no avatar) and the same pixels, with an ETag of
+    its own that conditional and range requests honour."""
+    url = f"/v1/outputs/{avatar_output['id']}/content"
+    token = getattr(service, who)
+    original = api.get(url, token=service.alice).content
+    response = api.get(url, token=token)
+    assert response.status_code == 200
+    assert not any(chunk in response.content for chunk in TEXT_CHUNKS)
+    assert b"prompt" not in response.content and b"workflow" not in response.content
+    with Image.open(io.BytesIO(response.content)) as mine, \
+            Image.open(io.BytesIO(original)) as theirs:
+        assert mine.convert("RGB").tobytes() == theirs.convert("RGB").tobytes()
+    etag = response.headers["ETag"]
+    assert etag == f'"{avatar_output["sha256"]}-public"'
+    assert int(response.headers["Content-Length"]) == len(response.content) < len(original)
+    assert api.get(url, token=token, headers={"If-None-Match": etag}).status_code == 304
+    assert api.get(url, token=token, headers={
+        "If-None-Match": f'"{avatar_output["sha256"]}"'}).status_code == 200
+    part = api.get(url, token=token, headers={"Range": "bytes=8-15"})
+    assert (part.status_code, part.content) == (206, response.content[8:16])
+    assert part.headers["Content-Range"] == f"bytes 8-15/{len(response.content)}"
+
+
+def test_the_gateway_view_of_anothers_output_has_no_embedded_graph(
+        avatar_output: dict[str, Any], api: Api, service: Service) -> None:
+    name = avatar_output["id"] + ".png"
+    theirs = api.get(f"/comfyui/{service.bob}/view", params={"filename": name})
+    mine = api.get(f"/comfyui/{service.alice}/view", params={"filename": name})
+    assert theirs.status_code == mine.status_code == 200
+    assert not any(chunk in theirs.content for chunk in TEXT_CHUNKS)
+    assert b"tEXt" in mine.content
+
+
+def test_anothers_output_made_from_input_images_is_not_regenerated(
+        avatar_output: dict[str, Any], api: Api, service: Service) -> None:
+    """Regenerating would hand alice's avatar to bob in his new job (its graph, its
+    /api/v2 workflow): 403 naming the inputs, and no job for bob."""
+    before = api.get("/v1/jobs", token=service.bob).json()["jobs"]
+    response = api.post(f"/v1/outputs/{avatar_output['id']}/regenerate", token=service.bob,
+                        json={})
+    assert response.status_code == 403, response.text
+    error = response.json()["error"]
+    assert error["code"] == "forbidden" and error["details"]["inputs"] == ["char_avatar"]
+    assert "char_avatar" in error["message"] and "input images" in error["message"]
+    assert api.get("/v1/jobs", token=service.bob).json()["jobs"] == before
+    mine = api.post(f"/v1/outputs/{avatar_output['id']}/regenerate", token=service.alice,
+                    json={})
+    assert mine.status_code == 202  # the owner still may
+
+
+def test_anothers_output_without_inputs_is_regenerated_with_its_values_only(
+        api: Api, service: Service) -> None:
+    public = finished_output(api, service.alice, visibility="public",
+                             values={"color": "#123456"})
+    response = api.post(f"/v1/outputs/{public['id']}/regenerate", token=service.bob, json={})
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["owner"] == "bob" and job["values"]["color"] == "#123456"
+    api.wait_job(service.bob, job["id"])
+    graph = api.get(f"/api/v2/jobs/{job['id']}/workflow", token=service.bob).json()["workflow"]
+    assert [node["class_type"] for node in graph.values()] == [
+        "OrchTestSolidImage", "SaveImage"]
+
+
+def test_anothers_output_of_a_raw_graph_is_not_regenerated(api: Api,
+                                                           service: Service) -> None:
+    job = api.submit(service.alice, graph=graphs.txt2img(seed=4, steps=1),
+                     visibility="public")
+    output_id = api.wait_job(service.alice, job["id"])["output_ids"][0]
+    response = api.post(f"/v1/outputs/{output_id}/regenerate", token=service.bob, json={})
+    assert response.status_code == 403
+    assert response.json()["error"]["details"]["inputs"] == ["graph"]
+
+
+# --- regenerating a raw graph ----------------------------------------------------------------
+
+
+def _pixels(api: Api, token: str, output_id: str) -> bytes:
+    data = api.get(f"/v1/outputs/{output_id}/content", token=token).content
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB").tobytes()
+
+
+def test_a_raw_graph_is_regenerated_with_the_new_seed_in_its_sampler(
+        api: Api, service: Service) -> None:
+    """Given a txt2img graph submitted raw with seed 1, when its output is regenerated with
+    seed 2 and with no seed, then each new job's graph carries its new seed in KSampler and
+    makes a different image."""
+    job = api.submit(service.alice, graph=graphs.txt2img(seed=1, steps=2))
+    first = api.wait_job(service.alice, job["id"])["output_ids"][0]
+    seeds = {}
+    for asked in (2, None):
+        response = api.post(f"/v1/outputs/{first}/regenerate", token=service.alice,
+                            json={"seed": asked})
+        assert response.status_code == 202, response.text
+        again = api.wait_job(service.alice, response.json()["id"])
+        assert again["status"] == "succeeded"
+        graph = api.get(f"/api/v2/jobs/{again['id']}/workflow",
+                        token=service.alice).json()["workflow"]
+        seeds[asked] = graph["3"]["inputs"]["seed"]
+        assert again["values"]["seed"] == seeds[asked]
+        assert _pixels(api, service.alice, again["output_ids"][0]) != _pixels(
+            api, service.alice, first)
+    assert seeds[2] == 2 and seeds[None] not in (1, 2)
+
+
+def test_a_raw_graph_without_a_seed_input_is_refused_naming_why(api: Api,
+                                                                service: Service) -> None:
+    job = api.submit(service.alice, graph=graphs.solid_image(8, 8, "#445566"))
+    output_id = api.wait_job(service.alice, job["id"])["output_ids"][0]
+    response = api.post(f"/v1/outputs/{output_id}/regenerate", token=service.alice,
+                        json={"seed": 5})
+    assert response.status_code == 422, response.text
+    assert "no seed input found" in response.json()["error"]["message"]
+    assert job["id"] in response.json()["error"]["message"]
