@@ -21,6 +21,7 @@ OrchestratorError                 base; never raised directly
 │   └── JobCancelled
 ├── AccessDenied                  a private gallery or job read with the wrong token
 ├── InvalidCursor                 a page cursor the store did not issue
+├── IdempotencyKeyReused          an idempotency key sent again with another request
 └── StoreError                    the job database cannot be opened or written
     └── IllegalTransition         an item state change the table forbids (a race or a bug)
 ```
@@ -262,6 +263,18 @@ class AccessDenied(OrchestratorError):
 
 class StoreError(OrchestratorError):
     """The job database cannot be opened, read or written."""
+
+
+class IdempotencyKeyReused(OrchestratorError):
+    """An idempotency key sent again with a request other than the one that made its job."""
+
+    def __init__(self, key: str, job_id: str) -> None:
+        self.key = key
+        self.job_id = job_id
+        super().__init__(
+            f"Idempotency-Key {key[:80]!r} was already used for job {job_id} with another "
+            "request; send a new key for a new request, or the same request to get that job"
+        )
 
 
 class InvalidCursor(OrchestratorError):

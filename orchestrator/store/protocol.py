@@ -60,7 +60,9 @@ class JobStore(Protocol):
 
     def create_job_idempotent(self, spec: JobSpec, *, idempotency_key: str | None = None,
                               job_id: str | None = None) -> tuple[Job, bool]:
-        """Like ``create_job``; the flag is True when the key replayed an existing job."""
+        """Like ``create_job``; the flag is True when the key replayed an existing job.
+
+        ``IdempotencyKeyReused`` when the key was first sent with another request."""
 
     def create_jobs(self, specs: Sequence[JobSpec]) -> list[Job]:
         """Several new jobs in one transaction (all or none)."""
@@ -190,3 +192,13 @@ class JobStore(Protocol):
 
     def input_references(self, sha256: str) -> int:
         """How many jobs use the blob as an input image (``JobSpec.images``)."""
+
+    def delete_expired_jobs(self, created_before: datetime, *,
+                            limit: int = 500) -> list[tuple[Job, list[OutputRecord]]]:
+        """Delete up to ``limit`` finished jobs created before ``created_before`` (oldest
+        first), with their items, output records and idempotency keys; each job with the
+        output records that went. Unfinished jobs stay until they finish.
+
+        The blobs stay: release those of the outputs and the jobs' input images once
+        nothing else names them.
+        """

@@ -11,7 +11,7 @@ import sqlite3
 
 from orchestrator.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _V1 = (
     """CREATE TABLE jobs (
@@ -81,7 +81,12 @@ _V1 = (
     "CREATE INDEX outputs_sha256 ON outputs (sha256)",
 )
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1}
+# An idempotency key remembers a digest of the request it was first sent with, so the
+# same key with another request is refused instead of replayed. Keys remembered before
+# this (NULL) replay as they always did.
+_V2 = ("ALTER TABLE idempotency ADD COLUMN request_digest TEXT",)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2}
 
 
 def migrate(conn: sqlite3.Connection, path: object) -> None:

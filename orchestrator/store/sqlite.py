@@ -18,10 +18,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
-from orchestrator.errors import JobNotFound, StoreError
+from orchestrator.errors import IdempotencyKeyReused, JobNotFound, StoreError
 from orchestrator.jobs import Item, ItemError, Job, JobSpec, JobStatus, Visibility, utcnow
 from orchestrator.outputs import OutputRecord
-from orchestrator.store import output_rows, position, rules, schema, tables
+from orchestrator.store import expiry, output_rows, position, rules, schema, tables
 from orchestrator.store.claim import ClaimScan
 from orchestrator.store.protocol import CanRun, JobPage, OutputPage, PromptId
 
@@ -163,11 +163,14 @@ class SqliteJobStore:
                 return job, False
             known = tables.idempotent_job(conn, spec.owner, idempotency_key,
                                           since=now - IDEMPOTENCY_TTL)
-            existing = tables.load_job(conn, known) if known else None
-            if existing is not None:
+            digest = tables.spec_digest(spec)
+            existing = tables.load_job(conn, known[0]) if known else None
+            if existing is not None and known is not None:
+                if known[1] not in (None, digest):
+                    raise IdempotencyKeyReused(idempotency_key, existing.id)
                 return existing, True
             tables.insert_job(conn, job)
-            tables.remember_key(conn, spec.owner, idempotency_key, job.id, now)
+            tables.remember_key(conn, spec.owner, idempotency_key, job.id, now, digest)
             return job, False
 
     def create_jobs(self, specs: Sequence[JobSpec]) -> list[Job]:
@@ -437,3 +440,12 @@ class SqliteJobStore:
             return tables.count(conn, "SELECT COUNT(*) FROM jobs, json_each(jobs.spec, "
                                 "'$.images') AS image WHERE image.value = ?", [sha256])
 
+    # --- retention --------------------------------------------------------------------------
+
+    def delete_expired_jobs(self, created_before: datetime, *,
+                            limit: int = MAX_PAGE) -> list[tuple[Job, list[OutputRecord]]]:
+        """See ``JobStore.delete_expired_jobs``."""
+        with self._tx("deleting expired jobs") as conn:
+            jobs = tables.load_jobs(conn, expiry.expired_job_ids(conn, created_before,
+                                                                 _limit(limit)))
+            return [(job, expiry.delete_job_rows(conn, job.id)) for job in jobs]

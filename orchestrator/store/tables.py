@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import re
 import sqlite3
@@ -265,21 +266,29 @@ def count(conn: sqlite3.Connection, sql: str, params: Sequence[object] = ()) -> 
 # --- idempotency keys ---------------------------------------------------------------------
 
 
+def spec_digest(spec: JobSpec) -> str:
+    """A digest of what a job asks for, equal for equal requests whatever their key order."""
+    text = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def idempotent_job(conn: sqlite3.Connection, owner: str, key: str,
-                   since: datetime) -> str | None:
-    """The job id remembered for (owner, key) at or after ``since``."""
+                   since: datetime) -> tuple[str, str | None] | None:
+    """The job id and request digest remembered for (owner, key) at or after ``since``
+    (the digest is None for a key remembered before digests were)."""
     row = conn.execute(
-        "SELECT job_id FROM idempotency WHERE owner = ? AND key = ? AND created_at >= ?",
+        "SELECT job_id, request_digest FROM idempotency"
+        " WHERE owner = ? AND key = ? AND created_at >= ?",
         (owner, key, since.timestamp())).fetchone()
-    return None if row is None else str(row[0])
+    return None if row is None else (str(row[0]), None if row[1] is None else str(row[1]))
 
 
 def remember_key(conn: sqlite3.Connection, owner: str, key: str, job_id: str,
-                 now: datetime) -> None:
-    """Remember (owner, key) → job id, replacing an expired entry."""
+                 now: datetime, digest: str) -> None:
+    """Remember (owner, key) → job id and request digest, replacing an expired entry."""
     conn.execute(
-        "INSERT OR REPLACE INTO idempotency (owner, key, job_id, created_at)"
-        " VALUES (?, ?, ?, ?)", (owner, key, job_id, now.timestamp()))
+        "INSERT OR REPLACE INTO idempotency (owner, key, job_id, created_at, request_digest)"
+        " VALUES (?, ?, ?, ?, ?)", (owner, key, job_id, now.timestamp(), digest))
 
 
 def forget_keys(conn: sqlite3.Connection, before: datetime) -> int:

@@ -30,6 +30,7 @@ from orchestrator.errors import (
     AccessDenied,
     ConfigError,
     GraphRejected,
+    IdempotencyKeyReused,
     InvalidCursor,
     JobError,
     JobNotFound,
@@ -165,6 +166,8 @@ def envelope(exc: OrchestratorError) -> Envelope:
         return Envelope(422, body("invalid_workflow", str(exc), {"problems": problems(exc)}))
     if isinstance(exc, InvalidCursor | ConfigError):
         return Envelope(400, body("invalid_request", str(exc)))
+    if isinstance(exc, IdempotencyKeyReused):  # as v2 answers it
+        return Envelope(422, body("idempotency_key_reuse", str(exc), {"job_id": exc.job_id}))
     if isinstance(exc, NodeError):
         return Envelope(502, body("upstream_error", _UPSTREAM))
     if isinstance(exc, JobError):

@@ -7,6 +7,7 @@ orchestrator stores anything, so a refused request leaves no blob and no job beh
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -45,6 +46,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonBodyRoute)
 IDEMPOTENCY_KEY_MAX = 255
 _FORM_FIELDS = frozenset(JobRequest.model_fields)
 _JSON_FIELDS = frozenset({"values", "graph", "metadata"})
+_INT_FIELDS = frozenset({"count", "priority"})
+_FORM_INT = re.compile(r"-?[0-9]{1,6}")
 
 _SUBMIT_DOC: dict[str, Any] = {
     "requestBody": {
@@ -139,12 +142,22 @@ async def _read_form(form: FormData, svc: Services) -> tuple[JobRequest, dict[st
                 svc.settings.max_upload_bytes)
         elif name in _JSON_FIELDS:
             fields[name] = read_json(value, where=f"form field {name!r}")
+        elif name in _INT_FIELDS:
+            fields[name] = _form_int(name, value)
         elif name in _FORM_FIELDS:
             fields[name] = value
         else:
             raise InvalidRequest(f"unknown form field {name!r}; fields are "
                                  f"{', '.join(sorted(_FORM_FIELDS))} plus image files")
     return parse_model(JobRequest, fields, where="form"), images
+
+
+def _form_int(name: str, text: str) -> int:
+    # A form carries text: only plain ASCII digits are a number, never "true" or "²".
+    if not _FORM_INT.fullmatch(text.strip()):
+        raise InvalidRequest(f"form field {name!r} must be a whole number, got {text[:40]!r}",
+                             details={"field": name})
+    return int(text)
 
 
 def _image_name(field: str) -> str:

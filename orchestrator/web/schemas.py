@@ -89,11 +89,13 @@ class JobRequest(_Request):
         default=None, description="a raw API-format graph instead of a workflow")
     values: dict[str, Any] = Field(default_factory=dict,
                                    description="placeholder values, e.g. prompt, seed, width")
-    count: int = Field(default=1, ge=1, le=MAX_COUNT, description="images, each its own seed")
+    # Strict: JSON true and "2" are not counts (a form's text is converted in jobs.py).
+    count: int = Field(default=1, ge=1, le=MAX_COUNT, strict=True,
+                       description="images, each its own seed")
     character: str | None = Field(default=None, max_length=TEXT_MAX)
     conversation: str | None = Field(default=None, max_length=TEXT_MAX)
     visibility: Literal["public", "private"] = "private"
-    priority: int = Field(default=0, ge=-PRIORITY_LIMIT, le=PRIORITY_LIMIT)
+    priority: int = Field(default=0, ge=-PRIORITY_LIMIT, le=PRIORITY_LIMIT, strict=True)
     metadata: dict[str, str] = Field(default_factory=dict, description="labels for filtering")
 
     @model_validator(mode="after")

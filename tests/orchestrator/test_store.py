@@ -22,6 +22,7 @@ import pytest
 
 from orchestrator.errors import (
     ConfigError,
+    IdempotencyKeyReused,
     IllegalTransition,
     InvalidCursor,
     JobNotFound,
@@ -38,7 +39,7 @@ from orchestrator.jobs import (
     Visibility,
 )
 from orchestrator.outputs import OutputKind, OutputRecord
-from orchestrator.store import DATABASE_NAME, JobStore, SqliteJobStore, open_store
+from orchestrator.store import DATABASE_NAME, JobStore, SqliteJobStore, open_store, schema
 from orchestrator.store.rules import transition
 from orchestrator.store.schema import SCHEMA_VERSION
 
@@ -198,11 +199,19 @@ class TestJobStoreContract:
     # --- idempotency ----------------------------------------------------------------------
 
     def test_a_used_key_replays_the_owners_job(self, store: JobStore) -> None:
-        job, replayed = store.create_job_idempotent(spec(), idempotency_key="k")
-        again, replayed_again = store.create_job_idempotent(spec(count=4), idempotency_key="k")
+        job, replayed = store.create_job_idempotent(spec(values={"a": 1, "b": 2}),
+                                                    idempotency_key="k")
+        again, replayed_again = store.create_job_idempotent(spec(values={"b": 2, "a": 1}),
+                                                            idempotency_key="k")
         assert (replayed, replayed_again) == (False, True)
         assert again == job and store.queued_count() == 1
-        assert store.create_job(spec(), idempotency_key="k") == job
+
+    def test_a_used_key_with_another_request_is_refused(self, store: JobStore) -> None:
+        job = store.create_job(spec(), idempotency_key="k")
+        with pytest.raises(IdempotencyKeyReused) as caught:
+            store.create_job(spec(count=4), idempotency_key="k")
+        assert (caught.value.key, caught.value.job_id) == ("k", job.id)
+        assert store.queued_count() == 1
 
     def test_the_same_key_of_another_owner_makes_a_new_job(self, store: JobStore) -> None:
         mine = store.create_job(spec(owner="a"), idempotency_key="k")
@@ -639,6 +648,31 @@ def test_the_schema_is_versioned(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "db") as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_version_1_database_opens_and_its_keys_replay_whatever_the_request(
+        tmp_path: Path) -> None:
+    """A data dir from before request digests: migrated on open, old keys still replay."""
+    path = tmp_path / "db"
+    with sqlite3.connect(path) as conn:
+        for statement in schema._V1:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+    with SqliteJobStore(path) as store:
+        job = store.create_job(spec(), job_id="old")
+    with sqlite3.connect(path) as conn:  # as version 1 remembered it: no digest
+        conn.execute("ALTER TABLE idempotency DROP COLUMN request_digest")
+        conn.execute("INSERT INTO idempotency VALUES ('local', 'k', 'old', ?)",
+                     (datetime.now(UTC).timestamp(),))
+        conn.execute("PRAGMA user_version = 1")
+    with SqliteJobStore(path) as store:
+        assert store.create_job_idempotent(spec(count=3), idempotency_key="k") == (job, True)
+        fresh = store.create_job(spec(), idempotency_key="new")
+        with pytest.raises(IdempotencyKeyReused):
+            store.create_job(spec(count=2), idempotency_key="new")
+        assert store.get_job(fresh.id) == fresh
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_newer_schema_is_refused_with_advice(tmp_path: Path) -> None:

@@ -130,3 +130,38 @@ def test_a_model_body_that_is_not_utf8_is_a_400_naming_the_body(idle: Service) -
     response = idle.api.post("/api/v2/assets/from-hash", token=idle.alice,
                              data=b'{"hash": "\xff"}', headers=JSON)
     assert_refused(response, 422, "body is not acceptable JSON")
+
+
+NAN_GRAPH = ('{"1": {"class_type": "OrchTestSleep", "inputs": {"seconds": NaN, "steps": 1, '
+             '"seed": 1}}, "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], '
+             '"filename_prefix": "nan"}}}')
+
+
+def job_ids(service: Service) -> list[str]:
+    rest = service.api.get("/v1/jobs", token=service.alice).json()["jobs"]
+    v2 = service.api.get("/api/v2/jobs", token=service.alice).json()["jobs"]
+    return sorted(j["id"] for j in rest + v2)
+
+
+@pytest.mark.parametrize(("path", "body", "status"), [
+    ("/v1/jobs", '{"graph": ' + NAN_GRAPH + "}", 400),
+    ("/v1/jobs", '{"workflow": "nap", "values": {"seconds": Infinity}}', 400),
+    ("/v1/jobs", '{"workflow": "nap", "values": {"seconds": 1e999}}', 400),
+    ("/api/v2/jobs", '{"workflow": ' + NAN_GRAPH + "}", 422),
+    ("/api/v2/jobs", '{"workflow": ' + NAN_GRAPH.replace("NaN", "-Infinity") + "}", 422),
+])
+def test_a_non_finite_number_is_refused_at_the_door_and_no_job_is_recorded(
+        service: Service, path: str, body: str, status: int) -> None:
+    before = job_ids(service)
+    response = service.api.post(path, token=service.alice, data=body.encode(), headers=JSON)
+    assert_refused(response, status, "is not a finite number")
+    assert job_ids(service) == before
+
+
+def test_a_non_finite_form_value_is_refused_and_no_job_is_recorded(service: Service) -> None:
+    before = job_ids(service)
+    response = service.api.post("/v1/jobs", token=service.alice,
+                                files={"workflow": (None, "nap"),
+                                       "values": (None, '{"seconds": NaN}')})
+    assert_refused(response, 400, "form field 'values' is not acceptable JSON: NaN")
+    assert job_ids(service) == before
