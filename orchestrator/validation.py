@@ -8,7 +8,9 @@ the first, so an operator fixes a workflow in one pass:
   out, numbers outside the node's limits, COMBO values (a checkpoint name, a sampler) the
   server does not have, links of the wrong type, and no output node at all;
 - :func:`check_placeholders`: the graph against the placeholders it may use — a ``%name%``
-  nothing declares gets a did-you-mean from the placeholder engine.
+  nothing declares gets a did-you-mean from the placeholder engine;
+- :func:`check_outputs_offline`: without a server, whether a graph of ComfyUI's core
+  classes has an output node (a custom class cannot be judged: :func:`unjudged_classes`).
 
 A value that is still a whole ``%placeholder%`` (or an upload marker) is skipped by the
 first check: it is only known at render time. Check the rendered graph to check values.
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from orchestrator.comfy.core_classes import CORE_CLASSES, CORE_OUTPUT_CLASSES
 from orchestrator.errors import GraphRejected, InputProblem
 from orchestrator.metadata import custom_placeholders
 from orchestrator.workflow import Graph, Workflow, is_link
@@ -154,6 +157,29 @@ def _no_output(graph: Graph, object_info: Mapping[str, Any]) -> list[Problem]:
     return [Problem(ProblemCode.NO_OUTPUT,
                     "the workflow has no output node, so ComfyUI would run nothing; add one "
                     "such as SaveImage or PreviewImage")]
+
+
+def check_outputs_offline(graph: Graph) -> list[Problem]:
+    """The "no output node" problem ComfyUI would report, judged without a server.
+
+    Only a graph made of core classes alone can be judged (a custom class might be an
+    output); :func:`unjudged_classes` names the classes that kept it from being judged.
+    """
+    classes = {str(node["class_type"]) for node in graph.values()}
+    if classes & CORE_OUTPUT_CLASSES or not classes <= CORE_CLASSES:
+        return []
+    return [Problem(ProblemCode.NO_OUTPUT,
+                    "the workflow has no output node, so ComfyUI would refuse it (\"Prompt "
+                    "has no outputs\"); add one such as SaveImage or PreviewImage")]
+
+
+def unjudged_classes(graph: Graph) -> list[str]:
+    """Classes that are not ComfyUI core classes, when no core output node is present:
+    whether the graph has an output depends on them, which only a server can tell."""
+    classes = {str(node["class_type"]) for node in graph.values()}
+    if classes & CORE_OUTPUT_CLASSES:
+        return []
+    return sorted(classes - CORE_CLASSES)
 
 
 def _node_problems(graph: Graph, node_id: str, node: Mapping[str, Any], info: Mapping[str, Any],

@@ -2,7 +2,10 @@
 
 ``check`` prints one message per problem (file, node, input, what to do) and exits 2 when
 any workflow has one; it also shows which placeholders each workflow uses (✅/❌), as
-SillyTavern's workflow editor does. ``render`` shows exactly what a request would send.
+SillyTavern's workflow editor does. Without ``--node`` it still knows ComfyUI's core
+classes, so a graph of core classes without an output node is refused as ComfyUI would
+refuse it; one with custom classes gets a note that only a node can tell. ``render``
+shows exactly what a request would send.
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ from orchestrator.errors import WorkflowError, WorkflowInvalid
 from orchestrator.metadata import META_SCHEMA
 from orchestrator.registry import GRAPH_SUFFIX, WorkflowRegistry, name_of, read_workflow
 from orchestrator.rendering import Rendered, compiled, render_workflow
-from orchestrator.validation import check_against_object_info, check_placeholders
+from orchestrator.validation import (
+    check_against_object_info,
+    check_outputs_offline,
+    check_placeholders,
+    unjudged_classes,
+)
 from orchestrator.workflow import GRAPH_SCHEMA, Workflow
 from placeholders import Context, UploadRequest, presence
 
@@ -132,9 +140,21 @@ def _check_one(path: Path, object_info: dict[str, Any] | None, node: str | None)
         found = check_against_object_info(workflow.graph, object_info,
                                           node_packs=workflow.meta.node_packs)
         problems += [f"{p} (on {node})" for p in found]
+    else:
+        problems += [str(p) for p in check_outputs_offline(workflow.graph)]
     _report(path, [f"{path}: {p}" for p in problems])
+    if object_info is None:
+        _note_unjudged(path, workflow)
     _print_presence(workflow)
     return not problems
+
+
+def _note_unjudged(path: Path, workflow: Workflow) -> None:
+    unknown = unjudged_classes(workflow.graph)
+    if unknown:
+        print(f"  note: {path} has no ComfyUI core output node; whether "
+              f"{', '.join(unknown)} (not core classes) is one only a node can tell: "
+              "check again with --node URL")
 
 
 def _each(exc: WorkflowError) -> Sequence[WorkflowError]:

@@ -314,3 +314,21 @@ def test_the_workflow_core_modules_import_no_io_module(module: str) -> None:
             imported.add(stmt.module)
     assert not {name for name in imported
                 if name in IO_MODULES or name.split(".")[0] in IO_MODULES}
+
+
+# --- output nodes without a server --------------------------------------------------------------
+
+
+def test_without_a_server_core_classes_alone_are_judged_for_an_output_node() -> None:
+    from orchestrator.validation import check_outputs_offline, unjudged_classes
+
+    no_output = {"1": node("EmptyImage", width=8, height=8),
+                 "2": node("ImageInvert", image=["1", 0])}
+    [problem] = check_outputs_offline(no_output)
+    assert problem.code == ProblemCode.NO_OUTPUT and "Prompt has no outputs" in problem.message
+    assert unjudged_classes(no_output) == []
+    saved = {**no_output, "3": node("SaveAnimatedWEBP", images=["2", 0])}
+    assert check_outputs_offline(saved) == [] and unjudged_classes(saved) == []
+    custom = {**no_output, "3": node("ETN_SendImageWebSocket", images=["2", 0])}
+    assert check_outputs_offline(custom) == []
+    assert unjudged_classes(custom) == ["ETN_SendImageWebSocket"]

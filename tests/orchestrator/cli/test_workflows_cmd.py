@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from orchestrator.cli import main
+from orchestrator.comfy.core_classes import CORE_CLASSES, CORE_OUTPUT_CLASSES
 from orchestrator.metadata import META_SCHEMA
 from orchestrator.provision.server import free_port
 from orchestrator.workflow import GRAPH_SCHEMA
@@ -20,7 +22,8 @@ SHIPPED = Path(__file__).resolve().parents[3] / "workflows"
 Capture = pytest.CaptureFixture[str]
 
 GOOD = {"1": {"class_type": "CLIPTextEncode", "inputs": {"text": "%prompt%, %mood%"}},
-        "2": {"class_type": "KSampler", "inputs": {"seed": "%seed%", "steps": "%steps%"}}}
+        "2": {"class_type": "KSampler", "inputs": {"seed": "%seed%", "steps": "%steps%"}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0]}}}
 
 
 def write(folder: Path, name: str, doc: object) -> Path:
@@ -98,7 +101,8 @@ def test_check_of_a_good_workflow_shows_the_placeholder_presence_list(
     ('{"2": {"class_type": "SaveImage", "inputs": {"images": ["5", 0]}}}',
      "wf.json, at $.2.inputs.images: node 2 (SaveImage) input 'images' links to node 5, which "
      "is not in the workflow"),
-    ('{"7": {"class_type": "CLIPTextEncode", "inputs": {"text": "%negativ_prompt%"}}}',
+    ('{"7": {"class_type": "CLIPTextEncode", "inputs": {"text": "%negativ_prompt%"}},'
+     ' "8": {"class_type": "PreviewAny", "inputs": {"source": ["7", 0]}}}',
      'wf.json: node 7 (CLIPTextEncode), input "text": unknown placeholder %negativ_prompt% '
      "(did you mean %negative_prompt%?)"),
 ])
@@ -252,3 +256,51 @@ def test_a_set_without_equals_is_a_usage_error(capsys: Capture) -> None:
     with pytest.raises(SystemExit) as info:
         main(["render", "txt2img", "--set", "steps"])
     assert info.value.code == 2 and "'steps' is not KEY=VALUE" in capsys.readouterr().err
+
+
+# --- output nodes, judged without a node -------------------------------------------------------
+
+
+def test_check_without_a_node_refuses_core_classes_without_an_output_node(
+        tmp_path: Path, capsys: Capture) -> None:
+    """ComfyUI refuses such a graph ("Prompt has no outputs"); its core classes are known."""
+    path = write(tmp_path, "nothing.json", {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}}})
+    code, out, err = run(capsys, "workflows", "check", str(path))
+    assert code == 2 and out.startswith(f"{path}: 1 problem(s)")
+    assert errors(err) == [f"{path}: the workflow has no output node, so ComfyUI would refuse "
+                           'it ("Prompt has no outputs"); add one such as SaveImage or '
+                           "PreviewImage"]
+
+
+@pytest.mark.parametrize("output", ["SaveImage", "PreviewImage", "SaveAnimatedWEBP"])
+def test_check_without_a_node_accepts_a_core_output_node(tmp_path: Path, capsys: Capture,
+                                                          output: str) -> None:
+    path = write(tmp_path, "fine.json", {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}},
+        "2": {"class_type": output, "inputs": {"images": ["1", 0]}}})
+    code, out, err = run(capsys, "workflows", "check", str(path))
+    assert (code, err) == (0, "") and out.startswith(f"{path}: ok")
+    assert "note:" not in out
+
+
+def test_check_without_a_node_says_a_custom_class_cannot_be_judged(
+        tmp_path: Path, capsys: Capture) -> None:
+    path = write(tmp_path, "custom.json", {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}},
+        "2": {"class_type": "ETN_SendImageWebSocket", "inputs": {"images": ["1", 0]}}})
+    code, out, err = run(capsys, "workflows", "check", str(path))
+    assert (code, err) == (0, "")
+    assert (f"note: {path} has no ComfyUI core output node; whether ETN_SendImageWebSocket "
+            "(not core classes) is one only a node can tell: check again with --node URL") in out
+
+
+def test_the_core_classes_agree_with_a_real_node(comfy_url: str) -> None:
+    """Every class the node's own ComfyUI ships is known offline, with its output flag."""
+    info = requests.get(f"{comfy_url}/object_info", timeout=60).json()
+    stock = {name: bool(spec.get("output_node")) for name, spec in info.items()
+             if not str(spec.get("python_module", "")).startswith("custom_nodes.comfy_nodes")}
+    assert set(stock) <= CORE_CLASSES, sorted(set(stock) - CORE_CLASSES)
+    assert {name for name, output in stock.items() if output} == (
+        set(stock) & CORE_OUTPUT_CLASSES)
