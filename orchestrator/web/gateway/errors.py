@@ -42,8 +42,7 @@ def shape_error(prompt: Any, version: Version | None = None) -> dict[str, Any] |
     not a graph of nodes, or None.
 
     ComfyUI checks ``class_type`` first, node by node, and reports the first node without
-    one; a link to a node that is not in the graph makes ComfyUI's validation raise, which
-    we answer as ``invalid_prompt`` naming the node instead.
+    one (a link to a node that is not in the graph fails only its outputs: ``targets``).
     """
     if not isinstance(prompt, dict):
         return graph_error("invalid_prompt", "Cannot execute because the prompt is not an "
@@ -54,7 +53,7 @@ def shape_error(prompt: Any, version: Version | None = None) -> dict[str, Any] |
         if not isinstance(node.get("inputs", {}), dict):
             return graph_error("invalid_prompt", "Cannot execute because a node's inputs are "
                                "not an object.", f"Node ID '#{node_id}'")
-    return _dangling_link(prompt)
+    return None
 
 
 def _no_class_type(node_id: str, node: Any, version: Version | None) -> dict[str, Any]:
@@ -67,7 +66,7 @@ def _no_class_type(node_id: str, node: Any, version: Version | None) -> dict[str
                              node_id, None, title)
 
 
-def _unknown_class(node_id: str, class_type: str, graph: Mapping[str, Any],
+def unknown_class(node_id: str, class_type: str, graph: Mapping[str, Any],
                    version: Version | None) -> dict[str, Any]:
     if not has(version, MISSING_NODE_TYPE):
         return graph_error("invalid_prompt", f"Cannot execute because node {class_type} does "
@@ -89,16 +88,6 @@ def missing_node_type(message: str, node_id: str, class_type: str | None,
             "extra_info": {"node_id": node_id, "class_type": class_type, "node_title": title}}
 
 
-def _dangling_link(prompt: Mapping[str, Any]) -> dict[str, Any] | None:
-    for node_id, node in prompt.items():
-        for value in (node.get("inputs") or {}).values():
-            if is_link(value) and str(value[0]) not in prompt:
-                return graph_error("invalid_prompt", f"Cannot execute because node {node_id} "
-                                   f"links to node {value[0]}, which does not exist.",
-                                   f"Node ID '#{node_id}'")
-    return None
-
-
 def rejection_body(exc: GraphRejected, graph: Mapping[str, Any],
                    object_info: Mapping[str, Any], version: Version | None = None
                    ) -> dict[str, Any]:
@@ -111,13 +100,18 @@ def rejection_body(exc: GraphRejected, graph: Mapping[str, Any],
     unknown = next((p for p in _in_graph_order(exc.problems, graph)
                     if p.type == "unknown_class"), None)
     if unknown is not None:
-        return error_body(_unknown_class(unknown.node_id, unknown.class_type, graph, version))
+        return error_body(unknown_class(unknown.node_id, unknown.class_type, graph, version))
     if not exc.problems:
         if exc.code == "prompt_no_outputs":
             return error_body(graph_error("prompt_no_outputs", "Prompt has no outputs"))
         return error_body(graph_error("invalid_prompt", exc.reason))
     outputs = output_nodes(graph, object_info)
-    node_errors = _node_errors(exc.problems, graph, object_info, outputs)
+    return failed_outputs(_node_errors(exc.problems, graph, object_info, outputs), outputs)
+
+
+def failed_outputs(node_errors: Mapping[str, Any], outputs: list[str]) -> dict[str, Any]:
+    """``prompt_outputs_failed_validation``: every output failed; ``details`` has the
+    output nodes' own errors, the upstream ones stay per node."""
     return error_body(graph_error("prompt_outputs_failed_validation",
                                   "Prompt outputs failed validation",
                                   _output_details(node_errors, outputs)), node_errors)

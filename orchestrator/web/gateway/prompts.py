@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import GraphRejected, JobNotFound
+from orchestrator.errors import JobNotFound
 from orchestrator.jobs import Job, JobStatus
 from orchestrator.nodes import Health
 from orchestrator.service import Orchestrator
@@ -27,7 +27,7 @@ from orchestrator.tokens import Principal
 from orchestrator.web import limits
 from orchestrator.web.auth import can_read_job
 from orchestrator.web.errors import InvalidRequest
-from orchestrator.web.gateway import errors, history, versions
+from orchestrator.web.gateway import errors, history, targets, versions
 from orchestrator.web.gateway import jobs as job_views
 from orchestrator.web.gateway.hub import ClientHub, queue_remaining
 from orchestrator.web.gateway.uploads import UploadStore
@@ -80,17 +80,20 @@ class Gateway:
         limits.check_queue(self.orch.store, who.owner, 1, max_queued=max_queued,
                            max_per_owner=max_per_owner)
         files = self.uploads.inputs_named(who.owner, _strings(graph))
-        try:
-            self.orch.preflight(stage_named_inputs(graph, dict.fromkeys(files, b"")))
-        except GraphRejected as exc:
-            return 400, errors.rejection_body(exc, graph, self.orch.object_info(), version)
+        chosen = targets.plan(graph, self.orch.object_info(),
+                              body.get("partial_execution_targets"),
+                              lambda run: self.orch.preflight(
+                                  stage_named_inputs(run, dict.fromkeys(files, b""))), version)
+        if chosen.graph is None:
+            return 400, chosen.refusal or errors.error_body(errors.NO_PROMPT)
         prompt_id = _prompt_id(body.get("prompt_id"))
         with self._claim(prompt_id) as free:
             if not free:
                 return 400, errors.error_body(errors.graph_error(
                     "invalid_prompt", "prompt_id is already in use; send a new one (or none: "
                     "the server then makes one)", prompt_id))
-            return 200, self._record(who, body, graph, files, prompt_id, number)
+            answer = self._record(who, body, chosen.graph, files, prompt_id, number)
+        return 200, {**answer, "node_errors": chosen.node_errors}
 
     def version(self) -> versions.Version | None:
         """The ComfyUI release the gateway answers as (see ``versions``)."""
@@ -177,7 +180,9 @@ class Gateway:
         return history.queue_body(self._live(who.owner), self._output_classes())
 
     def _entry(self, job: Job, classes: frozenset[str]) -> dict[str, Any]:
-        return history.history_entry(job, self.orch.outputs_of(job.id), classes)
+        # outputs_of lists newest first; ComfyUI lists a node's files as the node made them.
+        records = list(reversed(self.orch.outputs_of(job.id)))
+        return history.history_entry(job, records, classes)
 
     def _output_classes(self) -> frozenset[str]:
         """Classes that are output nodes; worked out again only when the pool's merged

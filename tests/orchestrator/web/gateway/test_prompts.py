@@ -48,6 +48,11 @@ def _png(data: bytes) -> Image.Image:
     return image
 
 
+def _rgb(data: bytes) -> tuple[int, int, int]:
+    red, green, blue = _png(data).convert("RGB").getpixel((0, 0))  # type: ignore[misc]
+    return red, green, blue
+
+
 def test_post_prompt_answers_id_number_and_node_errors(alice: ComfyApi) -> None:
     response = alice.post("/prompt", data=json.dumps({"prompt": graphs.solid_image(seed=1)}))
 
@@ -257,3 +262,78 @@ def test_concurrent_posts_of_one_prompt_id_give_one_job_and_comfyuis_400s(
                for e in refused)
     assert _jobs_of(service, "alice").count(chosen) == 1
     alice.history(chosen)
+
+
+def _two_branches() -> dict[str, Any]:
+    return {"1": graphs.solid_image(8, 8, "#ff0000", seed=300)["1"],
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                          "filename_prefix": "red"}},
+            "3": graphs.solid_image(8, 8, "#0000ff", seed=301)["1"],
+            "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0],
+                                                          "filename_prefix": "blue"}}}
+
+
+def test_partial_execution_targets_run_only_the_named_outputs(alice: ComfyApi) -> None:
+    prompt_id = alice.prompt(_two_branches(), partial_execution_targets=["4"])
+
+    entry = alice.history(prompt_id)
+
+    assert list(entry["outputs"]) == ["4"]
+    image = alice.get("/view", params=entry["outputs"]["4"]["images"][0])
+    assert _rgb(image.content) == (0, 0, 255)
+
+
+@pytest.mark.parametrize("targets", [[], ["1"], ["99"]])
+def test_partial_execution_targets_naming_no_output_answer_as_comfyui(
+        targets: list[str], alice: ComfyApi, comfy_url: str, service: Service) -> None:
+    before = _jobs_of(service, "alice")
+    direct = requests.post(f"{comfy_url}/prompt", timeout=HTTP_TIMEOUT, json={
+        "prompt": _two_branches(), "partial_execution_targets": targets})
+
+    ours = alice.post("/prompt", json={"prompt": _two_branches(),
+                                       "partial_execution_targets": targets})
+
+    assert direct.status_code == ours.status_code == 400
+    assert ours.json() == direct.json()
+    assert ours.json()["error"]["type"] == "prompt_no_outputs"
+    assert _jobs_of(service, "alice") == before
+
+
+def test_a_broken_branch_is_reported_while_the_valid_outputs_run(
+        alice: ComfyApi, comfy_url: str) -> None:
+    """ComfyUI answers 200 with node_errors for the outputs it leaves out."""
+    graph = _two_branches()
+    graph["2"]["inputs"]["images"] = ["gone", 0]  # a link to a node that is not there
+    graph["3"]["inputs"]["width"] = 0  # below the minimum
+    graph["5"] = {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                          "filename_prefix": "still"}}
+    direct = requests.post(f"{comfy_url}/prompt", timeout=HTTP_TIMEOUT,
+                           json={"prompt": copy.deepcopy(graph)})
+
+    ours = alice.post("/prompt", json={"prompt": graph})
+
+    assert direct.status_code == ours.status_code == 200, ours.text
+    mine, theirs = ours.json()["node_errors"], direct.json()["node_errors"]
+    assert set(mine) == set(theirs) == {"2", "3"}
+    # ComfyUI appends every failed output to every failing node it validated before, in
+    # the order of a set: compare what does not depend on that order.
+    assert mine["3"]["errors"] == theirs["3"]["errors"]
+    assert set(mine["2"]["dependent_outputs"]) <= set(theirs["2"]["dependent_outputs"])
+    assert mine["2"]["errors"][0]["type"] == theirs["2"]["errors"][0]["type"]
+    entry = alice.history(ours.json()["prompt_id"])
+    assert list(entry["outputs"]) == ["5"]
+
+
+def test_images_of_one_output_come_back_in_the_order_the_node_made_them(
+        alice: ComfyApi) -> None:
+    graph = {"1": graphs.solid_image(8, 8, "#000000", seed=310)["1"],
+             "2": graphs.solid_image(8, 8, "#ffffff", seed=311)["1"],
+             "3": {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0],
+                                                         "image2": ["2", 0]}},
+             "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0],
+                                                         "filename_prefix": "order"}}}
+
+    images = alice.history(alice.prompt(graph))["outputs"]["4"]["images"]
+
+    colours = [_rgb(alice.get("/view", params=i).content) for i in images]
+    assert colours == [(0, 0, 0), (255, 255, 255)]
