@@ -304,3 +304,12 @@ def test_the_core_classes_agree_with_a_real_node(comfy_url: str) -> None:
     assert set(stock) <= CORE_CLASSES, sorted(set(stock) - CORE_CLASSES)
     assert {name for name, output in stock.items() if output} == (
         set(stock) & CORE_OUTPUT_CLASSES)
+
+
+def test_check_of_a_deeply_nested_file_names_it_instead_of_a_traceback(
+        tmp_path: Path, capsys: Capture) -> None:
+    path = write(tmp_path, "deep.json", "[" * 100_000 + "]" * 100_000)
+    code, _, err = run(capsys, "workflows", "check", str(path))
+    assert code == 2
+    assert errors(err) == [f"{path}, line 1, column 65: nests arrays and objects deeper than 64 "
+                           "levels; an API-format workflow is about 4 deep, so this is not one"]

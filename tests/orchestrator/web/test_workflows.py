@@ -310,3 +310,13 @@ def test_load_errors_show_server_paths_to_admins_only(api: Api, service: Service
     (service.workflows / "pathy.json").unlink()
     (service.workflows / "pathy.meta.json").unlink()
     service.orch.registry.reload(["pathy"])  # type: ignore[union-attr]
+
+
+def test_check_of_deeply_nested_text_names_the_file_and_place(api: Api, service: Service) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    body = check(api, service.alice, "deep", graph=deep, meta='{"title": ' + deep + "}")
+    assert body["ok"] is False
+    [problem] = body["problems"]
+    assert problem["text"] == ("deep.json, line 1, column 65: nests arrays and objects deeper "
+                               "than 64 levels; an API-format workflow is about 4 deep, so this "
+                               "is not one")
