@@ -1,6 +1,6 @@
 """Gateway overhead: ComfyUI's websocket example flow, direct against a node vs through us.
 
-    .venv/bin/python bench/bench_gateway.py [--runs N]
+    .venv/bin/python bench/bench_gateway.py [--runs N] [--lift-rate-limit]
 
 The flow is ``websockets_api_example.py``'s ``get_images`` on a trivial graph, over one
 open socket: ``POST /prompt`` (with ``client_id`` and ``prompt_id``), read the socket until
@@ -12,6 +12,9 @@ machine load hit both alike. Prints p50/p90 of each and the p50 ratio (goal <= 1
 The client runs in a process of its own, as a real ComfyUI client does: in the service's
 process its own work (websocket-client checks every frame in pure Python) would compete
 with the service for the interpreter lock and count against the gateway alone.
+
+The service runs at its shipped limits; ``--lift-rate-limit`` raises its per-token request
+rate out of reach (printed either way).
 """
 
 from __future__ import annotations
@@ -135,21 +138,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--client", help=argparse.SUPPRESS)  # JSON {name: address}: measure
+    parser.add_argument("--lift-rate-limit", action="store_true",
+                        help="raise the service's per-token request rate out of reach")
     args = parser.parse_args()
     if args.client:
         print(json.dumps(measure(json.loads(args.client), args.runs)))
         return
+    print("rate limit: lifted (--lift-rate-limit)" if args.lift_rate_limit
+          else "rate limit: shipped defaults")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         install = ensure_installed(default_home(), progress=lambda line: print(line))
         node = LocalComfy(install, prepare_base_dir(install, workdir / "node", [TEST_PACK]))
         with node.start():
-            run_against(node, workdir, args.runs)
+            run_against(node, workdir, args.runs, lift_rate=args.lift_rate_limit)
 
 
-def run_against(node: LocalComfy, workdir: Path, runs: int) -> None:
+def run_against(node: LocalComfy, workdir: Path, runs: int, *, lift_rate: bool) -> None:
+    lifted = {"rate_burst": 100_000, "rate_per_minute": 1_000_000} if lift_rate else {}
     settings = Settings(data_dir=workdir / "data", workflows_dir=workdir / "workflows",
-                        port=0, rate_burst=100_000, rate_per_minute=1_000_000)
+                        port=0, **lifted)
     settings.workflows_folder.mkdir(parents=True)
     with TokenStore.open(settings.data_dir) as tokens, Orchestrator(
             data_dir=settings.data_dir, workflows_dir=settings.workflows_folder,

@@ -1,6 +1,7 @@
 """Soak: many trivial jobs through comfy-sdk against our service, counting what went wrong.
 
     .venv/bin/python bench/soak_v2.py [--jobs 1000] [--workers 8] [--max-minutes 30]
+                                      [--lift-rate-limit]
 
 Not part of the test suite. Starts one real ComfyUI (test node pack) and our service
 (``comfy-orch serve``, its own process) on loopback, then sends ``--jobs`` trivial graphs
@@ -9,6 +10,7 @@ from ``--workers`` threads: half through ``client.run`` (polling), half through
 PNG, and every terminal status a client saw must be the one the service finally records.
 Prints the counts of false terminal states and lost outputs (both should be zero) and exits
 non-zero when either is not. Bounded by ``--max-minutes``; stops everything it started.
+The service runs at its shipped limits unless ``--lift-rate-limit`` (printed either way).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from comfy_sdk import Comfy, OutputReady, StatusChange  # noqa: E402
 
 from bench.bench_pool import solid, start_nodes  # noqa: E402
-from bench.bench_v2 import our_service  # noqa: E402
+from bench.bench_v2 import our_service, rate_note  # noqa: E402
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "expired"})
 
@@ -91,12 +93,15 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--max-minutes", type=float, default=30.0)
+    parser.add_argument("--lift-rate-limit", action="store_true",
+                        help="raise the service's per-token request rate out of reach")
     args = parser.parse_args()
+    print(rate_note(args.lift_rate_limit))
     tally = Tally()
     with tempfile.TemporaryDirectory() as tmp:
         [node] = start_nodes(1, Path(tmp))
         try:
-            with our_service(node.url, Path(tmp)) as url:
+            with our_service(node.url, Path(tmp), lift_rate=args.lift_rate_limit) as url:
                 os.environ["COMFY_BASE_URL"] = url
                 deadline = time.monotonic() + args.max_minutes * 60
                 seed0 = int(time.time()) * 10_000
