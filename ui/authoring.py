@@ -32,8 +32,12 @@ def split_drop(files: Iterable[tuple[str, str]]) -> Drop:
             metas[filename.removesuffix(META_SUFFIX)] = text
         elif filename.endswith(GRAPH_SUFFIX):
             graphs[filename.removesuffix(GRAPH_SUFFIX)] = text
-    if len(graphs) != 1:
+    if len(graphs) > 1:
+        raise ValueError(f"got {len(graphs)} graph files ({', '.join(sorted(graphs))}): "
+                         "one workflow at a time; remove the ones not wanted with the ✕ "
+                         "beside their names (a second drop adds to the first)")
+    if not graphs:
         raise ValueError("drop one workflow file NAME.json (API format), optionally with its "
-                         f"NAME.meta.json; got {len(graphs)} graph files")
+                         "NAME.meta.json; got 0 graph files")
     name, graph_text = next(iter(graphs.items()))
     return Drop(name, graph_text, metas.get(name))

@@ -62,9 +62,13 @@ class Presence(_Answer):
 
     @property
     def mark(self) -> str:
+        """✅ used; ▫️ a built-in the graph does not use (most graphs use few); ❌ declared
+        in the metadata but not used (likely a mistake); ⚠️ used but undeclared."""
         if self.origin == "undeclared":
             return "⚠️"
-        return "✅" if self.used else "❌"
+        if self.used:
+            return "✅"
+        return "▫️" if self.origin == "built-in" else "❌"
 
 
 class WorkflowSummary(_Answer):

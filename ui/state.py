@@ -25,6 +25,7 @@ ME = "me"  # (Connection, Me): who the token stands for, read by the sidebar on 
 LAST_SEED = "last_seed"  # the seed of the newest image generated in this session
 PREFILL = "generate_prefill"  # {"workflow", "values", ...} set by "Reuse prompt" in Gallery
 SUBMITTED = "submitted_jobs"  # ids of jobs submitted in this session, newest first
+BLOCKED = "blocked_workflows"  # (name, version, pool) → why the pool cannot run it, or None
 # --- Gallery --------------------------------------------------------------------------------
 SELECTED_OUTPUT = "selected_output"  # output id whose detail is open
 GALLERY_CURSORS = "gallery_cursors"  # cursors of the gallery pages before the one shown
@@ -32,6 +33,7 @@ PREVIEWS = "preview_cache"  # (workflow, version) → preview image bytes
 THUMBNAILS = "thumbnail_cache"  # output id → thumbnail bytes (outputs never change)
 # --- Jobs -----------------------------------------------------------------------------------
 WATCHERS = "job_watchers"  # Watchers: background readers of job event streams
+SHOWN_PROGRESS = "shown_progress"  # job id → ui.eta.Shown, so a bar never goes back
 JOBS_CURSORS = "jobs_cursors"  # cursors of the pages before the one shown
 # --- Messages -------------------------------------------------------------------------------
 FLASH = "flash_message"  # (kind, text) shown once on the next run, e.g. after a redirect
@@ -159,4 +161,14 @@ def thumbnail_cache() -> dict[str, bytes]:
     if len(cache) > THUMBNAIL_CACHE_MAX:
         cache.clear()
     found: dict[str, bytes] = cache
+    return found
+
+
+def blocked_cache() -> dict[tuple[str, str, str], str | None]:
+    found: dict[tuple[str, str, str], str | None] = st.session_state.setdefault(BLOCKED, {})
+    return found
+
+
+def shown_progress() -> dict[str, Any]:
+    found: dict[str, Any] = st.session_state.setdefault(SHOWN_PROGRESS, {})
     return found

@@ -8,17 +8,20 @@ failing request costs one red line in its own place instead of the whole page.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 import streamlit as st
 
-from ui import state
+from ui import eta, pool, state
 from ui.api import ApiClient, PanelError
 from ui.events import ItemProgress, JobProgress
-from ui.models import Item, Job
+from ui.models import Item, Job, Node, WorkflowSummary
 
 REFRESH_S = 1.0  # seconds between live updates of a running job's card
 THUMB_SIZE = 256  # pixels, longest side
 GALLERY_PAGE = "views/gallery.py"
+GALLERY_LINK = "gallery?output={}"  # the Gallery page opened on one output
+OUTPUT_PARAM = "output"
 STATUS_ICONS = {"queued": "⏳", "dispatched": "📤", "running": "⚙️", "canceling": "✋",
                 "succeeded": "✅", "partially_failed": "⚠️", "failed": "❌",
                 "canceled": "🚫", "expired": "⌛"}
@@ -68,6 +71,30 @@ def show_flash() -> None:
         (st.success if kind == "success" else st.error)(text)
 
 
+def blocked_reasons(client: ApiClient, workflows: Sequence[WorkflowSummary],
+                    nodes: Sequence[Node]) -> dict[str, str | None]:
+    """Why the pool cannot run each workflow (None: it can), as the service's check says;
+    asked once per version of each workflow and state of the pool."""
+    cache = state.blocked_cache()
+    signature = repr(sorted((n.name, n.health, n.classes, sorted(pool.model_files(n)))
+                            for n in nodes))
+    reasons: dict[str, str | None] = {}
+    for workflow in workflows:
+        cached = (workflow.name, workflow.serving or "", signature)
+        if cached not in cache:
+            cache[cached] = _blocked_reason(client, workflow.name)
+        reasons[workflow.name] = cache[cached]
+    return reasons
+
+
+def _blocked_reason(client: ApiClient, name: str) -> str | None:
+    try:
+        detail = client.workflow(name)
+        return pool.blocked_reason(client.check_workflow(name, *pool.check_texts(detail)))
+    except PanelError:
+        return None  # the page that needs the workflow shows the service's error itself
+
+
 # --- job card -------------------------------------------------------------------------------
 
 
@@ -90,7 +117,7 @@ def _job_card_body(job_id: str, *, live: bool) -> None:
     with st.container(border=True):
         _job_header(job, progress)
         if job.status == "queued":
-            _queue_line(job)
+            _queue_line(client, job)
         for item in job.items:
             _item_line(item, progress.item(item.index) if progress else None)
         _job_actions(client, job)
@@ -107,12 +134,24 @@ def _job_header(job: Job, progress: JobProgress | None) -> None:
                 f"`{job.id}`")
     if job.terminal:
         fraction = 1.0 if job.status == "succeeded" else 0.0
-    else:  # the stream is fresher while it runs; the job's own answer covers the start
-        fraction = max(job.progress, progress.fraction if progress else 0.0)
-    st.progress(min(max(fraction, 0.0), 1.0), text=f"{round(fraction * 100)} %")
+        st.progress(fraction, text=f"{round(fraction * 100)} %")
+        return
+    # the stream is fresher while it runs; the job's own answer covers the start
+    reported = min(max(job.progress, progress.fraction if progress else 0.0), 1.0)
+    elapsed = (datetime.now(UTC) - job.created_at).total_seconds()
+    shown = state.shown_progress()
+    now = shown[job.id] = eta.shown(shown.get(job.id), reported, elapsed)
+    st.progress(now.fraction, text=f"{round(now.fraction * 100)} %{eta.eta_text(now)}")
 
 
-def _queue_line(job: Job) -> None:
+def _queue_line(client: ApiClient, job: Job) -> None:
+    try:
+        nodes = client.nodes().nodes
+    except PanelError:
+        nodes = []
+    if nodes and not pool.taking_work(nodes):
+        st.warning("Waiting: no node takes work now (every node is draining or down); "
+                   "resume or add one on the Nodes page", icon=":material/pause_circle:")
     ahead = [i.queue_position for i in job.items if i.queue_position is not None]
     if ahead:
         st.caption(f"Waiting for a free node · {min(ahead)} image(s) ahead in the queue")
@@ -186,7 +225,8 @@ def image_grid(tiles: Sequence[tuple[str, str]], *, key: str, open_page: str | N
     for n, (output_id, caption) in enumerate(tiles):
         with cols[n % columns]:
             try:
-                st.image(thumbnail(client, output_id), caption=caption)
+                st.image(thumbnail(client, output_id), caption=caption,
+                         link=GALLERY_LINK.format(output_id))
             except PanelError as exc:
                 st.caption(f"{caption}: {exc}")
             if st.button("Open", key=f"{key}-open-{output_id}"):

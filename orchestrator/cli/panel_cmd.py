@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 from orchestrator.errors import ConfigError
-from orchestrator.settings import DEFAULT_HOST, DEFAULT_PORT
+from orchestrator.settings import DEFAULT_HOST, DEFAULT_PORT, MAX_UPLOAD_BYTES
 
 DEFAULT_PANEL_PORT = 8501  # Streamlit's own default
 PANEL_HOST = "127.0.0.1"  # the panel holds a token: exposing it is not a default
@@ -56,6 +56,8 @@ def panel_argv(api_url: str, *, port: int) -> list[str]:
             "--server.address", PANEL_HOST, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
+            # uploads the service would refuse (20 MB) are refused in the browser already
+            "--server.maxUploadSize", str(MAX_UPLOAD_BYTES // 2**20),
             "--", "--api", api_url]
 
 

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -35,6 +36,8 @@ from orchestrator.web.server import ServerThread, service
 
 ADMIN_TOKEN_FILE = "admin-token"  # in the data folder, mode 0600
 DEFAULT_PANEL_PORT = 8501
+SHIPPED_WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+SHIPPED_SUFFIXES = frozenset({".json", ".png", ".jpg", ".jpeg", ".webp"})
 MANAGED_NOTE = (
     "note: the managed ComfyUI runs on this CPU with a random-weight test checkpoint "
     f"({TINY_CHECKPOINT_NAME}): its images are noise, by design, and small sizes finish in "
@@ -54,7 +57,8 @@ def register(commands: Any) -> None:
                      help="folder for jobs, outputs and tokens (default $COMFY_ORCH_DATA_DIR "
                           "or ~/.local/share/comfy-orchestrator)")
     cmd.add_argument("--workflows", type=Path, default=None, metavar="DIR",
-                     help="workflows folder (default ./workflows when present)")
+                     help="workflows folder, where the panel saves dropped workflows "
+                          "(default DATA/workflows, first filled with the shipped ones)")
     cmd.add_argument("--node", action="append", default=[], metavar="URL",
                      help="a ComfyUI server (repeatable); none answering → a local one")
     cmd.add_argument("--comfyui-port", type=int, default=None, metavar="PORT",
@@ -65,9 +69,10 @@ def register(commands: Any) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    workflows = args.workflows or (Path("workflows") if Path("workflows").is_dir() else None)
     settings = load_settings(os.environ, host=args.host, port=args.port, data_dir=args.data,
-                             workflows_dir=workflows, nodes=tuple(args.node))
+                             workflows_dir=args.workflows, nodes=tuple(args.node))
+    if args.workflows is None and settings.workflows_dir is None:
+        seed_workflows(settings.workflows_folder)
     stop = _stop_on_signals()
     with contextlib.ExitStack() as stack:
         settings, managed = _with_live_nodes(settings, stack, comfyui_port=args.comfyui_port)
@@ -87,6 +92,19 @@ def run_up(args: argparse.Namespace) -> int:
         stop.wait()
     print("stopped", flush=True)
     return 0
+
+
+def seed_workflows(folder: Path, shipped: Path = SHIPPED_WORKFLOWS) -> None:
+    """Fill a new workflows folder with the shipped workflows (graphs, metadata, preview
+    images), so the panel saves dropped files in the data folder, not in a checkout."""
+    if folder.exists() or not shipped.is_dir():
+        return
+    folder.mkdir(parents=True)
+    for path in sorted(shipped.iterdir()):
+        if path.is_file() and path.suffix in SHIPPED_SUFFIXES:
+            shutil.copy2(path, folder / path.name)
+    print(f"workflows: {folder} (the shipped ones copied in; add yours there or on the "
+          "panel's Workflows page)", flush=True)
 
 
 def _stop_on_signals() -> threading.Event:

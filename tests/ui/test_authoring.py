@@ -16,8 +16,9 @@ def test_a_graph_alone_has_no_metadata() -> None:
     assert split_drop([("w.json", "{}")]).meta_text is None
 
 
-def test_two_graphs_in_one_drop_are_refused() -> None:
-    with pytest.raises(ValueError, match="drop one workflow file"):
+def test_a_second_dropped_graph_is_refused_saying_to_remove_one() -> None:
+    with pytest.raises(ValueError, match=r"got 2 graph files \(a, b\): one workflow at a "
+                                         r"time; remove the ones not wanted with the ✕"):
         split_drop([("a.json", "{}"), ("b.json", "{}")])
 
 

@@ -40,6 +40,10 @@ def render() -> None:
     st.title("Gallery")
     widgets.show_flash()
     client = state.client()
+    linked = st.query_params.get(widgets.OUTPUT_PARAM)
+    if linked:  # a thumbnail's link: open that output, once
+        st.session_state[state.SELECTED_OUTPUT] = linked
+        del st.query_params[widgets.OUTPUT_PARAM]
     selected = st.session_state.get(state.SELECTED_OUTPUT)
     if selected:
         _detail(client, str(selected))
@@ -59,7 +63,16 @@ def render() -> None:
 
 
 def _caption(out: Output) -> str:
-    return f"{out.workflow or 'graph'} · seed {out.seed}"
+    """The workflow and the seed the image was made with (a raw graph's own seed is in
+    the graph, so none is claimed)."""
+    seed = "" if out.seed is None else f" · seed {out.seed}"
+    return f"{out.workflow or 'raw graph'}{seed}"
+
+
+def shown_values(out: Output) -> dict[str, object]:
+    """The values as asked for, less the seed: a request's -1 ("random") would read as
+    the seed, which is shown on its own as the one used."""
+    return {k: v for k, v in out.values.items() if k != "seed"}
 
 
 def _filters(*, admin: bool) -> Filters:
@@ -106,11 +119,12 @@ def _detail(client: ApiClient, output_id: str) -> None:
 
 
 def _facts(out: Output) -> None:
-    st.markdown(f"**{out.workflow or 'raw graph'}** · seed `{out.seed}` · "
+    seed = "" if out.seed is None else f" · seed `{out.seed}`"
+    st.markdown(f"**{out.workflow or 'raw graph'}**{seed} · "
                 f"{out.width}×{out.height} · {out.visibility}")
     st.caption(f"owner {out.owner} · character {out.character or '—'} · conversation "
                f"{out.conversation or '—'} · job `{out.job_id}` · output `{out.id}`")
-    st.json(out.values, expanded=True)
+    st.json(shown_values(out), expanded=True)
 
 
 def _actions(client: ApiClient, out: Output, data: bytes) -> None:

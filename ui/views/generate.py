@@ -14,10 +14,11 @@ from typing import Any
 
 import streamlit as st
 
-from ui import form, state, widgets
+from orchestrator.settings import MAX_UPLOAD_BYTES
+from ui import form, pool, state, widgets
 from ui.api import ApiClient, ImageFile, PanelError
 from ui.form import FieldSpec, FormPlan, Scope, Size
-from ui.models import WorkflowDetail, WorkflowSummary
+from ui.models import Node, WorkflowDetail, WorkflowSummary
 
 PICKER = "gen:workflow"
 SIZE_MODES = ("Aspect ratio", "Exact size")
@@ -25,6 +26,12 @@ JS_SAFE_INT = 2**53 - 1  # the browser holds numbers as doubles; larger ints los
 SHOWN_JOBS = 3  # cards of this session's latest submissions under the form
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp"]
 PREVIEW_WIDTH = 256  # pixels
+UPLOAD_MB = MAX_UPLOAD_BYTES // 2**20  # the service refuses larger input images
+TEST_POOL_NOTE = (
+    "This pool's only checkpoint is the random-weight test checkpoint, so its images are "
+    "noise, by design: the form starts at {side}×{side} px and {steps} steps, which finish "
+    "in seconds on a CPU. For real images add GPU boxes with a real checkpoint on the Nodes "
+    "page, or start with `comfy-orch up --node http://GPU-BOX:8188`.")
 
 
 def key(workflow: str, name: str) -> str:
@@ -39,18 +46,36 @@ def render() -> None:
     _apply_prefill(state.take_prefill())
     try:
         served = [w for w in client.workflows() if w.serving]
+        nodes = client.nodes().nodes
     except PanelError as exc:
         st.error(str(exc))
         return
     if not served:
         st.info("No workflow is served yet: add one on the Workflows page.")
         return
-    chosen = _pick(served)
+    blocked = widgets.blocked_reasons(client, served, nodes)
+    # the result beside the form, so Generate and the live job share the first screen
+    form_column, result_column = st.columns([3, 2], gap="large")
+    with form_column:
+        _workflow_form(client, served, blocked, nodes)
+    with result_column:
+        _latest_jobs(client)
+
+
+def _workflow_form(client: ApiClient, served: list[WorkflowSummary],
+                   blocked: dict[str, str | None], nodes: list[Node]) -> None:
+    chosen = _pick(served, blocked)
     _preview(client, chosen)
     detail, object_info = _load(client, chosen.name)
-    if detail is not None:
-        _form(client, detail, form.plan_form(detail, object_info))
-    _latest_jobs(client)
+    if detail is None:
+        return
+    plan = form.plan_form(detail, object_info)
+    quick = pool.only_test_checkpoint(nodes) and pool.quick(plan) != plan
+    if quick:
+        st.info(TEST_POOL_NOTE.format(side=pool.QUICK_SIDE, steps=pool.QUICK_STEPS),
+                icon=":material/science:")
+        plan = pool.quick(plan)
+    _form(client, detail, plan, blocked=blocked.get(chosen.name), exact_size=quick)
 
 
 def _apply_prefill(prefill: dict[str, Any] | None) -> None:
@@ -71,12 +96,12 @@ def _apply_prefill(prefill: dict[str, Any] | None) -> None:
     state.flash("success", f"Filled from an earlier image of {workflow}")
 
 
-def _pick(served: list[WorkflowSummary]) -> WorkflowSummary:
-    by_name = {w.name: w for w in served}
+def _pick(served: list[WorkflowSummary], blocked: dict[str, str | None]) -> WorkflowSummary:
+    by_name = {w.name: w for w in pool.ordered(served)}
     if st.session_state.get(PICKER) not in by_name:
-        st.session_state[PICKER] = served[0].name
+        st.session_state[PICKER] = pool.default_workflow(served, blocked)
     name = st.selectbox("Workflow", list(by_name), key=PICKER,
-                        format_func=lambda n: by_name[n].label)
+                        format_func=lambda n: pool.label(by_name[n], blocked.get(n)))
     return by_name[str(name)]
 
 
@@ -105,7 +130,8 @@ def _load(client: ApiClient, name: str) -> tuple[WorkflowDetail | None, dict[str
         return None, {}
 
 
-def _form(client: ApiClient, detail: WorkflowDetail, plan: FormPlan) -> None:
+def _form(client: ApiClient, detail: WorkflowDetail, plan: FormPlan, *,
+          blocked: str | None = None, exact_size: bool = False) -> None:
     meta = detail.meta or {}
     st.caption(f"{detail.kind or 'txt2img'} · {meta.get('cost_units', 1)} unit(s) per image")
     if detail.description:
@@ -113,13 +139,16 @@ def _form(client: ApiClient, detail: WorkflowDetail, plan: FormPlan) -> None:
     entries: dict[str, Any] = {}
     entries |= _fields(detail.name, plan.prompts, text_area=True)
     style = _style(detail.name, plan.styles)
-    size = _size(detail.name, meta, plan.size) if plan.has_size else Size()
+    size = _size(detail.name, meta, plan.size, exact=exact_size) if plan.has_size else Size()
     entries |= _seed(client, detail.name, plan.seed)
     count = _count(detail.name)
     entries |= _fields(detail.name, plan.tuning + plan.other)
     images = _images(detail.name, plan.images)
     scope = _scope(detail.name)
-    if st.button("Generate", type="primary", key=key(detail.name, "submit")):
+    if blocked:
+        st.error(f"The pool cannot run {detail.name}: {blocked}", icon="⛔")
+    if st.button("Generate", type="primary", key=key(detail.name, "submit"),
+                 disabled=bool(blocked)):
         request = form.job_request(detail.name, entries, size=size, count=count, scope=scope,
                                    style=style)
         _submit(client, request, images)
@@ -173,9 +202,10 @@ def _style(workflow: str, styles: list[str]) -> str:
     return str(chosen or "")
 
 
-def _size(workflow: str, meta: dict[str, Any], specs: list[FieldSpec]) -> Size:
+def _size(workflow: str, meta: dict[str, Any], specs: list[FieldSpec], *,
+          exact: bool = False) -> Size:
     mode = st.radio("Size", SIZE_MODES, horizontal=True,
-                    key=_seeded(key(workflow, "size_mode"), SIZE_MODES[0]))
+                    key=_seeded(key(workflow, "size_mode"), SIZE_MODES[1 if exact else 0]))
     if mode == SIZE_MODES[0]:
         aspect = st.segmented_control("Aspect ratio", form.ASPECTS,
                                       key=_seeded(key(workflow, "aspect"), form.ASPECTS[0]))
@@ -239,7 +269,7 @@ def _images(workflow: str, specs: list[FieldSpec]) -> dict[str, ImageFile]:
     files: dict[str, ImageFile] = {}
     for spec in specs:
         upload = st.file_uploader(spec.title, type=IMAGE_TYPES, key=key(workflow, spec.name),
-                                  help=spec.help or None)
+                                  help=spec.help or None, max_upload_size=UPLOAD_MB)
         if upload is not None:
             data = upload.getvalue()
             st.image(data, caption=upload.name, width=192)

@@ -9,11 +9,12 @@ from typing import Any
 
 import streamlit as st
 
-from ui import state, widgets
+from ui import pool, state, widgets
 from ui.api import ApiClient, PanelError
 from ui.models import Node
 
 HEALTH_ICONS = {"up": "🟢", "down": "🔴", "unknown": "⚪"}
+DRAINING_ICON = "🟡"  # up, but takes no new work
 
 
 def render() -> None:
@@ -21,19 +22,23 @@ def render() -> None:
     widgets.show_flash()
     client = state.client()
     try:
-        pool = client.nodes()
+        listed = client.nodes()
     except PanelError as exc:
         st.error(str(exc))
         return
-    up = sum(n.health == "up" for n in pool.nodes)
+    working = len(pool.taking_work(listed.nodes))
     cols = st.columns(3)
-    cols[0].metric("Nodes up", f"{up}/{len(pool.nodes)}")
-    cols[1].metric("Images queued", pool.queued)
-    cols[2].metric("Running", sum(n.in_flight for n in pool.nodes))
+    cols[0].metric("Nodes taking work", f"{working}/{len(listed.nodes)}",
+                   help="up and not draining")
+    cols[1].metric("Images queued", listed.queued)
+    cols[2].metric("Running", sum(n.in_flight for n in listed.nodes))
+    if listed.nodes and not working:
+        st.warning("No node takes work now: every node is draining or down, so queued "
+                   "images wait. Resume or add a node.", icon=":material/pause_circle:")
     admin = state.is_admin()
-    if not pool.nodes:
+    if not listed.nodes:
         st.info("No ComfyUI node in the pool yet" + (": add one below." if admin else "."))
-    for node in pool.nodes:
+    for node in listed.nodes:
         _node(client, node, admin=admin)
     if admin:
         _add_form(client)
@@ -42,7 +47,8 @@ def render() -> None:
 
 
 def _node(client: ApiClient, node: Node, *, admin: bool) -> None:
-    icon = HEALTH_ICONS.get(node.health, "⚪")
+    icon = DRAINING_ICON if node.draining and node.health == "up" else HEALTH_ICONS.get(
+        node.health, "⚪")
     draining = " · draining" if node.draining else ""
     seen = node.last_seen.strftime("%Y-%m-%d %H:%M:%S UTC") if node.last_seen else "never"
     with st.container(border=True):
@@ -64,7 +70,7 @@ def _models(node: Node) -> None:
     if not files:
         st.caption("no model files reported")
         return
-    with st.expander(f"Models ({sum(len(v) for v in files.values())} files)"):
+    with st.expander(f"Models ({len(pool.model_files(node))} files)"):
         for site, names in sorted(files.items()):
             st.markdown(f"`{site}`: " + ", ".join(names))
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from ui import authoring, state, widgets
+from ui import authoring, pool, state, widgets
 from ui.api import ApiClient, PanelError, ServiceRefused
 from ui.models import Presence, WorkflowCheck, WorkflowSummary
 
@@ -27,26 +27,30 @@ def render() -> None:
     client = state.client()
     try:
         listed = client.workflows()
+        nodes = client.nodes().nodes
     except PanelError as exc:
         st.error(str(exc))
         return
     served, drop = st.tabs(["Served workflows", "Add by file drop"])
     with served:
-        _list(listed)
+        _list(listed, widgets.blocked_reasons(client, [w for w in listed if w.serving], nodes))
         if listed:
             _editor(client, listed)
     with drop:
         _drop(client)
 
 
-def _list(listed: list[WorkflowSummary]) -> None:
+def _list(listed: list[WorkflowSummary], blocked: dict[str, str | None]) -> None:
     if not listed:
         st.info("The workflows folder is empty: drop a workflow file in the next tab.")
-    for wf in listed:
-        mark = "✅" if wf.ok else "❌"
+    for wf in pool.ordered(listed):
+        reason = blocked.get(wf.name)
+        mark = "❌" if not wf.ok else (pool.BLOCKED if reason else "✅")
         serving = f"serving `{wf.serving}`" if wf.serving else "not serving"
         st.markdown(f"{mark} **{wf.title or wf.name}** `{wf.name}` · {wf.kind or '—'} · "
                     f"{serving} · {len(wf.placeholders)} placeholder(s)")
+        if reason:
+            st.warning(f"{wf.name}: the pool cannot run it: {reason}", icon=pool.BLOCKED)
         if wf.error:
             st.error(f"{wf.name}: {wf.error}")
         for warning in wf.warnings:
@@ -150,12 +154,18 @@ def _pool(check: WorkflowCheck) -> None:
     st.markdown("\n".join(f"- ❌ {problem.text}" for problem in check.pool_problems))
 
 
+PRESENCE_LEGEND = ("✅ used · ▫️ built-in, not used (nothing to do) · ❌ declared in the "
+                   "metadata but not used · ⚠️ used but not declared")
+
+
 def presence_table(rows: list[Presence]) -> None:
-    """SillyTavern's presence list: each known placeholder with ✅ used or ❌ not used."""
+    """SillyTavern's presence list: each known placeholder marked used or not, with a
+    legend, so an unused built-in does not read as an error."""
     st.markdown("**Placeholders**")
     lines = [f"{row.mark} `%{row.name}%` ({row.origin})"
              + (f" at {', '.join(row.sites)}" if row.sites else "") for row in rows]
     st.markdown("  \n".join(lines))
+    st.caption(PRESENCE_LEGEND)
 
 
 def _save(client: ApiClient, check: WorkflowCheck | None, graph_text: str,

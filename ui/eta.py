@@ -1,0 +1,52 @@
+"""The percentage a job card shows, and its ETA, from the service's progress and the time
+the job has run (pure).
+
+The service's fraction moves when ComfyUI reports: at each sampler step and each node's
+end. A node without steps (a VAE decode, a model load) can take seconds with no report,
+and the bar would stand still. So the card also extrapolates from the measured pace:
+the time it took to reach the latest reported fraction gives the total to expect, and
+the bar follows the clock towards it, never past the next report by much, never back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIN_MEASURED = 0.02  # below this fraction the pace is not measured yet
+MAX_AHEAD = 0.25  # the clock may run this far ahead of the latest report
+CAP = 0.97  # only the service's own report says "done"
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a card showed last: its fraction, and the latest report with its time."""
+
+    fraction: float = 0.0
+    reported: float = 0.0  # the latest fraction the service reported
+    reported_at: float = 0.0  # seconds since the job was created, when it was first seen
+    eta_s: float | None = None  # seconds left, once the pace is measured
+
+
+def shown(previous: Shown | None, reported: float, elapsed: float) -> Shown:
+    """The next ``Shown`` for a running job: ``reported`` is the service's fraction (0..1),
+    ``elapsed`` the seconds since the job was created."""
+    last = previous or Shown()
+    if previous is None or reported > last.reported:
+        last = Shown(last.fraction, reported, elapsed)
+    estimate, eta = 0.0, None
+    if last.reported >= MIN_MEASURED and last.reported_at > 0:
+        total = last.reported_at / last.reported
+        estimate = min(elapsed / total, last.reported + MAX_AHEAD, CAP)
+        eta = max(total - elapsed, 0.0)
+    fraction = min(max(last.fraction, reported, estimate), 1.0)
+    return Shown(fraction, last.reported, last.reported_at, eta)
+
+
+def eta_text(state: Shown) -> str:
+    """``about 12 s left`` (or minutes), or nothing before the pace is measured."""
+    if state.eta_s is None:
+        return ""
+    seconds = round(state.eta_s)
+    if seconds >= 90:
+        return f" · about {round(seconds / 60)} min left"
+    return f" · about {max(seconds, 1)} s left"
