@@ -26,6 +26,7 @@ from orchestrator.settings import Settings
 from orchestrator.tokens import TokenStore
 from orchestrator.web import auth, gateway, rest, v2
 from orchestrator.web.auth import Services
+from orchestrator.web.docs import mount_docs
 from orchestrator.web.errors import TooManyRequests, body, envelope
 from orchestrator.web.gateway.routes import HEADER_PREFIXES
 from orchestrator.web.limits import BodyLimit, Clock, Limits, comfy_error_body
@@ -44,7 +45,10 @@ _HTTP_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 40
 def create_app(orch: Orchestrator, tokens: TokenStore, settings: Settings, *,
                clock: Clock = time.monotonic) -> FastAPI:
     """The service's app over ``orch`` and ``tokens``; ``clock`` drives the rate limits."""
-    app = FastAPI(title=TITLE, description=DESCRIPTION, version=_version())
+    # /docs is served with local assets (web/docs.py); FastAPI's own page needs a CDN
+    app = FastAPI(title=TITLE, description=DESCRIPTION, version=_version(), docs_url=None,
+                  redoc_url=None)
+    mount_docs(app)
     limiter = Limits(settings, clock=clock)
     app.state.services = Services(orch=orch, tokens=tokens, settings=settings, limiter=limiter)
     routes: list[BaseRoute] = []
