@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="comfy-orch",
         description="Run ComfyUI API-format workflows as jobs on a pool of ComfyUI nodes.",
     )
+    parser.add_argument("--version", action=comfyui_cmd.VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.register(commands)

@@ -6,11 +6,12 @@ import argparse
 import signal
 import sys
 import threading
+from importlib import metadata
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from orchestrator.provision.install import default_home, ensure_installed
+from orchestrator.provision.install import default_home, ensure_installed, installed_versions
 from orchestrator.provision.releases import DEFAULT_VERSION, SUPPORTED_VERSIONS
 from orchestrator.provision.server import LocalComfy, prepare_base_dir
 
@@ -42,6 +43,33 @@ def register(commands: Any) -> None:
     start.add_argument("--home", type=Path, default=None, help="cache folder (default "
                        "$COMFY_ORCH_HOME or ~/.cache/comfy-orchestrator)")
     start.set_defaults(handler=run_start)
+
+
+def version_report(home: Path) -> str:
+    """What ``comfy-orch --version`` prints: ours, and the ComfyUI releases installed here."""
+    try:
+        ours = metadata.version("comfy-orchestrator")
+    except metadata.PackageNotFoundError:
+        ours = "(not installed as a package)"
+    found = installed_versions(home)
+    comfy = ", ".join(found) if found else "none (comfy-orch comfyui install)"
+    return (f"comfy-orch {ours}\n"
+            f"ComfyUI installed in {home}: {comfy}\n"
+            f"ComfyUI supported: {', '.join(SUPPORTED_VERSIONS)}")
+
+
+class VersionAction(argparse.Action):
+    """``--version``: the report above, printed as is (argparse's own action reflows it)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS,
+                 **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the orchestrator's and the installed ComfyUI versions")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(version_report(default_home()))
+        parser.exit()
 
 
 def _version_option(parser: argparse.ArgumentParser) -> None:

@@ -162,3 +162,23 @@ def test_comfyui_start_serves_and_sigterm_stops_comfyui_too(
             cli.wait()
         if cli.stdout is not None:
             cli.stdout.close()
+
+
+def test_version_names_ours_and_the_installed_comfyui_releases(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from importlib import metadata
+
+    from orchestrator.cli.app import main
+
+    monkeypatch.setenv("COMFY_ORCH_HOME", str(tmp_path))
+    fake_finished(tmp_path, "0.16.3")
+    fake_finished(tmp_path, "0.3.75")
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"comfy-orch {metadata.version('comfy-orchestrator')}",
+        f"ComfyUI installed in {tmp_path}: 0.16.3, 0.3.75",
+        "ComfyUI supported: 0.30.0, 0.16.3, 0.3.75",
+    ]
