@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -106,23 +106,32 @@ def raise_for_problems(problems: Sequence[Problem], *, source: str, node_url: st
 
 
 def check_against_object_info(
-    graph: Graph, object_info: Mapping[str, Any], *, node_packs: Mapping[str, str] = {}
+    graph: Graph, object_info: Mapping[str, Any], *, node_packs: Mapping[str, str] = {},
+    as_comfyui: bool = False,
 ) -> list[Problem]:
     """Every problem ComfyUI would report for ``graph``, found without submitting it.
 
     ``object_info`` is the server's ``GET /object_info`` answer. ``node_packs`` maps class
     types to where their custom node pack can be found (from the workflow's metadata), so
     an "unknown node" message can say what to install.
+
+    By default a few values ComfyUI would take but misread are problems too (``"false"``
+    for a BOOLEAN is true to ComfyUI; ``"7"`` for an INT): our own workflows and REST
+    callers are better told. ``as_comfyui`` applies ComfyUI's own rules instead and
+    nothing stricter, for clients that speak to us as to ComfyUI (the gateway): scalars
+    converted as ComfyUI converts them, any literal taken by an input of another type.
     """
     problems: list[Problem] = []
     pending = _pending_inputs(graph)
+    rules = _AS_COMFYUI if as_comfyui else _OURS
     for node_id, node in graph.items():
         class_type = str(node["class_type"])
         info = object_info.get(class_type)
         if info is None:
             problems.append(_unknown_class(node_id, class_type, object_info, node_packs))
         else:
-            problems += _node_problems(graph, node_id, node, info, object_info, pending)
+            problems += _node_problems(graph, node_id, node, (info, object_info), pending,
+                                       rules)
     if not any(_is_output(object_info.get(n["class_type"])) for n in graph.values()):
         problems += _no_output(graph, object_info)
     return problems
@@ -182,9 +191,10 @@ def unjudged_classes(graph: Graph) -> list[str]:
     return sorted(classes - CORE_CLASSES)
 
 
-def _node_problems(graph: Graph, node_id: str, node: Mapping[str, Any], info: Mapping[str, Any],
-                   object_info: Mapping[str, Any],
-                   pending: frozenset[tuple[str, str]]) -> list[Problem]:
+def _node_problems(graph: Graph, node_id: str, node: Mapping[str, Any],
+                   infos: tuple[Mapping[str, Any], Mapping[str, Any]],
+                   pending: frozenset[tuple[str, str]], rules: _Rules) -> list[Problem]:
+    info, object_info = infos
     class_type = str(node["class_type"])
     inputs: Mapping[str, Any] = node.get("inputs") or {}
     sections = info.get("input") or {}
@@ -198,7 +208,7 @@ def _node_problems(graph: Graph, node_id: str, node: Mapping[str, Any], info: Ma
         spec = required.get(name, optional.get(name))
         if spec is not None and (node_id, name) not in pending:
             site = _Site(node_id, class_type, name)
-            problems += _input_problems(site, value, InputSpec.parse(spec), graph, object_info)
+            problems += rules(site, value, InputSpec.parse(spec), graph, object_info)
     return problems
 
 
@@ -222,6 +232,8 @@ class _Site:
 
 
 _SCALAR_KINDS = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN"})
+# Newer ComfyUI's "same type as the other input" type; its front end checks those links.
+_MATCH_TYPE = "COMFY_MATCHTYPE_V3"
 
 
 @dataclass(frozen=True)
@@ -270,6 +282,30 @@ def _input_problems(site: _Site, value: Any, spec: InputSpec, graph: Graph,
     return []
 
 
+
+
+def _comfyui_problems(site: _Site, value: Any, spec: InputSpec, graph: Graph,
+                      object_info: Mapping[str, Any]) -> list[Problem]:
+    """ComfyUI's own checks of one input (``execution.validate_inputs``), nothing more."""
+    if is_link(value):
+        return _link_problems(site, value, spec, graph, object_info)
+    if isinstance(value, UploadRequest):
+        return []
+    if spec.kind == "COMBO":
+        return _combo_problems(site, value, spec)
+    if spec.kind not in ("INT", "FLOAT"):
+        return []  # str() and bool() take anything; other types take any literal
+    try:
+        number = int(value) if spec.kind == "INT" else float(value)
+    except (TypeError, ValueError, OverflowError):
+        return [site.problem(ProblemCode.WRONG_TYPE, f"expects {spec.kind}, got "
+                             f"{_short(value)}", value)]
+    return list(_range_problems(site, number, spec.options))
+
+
+_Rules = Callable[[_Site, Any, InputSpec, Graph, Mapping[str, Any]], list[Problem]]
+_OURS: _Rules = _input_problems
+_AS_COMFYUI: _Rules = _comfyui_problems
 
 
 def _short(value: Any) -> str:
@@ -343,8 +379,9 @@ def _link_problems(site: _Site, link: list[Any], spec: InputSpec, graph: Graph,
 def _types_match(received: Any, expected: str) -> bool:
     if isinstance(received, list) or expected == "COMBO":
         return True  # a node passing a COMBO value through: ComfyUI checks it at run time
-    wanted, given = set(expected.split(",")), set(str(received).split(","))
-    return "*" in wanted or "*" in given or bool(wanted & given)
+    wanted = {t.strip() for t in expected.split(",")}
+    given = {t.strip() for t in str(received).split(",")}
+    return bool({"*", _MATCH_TYPE} & (wanted | given)) or bool(wanted & given)
 
 
 # --- placeholders --------------------------------------------------------------------------

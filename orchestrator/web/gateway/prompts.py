@@ -24,6 +24,7 @@ from orchestrator.nodes import Health
 from orchestrator.service import Orchestrator
 from orchestrator.staging import stage_named_inputs
 from orchestrator.tokens import Principal
+from orchestrator.validation import check_against_object_info, raise_for_problems
 from orchestrator.web import limits
 from orchestrator.web.auth import can_read_job
 from orchestrator.web.errors import InvalidRequest
@@ -80,10 +81,9 @@ class Gateway:
         limits.check_queue(self.orch.store, who.owner, 1, max_queued=max_queued,
                            max_per_owner=max_per_owner)
         files = self.uploads.inputs_named(who.owner, _strings(graph))
-        chosen = targets.plan(graph, self.orch.object_info(),
-                              body.get("partial_execution_targets"),
-                              lambda run: self.orch.preflight(
-                                  stage_named_inputs(run, dict.fromkeys(files, b""))), version)
+        info = self.orch.object_info()
+        chosen = targets.plan(graph, info, body.get("partial_execution_targets"),
+                              _preflight(info, files), version)
         if chosen.graph is None:
             return 400, chosen.refusal or errors.error_body(errors.NO_PROMPT)
         prompt_id = _prompt_id(body.get("prompt_id"))
@@ -297,6 +297,16 @@ class Gateway:
 def _well_formed(job_id: Any) -> bool:
     return isinstance(job_id, str) and (_canonical_uuid(job_id)
                                         or PROMPT_ID_RE.fullmatch(job_id) is not None)
+
+
+def _preflight(info: dict[str, Any], files: dict[str, str]) -> targets.Check:
+    """ComfyUI's own validation rules and nothing stricter: a graph ComfyUI takes, the
+    gateway takes (uploaded names stand in for the files staged at dispatch)."""
+    def check(run: dict[str, Any]) -> None:
+        staged = stage_named_inputs(run, dict.fromkeys(files, b""))
+        raise_for_problems(check_against_object_info(staged, info, as_comfyui=True),
+                           source="prompt")
+    return check
 
 
 def prompt_id_problem(prompt_id: Any, version: versions.Version | None

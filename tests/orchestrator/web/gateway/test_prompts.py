@@ -337,3 +337,31 @@ def test_images_of_one_output_come_back_in_the_order_the_node_made_them(
 
     colours = [_rgb(alice.get("/view", params=i).content) for i in images]
     assert colours == [(0, 0, 0), (255, 255, 255)]
+
+
+def _lenient_graphs() -> dict[str, dict[str, Any]]:
+    text_int = graphs.solid_image(8, 8, seed=320)
+    text_int["1"]["inputs"]["width"] = "16"  # ComfyUI converts with int()
+    webp = {"1": graphs.solid_image(8, 8, seed=321)["1"],
+            "2": {"class_type": "SaveAnimatedWEBP",
+                  "inputs": {"images": ["1", 0], "filename_prefix": "anim", "fps": 6.0,
+                             "lossless": "yes", "quality": 80, "method": "default"}}}
+    literal_image = {"1": {"class_type": "SaveImage",
+                           "inputs": {"images": 5, "filename_prefix": "literal"}}}
+    return {"INT given as text": text_int, "BOOLEAN given as text": webp,
+            "literal for a linked type": literal_image}
+
+
+@pytest.mark.parametrize("case", sorted(_lenient_graphs()))
+def test_a_graph_comfyui_accepts_is_accepted(case: str, alice: ComfyApi,
+                                             comfy_url: str) -> None:
+    """The pre-flight is never stricter than ComfyUI's own validation."""
+    graph = _lenient_graphs()[case]
+    direct = _post_direct(comfy_url, copy.deepcopy(graph))
+
+    ours = alice.post("/prompt", json={"prompt": graph})
+
+    assert direct.status_code == 200, direct.text
+    assert ours.status_code == 200, ours.text
+    assert ours.json()["node_errors"] == direct.json()["node_errors"] == {}
+    alice.history(ours.json()["prompt_id"])
