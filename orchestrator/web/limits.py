@@ -78,7 +78,7 @@ class BodyLimit:
         limit = self.limit_for(headers.get("content-type", ""))
         declared = headers.get("content-length")
         if declared is not None:
-            size = int(declared) if declared.isdigit() else limit + 1
+            size = _declared_size(declared, limit)
             if size > limit:
                 await _drain(receive, size)
                 await _refuse(send, too_large("request body", size, limit))
@@ -102,6 +102,14 @@ class BodyLimit:
                 return
         await self.app({**scope, BODY_BYTES_KEY: size}, _replay(b"".join(chunks), receive),
                        send)
+
+
+def _declared_size(declared: str, limit: int) -> int:
+    """A ``Content-Length`` as a number; past ``limit`` when it is not plain ASCII digits
+    (``str.isdigit`` also takes "²", which ``int`` refuses) or has too many of them."""
+    if declared.isascii() and declared.isdigit() and len(declared.lstrip("0")) <= len(str(limit)):
+        return int(declared)
+    return limit + 1
 
 
 async def _drain(receive: Receive, declared: int) -> None:
