@@ -9,11 +9,14 @@ or unlaunchable browser fails the test instead of skipping it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +26,13 @@ import requests
 
 from orchestrator.cli.panel_cmd import ENV_TOKEN, panel_argv
 from orchestrator.provision.server import free_port
+from orchestrator.service import Orchestrator
+from orchestrator.settings import Settings
+from orchestrator.tokens import TokenStore
+from orchestrator.web import ServerThread, create_app
 from tests.conftest import IN_CI
-from tests.ui.conftest import JOB_TIMEOUT_S, Service, wait_until
+from tests.helpers import wait_until
+from tests.ui.conftest import JOB_TIMEOUT_S, Service
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -63,11 +71,35 @@ def _unavailable(reason: str) -> None:
 def panel_url(service: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``streamlit run ui/app.py`` on a free loopback port, signed in with the admin token
     through the environment; stopped by its PID. Its log is printed if it does not start."""
+    with _streamlit(service.url, service.admin, tmp_path_factory) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def shipped_panel_url(comfy_url: str, tmp_path_factory: pytest.TempPathFactory
+                      ) -> Iterator[str]:
+    """The panel of a service that serves a copy of the shipped workflows, as ``comfy-orch
+    up`` does, over the session's node (the random-weight test checkpoint alone)."""
+    root = tmp_path_factory.mktemp("shipped-service")
+    workflows = root / "workflows"
+    shutil.copytree(REPO / "workflows", workflows)
+    settings = Settings(data_dir=root / "data", workflows_dir=workflows, port=0)
+    with TokenStore.open(settings.data_dir) as tokens, Orchestrator(
+            data_dir=settings.data_dir, workflows_dir=workflows, nodes=(comfy_url,)) as orch:
+        with ServerThread(create_app(orch, tokens, settings)) as server:
+            admin = tokens.create("root", admin=True)
+            with _streamlit(server.url, admin, tmp_path_factory) as url:
+                yield url
+
+
+@contextlib.contextmanager
+def _streamlit(api: str, token: str, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[str]:
     port = free_port()
     log_path = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    env = {**os.environ, ENV_TOKEN: service.admin}
+    env = {**os.environ, ENV_TOKEN: token}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(panel_argv(service.url, port=port), env=env, stdout=log,
+        process = subprocess.Popen(panel_argv(api, port=port), env=env, stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -216,3 +248,50 @@ def _find_in_gallery(page: Any, output_id: str, expect: Any) -> None:
     expect(page.get_by_text(output_id, exact=True)).to_be_visible()
     expect(page.get_by_text('"#e8743b"')).to_be_visible()
     _shot(page, "gallery")
+
+
+PERCENT = re.compile(r"(\d+) %")
+MAX_LAG_POINTS = 20  # the bar may trail or lead the share of time elapsed by this much
+FIRST_IMAGE_TIMEOUT_S = 180.0  # the goal is 30 s; a loaded CI box may be several times slower
+
+
+def test_the_first_image_at_the_defaults_with_honest_progress(
+        page: Any, shipped_panel_url: str) -> None:
+    """From an empty browser, the default workflow and values, Generate: a finished image,
+    with a percentage that never goes back and stays within 20 points of the share of
+    time elapsed."""
+    from playwright.sync_api import expect
+
+    page.goto(shipped_panel_url)
+    expect(page.get_by_text("Connected")).to_be_visible()
+    expect(page.get_by_text("noise, by design")).to_be_visible()
+    page.get_by_role("button", name="Generate", exact=True).click()
+    start = time.monotonic()
+    samples = _sample_progress(page, start)
+    end = time.monotonic()
+    expect(page.get_by_test_id("stImage").last).to_be_visible()
+    _shot(page, "first-image")
+    print(f"first image at the defaults: {end - start:.1f} s; progress samples "
+          f"(s, %): {[(round(t, 1), p) for t, p in samples]}")
+    percents = [p for _, p in samples]
+    assert percents == sorted(percents), samples
+    assert len(samples) >= 3, samples
+    total = end - start
+    for elapsed, percent in samples:
+        assert abs(percent - 100 * elapsed / total) <= MAX_LAG_POINTS, (elapsed, percent,
+                                                                        total, samples)
+
+
+def _sample_progress(page: Any, start: float) -> list[tuple[float, int]]:
+    """(seconds since Generate, percent shown) while the job runs, until it succeeds."""
+    samples: list[tuple[float, int]] = []
+    done = page.get_by_text("✅ succeeded").first
+    bar = page.get_by_test_id("stProgress").last
+    while not done.is_visible():
+        assert time.monotonic() - start < FIRST_IMAGE_TIMEOUT_S, samples
+        if bar.count():
+            found = PERCENT.search(bar.inner_text(timeout=5_000) or "")
+            if found:
+                samples.append((time.monotonic() - start, int(found.group(1))))
+        page.wait_for_timeout(200)
+    return samples
