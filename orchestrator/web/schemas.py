@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from orchestrator.jobs import MAX_COUNT, Item, Job
 from orchestrator.nodes import NodeInfo
 from orchestrator.outputs import OutputRecord
+from orchestrator.web.echo import echoed
 from orchestrator.web.errors import InvalidRequest
 
 # Workflow names and output ids: one path segment, never a dot-dot, never hidden.
@@ -206,7 +207,7 @@ class JobOut(BaseModel):
         url = f"{base}/v1/jobs/{job.id}"
         return cls(
             id=job.id, status=job.status.value, workflow=spec.workflow,
-            raw_graph=spec.graph is not None, values=dict(spec.values), count=spec.count,
+            raw_graph=spec.graph is not None, values=echoed(spec.values), count=spec.count,
             owner=spec.owner, character=spec.character, conversation=spec.conversation,
             visibility=spec.visibility.value, priority=spec.priority,
             metadata=dict(spec.metadata), created_at=aware(job.created_at) or job.created_at,
