@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from orchestrator.comfy.client import ComfyClient
+from orchestrator.comfy.features import parse_version
 from orchestrator.errors import ConfigError, NodeError
-from orchestrator.nodes import Health, NodeInfo
+from orchestrator.nodes import Health, Node, NodeInfo
 from orchestrator.service import Orchestrator
 
 # Reported while no node has answered yet, so clients that parse the version still work.
@@ -31,10 +32,27 @@ def object_info_of(orch: Orchestrator, node_class: str) -> dict[str, Any]:
     return {} if info is None else {node_class: info}
 
 
+def _newest_first(orch: Orchestrator) -> list[NodeInfo]:
+    """Healthy nodes, the one whose release the gateway speaks as (``versions``) first."""
+    return sorted(_up(orch), key=lambda n: parse_version(n.comfyui_version) or (), reverse=True)
+
+
+def features(orch: Orchestrator, max_upload_bytes: int) -> dict[str, Any]:
+    """``/features``: the flags of the node the gateway speaks as, with our upload limit
+    (a node's own limit is not what a client may send us); the two flags every release
+    has while no node has answered."""
+    flags: dict[str, Any] = {"supports_preview_metadata": True}
+    for node in _newest_first(orch)[:1]:
+        found = _node(orch, node.name)
+        if found is not None and found.features is not None:
+            flags = dict(found.features.flags) or flags
+    return {**flags, "max_upload_size": max_upload_bytes}
+
+
 def system_stats(orch: Orchestrator) -> dict[str, Any]:
-    """ComfyUI's ``/system_stats`` for the pool: the first healthy node's system facts (its
-    ComfyUI version) and every healthy node's devices."""
-    stats = [s for s in (_stats(orch, n) for n in _up(orch)) if s]
+    """ComfyUI's ``/system_stats`` for the pool: the system facts (ComfyUI version) of the
+    node the gateway speaks as and every healthy node's devices."""
+    stats = [s for s in (_stats(orch, n) for n in _newest_first(orch)) if s]
     system = dict(stats[0].get("system") or {}) if stats else {}
     system.setdefault("comfyui_version", UNKNOWN_VERSION)
     system.setdefault("os", os.name)
@@ -43,12 +61,16 @@ def system_stats(orch: Orchestrator) -> dict[str, Any]:
             "devices": [d for s in stats for d in s.get("devices") or ()]}
 
 
-def _stats(orch: Orchestrator, node: NodeInfo) -> dict[str, Any]:
+def _node(orch: Orchestrator, name: str) -> Node | None:
     try:
-        found: dict[str, Any] = orch.pool.worker(node.name).node.system_stats
+        return orch.pool.worker(name).node
     except ConfigError:
-        return {}  # removed meanwhile
-    return found
+        return None  # removed meanwhile
+
+
+def _stats(orch: Orchestrator, node: NodeInfo) -> dict[str, Any]:
+    found = _node(orch, node.name)
+    return dict(found.system_stats) if found is not None else {}
 
 
 def models(orch: Orchestrator, folder: str | None = None) -> list[str] | None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.comfy.features import is_canonical_uuid
 from orchestrator.errors import JobNotFound
 from orchestrator.jobs import Job, JobStatus
 from orchestrator.nodes import Health
@@ -295,7 +296,7 @@ class Gateway:
 
 
 def _well_formed(job_id: Any) -> bool:
-    return isinstance(job_id, str) and (_canonical_uuid(job_id)
+    return isinstance(job_id, str) and (is_canonical_uuid(job_id)
                                         or PROMPT_ID_RE.fullmatch(job_id) is not None)
 
 
@@ -320,20 +321,11 @@ def prompt_id_problem(prompt_id: Any, version: versions.Version | None
     if prompt_id is None:
         return None
     if versions.has(version, versions.UUID_PROMPT_IDS):
-        return None if _canonical_uuid(prompt_id) else dict(errors.INVALID_PROMPT_ID)
+        return None if is_canonical_uuid(prompt_id) else dict(errors.INVALID_PROMPT_ID)
     if not PROMPT_ID_RE.fullmatch(str(prompt_id)):
         return errors.graph_error("invalid_prompt", "prompt_id may hold letters, digits, "
                                   "'_', '.', ':' and '-' (at most 128)", str(prompt_id))
     return None
-
-
-def _canonical_uuid(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        return str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
 
 
 def _prompt_id(prompt_id: Any) -> str:

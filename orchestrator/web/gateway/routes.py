@@ -235,8 +235,7 @@ def _info_routes(gw: Gateway, auth: TokenAuth) -> list[Route]:
         return Response(status_code=404) if found is None else found
 
     def features(request: Request, who: Who) -> dict[str, Any]:
-        return {"supports_preview_metadata": True,
-                "max_upload_size": settings_of(request.app).max_upload_bytes}
+        return nodeinfo.features(orch, settings_of(request.app).max_upload_bytes)
 
     return [Route("/object_info", ["GET"], object_info),
             Route("/object_info/{node_class}", ["GET"], object_info_of),

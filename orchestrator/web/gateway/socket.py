@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.web.errors import ApiError, envelope
+from orchestrator.web.gateway import nodeinfo
 from orchestrator.web.gateway.auth import TokenAuth, settings_of
 from orchestrator.web.gateway.hub import Connection, queue_remaining
 from orchestrator.web.gateway.relay import message, status_message
@@ -53,16 +54,12 @@ def socket_endpoint(gw: Gateway, auth: TokenAuth) -> SocketEndpoint:
             await run_in_threadpool(gw.adopt, who, client_id)
             for frame in gw.hub.resume_frames(conn.key):
                 conn.queue.put_nowait(frame)
-            await _serve(websocket, conn, _server_features(websocket))
+            features = nodeinfo.features(gw.orch, settings_of(websocket.app).max_upload_bytes)
+            await _serve(websocket, conn, features)
         finally:
             gw.hub.detach(conn)
 
     return endpoint
-
-
-def _server_features(websocket: WebSocket) -> dict[str, Any]:
-    return {"supports_preview_metadata": True,
-            "max_upload_size": settings_of(websocket.app).max_upload_bytes}
 
 
 async def _deny(websocket: WebSocket, exc: ApiError) -> None:

@@ -12,27 +12,21 @@ gateway speaks as the newest release it knows (``None`` below).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
-Version = tuple[int, ...]
+from orchestrator.comfy.features import (
+    JOB_CANCEL,
+    JOBS_API,
+    UUID_PROMPT_IDS,
+    Version,
+    parse_version,
+)
 
-# First releases with each route or rule (observed on 0.16.3, 0.26.0 and 0.30.0).
-JOBS_API: Version = (0, 16)
-JOB_CANCEL: Version = (0, 26)
-UUID_PROMPT_IDS: Version = (0, 26)
+# ``missing_node_type`` errors (0.16.3 has them, 0.3.75 answers ``invalid_prompt``).
 MISSING_NODE_TYPE: Version = (0, 16)
 
-_NUMBERS = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?")
-
-
-def parse_version(text: str | None) -> Version | None:
-    """``"0.30.0"`` → ``(0, 30, 0)``; None for anything that does not start with a number
-    (``"unknown"``, a development build without a version)."""
-    found = _NUMBERS.match((text or "").strip().lstrip("v"))
-    if found is None:
-        return None
-    return tuple(int(part) for part in found.groups() if part is not None)
+__all__ = ["JOBS_API", "JOB_CANCEL", "MISSING_NODE_TYPE", "UUID_PROMPT_IDS", "Version",
+           "has", "parse_version", "speaking"]
 
 
 def speaking(versions: Iterable[str | None]) -> Version | None:

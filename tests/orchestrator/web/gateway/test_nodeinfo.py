@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.orchestrator.web.conftest import HTTP_TIMEOUT
+from tests.orchestrator.web.conftest import HTTP_TIMEOUT, Service
 from tests.orchestrator.web.gateway.conftest import ComfyApi
 
 
@@ -41,3 +41,15 @@ def test_models_embeddings_and_features(alice: ComfyApi, comfy_url: str) -> None
     assert alice.get("/models/no-such-folder").status_code == 404
     assert alice.get("/embeddings").json() == _direct(comfy_url, "/embeddings").json()
     assert alice.get("/features").json()["supports_preview_metadata"] is True
+
+
+def test_features_are_the_nodes_with_our_upload_limit(alice: ComfyApi, comfy_url: str,
+                                                      service: Service) -> None:
+    direct = requests.get(f"{comfy_url}/api/features", timeout=HTTP_TIMEOUT)
+
+    for path in ("/features", "/api/features"):
+        ours = alice.get(path)
+
+        assert ours.status_code == direct.status_code == 200
+        assert ours.json() == {**direct.json(),
+                               "max_upload_size": service.settings.max_upload_bytes}
