@@ -14,7 +14,8 @@ import os
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from orchestrator.rendering import (
     render_workflow,
     with_pool_model,
 )
+from orchestrator.retention import DEFAULT_SWEEP_S, RetentionSweep
 from orchestrator.runner import PoolContext, RenderedItem, publish_if_finished
 from orchestrator.seeds import reseeded
 from orchestrator.staging import stage_named_inputs
@@ -97,6 +99,8 @@ class Orchestrator:
         idle_timeout: float | None = None,
         rng: random.Random | None = None,
         start: bool = True,
+        retention: timedelta | None = None,
+        retention_sweep_s: float = DEFAULT_SWEEP_S,
     ) -> None:
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -115,11 +119,20 @@ class Orchestrator:
         self.pool = NodePool(ctx, self._requirements_of)
         self._requirements: dict[str, Requirements] = {}
         self._closed = False
+        # Deletes a blob once nothing names it. A front end with records of its own over
+        # the blobs (the web service's uploads and assets) puts its own check here.
+        self.release_blob: Callable[[str], object] = self._release_unreferenced
+        self.retention = retention  # None: keep every job (see orchestrator.retention)
+        self._sweep = None if retention is None else RetentionSweep(
+            self.store, lambda sha256: self.release_blob(sha256), keep=retention,
+            every=retention_sweep_s)
         for node in nodes:
             self.pool.add(node_config(node), start=False)
         if start:
             self.recover()
             self.pool.start()
+            if self._sweep is not None:
+                self._sweep.start()
 
     # --- submitting -----------------------------------------------------------------------
 
@@ -433,11 +446,23 @@ class Orchestrator:
         if self._closed:
             raise OrchestratorError("this Orchestrator was closed; open a new one")
 
+    def expire_jobs(self) -> int:
+        """Delete the finished jobs past the retention now, with their outputs; how many
+        went (0 when jobs are kept). The sweep does this on its own every few minutes."""
+        return 0 if self._sweep is None else self._sweep.run_once()
+
+    def _release_unreferenced(self, sha256: str) -> bool:
+        store = self.store
+        return self.blobs.release(sha256, lambda: not (
+            store.blob_references(sha256) or store.input_references(sha256)))
+
     def close(self) -> None:
         """Stop workers (items on nodes stay recorded for the next process) and close."""
         if self._closed:
             return
         self._closed = True
+        if self._sweep is not None:
+            self._sweep.close()
         self.pool.close()
         if self.registry is not None:
             self.registry.close()

@@ -9,6 +9,7 @@ a ``Settings`` or explicit keyword arguments and never reads the environment.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.errors import ConfigError
 from orchestrator.jobs import MAX_COUNT
+from orchestrator.retention import DEFAULT_SWEEP_S
 
 # --- Network -------------------------------------------------------------------------------
 DEFAULT_HOST = "127.0.0.1"  # loopback: exposing the service is an explicit choice
@@ -55,6 +57,14 @@ UPLOAD_BYTES_PER_MINUTE = 1024 * 1024 * 1024
 UPLOAD_BURST_BYTES = 256 * 1024 * 1024
 # items per page of a list; bigger pages make slow responses and big JSON
 MAX_PAGE_SIZE = 200
+
+# --- Retention -----------------------------------------------------------------------------
+# seconds a finished job (with its outputs) is kept after it was created; None keeps every
+# job until it is deleted: outputs are what the products built on us sell, so losing them
+# must be an operator's choice (e.g. 2592000 for 30 days)
+JOB_RETENTION_S: float | None = None
+# seconds between the sweeps that delete expired jobs (when a retention is set)
+RETENTION_SWEEP_S = DEFAULT_SWEEP_S
 
 # --- Timeouts ------------------------------------------------------------------------------
 # seconds between SSE keep-alive comments; proxies and SDKs drop streams idle for 30-60 s
@@ -96,6 +106,9 @@ class Settings(BaseModel):
     upload_bytes_per_minute: int = Field(default=UPLOAD_BYTES_PER_MINUTE, ge=1024)
     upload_burst_bytes: int = Field(default=UPLOAD_BURST_BYTES, ge=1024)
     max_page_size: int = Field(default=MAX_PAGE_SIZE, ge=1)
+    # Retention
+    job_retention_s: float | None = Field(default=JOB_RETENTION_S, gt=0)
+    retention_sweep_s: float = Field(default=RETENTION_SWEEP_S, gt=0)
     # Timeouts
     sse_keepalive_s: float = Field(default=SSE_KEEPALIVE_S, gt=0)
 
@@ -103,6 +116,12 @@ class Settings(BaseModel):
     def workflows_folder(self) -> Path:
         """The workflows folder in use: the one given, else ``<data_dir>/workflows``."""
         return self.workflows_dir or self.data_dir / WORKFLOWS_DIR_NAME
+
+    @property
+    def job_retention(self) -> timedelta | None:
+        """How long finished jobs are kept; None: until deleted."""
+        return None if self.job_retention_s is None else timedelta(
+            seconds=self.job_retention_s)
 
     @property
     def max_multipart_bytes(self) -> int:

@@ -44,7 +44,9 @@ def start_running(data_dir: Path, workflows: Path, nodes: Iterable[str | NodeCon
     workflows.mkdir(parents=True, exist_ok=True)
     config = Settings(data_dir=data_dir, workflows_dir=workflows, port=0, **settings)
     tokens = TokenStore.open(data_dir)
-    orch = Orchestrator(data_dir=data_dir, workflows_dir=workflows, nodes=nodes)
+    orch = Orchestrator(data_dir=data_dir, workflows_dir=workflows, nodes=nodes,
+                        retention=config.job_retention,
+                        retention_sweep_s=config.retention_sweep_s)
     server = ServerThread(create_app(orch, tokens, config, clock=clock))
     try:
         url = server.start()

@@ -76,6 +76,10 @@ def blob_references(conn: sqlite3.Connection, sha256: str) -> int:
                             (sha256,)).fetchone()[0])
 
 
-def _record(output_id: str, body: str) -> OutputRecord:
+def record_of(output_id: str, body: str) -> OutputRecord:
+    """A stored row's record; ``StoreError`` naming it when it does not parse."""
     with parsed(f"output {output_id}"):
         return OutputRecord.model_validate_json(body)
+
+
+_record = record_of

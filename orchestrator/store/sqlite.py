@@ -21,7 +21,7 @@ from typing import Literal, Self
 from orchestrator.errors import IdempotencyKeyReused, JobNotFound, StoreError
 from orchestrator.jobs import Item, ItemError, Job, JobSpec, JobStatus, Visibility, utcnow
 from orchestrator.outputs import OutputRecord
-from orchestrator.store import output_rows, position, rules, schema, tables
+from orchestrator.store import expiry, output_rows, position, rules, schema, tables
 from orchestrator.store.claim import ClaimScan
 from orchestrator.store.protocol import CanRun, JobPage, OutputPage, PromptId
 
@@ -440,3 +440,12 @@ class SqliteJobStore:
             return tables.count(conn, "SELECT COUNT(*) FROM jobs, json_each(jobs.spec, "
                                 "'$.images') AS image WHERE image.value = ?", [sha256])
 
+    # --- retention --------------------------------------------------------------------------
+
+    def delete_expired_jobs(self, created_before: datetime, *,
+                            limit: int = MAX_PAGE) -> list[tuple[Job, list[OutputRecord]]]:
+        """See ``JobStore.delete_expired_jobs``."""
+        with self._tx("deleting expired jobs") as conn:
+            jobs = tables.load_jobs(conn, expiry.expired_job_ids(conn, created_before,
+                                                                 _limit(limit)))
+            return [(job, expiry.delete_job_rows(conn, job.id)) for job in jobs]

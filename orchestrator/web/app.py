@@ -8,6 +8,7 @@ query parameter); both leave as the envelope ``{"error": {"code", "message", "de
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from importlib import metadata
@@ -31,6 +32,7 @@ from orchestrator.web.errors import TooManyRequests, body, envelope
 from orchestrator.web.gateway.routes import HEADER_PREFIXES
 from orchestrator.web.limits import BodyLimit, Clock, Limits, comfy_error_body
 from orchestrator.web.routing import RouteIndex
+from orchestrator.web.v2.blobs import release_blob
 
 TITLE = "comfy-orchestrator"
 DESCRIPTION = (
@@ -51,6 +53,8 @@ def create_app(orch: Orchestrator, tokens: TokenStore, settings: Settings, *,
     mount_docs(app)
     limiter = Limits(settings, clock=clock)
     app.state.services = Services(orch=orch, tokens=tokens, settings=settings, limiter=limiter)
+    # Blobs a deleted job named stay while an upload or asset of ours names them too.
+    orch.release_blob = functools.partial(release_blob, orch)
     routes: list[BaseRoute] = []
     for router in (rest.router(), auth.router, gateway.gateway_router(orch, tokens),
                    v2.v2_router(orch, tokens, settings)):

@@ -89,7 +89,8 @@ def job_out(svc: Services, job: Job, base: str) -> JobOut:
     """The job's answer, with its progress and each queued image's place in the queue."""
     positions = {item.index: svc.orch.queue_position(item.id) for item in job.items
                  if item.status == ItemStatus.QUEUED}
-    return JobOut.of(job, base, progress=svc.orch.progress(job.id), positions=positions)
+    return JobOut.of(job, base, progress=svc.orch.progress(job.id), positions=positions,
+                     keep=svc.orch.retention)
 
 
 def _checked_key(key: str | None) -> str | None:

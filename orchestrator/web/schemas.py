@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self, TypeVar
 
 from fastapi import Request
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from orchestrator.jobs import MAX_COUNT, Item, Job
 from orchestrator.nodes import NodeInfo
 from orchestrator.outputs import OutputRecord
+from orchestrator.retention import expires_at
 from orchestrator.web.echo import echoed
 from orchestrator.web.errors import InvalidRequest
 
@@ -195,13 +196,18 @@ class JobOut(BaseModel):
     items: list[ItemOut]
     output_ids: list[str]
     progress: float = Field(default=0.0, description="0..1 over all images and their graphs")
+    expires_at: datetime | None = Field(
+        default=None, description="when the finished job and its outputs may be deleted "
+        "(the service's retention); null: kept until deleted")
     url: str
     events_url: str
 
     @classmethod
     def of(cls, job: Job, base: str, *, progress: float = 0.0,
-           positions: Mapping[int, int | None] | None = None) -> JobOut:
-        """``positions`` maps item index to its queue position (absent: not queued)."""
+           positions: Mapping[int, int | None] | None = None,
+           keep: timedelta | None = None) -> JobOut:
+        """``positions`` maps item index to its queue position (absent: not queued);
+        ``keep`` is the service's job retention (None: kept until deleted)."""
         spec = job.spec
         positions = positions or {}
         url = f"{base}/v1/jobs/{job.id}"
@@ -214,7 +220,8 @@ class JobOut(BaseModel):
             started_at=aware(job.started_at), completed_at=aware(job.completed_at),
             items=[ItemOut.of(i, positions.get(i.index)) for i in job.items],
             output_ids=[o for i in job.items for o in i.output_ids], progress=progress,
-            url=url, events_url=f"{url}/events",
+            expires_at=aware(expires_at(job.created_at, keep)), url=url,
+            events_url=f"{url}/events",
         )
 
 

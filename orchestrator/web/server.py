@@ -120,8 +120,9 @@ def service(settings: Settings) -> Iterator[tuple[Orchestrator, TokenStore]]:
     if settings.workflows_dir is None:
         workflows.mkdir(parents=True, exist_ok=True)  # the default folder may be new
     with TokenStore.open(settings.data_dir) as tokens, Orchestrator(
-            data_dir=settings.data_dir, workflows_dir=workflows,
-            nodes=settings.nodes) as orch:
+            data_dir=settings.data_dir, workflows_dir=workflows, nodes=settings.nodes,
+            retention=settings.job_retention,
+            retention_sweep_s=settings.retention_sweep_s) as orch:
         yield orch, tokens
 
 

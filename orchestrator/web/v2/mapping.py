@@ -9,17 +9,18 @@ clock or bus and are tested without a server.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from orchestrator.events import ProgressEvent
 from orchestrator.jobs import Job, JobStatus
 from orchestrator.outputs import OutputRecord
+from orchestrator.retention import expires_at
 from orchestrator.web.v2 import schemas
 
 API_PREFIX = "/api/v2"
-# How long a job is promised to stay readable. The store keeps jobs until an operator
-# deletes them, so this is a floor the service honours, not a deadline it enforces.
-JOB_RETENTION = timedelta(days=30)
+# The deadline reported for a job the service keeps until it is deleted (no retention):
+# the contract wants a timestamp (the SDK refuses null), and this one never comes.
+NEVER = datetime.max.replace(tzinfo=UTC)
 # Content URLs are served by this service under the caller's token, so they never expire
 # on their own; the contract still wants a deadline, and a day outlives any client wait.
 CONTENT_URL_TTL = timedelta(days=1)
@@ -138,12 +139,13 @@ def _ms(delta: timedelta) -> int:
 
 def job_of(job: Job, *, outputs: list[OutputRecord], latest: ProgressEvent | None,
            fraction: float, queue_position: int | None, base: str,
-           now: datetime) -> schemas.Job:
-    """The full v2 ``Job`` body for ``job``."""
+           now: datetime, keep: timedelta | None = None) -> schemas.Job:
+    """The full v2 ``Job`` body for ``job``; ``keep`` is the service's job retention
+    (None: jobs are kept until deleted, reported as ``NEVER``)."""
     return schemas.Job(
         id=job.id, status=status_of(job), created_at=job.created_at,
         started_at=job.started_at, completed_at=job.completed_at,
-        expires_at=job.created_at + JOB_RETENTION,
+        expires_at=expires_at(job.created_at, keep) or NEVER,
         queue_position=queue_position if job.status == JobStatus.QUEUED else None,
         progress=progress_of(job, latest, fraction),
         outputs=[output_of(r, base, now) for r in outputs],

@@ -89,7 +89,7 @@ class V2:
             latest=events.latest_progress(self.orch, job.id),
             fraction=self.orch.pool.ctx.progress.get(job),
             queue_position=queue_position(self.orch, job) if queued else None,
-            base=base, now=self.now())
+            base=base, now=self.now(), keep=self.orch.retention)
         return schemas.dump(body)
 
 

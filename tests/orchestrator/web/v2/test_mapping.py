@@ -29,7 +29,11 @@ def test_a_queued_job_has_no_progress_and_keeps_its_position() -> None:
 
     assert (body.status, body.progress, body.queue_position) == ("queued", None, 3)
     assert body.urls.self_ == "http://h/api/v2/jobs/j1"
-    assert body.expires_at == T0 + mapping.JOB_RETENTION
+    assert body.expires_at == mapping.NEVER  # the service keeps jobs by default
+    kept_a_day = mapping.job_of(job(ItemStatus.QUEUED), outputs=[], latest=None, fraction=0.0,
+                                queue_position=3, base="http://h", now=T0,
+                                keep=timedelta(days=1))
+    assert kept_a_day.expires_at == T0 + timedelta(days=1)
 
 
 def test_running_progress_counts_every_node_of_the_graph_and_stays_below_one() -> None:
