@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import os
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -172,15 +173,16 @@ class Orchestrator:
             values = self._with_pool_model(workflow, values or {})
         # Render once before anything is stored: bad values fail without leaving blobs.
         requirements = self._requirements_for(workflow, graph, values or {}, count, raw_images)
-        spec = JobSpec(
-            workflow=workflow, graph=dict(graph) if graph is not None else None,
-            values=dict(values or {}), count=count, owner=owner, character=character,
-            conversation=conversation, visibility=Visibility(visibility), priority=priority,
-            images={name: self.blobs.put(data).sha256 for name, data in raw_images.items()},
-            metadata=dict(metadata or {}), extra_data=dict(extra_data or {}),
-        )
-        job, replayed = self.store.create_job_idempotent(spec, idempotency_key=idempotency_key,
-                                                         job_id=job_id)
+        with self._storing(raw_images) as stored:
+            spec = JobSpec(
+                workflow=workflow, graph=dict(graph) if graph is not None else None,
+                values=dict(values or {}), count=count, owner=owner, character=character,
+                conversation=conversation, visibility=Visibility(visibility),
+                priority=priority, images=stored, metadata=dict(metadata or {}),
+                extra_data=dict(extra_data or {}),
+            )
+            job, replayed = self.store.create_job_idempotent(
+                spec, idempotency_key=idempotency_key, job_id=job_id)
         if replayed:
             return JobHandle(self, job.id, replayed=True)
         self._requirements[job.id] = requirements
@@ -200,6 +202,14 @@ class Orchestrator:
         offered = {value for caps in self.pool.capabilities() for site in sites
                    for value in caps.combos.get(site, ())}
         return with_pool_model(workflow, values, sorted(offered))
+
+    @contextlib.contextmanager
+    def _storing(self, images: Mapping[str, bytes]) -> Iterator[dict[str, str]]:
+        """Store the input images ({name: sha256}); no blob release removes them before
+        the block has recorded the job that names them."""
+        with contextlib.ExitStack() as held:
+            yield {name: held.enter_context(self.blobs.storing(data)).sha256
+                   for name, data in images.items()}
 
     # --- rendering (called by workers at dispatch) ---------------------------------------
 

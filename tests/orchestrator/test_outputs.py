@@ -14,6 +14,7 @@ import threading
 import wave
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -22,6 +23,7 @@ from orchestrator import outputs
 from orchestrator.errors import JobNotFound, StoreError
 from orchestrator.jobs import Item, Job, JobSpec, Visibility
 from orchestrator.outputs import BlobRef, BlobStore, Media, OutputKind, new_output, probe
+from orchestrator.service import Orchestrator
 
 
 def image_bytes(fmt: str, size: tuple[int, int] = (40, 30), color: str = "red") -> bytes:
@@ -236,6 +238,12 @@ def test_a_writer_after_a_release_writes_the_bytes_again(blobs: BlobStore) -> No
         assert blobs.path(again.sha256).read_bytes() == data
 
 
+AVATAR_GRAPH = {
+    "1": {"class_type": "LoadImage", "inputs": {"image": "char_avatar"}},
+    "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "a"}},
+}
+
+
 # --- thumbnails ---------------------------------------------------------------------------
 
 
@@ -291,3 +299,23 @@ def test_a_record_copies_the_jobs_context() -> None:
 
 def _files(root: Path) -> list[Path]:
     return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def test_a_jobs_input_images_are_held_until_the_job_names_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A release of an input image's bytes while its job is being recorded (after the
+    bytes were stored, before the job row exists) keeps them."""
+    data = image_bytes("PNG")
+    with Orchestrator(data_dir=tmp_path, start=False) as orch:
+        create = orch.store.create_job_idempotent
+        released: list[bool] = []
+
+        def release_then_create(spec: JobSpec, **kwargs: Any) -> tuple[Job, bool]:
+            sha256 = spec.images["char_avatar"]
+            released.append(orch.blobs.release(sha256, lambda: True))
+            return create(spec, **kwargs)
+
+        monkeypatch.setattr(orch.store, "create_job_idempotent", release_then_create)
+        job = orch.submit(graph=AVATAR_GRAPH, images={"char_avatar": data}).get()
+        assert released == [False]
+        assert orch.blobs.path(job.spec.images["char_avatar"]).read_bytes() == data
