@@ -16,7 +16,6 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
@@ -31,6 +30,7 @@ from orchestrator.web.docs import mount_docs
 from orchestrator.web.errors import TooManyRequests, body, envelope
 from orchestrator.web.gateway.routes import HEADER_PREFIXES
 from orchestrator.web.limits import BodyLimit, Clock, Limits, comfy_error_body
+from orchestrator.web.openapi import document
 from orchestrator.web.routing import RouteIndex
 from orchestrator.web.v2.blobs import release_blob
 
@@ -89,8 +89,8 @@ def _documented(app: FastAPI, routes: list[BaseRoute]) -> Callable[[], dict[str,
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = get_openapi(title=app.title, version=app.version,
-                                             description=app.description, routes=routes)
+            app.openapi_schema = document(title=app.title, version=app.version,
+                                          description=app.description, routes=routes)
         return app.openapi_schema
 
     return openapi

@@ -41,6 +41,19 @@ from orchestrator.web.v2.idempotency import checked_key
 
 FORM_FIELDS = frozenset({"file", "content_type", "file_path", "expected_hash", "tags",
                          "expires_in"})
+# The upload reads its own form (to check it whole before storing), so it is documented here.
+_UPLOAD_DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["file", "content_type", "file_path"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "the bytes"},
+            "content_type": {"type": "string", "description": "e.g. image/png"},
+            "file_path": {"type": "string", "description": "the name graphs refer to"},
+            "expected_hash": {"type": "string", "description": "blake3:<64 hex>"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "expires_in": {"type": "integer", "minimum": schemas.EXPIRES_IN_MIN,
+                           "maximum": schemas.EXPIRES_IN_MAX},
+        }}}}}}
 
 
 def asset_body(record: AssetRecord, base: str, now: datetime) -> dict[str, Any]:
@@ -57,7 +70,8 @@ def add(router: APIRouter, assets: Assets, blobs: BlobStore, settings: Settings,
         now: Callable[[], datetime], sweep: ExpirySweep) -> None:
     """Add the asset routes to ``router``, each a closure over its arguments."""
 
-    @router.post("/assets", status_code=201, summary="Upload an asset (multipart)")
+    @router.post("/assets", status_code=201, summary="Upload an asset (multipart)",
+                 openapi_extra=_UPLOAD_DOC)
     async def upload(request: Request, who: Caller,
                      idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
         checked_key(idempotency_key)  # a fresh key per upload: dedup does the rest

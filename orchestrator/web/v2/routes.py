@@ -25,6 +25,7 @@ from orchestrator.settings import Settings
 from orchestrator.tokens import Principal, TokenStore
 from orchestrator.web.auth import Caller, Listener
 from orchestrator.web.body import InvalidJson, JsonBodyRoute, read_json
+from orchestrator.web.openapi import inline_schema
 from orchestrator.web.schemas import base_url
 from orchestrator.web.v2 import asset_routes, events, mapping, schemas
 from orchestrator.web.v2.assets import Assets, AssetStore, ExpirySweep
@@ -36,6 +37,10 @@ from orchestrator.web.v2.queue import queue_position
 from orchestrator.web.v2.submit import Submitter
 
 DEFAULT_PAGE = 50  # jobs per page of GET /jobs when the client names no limit
+# The submit reads its own body (to answer each mistake with the contract's code), so
+# FastAPI cannot see the body's model: documented here.
+_SUBMIT_DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": inline_schema(schemas.SubmitRequest)}}}}
 
 
 class V2Route(JsonBodyRoute):
@@ -127,7 +132,8 @@ def _health(v2: V2) -> Callable[[], schemas.Health]:
 def _job_routes(router: APIRouter, v2: V2) -> None:
     """Add the job routes, each a closure over ``v2``."""
 
-    @router.post("/jobs", status_code=201, summary="Submit an API-format graph as a job")
+    @router.post("/jobs", status_code=201, summary="Submit an API-format graph as a job",
+                 openapi_extra=_SUBMIT_DOC)
     async def submit(request: Request, who: Caller,
                      idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
         key = checked_key(idempotency_key)
