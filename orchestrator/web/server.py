@@ -74,7 +74,9 @@ class ServerThread:
 
     def __init__(self, app: FastAPI, *, host: str = "127.0.0.1", port: int = 0,
                  log_level: str = "warning") -> None:
-        self.server = _server(app, log_level)
+        # A program that configured no logging of its own (``comfy-orch up``) gets ours,
+        # so its warnings pass the token filter too; tests and hosts keep theirs.
+        self.server = _server(app, log_level, own_logging=not logging.getLogger().handlers)
         self.host, self.port = host, port
         self.url = ""
         self._thread: threading.Thread | None = None
