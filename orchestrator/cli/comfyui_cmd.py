@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from orchestrator.errors import ProvisionError
 from orchestrator.provision.install import default_home, ensure_installed, installed_versions
 from orchestrator.provision.releases import DEFAULT_VERSION, SUPPORTED_VERSIONS
 from orchestrator.provision.server import LocalComfy, prepare_base_dir
@@ -24,6 +25,8 @@ def register(commands: Any) -> None:
 
     install = sub.add_parser("install", help="provision ComfyUI into the cache (idempotent)")
     _version_option(install)
+    install.add_argument("--all", action="store_true",
+                         help="every supported release, newest first (what CI does)")
     install.add_argument("--home", type=Path, default=None, help="cache folder (default "
                          "$COMFY_ORCH_HOME or ~/.cache/comfy-orchestrator)")
     install.set_defaults(handler=run_install)
@@ -78,9 +81,24 @@ def _version_option(parser: argparse.ArgumentParser) -> None:
 
 
 def run_install(args: argparse.Namespace) -> int:
+    """Install one release, or with ``--all`` each one, going on past a failed one so the
+    report names every release that failed."""
     home = args.home or default_home()
-    inst = ensure_installed(home, args.version, progress=lambda line: print(line, flush=True))
-    print(f"ComfyUI {inst.version} ready: {inst.root}")
+    failed = []
+    for version in SUPPORTED_VERSIONS if args.all else (args.version,):
+        try:
+            inst = ensure_installed(home, version,
+                                    progress=lambda line: print(line, flush=True))
+        except ProvisionError as exc:
+            if not args.all:
+                raise
+            print(f"error: ComfyUI {version}: {exc}", file=sys.stderr, flush=True)
+            failed.append(version)
+            continue
+        print(f"ComfyUI {inst.version} ready: {inst.root}", flush=True)
+    if failed:
+        print(f"error: not installed: {', '.join(failed)}", file=sys.stderr)
+        return 2
     return 0
 
 

