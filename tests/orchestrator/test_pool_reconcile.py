@@ -17,6 +17,9 @@ from tests.helpers import wait_until
 from tests.orchestrator.comfy.test_watch import finish_before_second_read
 from tests.orchestrator.test_pool import orch_factory, workflows  # noqa: F401 - fixtures
 
+# What differs most between releases: every one of them is held to it.
+pytestmark = pytest.mark.every_comfyui
+
 
 @pytest.fixture()
 def observer(comfy_url: str) -> Iterator[ComfyClient]:

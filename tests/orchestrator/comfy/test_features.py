@@ -55,6 +55,7 @@ def client(comfy_url: str) -> ComfyClient:
     return ComfyClient(comfy_url)
 
 
+@pytest.mark.every_comfyui
 def test_detected_features_match_what_the_release_ships(client: ComfyClient) -> None:
     stats = client.system_stats()
     features = client.detect_features(stats)
@@ -66,6 +67,7 @@ def test_detected_features_match_what_the_release_ships(client: ComfyClient) -> 
     assert client.features is features  # kept: later calls ask nothing again
 
 
+@pytest.mark.every_comfyui
 def test_submit_refuses_an_id_the_release_would_refuse_without_sending_it(
     client: ComfyClient,
 ) -> None:
@@ -80,6 +82,7 @@ def test_submit_refuses_an_id_the_release_would_refuse_without_sending_it(
         assert client.run(graph, prompt_id=prompt_id).prompt_id == prompt_id
 
 
+@pytest.mark.every_comfyui
 def test_comfyuis_own_refusal_of_an_id_is_the_same_error(client: ComfyClient) -> None:
     """Speaking to a 0.26+ node as to an older one: ComfyUI's 400 invalid_prompt_id
     becomes PromptIdRejected too, never a generic rejection of the graph."""

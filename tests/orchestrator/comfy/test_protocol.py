@@ -82,3 +82,46 @@ def test_queue_lists_running_and_pending_ids() -> None:
     body = {"queue_running": [[1, "a", {}, {}, []]], "queue_pending": [[2, "b", {}, {}, []]]}
     state = parse_queue(body, url="u")
     assert state == QueueState(("a",), ("b",)) and state.holds("b") and not state.holds("c")
+
+
+def test_queue_read_first_decides_before_history() -> None:
+    from orchestrator.comfy.protocol import HistoryEntry, PromptPhase, state_from_reads
+
+    queue = QueueState(running=("r",), pending=("p",))
+    entry = HistoryEntry("d", "success", True, ())
+    assert state_from_reads("r", queue, None).phase == PromptPhase.RUNNING
+    assert state_from_reads("p", queue, None).phase == PromptPhase.PENDING
+    done = state_from_reads("d", queue, entry)
+    assert done.phase == PromptPhase.DONE and done.entry is entry
+    assert not state_from_reads("x", queue, None).known
+
+
+def test_a_jobs_answer_reads_as_a_phase_and_a_finished_one_as_its_history() -> None:
+    from orchestrator.comfy.protocol import PromptPhase, parse_job
+
+    assert parse_job("a", 404, {"error": "Job not found"}, url="http://n").phase == \
+        PromptPhase.ABSENT
+    assert parse_job("a", 200, {"id": "a", "status": "in_progress"}, url="http://n").phase == \
+        PromptPhase.RUNNING
+    interrupted = parse_job("a", 200, {
+        "id": "a", "status": "cancelled",
+        "outputs": {"9": {"images": [{"filename": "x.png", "subfolder": "", "type": "output"}]}},
+        "execution_status": {"status_str": "error", "completed": False, "messages": [
+            ["execution_interrupted", {"prompt_id": "a", "node_id": "3"}]]}}, url="http://n")
+    assert interrupted.phase == PromptPhase.DONE and interrupted.entry is not None
+    assert interrupted.entry.interrupted and interrupted.entry.outputs[0].filename == "x.png"
+    with pytest.raises(NodeProtocolError, match="/api/jobs/a answered 200"):
+        parse_job("a", 200, {"status": "sleeping"}, url="http://n")
+
+
+def test_comfyuis_invalid_prompt_id_becomes_prompt_id_rejected() -> None:
+    from orchestrator.errors import PromptIdRejected
+
+    body = {"error": {"type": "invalid_prompt_id", "message": "prompt_id must be a valid UUID",
+                      "details": "prompt_id must be a UUID string in canonical lowercase "
+                                 "hyphenated form; omit it to let the server generate one",
+                      "extra_info": {}}, "node_errors": {}}
+    with pytest.raises(PromptIdRejected) as info:
+        parse_submit_response(400, body, url="http://n", prompt_id="job-1")
+    assert info.value.prompt_id == "job-1" and info.value.code == "invalid_prompt_id"
+    assert str(info.value).startswith("prompt id 'job-1' refused by ComfyUI at http://n")

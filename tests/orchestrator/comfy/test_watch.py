@@ -18,6 +18,9 @@ from orchestrator.errors import JobCancelled
 from tests import graphs
 from tests.helpers import wait_until
 
+# What differs most between releases: every one of them is held to it.
+pytestmark = pytest.mark.every_comfyui
+
 
 def fresh_seed() -> int:
     return uuid.uuid4().int % 10**9
