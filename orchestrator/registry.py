@@ -152,6 +152,10 @@ class _Files:
 
 
 def _read(path: Path, name: str) -> str:
+    if path.exists() and not path.is_file():
+        # A FIFO or a device would block the read (and the watcher with it) or never end.
+        raise WorkflowFormatError("is not a regular file; replace it with a JSON file",
+                                  source=str(path))
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:

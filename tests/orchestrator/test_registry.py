@@ -436,3 +436,17 @@ def test_requests_see_files_named_relative_to_the_folder(folder: Path) -> None:
             reg.get("bad")
     assert str(raised.value).startswith("bad.json, line 1, column 2: not valid JSON")
     assert str(folder) not in str(raised.value) and raised.value.source == "bad.json"
+
+
+def test_a_file_that_is_not_a_regular_file_is_an_error_not_a_hang(folder: Path) -> None:
+    """Reading a FIFO blocks until someone writes to it: loading must not try."""
+    os.mkfifo(folder / "pipe.json")
+    (folder / "dir.json").mkdir()
+    with WorkflowRegistry(folder) as reg:
+        for name in ("pipe", "dir"):
+            found = status(reg, name)
+            assert found is not None and found.error is not None
+            assert found.error.endswith(f"{name}.json: is not a regular file; replace it with a "
+                                        "JSON file")
+        write(folder, "later.json", graph("later"))
+        eventually(lambda: prefix_of(reg, "later") == "later")
