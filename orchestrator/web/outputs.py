@@ -49,6 +49,20 @@ def _record(svc: Services, who: Principal, output_id: str) -> OutputRecord:
     return visible_output(svc.orch, who, checked_name(output_id, "output id"))
 
 
+def _shown(svc: Services, who: Principal, records: list[OutputRecord], base: str
+           ) -> list[OutputOut]:
+    """Records as the caller may see them: another owner's without the image values
+    (an avatar sent as base64 text) that made them; prompts and settings stay."""
+    return [OutputOut.of(r if r.owner == who.owner else _without_images(svc, r), base)
+            for r in records]
+
+
+def _without_images(svc: Services, record: OutputRecord) -> OutputRecord:
+    images = _image_placeholders(svc, record.workflow)
+    return record.model_copy(update={"values": {
+        name: value for name, value in record.values.items() if name not in images}})
+
+
 @router.get("/v1/outputs", response_model=OutputPageOut,
             summary="Outputs the token may see, filtered, newest first")
 def list_outputs(request: Request, svc: Svc, who: Caller, workflow: str | None = None,
@@ -63,14 +77,14 @@ def list_outputs(request: Request, svc: Svc, who: Caller, workflow: str | None =
         owner=owner, job_id=job, character=character, conversation=conversation,
         workflow=workflow, visible_to=None if who.admin else who.owner,
         limit=min(limit, svc.settings.max_page_size), cursor=cursor)
-    base = base_url(request)
-    return OutputPageOut(outputs=[OutputOut.of(o, base) for o in page.outputs],
+    return OutputPageOut(outputs=_shown(svc, who, page.outputs, base_url(request)),
                          next_cursor=page.next_cursor)
 
 
 @router.get("/v1/outputs/{output_id}", response_model=OutputOut, summary="An output's metadata")
 def get_output(output_id: str, request: Request, svc: Svc, who: Caller) -> OutputOut:
-    return OutputOut.of(_record(svc, who, output_id), base_url(request))
+    """Another owner's output comes without the image values that made it."""
+    return _shown(svc, who, [_record(svc, who, output_id)], base_url(request))[0]
 
 
 @router.get("/v1/outputs/{output_id}/content", summary="An output's bytes",
@@ -201,8 +215,7 @@ def gallery(request: Request, svc: Svc, who: Caller, character: str | None = Non
         raise InvalidRequest("give exactly one of ?character= and ?conversation=")
     limit = min(limit, svc.settings.max_page_size)
     page = _gallery_page(svc, who, character, conversation, limit, cursor)
-    base = base_url(request)
-    return OutputPageOut(outputs=[OutputOut.of(o, base) for o in page.outputs],
+    return OutputPageOut(outputs=_shown(svc, who, page.outputs, base_url(request)),
                          next_cursor=page.next_cursor)
 
 

@@ -457,3 +457,24 @@ def test_a_raw_graph_without_a_seed_input_is_refused_naming_why(api: Api,
     assert response.status_code == 422, response.text
     assert "no seed input found" in response.json()["error"]["message"]
     assert job["id"] in response.json()["error"]["message"]
+
+
+def test_image_values_of_anothers_output_are_not_listed(api: Api, service: Service) -> None:
+    """An avatar sent as base64 text (as SillyTavern does) is a value of the output; others
+    see the output's other values, never the avatar, in its metadata and galleries."""
+    avatar = base64.b64encode(png_bytes(color="#abcdef")).decode()
+    job = api.submit(service.alice, workflow="avatar", visibility="public",
+                     character="kit", values={"char_avatar": avatar, "prompt": "a fox"})
+    output_id = api.wait_job(service.alice, job["id"])["output_ids"][0]
+    mine = api.get(f"/v1/outputs/{output_id}", token=service.alice).json()
+    theirs = api.get(f"/v1/outputs/{output_id}", token=service.bob).json()
+    gallery = api.get("/v1/gallery", token=service.bob, params={"character": "kit"}).json()
+    listed = api.get("/v1/outputs", token=service.bob, params={"owner": "alice"}).json()
+    assert mine["values"]["char_avatar"] == avatar
+    for shown in (theirs, *gallery["outputs"], *listed["outputs"]):
+        assert "char_avatar" not in shown["values"]
+        assert avatar not in str(shown)
+    assert theirs["values"]["prompt"] == "a fox"
+    regenerate = api.post(f"/v1/outputs/{output_id}/regenerate", token=service.bob, json={})
+    assert regenerate.status_code == 403
+    assert regenerate.json()["error"]["details"]["inputs"] == ["char_avatar"]
