@@ -7,6 +7,7 @@ in a few requests; the proofs that the shipped limits let real clients through a
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 import websocket
+from starlette.types import Message, Receive, Scope, Send
 
 from orchestrator import settings as defaults
 from orchestrator.jobs import MAX_COUNT
@@ -26,7 +28,13 @@ from orchestrator.web.errors import (
     TooManyRequests,
     UnsupportedMedia,
 )
-from orchestrator.web.limits import Limits, RateLimiter, check_image, check_prompts
+from orchestrator.web.limits import (
+    BodyLimit,
+    Limits,
+    RateLimiter,
+    check_image,
+    check_prompts,
+)
 from tests import graphs
 from tests.orchestrator.web.conftest import Api, Service, ServiceFactory, png_bytes
 
@@ -78,6 +86,26 @@ def test_images_are_opened_before_they_are_accepted(tmp_path: Path) -> None:
         check_image("a", b"GIF89a but not really", 10_000)
     with pytest.raises(PayloadTooLarge, match="upload 'a'"):
         check_image("a", png_bytes(), 10)
+
+
+@pytest.mark.parametrize("declared", [b"\xb2", b"9" * 5000])
+def test_a_content_length_int_cannot_read_is_413_not_a_crash(declared: bytes) -> None:
+    """Latin-1 "²" passes str.isdigit and 5,000 digits are more than int() takes."""
+    sent: list[Message] = []
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("the route was reached")
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {"type": "http", "headers": [(b"content-length", declared)]}
+    asyncio.run(BodyLimit(route, lambda kind: 100)(scope, receive, send))
+
+    assert sent[0]["status"] == 413
 
 
 # --- over HTTP ---------------------------------------------------------------------------------
