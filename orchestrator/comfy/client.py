@@ -126,6 +126,14 @@ class ComfyClient:
     def history(self, prompt_id: str) -> HistoryEntry | None:
         return protocol.parse_history(prompt_id, self._json(f"/history/{prompt_id}"), url=self.url)
 
+    def history_entry(self, prompt_id: str) -> dict[str, Any] | None:
+        """The ``/history/{id}`` entry as the node wrote it (every UI output key, in the
+        node's order, and the status messages), or None while it is unknown or running;
+        for the gateway, which relays it as ComfyUI would."""
+        found = self._json(f"/history/{prompt_id}")
+        entry = found.get(prompt_id) if isinstance(found, dict) else None
+        return dict(entry) if isinstance(entry, dict) else None
+
     # --- what the node speaks ------------------------------------------------------------
 
     @property

@@ -130,28 +130,30 @@ def queue_body(jobs: Sequence[Job], output_classes: Iterable[str]) -> dict[str, 
 # --- history -------------------------------------------------------------------------------
 
 
-def history_entry(job: Job, records: Sequence[OutputRecord],
-                  output_classes: Iterable[str]) -> dict[str, Any]:
-    """The ``/history`` entry of a terminal job."""
+def history_entry(job: Job, records: Sequence[OutputRecord], output_classes: Iterable[str],
+                  *, ui: Mapping[str, dict[str, Any]] | None = None,
+                  cached: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``/history`` entry of a terminal job; ``ui`` and ``cached`` as the node that ran
+    it reported them (``nodehistory``), else the outputs are made from our records."""
     succeeded = job.status in (JobStatus.SUCCEEDED, JobStatus.PARTIALLY_FAILED)
-    outputs = ui_outputs(records)
+    outputs = dict(ui) if ui is not None else ui_outputs(records)
     return {
         "prompt": prompt_tuple(job, output_classes),
         "outputs": outputs,
         "status": {"status_str": "success" if succeeded else "error", "completed": succeeded,
-                   "messages": status_messages(job)},
+                   "messages": status_messages(job, cached)},
         "meta": {node_id: {"node_id": node_id, "display_node": node_id, "parent_node": None,
                            "real_node_id": node_id} for node_id in outputs},
     }
 
 
-def status_messages(job: Job) -> list[list[Any]]:
+def status_messages(job: Job, cached: Sequence[str] = ()) -> list[list[Any]]:
     """The ``[event, data]`` pairs ComfyUI keeps in ``status.messages``."""
     started = ms(job.started_at or job.created_at)
     messages: list[list[Any]] = []
     if job.started_at is not None:
         messages += [["execution_start", {"prompt_id": job.id, "timestamp": started}],
-                     ["execution_cached", {"nodes": [], "prompt_id": job.id,
+                     ["execution_cached", {"nodes": list(cached), "prompt_id": job.id,
                                            "timestamp": started}]]
     return messages + [list(end_message(job))]
 

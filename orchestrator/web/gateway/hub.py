@@ -21,7 +21,9 @@ from pydantic import BaseModel
 
 from orchestrator.events import Finished, Queued, Snapshot, Started
 from orchestrator.jobs import Job, JobStatus
+from orchestrator.outputs import OutputRecord
 from orchestrator.service import Orchestrator
+from orchestrator.web.gateway.nodehistory import NodeResult, NodeResults
 from orchestrator.web.gateway.relay import Frame, PromptRelay, encode_preview
 
 # Seconds a relay waits for an event before checking that the service still runs.
@@ -72,6 +74,7 @@ class ClientHub:
         self._sockets: dict[ClientKey, Connection] = {}
         self._relays: dict[ClientKey, dict[str, PromptRelay]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.results = NodeResults(orch)
 
     # --- sockets -------------------------------------------------------------------------
 
@@ -161,11 +164,18 @@ class ClientHub:
                     self.deliver(key, relay.translate(event, queue_remaining=_fixed(remaining)))
 
     async def _finish(self, key: ClientKey, relay: PromptRelay) -> None:
-        job, remaining = await asyncio.to_thread(self._ending, relay.prompt_id)
-        self.deliver(key, relay.finish(job, queue_remaining=remaining))
+        job, remaining, node = await asyncio.to_thread(self._ending, relay.prompt_id)
+        self.deliver(key, relay.finish(job, queue_remaining=remaining, node=node))
 
-    def _ending(self, job_id: str) -> tuple[Job, int]:
-        return self.orch.get(job_id), queue_remaining(self.orch)
+    def _ending(self, job_id: str) -> tuple[Job, int, NodeResult | None]:
+        job = self.orch.get(job_id)
+        node = self.results.of(job, self.records(job)) if job.status.terminal else None
+        return job, queue_remaining(self.orch), node
+
+    def records(self, job: Job) -> list[OutputRecord]:
+        """The job's output records in the order they were made (the store lists newest
+        first; ComfyUI lists a node's files as the node made them)."""
+        return list(reversed(self.orch.outputs_of(job.id)))
 
 
 def _fixed(value: int) -> Callable[[], int]:

@@ -181,9 +181,12 @@ class Gateway:
         return history.queue_body(self._live(who.owner), self._output_classes())
 
     def _entry(self, job: Job, classes: frozenset[str]) -> dict[str, Any]:
-        # outputs_of lists newest first; ComfyUI lists a node's files as the node made them.
-        records = list(reversed(self.orch.outputs_of(job.id)))
-        return history.history_entry(job, records, classes)
+        records = self.hub.records(job)
+        node = self.hub.results.of(job, records)
+        if node is None:
+            return history.history_entry(job, records, classes)
+        return history.history_entry(job, records, classes, ui=node.outputs,
+                                     cached=node.cached)
 
     def _output_classes(self) -> frozenset[str]:
         """Classes that are output nodes; worked out again only when the pool's merged

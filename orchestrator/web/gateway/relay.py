@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from orchestrator.events import OutputEvent, PreviewEvent, ProgressEvent, Queued, Started
 from orchestrator.jobs import Job
 from orchestrator.web.gateway import history
+from orchestrator.web.gateway.nodehistory import NodeResult
 
 PREVIEW_IMAGE = 1
 PREVIEW_IMAGE_WITH_METADATA = 4
@@ -154,13 +155,19 @@ class PromptRelay:
             return None
         return executing_message(self.prompt_id, self.current)
 
-    def finish(self, job: Job, *, queue_remaining: int) -> list[Frame]:
-        """The closing frames once ``job`` is terminal, ending with ``executing`` null."""
+    def finish(self, job: Job, *, queue_remaining: int,
+               node: NodeResult | None = None) -> list[Frame]:
+        """The closing frames once ``job`` is terminal, ending with ``executing`` null.
+
+        ``node`` is what the node that ran it reported (every UI key, the cached nodes);
+        without it the output nodes' files are told from our own events.
+        """
         kind, data = history.end_message(job)
         data = {**data, "prompt_id": self.prompt_id}
         frames: list[Frame] = []
         if kind == "execution_success":
-            frames += [self._executed(node_id) for node_id in self.outputs]
+            frames += self._node_outputs(node) if node is not None else [
+                self._executed(node_id) for node_id in self.outputs]
         elif kind == "execution_interrupted":
             data |= {"node_id": self.current, "executed": list(self.finished),
                      "node_type": _class_of(job, self.current)}
@@ -168,6 +175,17 @@ class PromptRelay:
             data["executed"] = list(self.finished)
         return frames + [message(kind, data), status_message(queue_remaining),
                          executing_message(self.prompt_id, None)]
+
+    def _node_outputs(self, node: NodeResult) -> list[Frame]:
+        # The cached nodes are known once the node has written its history: told late,
+        # before the outputs, so a client still learns which nodes did not run again.
+        frames: list[Frame] = []
+        if node.cached:
+            frames.append(message("execution_cached", {"nodes": list(node.cached),
+                                                       "prompt_id": self.prompt_id}))
+        return frames + [message("executed", {"node": node_id, "display_node": node_id,
+                                              "output": output, "prompt_id": self.prompt_id})
+                         for node_id, output in node.outputs.items()]
 
     def _executed(self, node_id: str) -> str:
         output: dict[str, Any] = {}
