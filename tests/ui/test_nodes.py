@@ -56,9 +56,11 @@ def test_an_admin_adds_a_node_that_is_down_and_removes_it(panel: PanelFactory,
 
 def test_other_tokens_see_the_pool_without_admin_controls(panel: PanelFactory,
                                                           service: Service) -> None:
-    name = service.orch.nodes()[0].name
+    node = service.orch.nodes()[0]
+    name = node.name
     at = _page(panel, token=service.alice)
-    assert f"**{name}**" in texts(at)
+    assert f"**{name}** · up" in texts(at)
+    assert node.url not in texts(at)  # addresses are for admins only
     assert not [b.key for b in at.button if b.key and b.key.startswith("nodes:")]
     assert len(at.checkbox) == 0 and "nodes:url" not in [t.key for t in at.text_input]
     assert "Adding, draining and removing nodes needs an admin token." in texts(at)
