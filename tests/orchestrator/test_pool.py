@@ -131,6 +131,7 @@ def test_graph_error_fails_the_item_with_node_and_message_without_retry(
         "RuntimeError", "no paint left")
 
 
+@pytest.mark.every_comfyui
 def test_cancel_of_running_item_interrupts_only_that_prompt(
     comfy_url: str, orch_factory: Callable[..., Orchestrator]
 ) -> None:
@@ -157,6 +158,7 @@ def test_cancel_of_queued_job_never_dispatches(
         assert b.wait(timeout=60).status == JobStatus.SUCCEEDED
 
 
+@pytest.mark.every_comfyui
 def test_events_arrive_in_order_and_late_subscriber_gets_state_first(
     comfy_url: str, orch_factory: Callable[..., Orchestrator]
 ) -> None:
@@ -295,6 +297,7 @@ def test_malformed_raw_graph_and_bad_values_store_nothing(
     assert orch.list().jobs == [] and orch.queued_count() == 0
 
 
+@pytest.mark.every_comfyui
 def test_gallery_and_progress_through_the_public_api(
     comfy_url: str, orch_factory: Callable[..., Orchestrator]
 ) -> None:

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from orchestrator.jobs import ItemStatus, JobStatus
 from orchestrator.provision.server import LocalComfy
 from orchestrator.service import Orchestrator
@@ -25,6 +27,7 @@ def node_name(server: LocalComfy) -> str:
     return f"{server.host}:{server.port}"
 
 
+@pytest.mark.every_comfyui
 def test_sigkilled_node_mid_job_every_item_finishes_elsewhere_once(
     extra_nodes: list[LocalComfy], orch_factory: Callable[..., Orchestrator]  # noqa: F811
 ) -> None:
@@ -46,6 +49,7 @@ def test_sigkilled_node_mid_job_every_item_finishes_elsewhere_once(
         victim.start()
 
 
+@pytest.mark.every_comfyui
 def test_restarted_node_loses_its_queue_and_items_are_resubmitted(
     extra_nodes: list[LocalComfy], orch_factory: Callable[..., Orchestrator]  # noqa: F811
 ) -> None:

@@ -21,6 +21,7 @@ def write(tmp_path: Path, graph: object, name: str = "wf.json") -> Path:
     return path
 
 
+@pytest.mark.every_comfyui
 def test_submit_writes_outputs_and_prints_their_paths(
     comfy_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

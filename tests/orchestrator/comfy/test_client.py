@@ -44,6 +44,7 @@ def test_our_prompt_id_is_honoured_and_history_is_written(client: ComfyClient) -
     assert entry is not None and entry.status == "success" and entry.outputs == result.outputs
 
 
+@pytest.mark.every_comfyui
 def test_tiny_checkpoint_txt2img_reports_sampler_progress(client: ComfyClient) -> None:
     seen: list[Message] = []
     result = client.run(graphs.txt2img(seed=int(uuid.uuid4().int % 10**9), steps=4),
@@ -123,6 +124,7 @@ def test_unreachable_node_names_the_url() -> None:
         ComfyClient("http://127.0.0.1:9").system_stats()
 
 
+@pytest.mark.every_comfyui
 def test_cancel_removes_a_pending_prompt_with_the_nodes_own_means(client: ComfyClient) -> None:
     """Job cancel where the node has it (0.26+), else a queue delete plus a targeted
     interrupt; either way the prompt never runs, and the cancel is remembered."""

@@ -26,6 +26,7 @@ def idle(service_factory: ServiceFactory) -> Service:
     return service_factory(nodes=())
 
 
+@pytest.mark.every_comfyui
 def test_submit_answers_202_with_the_job_and_its_location(api: Api, service: Service) -> None:
     response = api.post("/v1/jobs", token=service.alice,
                         json={"workflow": "solid", "values": {"seed": 7, "color": "#ff0000"},
@@ -292,6 +293,7 @@ def test_list_pages_with_next_cursor_newest_first(api: Api, service: Service) ->
     assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_request")
 
 
+@pytest.mark.every_comfyui
 def test_delete_cancels_a_running_job(api: Api, service: Service) -> None:
     job = api.submit(service.alice, workflow="nap", values={"seconds": 60})
     wait_until(lambda: api.job(service.alice, job["id"])["status"] == "running", 30,

@@ -164,6 +164,7 @@ def test_another_owners_job_reads_as_unknown_and_cannot_be_cancelled(
     assert alice.post(f"/api/jobs/{mine}/cancel").json() == {"cancelled": True}
 
 
+@pytest.mark.every_comfyui
 def test_cancel_stops_running_and_pending_jobs_and_ignores_finished_ones(
         alice: ComfyApi, service: Service) -> None:
     if not _has(service, alice, versions.JOB_CANCEL):

@@ -28,6 +28,7 @@ from tests.conftest import ComfyFactory
 from tests.helpers import wait_until
 from tests.orchestrator.web.conftest import Service, start_service
 
+pytestmark = pytest.mark.every_comfyui  # every release ships its own script_examples
 EXAMPLE_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"  # what the examples load
 EXAMPLE_ADDRESS = "127.0.0.1:8188"
 GRAPH_SIZE = {'"steps": 20': '"steps": 2', '"width": 512': '"width": 64',

@@ -47,6 +47,7 @@ def pixel(data: bytes) -> tuple[int, ...]:
         return found
 
 
+@pytest.mark.every_comfyui
 def test_run_returns_the_succeeded_job_with_its_image(sdk: Comfy) -> None:
     job = sdk.run(sdk.workflows.from_json(graphs.solid("#00ff00")), timeout=JOB_TIMEOUT)
 
@@ -74,6 +75,7 @@ def test_submit_then_wait_reports_times_metrics_and_progress(sdk: Comfy, v2: V2S
     assert body["urls"]["self"] == f"{v2.url}/api/v2/jobs/{job.id}"
 
 
+@pytest.mark.every_comfyui
 def test_events_yield_progress_and_outputs_before_the_terminal_status(sdk: Comfy) -> None:
     job = sdk.submit(sdk.workflows.from_json(graphs.nap(0.6, 6)))
 
@@ -136,6 +138,7 @@ def test_an_edit_graph_loads_an_upload_given_as_an_asset_handle(sdk: Comfy) -> N
     assert job.get_workflow().format == "api"
 
 
+@pytest.mark.every_comfyui
 def test_canceling_a_running_job_ends_it_canceled(sdk: Comfy) -> None:
     job = sdk.submit(sdk.workflows.from_json(graphs.nap(60, 600)))
     wait_until(lambda: job.refresh().status == "running", JOB_TIMEOUT, "the job to run")
@@ -146,6 +149,7 @@ def test_canceling_a_running_job_ends_it_canceled(sdk: Comfy) -> None:
     assert job.wait(timeout=JOB_TIMEOUT).status == "canceled"
 
 
+@pytest.mark.every_comfyui
 def test_canceling_a_queued_job_ends_it_at_once(sdk: Comfy) -> None:
     busy = sdk.submit(sdk.workflows.from_json(graphs.nap(60, 600)))
     waiting = sdk.submit(sdk.workflows.from_json(graphs.solid()))
