@@ -7,17 +7,17 @@ to release once nothing else names them.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
 from orchestrator.jobs import TERMINAL_JOB
 from orchestrator.outputs import OutputRecord
 from orchestrator.store import output_rows, tables
+from orchestrator.store.dialect import Conn
 
 _TERMINAL = tuple(sorted(status.value for status in TERMINAL_JOB))
 
 
-def expired_job_ids(conn: sqlite3.Connection, created_before: datetime,
+def expired_job_ids(conn: Conn, created_before: datetime,
                     limit: int) -> list[str]:
     """Up to ``limit`` finished jobs created before ``created_before``, oldest first."""
     marks = ", ".join("?" * len(_TERMINAL))
@@ -28,7 +28,7 @@ def expired_job_ids(conn: sqlite3.Connection, created_before: datetime,
     return [row[0] for row in rows]
 
 
-def delete_job_rows(conn: sqlite3.Connection, job_id: str) -> list[OutputRecord]:
+def delete_job_rows(conn: Conn, job_id: str) -> list[OutputRecord]:
     """Delete the job, its items, outputs and keys; the output records that went."""
     rows = conn.execute("SELECT id, body FROM outputs WHERE job_id = ?", (job_id,)).fetchall()
     records = [output_rows.record_of(row[0], row[1]) for row in rows]

@@ -6,11 +6,11 @@ Each function runs inside the caller's transaction. A file is recorded once per
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 
 from orchestrator.errors import StoreError
 from orchestrator.outputs import OutputRecord
+from orchestrator.store.dialect import Conn
 from orchestrator.store.tables import page_rows, parsed, where
 
 _COLUMNS = ("id, sha256, owner, job_id, item_id, node_id, filename, workflow, character,"
@@ -18,7 +18,7 @@ _COLUMNS = ("id, sha256, owner, job_id, item_id, node_id, filename, workflow, ch
 _VISIBLE_SQL = "(owner = ? OR visibility = 'public')"
 
 
-def insert(conn: sqlite3.Connection, record: OutputRecord) -> OutputRecord:
+def insert(conn: Conn, record: OutputRecord) -> OutputRecord:
     """Store ``record``, or return the one already stored for the same file or id."""
     cursor = conn.execute(
         f"INSERT INTO outputs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -36,13 +36,13 @@ def insert(conn: sqlite3.Connection, record: OutputRecord) -> OutputRecord:
     return existing
 
 
-def load(conn: sqlite3.Connection, output_id: str) -> OutputRecord | None:
+def load(conn: Conn, output_id: str) -> OutputRecord | None:
     """The record with that id, or None."""
     row = conn.execute("SELECT body FROM outputs WHERE id = ?", (output_id,)).fetchone()
     return None if row is None else _record(output_id, row[0])
 
 
-def for_file(conn: sqlite3.Connection, item_id: str, filename: str,
+def for_file(conn: Conn, item_id: str, filename: str,
              node_id: str | None = None) -> OutputRecord | None:
     """The record of ``filename`` produced by ``item_id`` (by ``node_id`` if given)."""
     clauses, params = where({"item_id": item_id, "filename": filename, "node_id": node_id})
@@ -51,7 +51,7 @@ def for_file(conn: sqlite3.Connection, item_id: str, filename: str,
     return None if row is None else _record(row[0], row[1])
 
 
-def page(conn: sqlite3.Connection, filters: Mapping[str, object], *, limit: int,
+def page(conn: Conn, filters: Mapping[str, object], *, limit: int,
          before: int | None, visible_to: str | None = None
          ) -> tuple[list[OutputRecord], int | None]:
     """Up to ``limit`` records newest first, and the seq to continue before (None at end);
@@ -65,12 +65,12 @@ def page(conn: sqlite3.Connection, filters: Mapping[str, object], *, limit: int,
     return records, (rows[limit - 1][0] if len(rows) > limit else None)
 
 
-def delete(conn: sqlite3.Connection, output_id: str) -> bool:
+def delete(conn: Conn, output_id: str) -> bool:
     """Delete the record; whether it existed."""
     return conn.execute("DELETE FROM outputs WHERE id = ?", (output_id,)).rowcount > 0
 
 
-def blob_references(conn: sqlite3.Connection, sha256: str) -> int:
+def blob_references(conn: Conn, sha256: str) -> int:
     """How many records point at the blob."""
     return int(conn.execute("SELECT COUNT(*) FROM outputs WHERE sha256 = ?",
                             (sha256,)).fetchone()[0])

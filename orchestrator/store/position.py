@@ -11,9 +11,9 @@ owner's load stays below the item owner's (``rules.claims_before``).
 from __future__ import annotations
 
 import functools
-import sqlite3
 
 from orchestrator.store import rules, tables
+from orchestrator.store.dialect import Conn
 
 _PER_OWNER = ("SELECT owner, COUNT(*) FROM items WHERE status = 'queued' AND priority {op} ?"
               " GROUP BY owner")
@@ -23,7 +23,7 @@ _NTH_SEQ = ("SELECT job_seq FROM items WHERE status = 'queued' AND priority = ? 
             " ORDER BY job_seq, idx LIMIT 1 OFFSET ?")
 
 
-def claims_ahead(conn: sqlite3.Connection, *, priority: int, owner: str, job_seq: int,
+def claims_ahead(conn: Conn, *, priority: int, owner: str, job_seq: int,
                  idx: int) -> int:
     """The number of claims before the queued item at (``priority``, ``owner``,
     ``job_seq``, ``idx``)."""
@@ -42,11 +42,11 @@ def claims_ahead(conn: sqlite3.Connection, *, priority: int, owner: str, job_seq
     return ahead
 
 
-def _per_owner(conn: sqlite3.Connection, op: str, priority: int) -> dict[str, int]:
+def _per_owner(conn: Conn, op: str, priority: int) -> dict[str, int]:
     return {row[0]: row[1] for row in conn.execute(_PER_OWNER.format(op=op), [priority])}
 
 
-def _head_older(conn: sqlite3.Connection, priority: int, owner: str, job_seq: int,
+def _head_older(conn: Conn, priority: int, owner: str, job_seq: int,
                 offset: int) -> bool:
     """Whether the owner's queued item at ``offset`` belongs to a job older than
     ``job_seq``."""

@@ -3,7 +3,8 @@
 One connection behind a lock serves every thread. Every write runs in ``BEGIN
 IMMEDIATE`` and commits before the method returns, so a method's change survives a
 SIGKILL of the process the moment it returns, and two processes never claim the same
-item. sqlite3's exceptions are translated into ``StoreError`` here, once (``_translated``).
+item. The methods are ``sql_store.SqlJobStore``'s; sqlite3's exceptions are translated
+into ``StoreError`` here, once (``_translated``).
 """
 
 from __future__ import annotations
@@ -11,35 +12,26 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 
-from orchestrator.errors import IdempotencyKeyReused, JobNotFound, StoreError
-from orchestrator.jobs import Item, ItemError, Job, JobSpec, JobStatus, Visibility, utcnow
-from orchestrator.outputs import OutputRecord
-from orchestrator.store import expiry, output_rows, position, rules, schema, tables
-from orchestrator.store.claim import ClaimScan
-from orchestrator.store.protocol import CanRun, JobPage, OutputPage, PromptId
+from orchestrator.errors import StoreError
+from orchestrator.jobs import utcnow
+from orchestrator.store import schema
+from orchestrator.store.dialect import SQLITE
+from orchestrator.store.sql_store import IDEMPOTENCY_TTL, MAX_PAGE, Clock, SqlJobStore
 
-Clock = Callable[[], datetime]
+__all__ = ["IDEMPOTENCY_TTL", "MAX_PAGE", "SqliteJobStore"]
+
 # In WAL mode NORMAL keeps every commit through a crash or SIGKILL of the process, and
 # only a power loss can undo the last commits; FULL survives that too, with one fsync per
 # commit (about half the enqueue rate on an SSD).
 Synchronous = Literal["FULL", "NORMAL"]
 DEFAULT_SYNCHRONOUS: Synchronous = "NORMAL"
-Change = Callable[[Job, Item, int], Item]  # (job, item, attempts used in budget) -> item
 
 # Timeouts (seconds)
 DEFAULT_BUSY_TIMEOUT = 10.0  # a write waits this long for another process's transaction
-# Limits
-MAX_PAGE = 500  # jobs or outputs per page, whatever the caller asks
-IDEMPOTENCY_TTL = timedelta(hours=24)
-
-# Queued items before one at (priority, job_seq, idx) in claim order, owners' shares aside.
 
 _HINTS = {
     sqlite3.SQLITE_BUSY: "another process held the database too long; retry",
@@ -78,19 +70,7 @@ def _connect(path: Path, synchronous: Synchronous, busy_timeout: float) -> sqlit
     return conn
 
 
-def _limit(limit: int) -> int:
-    return max(1, min(limit, MAX_PAGE))
-
-
-def _item_of(job: Job, item_id: str) -> Item:
-    return next(item for item in job.items if item.id == item_id)
-
-
-def _with_items(job: Job, items: Sequence[Item], **update: object) -> Job:
-    return job.model_copy(update={"items": list(items), **update})
-
-
-class SqliteJobStore:
+class SqliteJobStore(SqlJobStore):
     """The ``JobStore`` in one SQLite file; see ``orchestrator.store.protocol``.
 
     ``clock`` gives every timestamp (tz-aware UTC). The schema is created on open.
@@ -99,8 +79,8 @@ class SqliteJobStore:
     def __init__(self, path: Path, *, clock: Clock = utcnow,
                  synchronous: Synchronous = DEFAULT_SYNCHRONOUS,
                  busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        super().__init__(clock=clock, dialect=SQLITE)
         self.path = Path(path)
-        self._clock = clock
         self._lock = threading.RLock()
         self._closed = False
         with _translated(self.path, "opening the job store"):
@@ -111,13 +91,6 @@ class SqliteJobStore:
         except BaseException:
             self.close()
             raise
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the database connection; harmless twice."""
@@ -143,309 +116,3 @@ class SqliteJobStore:
                     if conn.in_transaction:
                         conn.rollback()
                     raise
-
-    # --- jobs -----------------------------------------------------------------------------
-
-    def create_job(self, spec: JobSpec, *, idempotency_key: str | None = None,
-                   job_id: str | None = None) -> Job:
-        """See ``JobStore.create_job``."""
-        return self.create_job_idempotent(spec, idempotency_key=idempotency_key,
-                                          job_id=job_id)[0]
-
-    def create_job_idempotent(self, spec: JobSpec, *, idempotency_key: str | None = None,
-                              job_id: str | None = None) -> tuple[Job, bool]:
-        """See ``JobStore.create_job_idempotent``."""
-        now = self._clock()
-        job = rules.new_job(spec, job_id or uuid.uuid4().hex, now)
-        with self._tx(f"creating job {job.id}") as conn:
-            if idempotency_key is None:
-                tables.insert_job(conn, job)
-                return job, False
-            known = tables.idempotent_job(conn, spec.owner, idempotency_key,
-                                          since=now - IDEMPOTENCY_TTL)
-            digest = tables.spec_digest(spec)
-            existing = tables.load_job(conn, known[0]) if known else None
-            if existing is not None and known is not None:
-                if known[1] not in (None, digest):
-                    raise IdempotencyKeyReused(idempotency_key, existing.id)
-                return existing, True
-            tables.insert_job(conn, job)
-            tables.remember_key(conn, spec.owner, idempotency_key, job.id, now, digest)
-            return job, False
-
-    def create_jobs(self, specs: Sequence[JobSpec]) -> list[Job]:
-        """See ``JobStore.create_jobs``."""
-        now = self._clock()
-        jobs = [rules.new_job(spec, uuid.uuid4().hex, now) for spec in specs]
-        with self._tx(f"creating {len(jobs)} jobs") as conn:
-            for job in jobs:
-                tables.insert_job(conn, job)
-        return jobs
-
-    def get_job(self, job_id: str) -> Job:
-        """See ``JobStore.get_job``."""
-        with self._tx(f"reading job {job_id}", write=False) as conn:
-            return self._job(conn, job_id)
-
-    def get_item(self, item_id: str) -> Item:
-        """See ``JobStore.get_item``."""
-        with self._tx(f"reading item {item_id}", write=False) as conn:
-            return self._locate(conn, item_id)[1]
-
-    def list_jobs(self, *, owner: str | None = None, status: JobStatus | None = None,
-                  workflow: str | None = None, character: str | None = None,
-                  conversation: str | None = None, metadata: dict[str, str] | None = None,
-                  limit: int = 50, cursor: str | None = None) -> JobPage:
-        """See ``JobStore.list_jobs``."""
-        filters = {"owner": owner, "status": status.value if status else None,
-                   "workflow": workflow, "character": character,
-                   "conversation": conversation}
-        before = tables.decode_cursor("j", cursor)
-        with self._tx("listing jobs", write=False) as conn:
-            jobs, last = tables.page_jobs(conn, filters, metadata or {}, limit=_limit(limit),
-                                          before=before)
-        return JobPage(jobs=jobs, next_cursor=tables.encode_cursor("j", last))
-
-    def purge_idempotency(self, older_than: datetime | None = None) -> int:
-        """See ``JobStore.purge_idempotency``."""
-        before = older_than or self._clock() - IDEMPOTENCY_TTL
-        with self._tx("purging idempotency keys") as conn:
-            return tables.forget_keys(conn, before)
-
-    # --- the queue ------------------------------------------------------------------------
-
-    def claim_next(self, node: str, *, can_run: CanRun,
-                   prompt_id: PromptId) -> tuple[Job, Item] | None:
-        """See ``JobStore.claim_next``."""
-        if not self._anything_queued():
-            return None  # without taking the write lock that other writers would wait on
-        with self._tx(f"claiming an item for node {node}") as conn:
-            found = ClaimScan(conn, can_run).run()
-            if found is None:
-                return None
-            job, item = found
-            claimed = rules.dispatch(item, node=node, prompt_id=prompt_id(item),
-                                     now=self._clock())
-            return self._apply(conn, job, claimed)
-
-    def _anything_queued(self) -> bool:
-        with self._tx("looking for queued items", write=False) as conn:
-            return tables.top_priority(conn, None) is not None  # one index lookup
-
-    def set_rendered(self, item_id: str, *, graph: dict[str, object],
-                     seed: int | None) -> Item:
-        """See ``JobStore.set_rendered``."""
-        with self._tx(f"storing the rendered graph of item {item_id}") as conn:
-            item = self._locate(conn, item_id)[1]
-            rendered = item.model_copy(update={"graph": graph, "seed": seed})
-            tables.save_graph(conn, rendered)
-            return rendered
-
-    def mark_running(self, item_id: str) -> Item:
-        """See ``JobStore.mark_running``."""
-        return self._change(item_id, "running", lambda _, item, __: rules.start(
-            item, self._clock()))
-
-    def mark_succeeded(self, item_id: str, output_ids: list[str]) -> Item:
-        """See ``JobStore.mark_succeeded``."""
-        return self._change(item_id, "succeeded", lambda _, item, __: rules.succeed(
-            item, output_ids, self._clock()))
-
-    def mark_failed(self, item_id: str, error: ItemError, *, retry: bool) -> Item:
-        """See ``JobStore.mark_failed``."""
-
-        def change(job: Job, item: Item, used: int) -> Item:
-            return rules.fail(item, error, retry=retry, now=self._clock(),
-                              attempts_left=used < job.spec.max_attempts)
-
-        return self._change(item_id, "failed", change)
-
-    def requeue(self, item_id: str, reason: str) -> Item:
-        """See ``JobStore.requeue``."""
-        return self.mark_failed(item_id, ItemError(code="node_lost", message=reason),
-                                retry=True)
-
-    def mark_canceled(self, item_id: str) -> Item:
-        """See ``JobStore.mark_canceled``."""
-        return self._change(item_id, "canceled", lambda _, item, __: rules.cancel(
-            item, self._clock()))
-
-    def request_cancel(self, job_id: str) -> Job:
-        """See ``JobStore.request_cancel``."""
-        with self._tx(f"canceling job {job_id}") as conn:
-            job = self._job(conn, job_id)
-            if job.status.terminal:
-                return job
-            now = self._clock()
-            items = [rules.request_cancel(item, now) for item in job.items]
-            return self._save_job(conn, _with_items(job, items, cancel_requested=True), job)
-
-    def retry_job(self, job_id: str) -> Job:
-        """See ``JobStore.retry_job``."""
-        with self._tx(f"retrying job {job_id}") as conn:
-            job = self._job(conn, job_id)
-            if not job.status.terminal:
-                return job
-            items = [rules.reopen(item) for item in job.items]
-            for old, new in zip(job.items, items, strict=True):
-                if new is not old:
-                    tables.reset_retry_base(conn, new)
-            return self._save_job(conn, _with_items(job, items, cancel_requested=False), job)
-
-    def in_flight(self, node: str | None = None) -> list[tuple[Job, Item]]:
-        """See ``JobStore.in_flight``."""
-        with self._tx("listing items in flight", write=False) as conn:
-            pairs = tables.on_node(conn, node)
-            jobs = {job.id: job for job in tables.load_jobs(conn, [p[0] for p in pairs])}
-        return [(jobs[job_id], _item_of(jobs[job_id], item_id)) for job_id, item_id in pairs]
-
-    def count_on_node(self, node: str) -> int:
-        """See ``JobStore.count_on_node``."""
-        with self._tx(f"counting items on node {node}", write=False) as conn:
-            return tables.count(conn, "SELECT COUNT(*) FROM items WHERE active_node = ?",
-                                [node])
-
-    def queued_count(self, owner: str | None = None) -> int:
-        """See ``JobStore.queued_count``."""
-        with self._tx("counting queued items", write=False) as conn:
-            if owner is None:
-                return tables.count(conn, "SELECT COUNT(*) FROM items WHERE status = 'queued'")
-            return tables.count(conn, "SELECT COUNT(*) FROM items WHERE status = 'queued'"
-                                " AND owner = ?", (owner,))
-
-    def queue_position(self, item_id: str) -> int | None:
-        """See ``JobStore.queue_position``."""
-        with self._tx(f"finding the queue position of item {item_id}", write=False) as conn:
-            row = conn.execute("SELECT status, priority, owner, job_seq, idx FROM items"
-                               " WHERE id = ?", (item_id,)).fetchone()
-            if row is None:
-                raise JobNotFound(item_id, what="item")
-            if row[0] != "queued":
-                return None
-            return position.claims_ahead(conn, priority=row[1], owner=row[2], job_seq=row[3],
-                                         idx=row[4])
-
-    def _job(self, conn: sqlite3.Connection, job_id: str) -> Job:
-        job = tables.load_job(conn, job_id)
-        if job is None:
-            raise JobNotFound(job_id)
-        return job
-
-    def _locate(self, conn: sqlite3.Connection, item_id: str) -> tuple[Job, Item, int]:
-        """The item's job, the item, and the attempts it used in its current budget."""
-        home = tables.item_home(conn, item_id)
-        if home is None:
-            raise JobNotFound(item_id, what="item")
-        job = self._job(conn, home[0])
-        item = _item_of(job, item_id)
-        return job, item, len(item.attempts) - home[1]
-
-    def _change(self, item_id: str, state: str, change: Change) -> Item:
-        with self._tx(f"marking item {item_id} {state}") as conn:
-            job, item, used = self._locate(conn, item_id)
-            return self._apply(conn, job, change(job, item, used))[1]
-
-    def _apply(self, conn: sqlite3.Connection, job: Job, item: Item) -> tuple[Job, Item]:
-        items = [item if old.id == item.id else old for old in job.items]
-        updated = _with_items(job, items)
-        tables.save_item(conn, item)
-        tables.save_job_state(conn, updated)
-        return updated, item
-
-    def _save_job(self, conn: sqlite3.Connection, job: Job, before: Job) -> Job:
-        for old, new in zip(before.items, job.items, strict=True):
-            if new is not old:
-                tables.save_item(conn, new)
-        tables.save_job_state(conn, job)
-        return job
-
-    # --- outputs --------------------------------------------------------------------------
-
-    def add_output(self, record: OutputRecord) -> OutputRecord:
-        """See ``JobStore.add_output``."""
-        with self._tx(f"recording output {record.filename} of item {record.item_id}") as conn:
-            return output_rows.insert(conn, record)
-
-    def get_output(self, output_id: str) -> OutputRecord:
-        """See ``JobStore.get_output``."""
-        with self._tx(f"reading output {output_id}", write=False) as conn:
-            record = output_rows.load(conn, output_id)
-        if record is None:
-            raise JobNotFound(output_id, what="output")
-        return record
-
-    def output_for_item_file(self, item_id: str, filename: str,
-                             node_id: str | None = None) -> OutputRecord | None:
-        """See ``JobStore.output_for_item_file``."""
-        with self._tx(f"looking up output {filename} of item {item_id}", write=False) as conn:
-            return output_rows.for_file(conn, item_id, filename, node_id)
-
-    def list_outputs(self, *, owner: str | None = None, job_id: str | None = None,
-                     character: str | None = None, conversation: str | None = None,
-                     workflow: str | None = None, visibility: Visibility | None = None,
-                     visible_to: str | None = None, limit: int = 50,
-                     cursor: str | None = None) -> OutputPage:
-        """See ``JobStore.list_outputs``."""
-        filters = {"owner": owner, "job_id": job_id, "character": character,
-                   "conversation": conversation, "workflow": workflow,
-                   "visibility": visibility.value if visibility else None}
-        before = tables.decode_cursor("o", cursor)
-        with self._tx("listing outputs", write=False) as conn:
-            records, last = output_rows.page(conn, filters, limit=_limit(limit),
-                                             before=before, visible_to=visible_to)
-        return OutputPage(outputs=records, next_cursor=tables.encode_cursor("o", last))
-
-    def gallery_character(self, character: str, *, limit: int = 50,
-                          cursor: str | None = None) -> OutputPage:
-        """See ``JobStore.gallery_character``."""
-        return self.list_outputs(character=character, visibility=Visibility.PUBLIC,
-                                 limit=limit, cursor=cursor)
-
-    def gallery_conversation(self, conversation: str, owner: str, *, limit: int = 50,
-                             cursor: str | None = None) -> OutputPage:
-        """See ``JobStore.gallery_conversation``."""
-        return self.list_outputs(conversation=conversation, owner=owner, limit=limit,
-                                 cursor=cursor)
-
-    def delete_output(self, output_id: str) -> OutputRecord:
-        """See ``JobStore.delete_output``."""
-        with self._tx(f"deleting output {output_id}") as conn:
-            record = output_rows.load(conn, output_id)
-            if record is None:
-                raise JobNotFound(output_id, what="output")
-            output_rows.delete(conn, output_id)
-            self._forget_output(conn, record)
-            return record
-
-    def _forget_output(self, conn: sqlite3.Connection, record: OutputRecord) -> None:
-        """Drop a deleted output from its item's ``output_ids``, so the job stops naming
-        it (its item may be gone with a purged job: then there is nothing to change)."""
-        if tables.item_home(conn, record.item_id) is None:
-            return
-        item = self._locate(conn, record.item_id)[1]
-        if record.id in item.output_ids:
-            kept = [oid for oid in item.output_ids if oid != record.id]
-            tables.save_item(conn, item.model_copy(update={"output_ids": kept}))
-
-    def blob_references(self, sha256: str) -> int:
-        """See ``JobStore.blob_references``."""
-        with self._tx(f"counting references to blob {sha256}", write=False) as conn:
-            return output_rows.blob_references(conn, sha256)
-
-    def input_references(self, sha256: str) -> int:
-        """See ``JobStore.input_references``."""
-        # A scan of every job's spec: deleting an output is rare, and no column copies
-        # the input images (they live only in the spec's JSON).
-        with self._tx(f"counting jobs that use blob {sha256}", write=False) as conn:
-            return tables.count(conn, "SELECT COUNT(*) FROM jobs, json_each(jobs.spec, "
-                                "'$.images') AS image WHERE image.value = ?", [sha256])
-
-    # --- retention --------------------------------------------------------------------------
-
-    def delete_expired_jobs(self, created_before: datetime, *,
-                            limit: int = MAX_PAGE) -> list[tuple[Job, list[OutputRecord]]]:
-        """See ``JobStore.delete_expired_jobs``."""
-        with self._tx("deleting expired jobs") as conn:
-            jobs = tables.load_jobs(conn, expiry.expired_job_ids(conn, created_before,
-                                                                 _limit(limit)))
-            return [(job, expiry.delete_job_rows(conn, job.id)) for job in jobs]

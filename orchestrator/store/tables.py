@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import json
 import re
-import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +20,7 @@ from pydantic import ValidationError
 
 from orchestrator.errors import InvalidCursor, StoreError
 from orchestrator.jobs import Item, Job, JobSpec
+from orchestrator.store.dialect import SQLITE, Conn, Dialect
 
 ON_NODE_SQL = "active_node IS NOT NULL"
 
@@ -49,7 +49,7 @@ def where(filters: Mapping[str, object]) -> tuple[list[str], list[object]]:
     return clauses, params
 
 
-def page_rows(conn: sqlite3.Connection, select: str, clauses: Sequence[str],
+def page_rows(conn: Conn, select: str, clauses: Sequence[str],
               params: Sequence[object], *, limit: int, before: int | None) -> list[Any]:
     """Rows of ``select`` (whose first column is ``seq``), newest first, at most limit + 1."""
     conditions = [*clauses, "seq < ?"] if before is not None else list(clauses)
@@ -88,31 +88,32 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
 # --- jobs and items ---------------------------------------------------------------------
 
 
-def insert_job(conn: sqlite3.Connection, job: Job) -> None:
+def insert_job(conn: Conn, job: Job) -> None:
     """Insert a new job and its items."""
     spec = job.spec
-    cursor = conn.execute(
+    seq = conn.execute(
         "INSERT INTO jobs (id, owner, workflow, character, conversation, visibility, priority,"
-        " created_at, cancel_requested, status, spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " created_at, cancel_requested, status, spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING seq",
         (job.id, spec.owner, spec.workflow, spec.character, spec.conversation,
          spec.visibility.value, spec.priority, timestamp(job.created_at),
          int(job.cancel_requested), job.status.value, spec.model_dump_json()),
-    )
+    ).fetchone()[0]
     conn.executemany(
         "INSERT INTO items (id, job_id, idx, status, owner, priority, job_seq, body)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(item.id, job.id, item.index, item.status.value, spec.owner, spec.priority,
-          cursor.lastrowid, _item_body(item)) for item in job.items],
+          seq, _item_body(item)) for item in job.items],
     )
 
 
-def load_job(conn: sqlite3.Connection, job_id: str) -> Job | None:
+def load_job(conn: Conn, job_id: str) -> Job | None:
     """The job with that id, or None."""
     jobs = load_jobs(conn, [job_id])
     return jobs[0] if jobs else None
 
 
-def load_jobs(conn: sqlite3.Connection, job_ids: Sequence[str]) -> list[Job]:
+def load_jobs(conn: Conn, job_ids: Sequence[str]) -> list[Job]:
     """The jobs with those ids that exist, in the order given."""
     if not job_ids:
         return []
@@ -125,7 +126,7 @@ def load_jobs(conn: sqlite3.Connection, job_ids: Sequence[str]) -> list[Job]:
     return [by_id[job_id] for job_id in job_ids if job_id in by_id]
 
 
-def _load_items(conn: sqlite3.Connection, marks: str,
+def _load_items(conn: Conn, marks: str,
                 job_ids: Sequence[str]) -> dict[str, list[Item]]:
     rows = conn.execute(
         f"SELECT job_id, id, body, graph FROM items WHERE job_id IN ({marks})"
@@ -152,47 +153,48 @@ def _item_body(item: Item) -> str:
     return item.model_dump_json(exclude={"graph"})
 
 
-def item_home(conn: sqlite3.Connection, item_id: str) -> tuple[str, int] | None:
+def item_home(conn: Conn, item_id: str) -> tuple[str, int] | None:
     """The item's job id and its retry base (attempts made before the last retry_job)."""
     row = conn.execute("SELECT job_id, retry_base FROM items WHERE id = ?",
                        (item_id,)).fetchone()
     return (row[0], row[1]) if row else None
 
 
-def save_item(conn: sqlite3.Connection, item: Item) -> None:
+def save_item(conn: Conn, item: Item) -> None:
     """Write an item's state (not its graph: see ``save_graph``)."""
     active = item.node if item.status.on_node else None
     conn.execute("UPDATE items SET status = ?, active_node = ?, body = ? WHERE id = ?",
                  (item.status.value, active, _item_body(item), item.id))
 
 
-def reset_retry_base(conn: sqlite3.Connection, item: Item) -> None:
+def reset_retry_base(conn: Conn, item: Item) -> None:
     """Start a new attempts budget for the item: earlier attempts no longer count."""
     conn.execute("UPDATE items SET retry_base = ? WHERE id = ?",
                  (len(item.attempts), item.id))
 
 
-def save_graph(conn: sqlite3.Connection, item: Item) -> None:
+def save_graph(conn: Conn, item: Item) -> None:
     """Write the item's rendered graph and state."""
     save_item(conn, item)
     graph = None if item.graph is None else json.dumps(item.graph)
     conn.execute("UPDATE items SET graph = ? WHERE id = ?", (graph, item.id))
 
 
-def save_job_state(conn: sqlite3.Connection, job: Job) -> None:
+def save_job_state(conn: Conn, job: Job) -> None:
     """Write the job's cancel flag and its status derived from the items."""
     conn.execute("UPDATE jobs SET cancel_requested = ?, status = ? WHERE id = ?",
                  (int(job.cancel_requested), job.status.value, job.id))
 
 
-def page_jobs(conn: sqlite3.Connection, filters: Mapping[str, object],
-              metadata: Mapping[str, str], *, limit: int,
-              before: int | None) -> tuple[list[Job], int | None]:
+def page_jobs(conn: Conn, filters: Mapping[str, object],
+              metadata: Mapping[str, str], *, limit: int, before: int | None,
+              dialect: Dialect = SQLITE) -> tuple[list[Job], int | None]:
     """Up to ``limit`` jobs newest first, and the seq to continue before (None at the end)."""
     clauses, params = where(filters)
     for key, value in metadata.items():
-        clauses.append("json_extract(spec, ?) = ?")
-        params += ["$.metadata." + json.dumps(key), value]
+        clause, values = dialect.metadata_match(key, value)
+        clauses.append(clause)
+        params += values
     rows = page_rows(conn, "SELECT seq, id FROM jobs", clauses, params,
                      limit=limit, before=before)
     jobs = load_jobs(conn, [row[1] for row in rows[:limit]])
@@ -202,7 +204,7 @@ def page_jobs(conn: sqlite3.Connection, filters: Mapping[str, object],
 # --- the queue --------------------------------------------------------------------------
 
 
-def top_priority(conn: sqlite3.Connection, below: int | None) -> int | None:
+def top_priority(conn: Conn, below: int | None) -> int | None:
     """The highest priority among queued items, below ``below`` if given."""
     bound, params = ("AND priority < ?", [below]) if below is not None else ("", [])
     row = conn.execute(f"SELECT MAX(priority) FROM items WHERE status = 'queued' {bound}",
@@ -227,12 +229,12 @@ FROM owners WHERE owner IS NOT NULL
 """
 
 
-def owner_heads(conn: sqlite3.Connection, priority: int) -> list[tuple[str, int]]:
+def owner_heads(conn: Conn, priority: int) -> list[tuple[str, int]]:
     """Each owner with queued items at ``priority``, with its oldest job's seq."""
     return [(row[0], row[1]) for row in conn.execute(_OWNER_HEADS, {"p": priority})]
 
 
-def owner_queue(conn: sqlite3.Connection, priority: int, owner: str,
+def owner_queue(conn: Conn, priority: int, owner: str,
                 limit: int) -> list[tuple[str, str]]:
     """(job id, item id) of the owner's queued items at ``priority``, oldest first."""
     rows = conn.execute(
@@ -243,14 +245,14 @@ def owner_queue(conn: sqlite3.Connection, priority: int, owner: str,
     return [(row[0], row[1]) for row in rows]
 
 
-def owner_load(conn: sqlite3.Connection) -> dict[str, int]:
+def owner_load(conn: Conn) -> dict[str, int]:
     """How many items each owner has on nodes."""
     rows = conn.execute(
         f"SELECT owner, COUNT(*) FROM items WHERE {ON_NODE_SQL} GROUP BY owner")
     return {row[0]: row[1] for row in rows}
 
 
-def on_node(conn: sqlite3.Connection, node: str | None) -> list[tuple[str, str]]:
+def on_node(conn: Conn, node: str | None) -> list[tuple[str, str]]:
     """(job id, item id) of items on ``node`` (any node if None), oldest first."""
     clause, params = ("active_node = ?", [node]) if node is not None else (ON_NODE_SQL, [])
     rows = conn.execute(
@@ -258,7 +260,7 @@ def on_node(conn: sqlite3.Connection, node: str | None) -> list[tuple[str, str]]
     return [(row[0], row[1]) for row in rows]
 
 
-def count(conn: sqlite3.Connection, sql: str, params: Sequence[object] = ()) -> int:
+def count(conn: Conn, sql: str, params: Sequence[object] = ()) -> int:
     """The single integer a COUNT query answers."""
     return int(conn.execute(sql, params).fetchone()[0])
 
@@ -272,7 +274,7 @@ def spec_digest(spec: JobSpec) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def idempotent_job(conn: sqlite3.Connection, owner: str, key: str,
+def idempotent_job(conn: Conn, owner: str, key: str,
                    since: datetime) -> tuple[str, str | None] | None:
     """The job id and request digest remembered for (owner, key) at or after ``since``
     (the digest is None for a key remembered before digests were)."""
@@ -283,15 +285,18 @@ def idempotent_job(conn: sqlite3.Connection, owner: str, key: str,
     return None if row is None else (str(row[0]), None if row[1] is None else str(row[1]))
 
 
-def remember_key(conn: sqlite3.Connection, owner: str, key: str, job_id: str,
+def remember_key(conn: Conn, owner: str, key: str, job_id: str,
                  now: datetime, digest: str) -> None:
     """Remember (owner, key) → job id and request digest, replacing an expired entry."""
     conn.execute(
-        "INSERT OR REPLACE INTO idempotency (owner, key, job_id, created_at, request_digest)"
-        " VALUES (?, ?, ?, ?, ?)", (owner, key, job_id, now.timestamp(), digest))
+        "INSERT INTO idempotency (owner, key, job_id, created_at, request_digest)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (owner, key) DO UPDATE SET"
+        " job_id = excluded.job_id, created_at = excluded.created_at,"
+        " request_digest = excluded.request_digest",
+        (owner, key, job_id, now.timestamp(), digest))
 
 
-def forget_keys(conn: sqlite3.Connection, before: datetime) -> int:
+def forget_keys(conn: Conn, before: datetime) -> int:
     """Delete keys remembered before ``before``; how many were deleted."""
     return conn.execute("DELETE FROM idempotency WHERE created_at < ?",
                         (before.timestamp(),)).rowcount
