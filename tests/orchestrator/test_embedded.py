@@ -86,8 +86,8 @@ def test_an_animated_webp_keeps_its_frames() -> None:
 
 
 def test_other_types_come_back_as_given() -> None:
-    assert not strippable("video/mp4")
-    assert stripped(b"\x00\x00\x00\x18ftypmp42", "video/mp4") == b"\x00\x00\x00\x18ftypmp42"
+    assert not strippable("image/gif") and not strippable("audio/mpeg")
+    assert stripped(b"GIF89a comment", "image/gif") == b"GIF89a comment"
 
 
 @pytest.mark.parametrize("mime", ["image/png", "image/jpeg", "image/webp"])
@@ -99,3 +99,27 @@ def test_a_broken_file_is_unreadable_not_passed_through(mime: str) -> None:
 def test_a_truncated_png_is_unreadable() -> None:
     with pytest.raises(Unreadable, match="runs past the end"):
         stripped(png_with_text()[:60], "image/png")
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+
+def test_mp4_metadata_boxes_become_free_space_of_the_same_size() -> None:
+    moov = _box(b"moov", _box(b"mvhd", b"\x00" * 8) + _box(b"udta", b"prompt " + SECRET.encode())
+                + _box(b"meta", b"workflow"))
+    original = _box(b"ftyp", b"isom") + moov + _box(b"mdat", b"frames")
+    clean = stripped(original, "video/mp4")
+    assert len(clean) == len(original) and b"private prompt" not in clean
+    assert clean.count(b"free") == 2 and b"udta" not in clean and clean.endswith(b"mdatframes")
+
+
+@pytest.mark.parametrize(("mime", "data"), [
+    ("video/mp4", _box(b"ftyp", b"isom") + _box(b"mdat", b"x")),  # no moov
+    ("video/mp4", b"\x00\x00\x00\xffmoov"),  # runs past the end
+    ("video/webm", b"\x1a\x45\xdf\xa3\x88webm"),  # runs past the end
+    ("audio/flac", b"fLaC\x00\x00\x00\x22"),  # a block cut off
+])
+def test_broken_containers_are_unreadable(mime: str, data: bytes) -> None:
+    with pytest.raises(Unreadable):
+        stripped(data, mime)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
+from orchestrator.provision.install import ComfyInstall
 from orchestrator.web.v2 import blobs as v2_blobs
 from tests import graphs
 from tests.orchestrator.web.conftest import Api, Service, png_bytes
@@ -478,3 +481,58 @@ def test_image_values_of_anothers_output_are_not_listed(api: Api, service: Servi
     regenerate = api.post(f"/v1/outputs/{output_id}/regenerate", token=service.bob, json={})
     assert regenerate.status_code == 403
     assert regenerate.json()["error"]["details"]["inputs"] == ["char_avatar"]
+
+
+MEDIA_GRAPH = {
+    "1": {"class_type": "OrchTestSolidImage",
+          "inputs": {"width": 32, "height": 32, "color": "#804020", "batch_size": 4, "seed": 9}},
+    "2": {"class_type": "CreateVideo", "inputs": {"images": ["1", 0], "fps": 8.0}},
+    "3": {"class_type": "SaveVideo", "inputs": {"video": ["2", 0], "format": "mp4",
+                                                "codec": "auto", "filename_prefix": "clip"}},
+    "4": {"class_type": "SaveWEBM", "inputs": {"images": ["1", 0], "codec": "vp9", "fps": 8.0,
+                                               "crf": 32.0, "filename_prefix": "clip"}},
+    "5": {"class_type": "EmptyAudio",
+          "inputs": {"duration": 0.5, "sample_rate": 8000, "channels": 1}},
+    "6": {"class_type": "SaveAudio", "inputs": {"audio": ["5", 0], "filename_prefix": "tone"}},
+}
+# Decodes a file with the PyAV of ComfyUI's own environment: what a player would show.
+DECODE = """
+import sys, av
+with av.open(sys.argv[1]) as media:
+    kind = "video" if media.streams.video else "audio"
+    frames = sum(1 for _ in media.decode(**{kind: 0}))
+print(kind, frames)
+"""
+
+
+def _decoded(comfy_install: ComfyInstall, tmp_path: Path, data: bytes) -> str:
+    path = tmp_path / uuid.uuid4().hex
+    path.write_bytes(data)
+    done = subprocess.run([str(comfy_install.python), "-c", DECODE, str(path)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_public_videos_and_audio_reach_others_without_their_graph(
+        api: Api, service: Service, comfy_install: ComfyInstall, tmp_path: Path) -> None:
+    """ComfyUI's SaveVideo (MP4), SaveWEBM and SaveAudio (FLAC) write the graph into the
+    container's metadata; another token gets files without it that still decode to the
+    same frames and samples."""
+    # Submitted in-process: the pre-flight check does not know SaveVideo's dynamic combo
+    # input (codec) yet, and what is tested here is what is served.
+    job = service.orch.submit(graph=MEDIA_GRAPH, owner="alice", visibility="public")
+    done = api.wait_job(service.alice, job.id, timeout=120)
+    assert done["status"] == "succeeded", done
+    mimes = set()
+    for output_id in done["output_ids"]:
+        url = f"/v1/outputs/{output_id}/content"
+        mine = api.get(url, token=service.alice)
+        theirs = api.get(url, token=service.bob)
+        mimes.add(mine.headers["Content-Type"])
+        assert b"OrchTestSolidImage" in mine.content
+        assert theirs.status_code == 200 and b"OrchTestSolidImage" not in theirs.content
+        assert len(theirs.content) == len(mine.content)  # overwritten in place
+        assert _decoded(comfy_install, tmp_path, theirs.content) == _decoded(
+            comfy_install, tmp_path, mine.content)
+    assert mimes == {"video/mp4", "video/webm", "audio/flac"}
