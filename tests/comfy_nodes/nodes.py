@@ -13,10 +13,12 @@ import binascii
 import io
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import comfy.model_management
 import comfy.utils
+import folder_paths
 import numpy as np
 import torch
 from PIL import Image, ImageOps
@@ -27,6 +29,10 @@ SEED = ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF})
 SLEEP_SLICE = 0.05
 HEX_COLOR = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 DATA_URL_PREFIX = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
+# A file in the server's base directory holding a number: this server's sleep node takes
+# that many times longer, so two real servers play a fast and a slow GPU (read on every
+# run, so a test may change it while the server runs). Same name as in tests/faults.py.
+SPEED_FACTOR_FILE = "orch_test_slowdown.txt"
 
 InputTypes = dict[str, dict[str, Any]]
 
@@ -80,10 +86,20 @@ class OrchTestSleep:
     def sleep(self, seconds: float, steps: int, image: torch.Tensor | None = None,
               seed: int = 0) -> tuple[torch.Tensor]:
         progress = comfy.utils.ProgressBar(steps)
+        seconds *= slowdown()
         for step in range(steps):
             _interruptible_sleep(seconds / steps)
             progress.update_absolute(step + 1, steps)
         return (image if image is not None else black_image(),)
+
+
+def slowdown() -> float:
+    """This server's speed factor (``SPEED_FACTOR_FILE``); 1.0 when the file is absent."""
+    path = Path(folder_paths.base_path) / SPEED_FACTOR_FILE
+    try:
+        return max(float(path.read_text().strip()), 0.0)
+    except (OSError, ValueError):
+        return 1.0
 
 
 def _interruptible_sleep(seconds: float) -> None:
