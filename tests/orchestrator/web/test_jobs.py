@@ -26,6 +26,12 @@ def idle(service_factory: ServiceFactory) -> Service:
     return service_factory(nodes=())
 
 
+@pytest.fixture(scope="module")
+def aside(service_factory: ServiceFactory) -> Service:
+    """Another service with no node, for submits that must not queue before ``idle``'s."""
+    return service_factory(nodes=())
+
+
 @pytest.mark.every_comfyui
 def test_submit_answers_202_with_the_job_and_its_location(api: Api, service: Service) -> None:
     response = api.post("/v1/jobs", token=service.alice,
@@ -67,30 +73,30 @@ def test_the_same_idempotency_key_returns_the_same_job(api: Api, service: Servic
     assert "Idempotent-Replayed" not in first.headers
 
 
-def test_an_idempotency_key_sent_with_another_body_is_refused_422(idle: Service) -> None:
+def test_an_idempotency_key_sent_with_another_body_is_refused_422(aside: Service) -> None:
     """Replaying another request's job would hand back images of another prompt."""
     key = str(uuid.uuid4())
-    first = idle.api.post("/v1/jobs", token=idle.alice, headers={"Idempotency-Key": key},
+    first = aside.api.post("/v1/jobs", token=aside.alice, headers={"Idempotency-Key": key},
                           json={"workflow": "solid", "values": {"color": "#ff0000"}})
     assert first.status_code == 202, first.text
-    jobs_before = idle.api.get("/v1/jobs", token=idle.alice).json()["jobs"]
+    jobs_before = aside.api.get("/v1/jobs", token=aside.alice).json()["jobs"]
 
-    other = idle.api.post("/v1/jobs", token=idle.alice, headers={"Idempotency-Key": key},
+    other = aside.api.post("/v1/jobs", token=aside.alice, headers={"Idempotency-Key": key},
                           json={"workflow": "solid", "values": {"color": "#0000ff"}})
 
     assert other.status_code == 422, other.text
     error = other.json()["error"]
     assert error["code"] == "idempotency_key_reuse" and key in error["message"]
     assert error["details"] == {"job_id": first.json()["id"]}
-    assert idle.api.get("/v1/jobs", token=idle.alice).json()["jobs"] == jobs_before
-    same = idle.api.post("/v1/jobs", token=idle.alice, headers={"Idempotency-Key": key},
+    assert aside.api.get("/v1/jobs", token=aside.alice).json()["jobs"] == jobs_before
+    same = aside.api.post("/v1/jobs", token=aside.alice, headers={"Idempotency-Key": key},
                          json={"values": {"color": "#ff0000"}, "workflow": "solid"})
     assert same.status_code == 202 and same.json()["id"] == first.json()["id"]
 
 
 @pytest.mark.parametrize("count", [True, False, "2", 2.0, "1"])
-def test_count_must_be_a_json_integer(idle: Service, count: object) -> None:
-    response = idle.api.post("/v1/jobs", token=idle.alice,
+def test_count_must_be_a_json_integer(aside: Service, count: object) -> None:
+    response = aside.api.post("/v1/jobs", token=aside.alice,
                              json={"workflow": "solid", "count": count})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["details"]["errors"][0]["field"] == "count"
@@ -98,16 +104,16 @@ def test_count_must_be_a_json_integer(idle: Service, count: object) -> None:
 
 @pytest.mark.parametrize("field", ["count", "priority"])
 @pytest.mark.parametrize("text", ["true", "2.0", "²", "", "1e3"])
-def test_a_form_count_or_priority_must_be_whole_ascii_digits(idle: Service, field: str,
+def test_a_form_count_or_priority_must_be_whole_ascii_digits(aside: Service, field: str,
                                                              text: str) -> None:
-    response = idle.api.post("/v1/jobs", token=idle.alice,
+    response = aside.api.post("/v1/jobs", token=aside.alice,
                              files={"workflow": (None, "solid"), field: (None, text)})
     assert response.status_code == 400, response.text
     assert f"form field {field!r}" in response.json()["error"]["message"]
 
 
-def test_a_form_count_of_digits_is_a_count(idle: Service) -> None:
-    response = idle.api.post("/v1/jobs", token=idle.alice,
+def test_a_form_count_of_digits_is_a_count(aside: Service) -> None:
+    response = aside.api.post("/v1/jobs", token=aside.alice,
                              files={"workflow": (None, "solid"), "count": (None, "3"),
                                     "priority": (None, "-2")})
     assert response.status_code == 202, response.text
@@ -206,7 +212,7 @@ def test_a_body_that_is_not_json_or_multipart_is_refused(api: Api, service: Serv
     assert response.status_code == 415
     bad = api.post("/v1/jobs", token=service.bob, data="{not json",
                    headers={"Content-Type": "application/json"})
-    assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]
+    assert bad.status_code == 400 and "not acceptable JSON" in bad.json()["error"]["message"]
 
 
 def test_list_filters_by_status_workflow_character_and_conversation(api: Api,
