@@ -13,6 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MIN_MEASURED = 0.02  # below this fraction the pace is not measured yet
+# Before the first report (dispatch, a cold model load) the bar moves as if the image took
+# PRIOR_TOTAL_S, up to PRIOR_CAP: a guess, kept small, so the wait does not look frozen.
+PRIOR_TOTAL_S = 20.0
+PRIOR_CAP = 0.15
 MAX_AHEAD = 0.25  # the clock may run this far ahead of the latest report
 CAP = 0.97  # only the service's own report says "done"
 
@@ -33,7 +37,7 @@ def shown(previous: Shown | None, reported: float, elapsed: float) -> Shown:
     last = previous or Shown()
     if previous is None or reported > last.reported:
         last = Shown(last.fraction, reported, elapsed)
-    estimate, eta = 0.0, None
+    estimate, eta = min(elapsed / PRIOR_TOTAL_S, PRIOR_CAP), None
     if last.reported >= MIN_MEASURED and last.reported_at > 0:
         total = last.reported_at / last.reported
         estimate = min(elapsed / total, last.reported + MAX_AHEAD, CAP)

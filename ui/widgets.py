@@ -17,7 +17,7 @@ from ui.api import ApiClient, PanelError
 from ui.events import ItemProgress, JobProgress
 from ui.models import Item, Job, Node, WorkflowSummary
 
-REFRESH_S = 1.0  # seconds between live updates of a running job's card
+REFRESH_S = 0.5  # seconds between live updates of a running job's card (its bar's lag)
 THUMB_SIZE = 256  # pixels, longest side
 GALLERY_PAGE = "views/gallery.py"
 GALLERY_LINK = "gallery?output={}"  # the Gallery page opened on one output

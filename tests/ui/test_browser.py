@@ -263,13 +263,13 @@ def test_the_first_image_at_the_defaults_with_honest_progress(
     from playwright.sync_api import expect
 
     page.goto(shipped_panel_url)
-    expect(page.get_by_text("Connected")).to_be_visible()
-    expect(page.get_by_text("noise, by design")).to_be_visible()
+    expect(page.get_by_text("Connected")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(page.get_by_text("noise, by design")).to_be_visible(timeout=UI_TIMEOUT_MS)
     page.get_by_role("button", name="Generate", exact=True).click()
     start = time.monotonic()
     samples = _sample_progress(page, start)
     end = time.monotonic()
-    expect(page.get_by_test_id("stImage").last).to_be_visible()
+    expect(page.get_by_test_id("stImage").last).to_be_visible(timeout=UI_TIMEOUT_MS)
     _shot(page, "first-image")
     print(f"first image at the defaults: {end - start:.1f} s; progress samples "
           f"(s, %): {[(round(t, 1), p) for t, p in samples]}")

@@ -7,6 +7,8 @@ from orchestrator.comfy.progress import GraphProgress
 from orchestrator.comfy.weights import (
     LOADER_WEIGHT,
     NODE_WEIGHT,
+    SAMPLER_START_WEIGHT,
+    STEP_WEIGHT,
     node_weights,
     weighted_fraction,
 )
@@ -15,7 +17,8 @@ from tests import graphs
 
 def test_a_sampler_weighs_its_steps_and_other_nodes_one_each() -> None:
     weights = node_weights(graphs.txt2img(steps=20))
-    assert weights["3"] == 20 and weights["4"] == LOADER_WEIGHT
+    assert weights["3"] == 20 * STEP_WEIGHT + SAMPLER_START_WEIGHT
+    assert weights["4"] == LOADER_WEIGHT
     assert {w for n, w in weights.items() if n not in ("3", "4")} == {NODE_WEIGHT}
 
 
@@ -29,8 +32,9 @@ def test_the_sampler_moves_the_percentage_through_its_steps() -> None:
     half = tracker.update(Progress("p", "3", 10, 20))
     end = tracker.update(Progress("p", "3", 20, 20))
     assert start is not None and half is not None and end is not None
-    assert start.fraction == 6 / 28  # a loader (3), 5 other nodes, 20 steps
-    assert half.fraction == 16 / 28 and end.fraction == 26 / 28
+    # a loader (3), 5 other nodes, a sampler of 20 steps of 2 plus its start (2)
+    assert start.fraction == 6 / 50
+    assert half.fraction == 27 / 50 and end.fraction == 48 / 50
 
 
 def test_cached_nodes_leave_the_total_so_a_warm_run_starts_at_zero() -> None:
@@ -38,7 +42,7 @@ def test_cached_nodes_leave_the_total_so_a_warm_run_starts_at_zero() -> None:
     snap = tracker.update(ExecutionCached("p", ("4", "5", "6", "7")))
     assert snap is not None and snap.fraction == 0.0
     snap = tracker.update(Progress("p", "3", 2, 4))
-    assert snap is not None and snap.fraction == 2 / 6  # 4 steps + decode + save
+    assert snap is not None and snap.fraction == 5 / 12  # half of 4 steps of 2 + start
 
 
 def test_the_fraction_is_monotonic_over_a_whole_run() -> None:
