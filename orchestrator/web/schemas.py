@@ -8,7 +8,6 @@ timezone-aware (UTC).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -66,14 +65,6 @@ def parse_model(model: type[M], data: Any, *, where: str = "body") -> M:
         first = errors[0]
         raise InvalidRequest(f"{where}: {first['field']}: {first['message']}",
                              details={"errors": errors}) from exc
-
-
-def parse_json(text: str | bytes, *, where: str = "body") -> Any:
-    """JSON text parsed, or ``InvalidRequest`` with the line and column of the mistake."""
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"{where} is not valid JSON ({exc})") from exc
 
 
 # --- requests ------------------------------------------------------------------------------
