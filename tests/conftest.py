@@ -104,8 +104,8 @@ def _unavailable(reason: str) -> None:
 class ComfyFleet:
     """The session's installs and servers, per version; everything it starts it stops."""
 
-    def __init__(self, home: Path, tmp: pytest.TempPathFactory, checkpoint: Path) -> None:
-        self.home, self.tmp, self.checkpoint = home, tmp, checkpoint
+    def __init__(self, home: Path, tmp: pytest.TempPathFactory) -> None:
+        self.home, self.tmp = home, tmp
         self.started: list[LocalComfy] = []
         self._installs: dict[str, ComfyInstall] = {}
         self._shared: dict[str, LocalComfy] = {}
@@ -130,7 +130,8 @@ class ComfyFleet:
         inst = self.install(version)
         base = prepare_base_dir(inst, self.tmp.mktemp(f"comfy-{version}"), custom_nodes)
         if checkpoint:
-            (base / "models" / "checkpoints" / self.checkpoint.name).symlink_to(self.checkpoint)
+            tiny = make_tiny_checkpoint(self.home)
+            (base / "models" / "checkpoints" / tiny.name).symlink_to(tiny)
         server = LocalComfy(inst, base)
         self.started.append(server)
         if start:
@@ -163,12 +164,11 @@ class ComfyFleet:
 _FLEET: list[ComfyFleet] = []
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint() -> Path:
+def make_tiny_checkpoint(home: Path) -> Path:
     """The random-weight SD1.5 checkpoint, generated once into the cache (never committed)."""
     from orchestrator.provision.checkpoint import TINY_CHECKPOINT_NAME, write_tiny_checkpoint
 
-    path = default_home() / "test-models" / TINY_CHECKPOINT_NAME
+    path = home / "test-models" / TINY_CHECKPOINT_NAME
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_tiny_checkpoint(path, seed=0)
@@ -176,9 +176,13 @@ def tiny_checkpoint() -> Path:
 
 
 @pytest.fixture(scope="session")
-def comfy_fleet(tiny_checkpoint: Path,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyFleet]:
-    fleet = ComfyFleet(default_home(), tmp_path_factory, tiny_checkpoint)
+def tiny_checkpoint() -> Path:
+    return make_tiny_checkpoint(default_home())
+
+
+@pytest.fixture(scope="session")
+def comfy_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyFleet]:
+    fleet = ComfyFleet(default_home(), tmp_path_factory)
     _FLEET.append(fleet)
     try:
         yield fleet
@@ -254,3 +258,4 @@ def _leave_comfy_idle() -> Iterator[None]:
                 requests.post(f"{server.url}/interrupt", timeout=5)
             except requests.RequestException:
                 continue  # a test stopped or froze it on purpose; it restarts it itself
+
