@@ -102,13 +102,14 @@ class Orchestrator:
         start: bool = True,
         retention: timedelta | None = None,
         retention_sweep_s: float = DEFAULT_SWEEP_S,
+        db: str | None = None,
     ) -> None:
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self._rng = rng or random.SystemRandom()
         self._rng_lock = threading.Lock()
-        self.store: JobStore = open_store(data_dir)
+        self.store: JobStore = open_store(data_dir, db)  # db: a postgresql:// URL
         self.blobs = BlobStore(data_dir / "blobs")
         # Event ids of this process sort after every earlier one's (see EventBus).
         self.bus = EventBus(seq_base=int(time.time()) * EVENT_IDS_PER_SECOND)

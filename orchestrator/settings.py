@@ -91,6 +91,9 @@ class Settings(BaseModel):
     # Paths
     data_dir: Path = Field(default_factory=lambda: default_data_dir({}))
     workflows_dir: Path | None = None  # None: <data_dir>/workflows, created when missing
+    # Job store: None keeps jobs in SQLite in the data dir; a postgresql:// URL shares one
+    # queue between several replicas (they share the data dir's blobs too)
+    db: str | None = Field(default=None, pattern=r"^postgres(ql)?://")
     # Nodes
     nodes: tuple[str, ...] = ()
     # Limits

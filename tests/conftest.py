@@ -259,3 +259,31 @@ def _leave_comfy_idle() -> Iterator[None]:
             except requests.RequestException:
                 continue  # a test stopped or froze it on purpose; it restarts it itself
 
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL 15 for the session (``tests/postgres.py``); its admin URL.
+
+    Under ``CI=true`` a server that cannot start fails the tests that need it, never skips.
+    """
+    from tests.postgres import PostgresUnavailable, running_postgres
+
+    try:
+        server = running_postgres()
+        url = server.__enter__()
+    except PostgresUnavailable as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL unavailable under CI=true: {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        yield url
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """An empty database of its own on the session's PostgreSQL."""
+    from tests.postgres import fresh_database
+
+    return fresh_database(postgres_server)

@@ -22,6 +22,9 @@ def register(commands: Any) -> None:
                      help="folder of workflow JSON files (default DATA/workflows)")
     cmd.add_argument("--node", action="append", default=[], metavar="URL",
                      help="a ComfyUI server, e.g. http://127.0.0.1:8188 (repeat for more)")
+    cmd.add_argument("--db", default=None, metavar="URL",
+                     help="postgresql://user:password@host:port/db to share one queue "
+                          "between several replicas (default: SQLite in DATA)")
     cmd.add_argument("--max-queued", type=int, default=None, metavar="N",
                      help="queued images beyond which submits get 429 queue_full")
     cmd.set_defaults(handler=run_serve)
@@ -30,7 +33,8 @@ def register(commands: Any) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     settings = load_settings(
         os.environ, host=args.host, port=args.port, data_dir=args.data,
-        workflows_dir=args.workflows, nodes=tuple(args.node), max_queued=args.max_queued)
+        workflows_dir=args.workflows, nodes=tuple(args.node), max_queued=args.max_queued,
+        db=args.db)
     try:
         serve(settings, announce=lambda line: print(line, flush=True))
     except KeyboardInterrupt:

@@ -1,7 +1,8 @@
 """The durable job store: jobs, their items, idempotency keys and output records.
 
 Program against ``JobStore`` (the interface in ``protocol``); ``open_store`` opens the
-SQLite implementation in a data directory. Everything a method changes is committed
+SQLite implementation in a data directory, or the PostgreSQL one that several replicas
+share. Everything a method changes is committed
 before it returns.
 
 ```python
@@ -17,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.errors import ConfigError
+from orchestrator.store.postgres import PostgresJobStore
 from orchestrator.store.protocol import CanRun, JobPage, JobStore, OutputPage, PromptId
 from orchestrator.store.sqlite import IDEMPOTENCY_TTL, SqliteJobStore
 
@@ -29,18 +31,22 @@ __all__ = [
     "JobPage",
     "JobStore",
     "OutputPage",
+    "PostgresJobStore",
     "PromptId",
     "SqliteJobStore",
     "open_store",
 ]
 
 
-def open_store(data_dir: Path) -> JobStore:
-    """The job store of ``data_dir`` (created if missing); close it, or use ``with``.
+def open_store(data_dir: Path, url: str | None = None) -> JobStore:
+    """The job store at ``url`` (a ``postgresql://`` URL), else the SQLite one of
+    ``data_dir`` (created if missing); close it, or use ``with``.
 
     Raises ``ConfigError`` if the directory cannot be created, ``StoreError`` if the
     database cannot be opened.
     """
+    if url is not None:
+        return PostgresJobStore(url)
     try:
         Path(data_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -1,5 +1,7 @@
 """A separate process working on a job store, for the durability and multi-process tests.
 
+DB is a SQLite file or a ``postgresql://`` URL.
+
 ``python store_child.py churn DB``: creates jobs and moves each to SUCCEEDED forever,
 printing one line after every committed change, until killed.
 ``python store_child.py claim DB NODE``: prints ``ready``, waits for a line on stdin,
@@ -13,7 +15,7 @@ import uuid
 from pathlib import Path
 
 from orchestrator.jobs import Item, Job, JobSpec
-from orchestrator.store import SqliteJobStore
+from orchestrator.store import JobStore, PostgresJobStore, SqliteJobStore
 
 
 def _any(job: Job, item: Item) -> bool:
@@ -24,8 +26,14 @@ def _prompt_id(item: Item) -> str:
     return uuid.uuid4().hex
 
 
-def churn(path: Path) -> None:
-    with SqliteJobStore(path) as store:
+def _open(database: str) -> JobStore:
+    if database.startswith("postgresql://"):
+        return PostgresJobStore(database)
+    return SqliteJobStore(Path(database))
+
+
+def churn(database: str) -> None:
+    with _open(database) as store:
         while True:
             job = store.create_job(JobSpec(workflow="churn", owner="child"))
             print("created", job.id, flush=True)
@@ -39,8 +47,8 @@ def churn(path: Path) -> None:
             print("succeeded", item.id, flush=True)
 
 
-def claim(path: Path, node: str) -> None:
-    with SqliteJobStore(path) as store:
+def claim(database: str, node: str) -> None:
+    with _open(database) as store:
         print("ready", flush=True)
         sys.stdin.readline()
         while (claimed := store.claim_next(node, can_run=_any, prompt_id=_prompt_id)):
@@ -48,7 +56,7 @@ def claim(path: Path, node: str) -> None:
 
 
 if __name__ == "__main__":
-    mode, database = sys.argv[1], Path(sys.argv[2])
+    mode, database = sys.argv[1], sys.argv[2]
     if mode == "churn":
         churn(database)
     else:

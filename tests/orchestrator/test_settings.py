@@ -50,3 +50,12 @@ def test_unknown_settings_are_refused() -> None:
 def test_a_multipart_body_may_carry_every_upload() -> None:
     limits = Settings(max_body_bytes=2048, max_upload_bytes=4096, max_upload_files=3)
     assert limits.max_multipart_bytes == 3 * 4096 + 2048
+
+
+def test_the_job_database_is_sqlite_unless_a_postgresql_url_is_given() -> None:
+    assert load_settings({}).db is None
+    url = "postgresql://orch@127.0.0.1:5432/orch"
+    assert load_settings({"COMFY_ORCH_DB": url}).db == url
+    assert load_settings({"COMFY_ORCH_DB": "postgresql://x/y"}, db=url).db == url
+    with pytest.raises(ConfigError, match="COMFY_ORCH_DB"):
+        load_settings({"COMFY_ORCH_DB": "mysql://orch@db/orch"})

@@ -1,4 +1,4 @@
-"""The job store: one contract suite, applied to every implementation (SQLite today).
+"""The job store: one contract suite, applied to every implementation (SQLite, PostgreSQL).
 
 Every state change is durable when a method returns, follows ``ITEM_TRANSITIONS``,
 claims are exclusive across threads and processes, and pages are stable under inserts.
@@ -10,6 +10,7 @@ import itertools
 import os
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from orchestrator.errors import (
@@ -39,7 +41,15 @@ from orchestrator.jobs import (
     Visibility,
 )
 from orchestrator.outputs import OutputKind, OutputRecord
-from orchestrator.store import DATABASE_NAME, JobStore, SqliteJobStore, open_store, schema
+from orchestrator.store import (
+    DATABASE_NAME,
+    JobStore,
+    SqliteJobStore,
+    open_store,
+    pg_schema,
+    schema,
+)
+from orchestrator.store.postgres import PostgresJobStore
 from orchestrator.store.rules import transition
 from orchestrator.store.schema import SCHEMA_VERSION
 
@@ -61,8 +71,13 @@ class FakeClock:
 
 
 StoreFactory = Callable[[], JobStore]
-IMPLEMENTATIONS: dict[str, Callable[[Path, FakeClock], JobStore]] = {
-    "sqlite": lambda folder, clock: SqliteJobStore(folder / DATABASE_NAME, clock=clock),
+# Each implementation opens a store over the test's database: SQLite's file in tmp_path,
+# or an empty database of its own on the session's real PostgreSQL (``postgres_url``).
+IMPLEMENTATIONS: dict[str, Callable[[pytest.FixtureRequest, FakeClock], JobStore]] = {
+    "sqlite": lambda request, clock: SqliteJobStore(
+        request.getfixturevalue("tmp_path") / DATABASE_NAME, clock=clock),
+    "postgres": lambda request, clock: PostgresJobStore(
+        request.getfixturevalue("postgres_url"), clock=clock),
 }
 
 
@@ -72,13 +87,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
-def make_store(request: pytest.FixtureRequest, tmp_path: Path,
-               clock: FakeClock) -> Iterator[StoreFactory]:
+def make_store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[StoreFactory]:
     """Opens stores over one database (a fresh instance each call); closes them all."""
     opened: list[JobStore] = []
 
     def make() -> JobStore:
-        opened.append(IMPLEMENTATIONS[request.param](tmp_path, clock))
+        opened.append(IMPLEMENTATIONS[request.param](request, clock))
         return opened[-1]
 
     yield make
@@ -640,7 +654,7 @@ class TestJobStoreContract:
             store.list_outputs(cursor=jobs_cursor)
 
 
-# --- SQLite specifics ---------------------------------------------------------------------
+# --- SQLite specifics (the file, its pragmas and its query plans) --------------------------
 
 
 def test_the_schema_is_versioned(tmp_path: Path) -> None:
@@ -707,21 +721,37 @@ def test_open_store_creates_the_data_directory(tmp_path: Path) -> None:
         open_store(tmp_path / "file" / "data")
 
 
+# --- several processes on one database (both backends) -------------------------------------
+
+
 def _child(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, str(CHILD), *args], cwd=REPO, env=env, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
 
-def test_a_sigkilled_process_loses_nothing_it_reported(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database that separate processes open: a SQLite file or a PostgreSQL URL."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(tmp_path / "db")
+
+
+def _open(database: str) -> JobStore:
+    if database.startswith("postgresql://"):
+        return PostgresJobStore(database)
+    return SqliteJobStore(Path(database))
+
+
+def test_a_sigkilled_process_loses_nothing_it_reported(database: str) -> None:
     """The child prints after each commit; everything printed is there after SIGKILL."""
-    database = tmp_path / "db"
-    with _child("churn", str(database)) as child:
+    with _child("churn", database) as child:
         assert child.stdout is not None
         lines = [child.stdout.readline().split() for _ in range(120)]
         child.kill()
     assert child.returncode == -signal.SIGKILL
-    with SqliteJobStore(database) as store:
+    with _open(database) as store:
         for event, ident in lines:
             _assert_committed(store, event, ident)
 
@@ -737,17 +767,25 @@ def _assert_committed(store: JobStore, event: str, ident: str) -> None:
     assert status in reached, (event, ident, status)
 
 
-def test_two_processes_never_claim_the_same_item(tmp_path: Path) -> None:
-    database = tmp_path / "db"
-    with SqliteJobStore(database) as store:
-        store.create_jobs([spec(count=8) for _ in range(25)])
-    children = [_child("claim", str(database), f"node-{n}") for n in range(2)]
+@pytest.mark.parametrize("nodes", [["node-0", "node-1"], ["same", "same", "same"]])
+def test_processes_never_claim_the_same_item(database: str, nodes: list[str]) -> None:
+    """Replicas on one database, for different nodes or for the same one."""
+    with _open(database) as store:
+        store.create_jobs([spec(count=8, owner=f"o{n % 3}") for n in range(25)])
+    children = [_child("claim", database, node) for node in nodes]
     for child in children:
         assert child.stdout is not None and child.stdout.readline() == "ready\n"
-    outputs = [child.communicate("go\n", timeout=60)[0].split() for child in children]
-    every = outputs[0] + outputs[1]
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    outputs = [child.communicate(timeout=60)[0].split() for child in children]
+    every = [item_id for output in outputs for item_id in output]
     assert len(every) == len(set(every)) == 200
     assert all(child.returncode == 0 for child in children)
+
+
+# --- SQLite only ------------------------------------------------------------------------------
 
 
 def test_claim_does_not_scan_the_whole_queue(tmp_path: Path) -> None:
@@ -769,3 +807,75 @@ def test_claim_does_not_scan_the_whole_queue(tmp_path: Path) -> None:
 def _plan(conn: sqlite3.Connection, sql: str) -> str:
     return " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql))
 
+
+
+# --- PostgreSQL specifics ---------------------------------------------------------------------
+
+
+def test_postgres_schema_is_versioned_and_a_newer_one_refused(postgres_url: str) -> None:
+    with PostgresJobStore(postgres_url):
+        pass
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (
+            pg_schema.SCHEMA_VERSION,)
+        conn.execute("INSERT INTO schema_version VALUES (%s)", [pg_schema.SCHEMA_VERSION + 1])
+    with pytest.raises(StoreError, match="upgrade the orchestrator") as caught:
+        PostgresJobStore(postgres_url)
+    assert "postgresql://127.0.0.1:" in str(caught.value)
+
+
+def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
+    stores: list[JobStore] = []
+    threads = [threading.Thread(target=lambda: stores.append(PostgresJobStore(postgres_url)))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert len(stores) == 4
+        job = stores[0].create_job(spec())
+        assert all(store.get_job(job.id) == job for store in stores)
+    finally:
+        for store in stores:
+            store.close()
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone() == (1,)
+
+
+def test_one_idempotency_key_sent_to_two_replicas_at_once_makes_one_job(
+        postgres_url: str) -> None:
+    replicas = [PostgresJobStore(postgres_url) for _ in range(2)]
+    made: list[tuple[Job, bool]] = []
+    barrier = threading.Barrier(len(replicas) * 4)
+
+    def send(store: JobStore) -> None:
+        barrier.wait()
+        made.append(store.create_job_idempotent(spec(), idempotency_key="k"))
+
+    threads = [threading.Thread(target=send, args=(store,))
+               for store in replicas for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in replicas:
+        store.close()
+    assert len({job.id for job, _ in made}) == 1
+    assert sorted(replayed for _, replayed in made) == [False] + [True] * 7
+
+
+def test_open_store_with_a_url_opens_postgres(postgres_url: str, tmp_path: Path) -> None:
+    with open_store(tmp_path / "data", postgres_url) as store:
+        assert isinstance(store, PostgresJobStore)
+        store.create_job(spec())
+    assert not (tmp_path / "data" / DATABASE_NAME).exists()
+
+
+def test_an_unreachable_server_is_a_store_error_naming_it() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(StoreError, match=f"127.0.0.1:{port}/x") as caught:
+        PostgresJobStore(f"postgresql://u:secret@127.0.0.1:{port}/x")
+    assert "secret" not in str(caught.value)

@@ -1,0 +1,175 @@
+"""``PostgresJobStore``: the job store in a PostgreSQL database that several replicas share.
+
+The methods are ``sql_store.SqlJobStore``'s, over a pool of psycopg connections; each
+method runs in one transaction that commits before it returns. Transactions here run side
+by side (READ COMMITTED), where SQLite runs one writer at a time, so the hooks lock what
+a change reads before it writes:
+
+- an item change locks its job's row first (``SELECT … FOR UPDATE``), so the job's status,
+  derived from all its items, is computed from their latest state;
+- a claim holds an advisory lock on its node (claims for one node run one at a time, across
+  replicas) and takes the item it found only if it is still queued once its job is locked;
+- a new idempotency key holds an advisory lock on (owner, key), so two replicas given the
+  same key make one job.
+
+psycopg's exceptions are translated into ``StoreError`` here, once (``_translated``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import re
+import threading
+from collections.abc import Iterator
+from types import MappingProxyType
+from typing import Any
+
+import psycopg
+import psycopg.errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from orchestrator.errors import StoreError
+from orchestrator.jobs import ItemStatus, Job, utcnow
+from orchestrator.store import pg_schema, tables
+from orchestrator.store.dialect import POSTGRES, Conn, Rows
+from orchestrator.store.sql_store import Clock, SqlJobStore
+
+# Limits
+DEFAULT_POOL_SIZE = 8  # connections per replica: item threads, claims and the web front
+# Timeouts (seconds)
+CONNECT_TIMEOUT = 10.0  # a method waits this long for a pooled connection
+LOCK_TIMEOUT_MS = 10_000  # a statement waits this long for a row or advisory lock
+
+_HINTS = MappingProxyType({
+    psycopg.errors.UniqueViolation: "a record with that id already exists",
+    psycopg.errors.LockNotAvailable: "another replica held a lock too long; retry",
+    psycopg.errors.DeadlockDetected: "two replicas changed the same job at once; retry",
+    psycopg.OperationalError: "check that the server runs and the URL is right",
+})
+_NAMED = re.compile(r"(?<!:):([a-z_]+)")
+
+
+def describe(url: str) -> str:
+    """The database a URL names, for messages: host, port and name, never the password."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "the PostgreSQL database (unreadable URL)"
+    return (f"postgresql://{info.get('host', 'localhost')}:{info.get('port', 5432)}/"
+            f"{info.get('dbname', '')}")
+
+
+@contextlib.contextmanager
+def _translated(where: str, what: str) -> Iterator[None]:
+    """Map any psycopg failure to ``StoreError`` naming the database and the operation."""
+    try:
+        yield
+    except PoolTimeout as exc:
+        raise StoreError(f"{what} in {where} failed: no connection within "
+                         f"{CONNECT_TIMEOUT}s; check that the server runs") from exc
+    except psycopg.Error as exc:
+        hint = next((text for kind, text in _HINTS.items() if isinstance(exc, kind)),
+                    "see the PostgreSQL message for the cause")
+        raise StoreError(f"{what} in {where} failed: {exc}; {hint}") from exc
+
+
+@functools.lru_cache(maxsize=512)
+def _to_psycopg(sql: str, named: bool) -> str:
+    """sqlite3's ``?`` / ``:name`` parameters as psycopg's ``%s`` / ``%(name)s``."""
+    sql = sql.replace("%", "%%")
+    return _NAMED.sub(r"%(\1)s", sql) if named else sql.replace("?", "%s")
+
+
+class PgConn:
+    """A psycopg connection inside a transaction, with sqlite3's ``execute`` (``Conn``)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Rows:
+        named = isinstance(parameters, dict)
+        return self._conn.execute(_to_psycopg(sql, named), parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> Rows:
+        cursor = self._conn.cursor()
+        cursor.executemany(_to_psycopg(sql, False), list(parameters))
+        return cursor
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+    conn.commit()
+
+
+class PostgresJobStore(SqlJobStore):
+    """The ``JobStore`` in a PostgreSQL database; see ``orchestrator.store.protocol``.
+
+    ``url`` is a libpq URL (``postgresql://user:password@host:port/db``). The schema is
+    created or migrated on open.
+    """
+
+    def __init__(self, url: str, *, clock: Clock = utcnow,
+                 pool_size: int = DEFAULT_POOL_SIZE) -> None:
+        super().__init__(clock=clock, dialect=POSTGRES)
+        self.where = describe(url)
+        self._closed = False
+        self._lock = threading.Lock()
+        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False,
+                                    timeout=CONNECT_TIMEOUT, configure=_configure,
+                                    kwargs={"connect_timeout": int(CONNECT_TIMEOUT)})
+        try:
+            with _translated(self.where, "connecting to the job store"):
+                # One direct connection first: its failure says why (refused, wrong
+                # password, no such database) where the pool's would only time out.
+                psycopg.connect(url, connect_timeout=int(CONNECT_TIMEOUT)).close()
+                self._pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+            with self._tx("creating the schema") as conn:
+                pg_schema.migrate(conn, self.where)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close every pooled connection; harmless twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.close()
+
+    @contextlib.contextmanager
+    def _tx(self, what: str, *, write: bool = True) -> Iterator[Conn]:
+        """One transaction on a pooled connection: committed on normal exit, rolled back
+        on any exception."""
+        if self._closed:
+            raise StoreError(f"the job store at {self.where} is closed; {what} needs an "
+                             "open store")
+        with (_translated(self.where, what), self._pool.connection() as conn,
+              conn.transaction()):
+            yield PgConn(conn)
+
+    # --- the hooks that make concurrent transactions safe ---------------------------------
+
+    def _lock_job(self, conn: Conn, job_id: str) -> None:
+        conn.execute("SELECT 1 FROM jobs WHERE id = ? FOR UPDATE", [job_id])
+
+    def _lock_key(self, conn: Conn, owner: str, key: str) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 1))",
+                     [json.dumps(["key", owner, key])])
+
+    def _before_claim(self, conn: Conn, node: str) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 2))",
+                     [json.dumps(["node", node])])
+
+    def _take(self, conn: Conn, job: Job, item_id: str) -> Job | None:
+        """The job locked and read again; None when the item is no longer queued (another
+        replica claimed it, or the job was canceled, since the scan read it)."""
+        self._lock_job(conn, job.id)
+        fresh = tables.load_job(conn, job.id)
+        if fresh is None or fresh.cancel_requested:
+            return None
+        item = next(item for item in fresh.items if item.id == item_id)
+        return fresh if item.status is ItemStatus.QUEUED else None
