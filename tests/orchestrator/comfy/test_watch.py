@@ -80,19 +80,22 @@ def test_a_watch_over_a_prompt_ending_between_the_reads_ends_well(
 def test_a_prompt_is_declared_lost_only_when_repeated_reads_miss_it(
     two_reads: ComfyClient, client: ComfyClient
 ) -> None:
+    blocker = client.submit(graphs.sleep(seconds=3, steps=6, seed=fresh_seed()))
     late = str(uuid.uuid4())
     calls: list[str] = []
 
     def post_after_first_read(pid: str) -> None:
         calls.append(pid)
-        if calls.count(late) == 1:  # it lands on the node just after our first look
+        if calls == [late]:  # it lands on the node (pending) just after our first /queue
             client.submit(graphs.solid_image(seed=fresh_seed()), prompt_id=pid)
 
     two_reads.between_reads = post_after_first_read
-    assert two_reads.locate(late).known  # the first pair of reads missed it
+    assert two_reads.lookup(late).phase == PromptPhase.ABSENT  # one pair of reads missed it
+    assert two_reads.locate(late).phase == PromptPhase.PENDING  # the next look finds it
     never = str(uuid.uuid4())
     assert two_reads.locate(never).phase == PromptPhase.ABSENT
     assert calls.count(never) == 3  # three looks, a quarter second apart, before "gone"
+    client.cancel(blocker.prompt_id)
 
 
 def test_a_canceled_pending_prompt_reads_as_canceled_not_lost(client: ComfyClient) -> None:
