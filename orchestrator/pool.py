@@ -23,7 +23,10 @@ from orchestrator.dispatch import Requirements
 from orchestrator.errors import ConfigError, NodeError, OrchestratorError
 from orchestrator.jobs import Item, ItemError, ItemStatus, Job, JobStatus
 from orchestrator.nodes import Health, Node, NodeConfig, NodeInfo
+from orchestrator.placement import Placement
 from orchestrator.runner import ItemExecution, PoolContext, publish_if_finished
+from orchestrator.speed import SpeedBook
+from orchestrator.watchdog import Watchdog
 
 # Timeouts (seconds)
 HEALTH_INTERVAL = 2.0       # how often every node's /system_stats is asked
@@ -73,7 +76,9 @@ class NodeWorker:
             return False
         claimed = self.pool.ctx.store.claim_next(
             self.node.name,
-            can_run=lambda job, item: dispatch.can_run(self.pool.requirements_of(job), caps),
+            can_run=lambda job, item: (
+                dispatch.can_run(self.pool.requirements_of(job), caps)
+                and self.pool.placement.accepts(self.node.name, job, item)),
             prompt_id=lambda item: dispatch.prompt_id_for(item.id, len(item.attempts) + 1),
         )
         if claimed is None:
@@ -135,6 +140,10 @@ class NodePool:
         self.closed = threading.Event()
         self.health_thread: threading.Thread | None = None
         self._merged: tuple[tuple[int, ...], dict[str, Any]] | None = None
+        # Measured speeds, speed-aware placement, and the watchdog (silent sockets, stalls).
+        self.speeds = SpeedBook()
+        self.placement = Placement(self, self.speeds)
+        self.watchdog = Watchdog(self, self.speeds, self.placement)
 
     # --- membership ----------------------------------------------------------------------------
 
@@ -397,11 +406,13 @@ class NodePool:
         # Work left waiting by an earlier process that no node of this pool can run.
         self.fail_unrunnable_waiting()
         self.start_health_loop()
+        self.watchdog.start()
 
     def close(self) -> None:
         if self.closed.is_set():
             return
         self.closed.set()
+        self.watchdog.close()
         with self.lock:
             workers = list(self.workers.values())
         for worker in workers:

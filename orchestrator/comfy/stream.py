@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import socket
 import threading
+import time
 import uuid
 
 import websocket
@@ -62,6 +64,11 @@ class NodeStream:
         self._running: str | None = None
         self._closed = threading.Event()
         self._connected = threading.Event()
+        # For the pool's watchdog: when the last frame came, how often the socket was
+        # opened, and the socket itself so a silent one can be cut (``reconnect``).
+        self.last_frame = time.monotonic()
+        self.connects = 0
+        self._ws: websocket.WebSocket | None = None
         self._thread = threading.Thread(target=self._read_forever, name=f"ws {self.url}",
                                         daemon=True)
         self._thread.start()
@@ -77,6 +84,14 @@ class NodeStream:
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
+
+    def reconnect(self) -> None:
+        """Cut the socket (it may be open but silent); the reader opens a new one at once.
+        ComfyUI then resends the running prompt's ``executing`` to it."""
+        ws = self._ws
+        if ws is not None and ws.sock is not None:
+            with contextlib.suppress(OSError):
+                ws.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader's recv() now
 
     def close(self) -> None:
         self._closed.set()
@@ -94,10 +109,13 @@ class NodeStream:
                 self._closed.wait(pause)
                 continue
             tries = 0
+            self._ws, self.last_frame = ws, time.monotonic()
+            self.connects += 1
             self._connected.set()
             try:
                 self._read(ws)
             finally:
+                self._ws = None
                 self._connected.clear()
                 with contextlib.suppress(Exception):
                     ws.close()
@@ -119,6 +137,7 @@ class NodeStream:
                 continue  # a text frame that is not UTF-8: unreadable, like bad JSON
             except (websocket.WebSocketException, OSError):
                 return  # dropped: reconnect
+            self.last_frame = time.monotonic()
             try:
                 self._route(parse_message(frame))
             except NodeProtocolError:

@@ -1,0 +1,88 @@
+"""When a node's silence means trouble (pure: no I/O, no clock, no threads).
+
+ComfyUI's websocket can go silent for good while its HTTP routes keep answering, and a
+prompt can hang on a node without failing. The watchdog (``watchdog.py``) samples what it
+sees and asks these functions what to do: reconnect a socket, or give up on a prompt on
+that node and requeue it elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from orchestrator.comfy.protocol import PromptPhase
+
+# Defaults (seconds). A prompt may make no visible progress for a while legitimately:
+# loading a checkpoint from disk, a VAE decode of a large image, or a video model's first
+# step, each of which can take a minute or more on a real GPU. So a prompt is given up
+# only after STALL_FACTOR times its measured duration on that node, never sooner than the
+# floor, and never later than the ceiling (which also applies when nothing was measured).
+STALL_FACTOR = 4.0
+STALL_FLOOR_S = 120.0
+STALL_CEILING_S = 900.0
+# Silence on a node's socket, while it has work in flight, after which HTTP is asked
+# where that work is. ComfyUI sends progress at every sampler step (well under a second
+# on a GPU) and an event before every node, so five quiet seconds are already unusual,
+# and a reconnect is cheap: ComfyUI resends the running prompt's `executing` to it.
+SOCKET_SILENCE_S = 5.0
+
+
+@dataclass(frozen=True)
+class StallLimits:
+    """How long silence may last; an operator's settings (``Settings.stall_*``)."""
+
+    floor_s: float = STALL_FLOOR_S
+    ceiling_s: float = STALL_CEILING_S
+    factor: float = STALL_FACTOR
+    socket_silence_s: float = SOCKET_SILENCE_S
+
+
+def progress_limit(expected_s: float | None, limits: StallLimits) -> float:
+    """Seconds a running prompt may go without progress: ``factor`` times its expected
+    duration (None: not measured yet) within ``[floor_s, ceiling_s]``."""
+    if expected_s is None:
+        return limits.ceiling_s
+    return min(max(expected_s * limits.factor, limits.floor_s), limits.ceiling_s)
+
+
+def socket_is_stale(silence_s: float, phases: list[PromptPhase], limits: StallLimits) -> bool:
+    """Whether a node's socket should be reconnected: silent for ``socket_silence_s``
+    while HTTP shows one of its prompts running or already ended (whose end the socket
+    then never brought). Pending prompts alone explain a quiet socket."""
+    if silence_s < limits.socket_silence_s:
+        return False
+    return any(p in (PromptPhase.RUNNING, PromptPhase.DONE) for p in phases)
+
+
+class Verdict(StrEnum):
+    """What to do with one prompt in flight."""
+
+    WAIT = "wait"      # nothing wrong, or nothing to conclude yet
+    GIVE_UP = "give_up"  # interrupt it on this node and requeue it elsewhere
+
+
+@dataclass(frozen=True)
+class PromptWatchState:
+    """One prompt in flight as the watchdog last saw it."""
+
+    phase: PromptPhase | None  # per HTTP; None when not asked this round
+    idle_s: float              # since its last progress (or since it was seen running)
+    expected_s: float | None   # its measured duration on this node, if any
+    given_up_before: bool      # already moved once for a stall: never twice
+
+
+def verdict(state: PromptWatchState, limits: StallLimits) -> Verdict:
+    """GIVE_UP a prompt that HTTP shows running with no progress for longer than its
+    ``progress_limit``; at most once per item (a second stall is left to the node)."""
+    if state.given_up_before or state.phase != PromptPhase.RUNNING:
+        return Verdict.WAIT
+    if state.idle_s < progress_limit(state.expected_s, limits):
+        return Verdict.WAIT
+    return Verdict.GIVE_UP
+
+
+def stall_reason(node: str, idle_s: float, limit_s: float) -> str:
+    """The sentence recorded on an item that was moved off a stalled node."""
+    return (f"no progress for {idle_s:.0f}s on node {node} (limit {limit_s:.0f}s from its "
+            "measured speed); interrupted there and requeued on another node")

@@ -1,0 +1,239 @@
+"""The pool's watchdog: notices what ComfyUI does not say (a silent socket, a hung prompt).
+
+Once a second it looks at every item in flight: whether its progress moved (from the
+runner's live progress), and, when a node's socket has been quiet with work on it or a
+prompt has gone too long without progress, where HTTP says the prompt is (``/api/jobs``
+where the node has it, else ``/queue`` and ``/history``). The pure ``stall`` module
+decides; this thread carries it out:
+
+* a socket silent while HTTP shows the prompt running or ended is reconnected (the
+  runner's watch polls ``/history`` meanwhile, so nothing is lost or run twice);
+* a prompt running with no progress for longer than its measured speed allows is
+  interrupted on that node and requeued for another one, once, with the reason kept in
+  the item's attempt history.
+
+It also measures: each item that succeeds feeds its node time into the ``SpeedBook`` that
+dispatch and ETAs read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from orchestrator import stall
+from orchestrator.comfy.protocol import PromptPhase
+from orchestrator.errors import NodeError, OrchestratorError
+from orchestrator.events import ItemFailed
+from orchestrator.jobs import ItemError, ItemStatus
+from orchestrator.placement import Placement
+from orchestrator.runner import ItemExecution, publish_if_finished
+from orchestrator.speed import SpeedBook
+from orchestrator.stall import PromptWatchState, StallLimits, Verdict
+
+if TYPE_CHECKING:
+    from orchestrator.pool import NodePool, NodeWorker
+
+log = logging.getLogger(__name__)
+
+# How often the watchdog looks (seconds): the resolution of every silence it measures.
+WATCH_INTERVAL = 1.0
+STALLED_CODE = "stalled"
+
+
+@dataclass
+class _Seen:
+    """What the watchdog remembers of one item in flight."""
+
+    node: str
+    execution: ItemExecution
+    key: str
+    signature: Any
+    changed_at: float
+    running_since: float | None = None
+    steps: int | None = None
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """One socket the watchdog reconnected: which node, after how much silence."""
+
+    node: str
+    silent_s: float
+    at: float
+
+
+@dataclass
+class Watchdog:
+    """Runs in its own thread from ``start()`` to ``close()``; ``run_once()`` is one look."""
+
+    pool: NodePool
+    book: SpeedBook
+    placement: Placement
+    limits: StallLimits = field(default_factory=StallLimits)
+    interval: float = WATCH_INTERVAL
+    reconnects: list[Reconnect] = field(default_factory=list)
+    _seen: dict[str, _Seen] = field(default_factory=dict)
+    _closed: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="pool-watchdog",
+                                            daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(self.interval * 5)
+
+    def _loop(self) -> None:
+        while not self._closed.wait(self.interval):
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - the watchdog must outlive any one bad look
+                log.exception("pool watchdog: one look failed")
+
+    # --- one look ----------------------------------------------------------------------
+
+    def run_once(self) -> None:
+        now = time.monotonic()
+        with self.pool.lock:
+            workers = list(self.pool.workers.values())
+        current: set[str] = set()
+        for worker in workers:
+            with worker.lock:
+                executions = list(worker.running.values())
+            current.update(e.item.id for e in executions)
+            self._sample(worker, executions, now)
+            if executions:
+                self._check_node(worker, executions, now)
+        for item_id in set(self._seen) - current:
+            self._finished(self._seen.pop(item_id))
+
+    def _sample(self, worker: NodeWorker, executions: list[ItemExecution], now: float) -> None:
+        for execution in executions:
+            seen = self._seen.get(execution.item.id)
+            signature = _progress_signature(execution)
+            if seen is None or seen.execution is not execution:
+                seen = self._seen[execution.item.id] = _Seen(
+                    worker.node.name, execution, self.placement.key_of(execution.job),
+                    signature, now)
+            elif signature != seen.signature:
+                seen.signature, seen.changed_at = signature, now
+            if execution.item.status == ItemStatus.RUNNING and seen.running_since is None:
+                seen.running_since = now
+            tracker = execution.tracker
+            if tracker is not None and tracker.steps:
+                seen.steps = max(seen.steps or 0, tracker.steps)
+
+    def _idle_s(self, seen: _Seen, now: float) -> float:
+        since = max(seen.changed_at, seen.running_since or seen.changed_at)
+        return now - since
+
+    def _check_node(self, worker: NodeWorker, executions: list[ItemExecution],
+                    now: float) -> None:
+        stream = worker.node.stream
+        silence = now - stream.last_frame
+        suspects = [e for e in executions if self._maybe_stalled(e, now)]
+        if silence < self.limits.socket_silence_s and not suspects:
+            return
+        phases = self._phases(worker, executions)
+        if phases is None:
+            return
+        for execution in executions:
+            seen = self._seen[execution.item.id]
+            if phases.get(execution.item.id) == PromptPhase.RUNNING:
+                seen.running_since = seen.running_since or now
+        if stall.socket_is_stale(silence, list(phases.values()), self.limits):
+            self._reconnect(worker, silence, now)
+        for execution in suspects:
+            self._judge(worker, execution, phases.get(execution.item.id), now)
+
+    def _maybe_stalled(self, execution: ItemExecution, now: float) -> bool:
+        seen = self._seen[execution.item.id]
+        if execution.item.id in self.placement.avoid:
+            return False
+        limit = stall.progress_limit(self._expected(seen), self.limits)
+        return self._idle_s(seen, now) >= limit
+
+    def _expected(self, seen: _Seen) -> float | None:
+        return self.book.item_seconds(seen.node, seen.key)
+
+    def _phases(self, worker: NodeWorker,
+                executions: list[ItemExecution]) -> dict[str, PromptPhase] | None:
+        ids = {e.item.prompt_id: e.item.id for e in executions if e.item.prompt_id}
+        if not ids:
+            return None
+        try:
+            states = worker.node.client.lookup_many(list(ids))
+        except NodeError:
+            return None  # the health loop deals with a node that stopped answering
+        return {ids[pid]: state.phase for pid, state in states.items()}
+
+    def _reconnect(self, worker: NodeWorker, silence: float, now: float) -> None:
+        log.warning("node %s: websocket silent for %.1fs while HTTP shows work running or "
+                    "ended; reconnecting it", worker.node.name, silence)
+        self.reconnects.append(Reconnect(worker.node.name, silence, now))
+        worker.node.stream.reconnect()
+
+    # --- stalls ------------------------------------------------------------------------
+
+    def _judge(self, worker: NodeWorker, execution: ItemExecution,
+               phase: PromptPhase | None, now: float) -> None:
+        seen = self._seen[execution.item.id]
+        idle = self._idle_s(seen, now)
+        state = PromptWatchState(phase=phase, idle_s=idle, expected_s=self._expected(seen),
+                                 given_up_before=execution.item.id in self.placement.avoid)
+        if stall.verdict(state, self.limits) == Verdict.GIVE_UP:
+            limit = stall.progress_limit(state.expected_s, self.limits)
+            self._give_up(worker, execution, stall.stall_reason(seen.node, idle, limit))
+
+    def _give_up(self, worker: NodeWorker, execution: ItemExecution, reason: str) -> None:
+        """Stop following the prompt, interrupt it on the node, requeue the item."""
+        log.warning("item %s: %s", execution.item.id, reason)
+        item_id, node = execution.item.id, worker.node.name
+        self.placement.avoid[item_id] = node
+        execution.detach()  # the runner leaves the item's state to us from here
+        try:
+            worker.node.client.interrupt(str(execution.item.prompt_id))
+        except NodeError:
+            pass  # a node that does not answer cannot run it either
+        ctx = self.pool.ctx
+        try:
+            item = ctx.store.mark_failed(item_id, ItemError(code=STALLED_CODE, message=reason),
+                                         retry=True)
+        except OrchestratorError:
+            return  # it ended meanwhile (finished or canceled): that stands
+        ctx.bus.publish(ItemFailed(job_id=item.job_id, item=item.index, node=node,
+                                   message=reason, will_retry=item.status == ItemStatus.QUEUED))
+        publish_if_finished(ctx.bus, ctx.store.get_job(item.job_id))
+        self.pool.wake()
+
+    # --- measuring ---------------------------------------------------------------------
+
+    def _finished(self, seen: _Seen) -> None:
+        """An item left its node: a success teaches the node's speed for its workload."""
+        self.book.ran(seen.node, seen.key)
+        try:
+            item = self.pool.ctx.store.get_item(seen.execution.item.id)
+        except OrchestratorError:
+            return
+        if (item.status != ItemStatus.SUCCEEDED or item.node != seen.node
+                or item.started_at is None or item.completed_at is None):
+            return
+        seconds = (item.completed_at - item.started_at).total_seconds()
+        if seconds > 0:
+            self.book.record(seen.node, seen.key, seconds, seen.steps)
+
+
+def _progress_signature(execution: ItemExecution) -> Any:
+    """What changes whenever the prompt makes visible progress."""
+    tracker = execution.tracker
+    if tracker is None:
+        return None
+    return (tracker.current, tracker.step, len(tracker.done), execution.item.status)

@@ -1,0 +1,166 @@
+"""The pool's watchdog against real ComfyUI nodes, with faults made by ``tests/faults.py``:
+a silenced websocket is reconnected within seconds and its work finishes once; a hung
+prompt is interrupted and finished on the other node."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.comfy.client import ComfyClient
+from orchestrator.comfy.protocol import PromptPhase
+from orchestrator.events import ItemFailed, ProgressEvent
+from orchestrator.jobs import ItemStatus, JobStatus
+from orchestrator.provision.server import LocalComfy
+from orchestrator.service import Orchestrator
+from orchestrator.stall import StallLimits
+from tests import graphs
+from tests.conftest import ComfyFactory
+from tests.faults import FaultProxy, set_slowdown
+from tests.helpers import wait_until
+
+
+def seed() -> int:
+    return uuid.uuid4().int % 10**9
+
+
+@pytest.fixture()
+def orch_factory(tmp_path: Path) -> Iterator[Callable[..., Orchestrator]]:
+    opened: list[Orchestrator] = []
+
+    def make(nodes: list[str]) -> Orchestrator:
+        orch = Orchestrator(data_dir=tmp_path / f"data{len(opened)}", nodes=nodes)
+        opened.append(orch)
+        return orch
+
+    yield make
+    for orch in opened:
+        orch.close()
+
+
+@pytest.fixture()
+def proxy(comfy_url: str) -> Iterator[FaultProxy]:
+    with FaultProxy(comfy_url) as proxy:
+        yield proxy
+
+
+class ProgressLog:
+    """Every progress event of one job, with the moment it arrived (a thread collects)."""
+
+    def __init__(self, orch: Orchestrator, job_id: str) -> None:
+        self.times: list[float] = []
+        self.failures: list[ItemFailed] = []
+        self._sub = orch.events(job_id)
+        self._thread = threading.Thread(target=self._collect, daemon=True)
+        self._thread.start()
+
+    def _collect(self) -> None:
+        for event in self._sub:
+            if isinstance(event, ProgressEvent):
+                self.times.append(time.monotonic())
+            elif isinstance(event, ItemFailed):
+                self.failures.append(event)
+
+    def close(self) -> None:
+        self._sub.close()
+        self._thread.join(5)
+
+
+def times_run_on(url: str, prompt_ids: list[str]) -> int:
+    """How many of ``prompt_ids`` the node has a record of running (its history)."""
+    with ComfyClient(url) as client:
+        return sum(1 for pid in prompt_ids if client.history(pid) is not None)
+
+
+def test_a_frozen_socket_is_reconnected_within_seconds_and_the_item_runs_once(
+    proxy: FaultProxy, comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    orch = orch_factory([proxy.url])
+    stream = orch.pool.worker(proxy.url.split("//")[1]).node.stream
+    handle = orch.submit(graph=graphs.sleep(8.0, steps=32, seed=seed()))
+    log = ProgressLog(orch, handle.id)
+    try:
+        wait_until(lambda: len(log.times) >= 2, 60, "progress from the running prompt")
+        frozen_at = time.monotonic()
+        assert proxy.freeze() == 1
+        wait_until(lambda: orch.pool.watchdog.reconnects, 30, "the watchdog to reconnect")
+        wait_until(lambda: stream.connects >= 2 and stream.wait_connected(0), 10,
+                   "the socket to be open again")
+        back_at = time.monotonic()
+        detected = orch.pool.watchdog.reconnects[0].at - frozen_at
+        print(f"\nfrozen socket: reconnect decided {detected:.1f}s after the freeze, "
+              f"socket back after {back_at - frozen_at:.1f}s")
+        assert detected < 10 and back_at - frozen_at < 12
+        # Progress flows again on the new socket while the same prompt runs on.
+        wait_until(lambda: log.times[-1] > back_at, 30, "progress on the new socket")
+        job = handle.wait(timeout=60)
+    finally:
+        log.close()
+    item = job.items[0]
+    assert job.status == JobStatus.SUCCEEDED and len(item.output_ids) == 1
+    assert len(item.attempts) == 1 and proxy.websockets_opened == 2
+    assert times_run_on(comfy_url, [a.prompt_id for a in item.attempts]) == 1
+
+
+def test_a_prompt_ending_while_its_socket_is_frozen_is_collected_not_run_again(
+    proxy: FaultProxy, comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    orch = orch_factory([proxy.url])
+    handle = orch.submit(graph=graphs.sleep(1.5, steps=6, seed=seed()))
+    log = ProgressLog(orch, handle.id)
+    try:
+        wait_until(lambda: len(log.times) >= 1, 60, "progress from the running prompt")
+        proxy.freeze()
+        # The end (`executed`, `executing` null) is dropped by the proxy: only a look-up
+        # over HTTP can tell the item finished.
+        job = handle.wait(timeout=60)
+    finally:
+        log.close()
+    item = job.items[0]
+    assert job.status == JobStatus.SUCCEEDED and len(item.output_ids) == 1
+    assert len(item.attempts) == 1 and proxy.dropped() > 0
+    assert times_run_on(comfy_url, [item.attempts[0].prompt_id]) == 1
+
+
+@pytest.fixture()
+def slow_and_fast(comfy_server: LocalComfy,
+                  comfy_factory: ComfyFactory) -> Iterator[tuple[LocalComfy, LocalComfy]]:
+    """The shared server made very slow (a hung GPU), and a second real server at speed."""
+    fast = comfy_factory()
+    set_slowdown(comfy_server.base_dir, 1000)
+    try:
+        yield comfy_server, fast
+    finally:
+        set_slowdown(comfy_server.base_dir, None)
+        fast.stop()
+
+
+def test_a_hung_prompt_is_interrupted_and_finished_on_the_other_node(
+    slow_and_fast: tuple[LocalComfy, LocalComfy], orch_factory: Callable[..., Orchestrator]
+) -> None:
+    hung, fast = slow_and_fast
+    orch = orch_factory([hung.url, fast.url])
+    hung_name, fast_name = (s.url.split("//")[1] for s in (hung, fast))
+    # The shipped floor and ceiling (minutes) fit real GPUs; a test cannot wait that long,
+    # so this pool gives up on a prompt after 3 s without progress.
+    orch.pool.watchdog.limits = StallLimits(floor_s=1.0, ceiling_s=3.0)
+    orch.pool.drain(fast_name)  # the first attempt must land on the hung node
+    handle = orch.submit(graph=graphs.sleep(2.0, steps=1, seed=seed()))
+    wait_until(lambda: handle.get().items[0].status == ItemStatus.RUNNING, 60,
+               "the prompt running on the hung node")
+    orch.pool.drain(fast_name, False)
+    job = handle.wait(timeout=90)
+    item = job.items[0]
+    assert job.status == JobStatus.SUCCEEDED and item.node == fast_name
+    first, second = item.attempts
+    assert first.node == hung_name and second.node == fast_name
+    assert first.error is not None and "no progress for" in first.error
+    with ComfyClient(hung.url) as client:  # interrupted there, not left running
+        state = client.lookup(first.prompt_id)
+    assert state.phase == PromptPhase.DONE and state.entry is not None
+    assert state.entry.interrupted
