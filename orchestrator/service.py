@@ -41,6 +41,7 @@ from orchestrator.retention import DEFAULT_SWEEP_S, RetentionSweep
 from orchestrator.runner import PoolContext, RenderedItem, publish_if_finished
 from orchestrator.seeds import reseeded
 from orchestrator.staging import stage_named_inputs
+from orchestrator.stall import StallLimits
 from orchestrator.store import JobPage, JobStore, OutputPage, open_store
 from orchestrator.validation import check_against_object_info, raise_for_problems
 from orchestrator.workflow import check_graph_shape
@@ -103,6 +104,7 @@ class Orchestrator:
         retention: timedelta | None = None,
         retention_sweep_s: float = DEFAULT_SWEEP_S,
         db: str | None = None,
+        stall_limits: StallLimits | None = None,
     ) -> None:
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -119,6 +121,8 @@ class Orchestrator:
         if idle_timeout is not None:
             ctx.idle_timeout = idle_timeout
         self.pool = NodePool(ctx, self._requirements_of)
+        if stall_limits is not None:
+            self.pool.watchdog.limits = stall_limits
         self._requirements: dict[str, Requirements] = {}
         self._closed = False
         # Deletes a blob once nothing names it. A front end with records of its own over

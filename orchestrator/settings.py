@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orchestrator.errors import ConfigError
 from orchestrator.jobs import MAX_COUNT
 from orchestrator.retention import DEFAULT_SWEEP_S
+from orchestrator.stall import STALL_CEILING_S, STALL_FLOOR_S, StallLimits
 
 # --- Network -------------------------------------------------------------------------------
 DEFAULT_HOST = "127.0.0.1"  # loopback: exposing the service is an explicit choice
@@ -114,6 +115,10 @@ class Settings(BaseModel):
     retention_sweep_s: float = Field(default=RETENTION_SWEEP_S, gt=0)
     # Timeouts
     sse_keepalive_s: float = Field(default=SSE_KEEPALIVE_S, gt=0)
+    # seconds a running prompt may go without progress before it is moved to another
+    # node: four times its measured duration there, within these bounds (stall.py says why)
+    stall_floor_s: float = Field(default=STALL_FLOOR_S, gt=0)
+    stall_ceiling_s: float = Field(default=STALL_CEILING_S, gt=0)
 
     @property
     def workflows_folder(self) -> Path:
@@ -125,6 +130,12 @@ class Settings(BaseModel):
         """How long finished jobs are kept; None: until deleted."""
         return None if self.job_retention_s is None else timedelta(
             seconds=self.job_retention_s)
+
+    @property
+    def stall_limits(self) -> StallLimits:
+        """The watchdog's limits (a ceiling below the floor lifts the ceiling to it)."""
+        return StallLimits(floor_s=self.stall_floor_s,
+                           ceiling_s=max(self.stall_ceiling_s, self.stall_floor_s))
 
     @property
     def max_multipart_bytes(self) -> int:

@@ -124,7 +124,8 @@ def service(settings: Settings) -> Iterator[tuple[Orchestrator, TokenStore]]:
     with TokenStore.open(settings.data_dir) as tokens, Orchestrator(
             data_dir=settings.data_dir, workflows_dir=workflows, nodes=settings.nodes,
             retention=settings.job_retention,
-            retention_sweep_s=settings.retention_sweep_s, db=settings.db) as orch:
+            retention_sweep_s=settings.retention_sweep_s, db=settings.db,
+            stall_limits=settings.stall_limits) as orch:
         yield orch, tokens
 
 
