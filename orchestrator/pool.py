@@ -80,6 +80,7 @@ class NodeWorker:
                 dispatch.can_run(self.pool.requirements_of(job), caps)
                 and self.pool.placement.accepts(self.node.name, job, item)),
             prompt_id=lambda item: dispatch.prompt_id_for(item.id, len(item.attempts) + 1),
+            max_on_node=self.node.config.max_in_flight,  # across replicas sharing a database
         )
         if claimed is None:
             return False
@@ -294,6 +295,7 @@ class NodePool:
     def _health_loop(self) -> None:
         while not self.closed.wait(HEALTH_INTERVAL):
             self.check_health()
+            self.adopt_orphans()
 
     def check_health(self) -> None:
         """Ask every node; a node that came back may have lost its queue, so reconcile it."""
@@ -312,14 +314,15 @@ class NodePool:
 
     # --- recovery ------------------------------------------------------------------------------
 
-    def recover(self) -> int:
-        """After a crash: reconcile every item the store says is on a node.
+    def recover(self, in_flight: list[tuple[Job, Item]] | None = None) -> int:
+        """After a crash: reconcile every item the store says is on a node (or those given).
 
         ``/history/{prompt_id}`` has it → collect outputs, no rerun; still in ``/queue`` →
         reattach; gone (or its node is not in the pool) → back to the queue. Returns how
         many items were found in flight.
         """
-        in_flight = self.ctx.store.in_flight(None)
+        if in_flight is None:
+            in_flight = self.ctx.store.in_flight(None)
         by_node: dict[str, list[tuple[Job, Item]]] = {}
         for job, item in in_flight:
             if item.node not in self.workers:
@@ -330,6 +333,15 @@ class NodePool:
             self._reconcile(self.workers[name], pairs)
         self.wake()
         return len(in_flight)
+
+    def adopt_orphans(self) -> int:
+        """Reconcile, as after a crash, the items of a replica that died (another
+        orchestrator on the same database whose lease lapsed); how many."""
+        try:
+            orphans = self.ctx.store.adopt_orphans()
+        except OrchestratorError:
+            return 0  # the store refused (closing, unreachable): the next tick retries
+        return self.recover(orphans) if orphans else 0
 
     def reconcile_node(self, worker: NodeWorker) -> None:
         """A node came back: find out what became of the items the store has on it."""

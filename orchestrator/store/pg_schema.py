@@ -11,7 +11,7 @@ from __future__ import annotations
 from orchestrator.errors import StoreError
 from orchestrator.store.dialect import Conn
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATION_LOCK = 7_218_001  # the advisory lock key held while migrating
 
 _V1 = (
@@ -84,7 +84,18 @@ _V1 = (
     "CREATE INDEX outputs_sha256 ON outputs (sha256)",
 )
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1}
+# Several replicas: each renews its row in ``replicas`` while it lives (its lease on every
+# item it claimed, named in ``items.replica``); the items of a replica whose lease lapsed
+# are adopted by another.
+_V2 = (
+    """CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        seen_at DOUBLE PRECISION NOT NULL  -- the database's clock, POSIX seconds
+    )""",
+    "ALTER TABLE items ADD COLUMN replica TEXT",
+)
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2}
 
 
 def migrate(conn: Conn, where: str) -> None:

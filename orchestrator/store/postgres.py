@@ -22,6 +22,7 @@ import functools
 import json
 import re
 import threading
+import uuid
 from collections.abc import Iterator
 from types import MappingProxyType
 from typing import Any
@@ -32,8 +33,8 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from orchestrator.errors import StoreError
-from orchestrator.jobs import ItemStatus, Job, utcnow
-from orchestrator.store import pg_schema, tables
+from orchestrator.jobs import Item, ItemStatus, Job, utcnow
+from orchestrator.store import leases, pg_schema, tables
 from orchestrator.store.dialect import POSTGRES, Conn, Rows
 from orchestrator.store.sql_store import Clock, SqlJobStore
 
@@ -120,6 +121,9 @@ class PostgresJobStore(SqlJobStore):
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False,
                                     timeout=CONNECT_TIMEOUT, configure=_configure,
                                     kwargs={"connect_timeout": int(CONNECT_TIMEOUT)})
+        self.replica = uuid.uuid4().hex
+        self._stopped = threading.Event()
+        self._heartbeat: threading.Thread | None = None
         try:
             with _translated(self.where, "connecting to the job store"):
                 # One direct connection first: its failure says why (refused, wrong
@@ -128,15 +132,35 @@ class PostgresJobStore(SqlJobStore):
                 self._pool.open(wait=True, timeout=CONNECT_TIMEOUT)
             with self._tx("creating the schema") as conn:
                 pg_schema.migrate(conn, self.where)
+            self._renew()
         except BaseException:
             self.close()
             raise
+        self._heartbeat = threading.Thread(target=self._renew_loop, daemon=True,
+                                           name=f"lease-{self.replica[:8]}")
+        self._heartbeat.start()
+
+    def _renew(self) -> None:
+        with self._tx("renewing this replica's lease") as conn:
+            leases.renew(conn, self.replica)
+
+    def _renew_loop(self) -> None:
+        """Renew the lease until closed; a failed renewal is retried at the next tick
+        (the lease outlives several of them)."""
+        while not self._stopped.wait(leases.RENEW_S):
+            with contextlib.suppress(StoreError):
+                self._renew()
 
     def close(self) -> None:
         """Close every pooled connection; harmless twice."""
         with self._lock:
             if self._closed:
                 return
+            self._stopped.set()
+            if self._heartbeat is not None:
+                self._heartbeat.join()
+                with contextlib.suppress(StoreError), self._tx("retiring") as conn:
+                    leases.retire(conn, self.replica)
             self._closed = True
         self._pool.close()
 
@@ -172,4 +196,20 @@ class PostgresJobStore(SqlJobStore):
         if fresh is None or fresh.cancel_requested:
             return None
         item = next(item for item in fresh.items if item.id == item_id)
-        return fresh if item.status is ItemStatus.QUEUED else None
+        if item.status is not ItemStatus.QUEUED:
+            return None
+        leases.hold(conn, self.replica, item_id)
+        return fresh
+
+    # --- leases ------------------------------------------------------------------------------
+
+    def in_flight(self, node: str | None = None) -> list[tuple[Job, Item]]:
+        """See ``JobStore.in_flight``: this replica's items, dead replicas' adopted first."""
+        self.adopt_orphans()
+        with self._tx("listing items in flight", write=False) as conn:
+            return self._pairs(conn, tables.on_node(conn, node, self.replica))
+
+    def adopt_orphans(self) -> list[tuple[Job, Item]]:
+        """See ``JobStore.adopt_orphans``."""
+        with self._tx("adopting the items of dead replicas") as conn:
+            return self._pairs(conn, leases.adopt(conn, self.replica))

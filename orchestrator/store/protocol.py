@@ -1,14 +1,16 @@
 """The job store interface that the runner, the pool and the front ends program against.
 
-SQLite implements it today (``SqliteJobStore``); a server database can implement it later
-so that several orchestrator instances share one queue. Contract common to all methods:
+SQLite implements it (``SqliteJobStore``) for one process, and PostgreSQL
+(``PostgresJobStore``) for several orchestrator replicas sharing one queue. Contract common
+to all methods:
 
 - when a method returns, its change is durable (committed), so callers may act on it;
 - item state changes follow ``jobs.ITEM_TRANSITIONS``; a forbidden one raises
   ``IllegalTransition`` (a ``StoreError``) and changes nothing;
 - a missing job, item or output raises ``JobNotFound`` (``what`` names which);
 - any database failure raises ``StoreError``; a closed store refuses work with one;
-- the store is safe to share between threads (and, for SQLite, processes).
+- the store is safe to share between threads and processes; on PostgreSQL, between
+  replicas, each holding a lease on the items it claimed (``adopt_orphans``).
 """
 
 from __future__ import annotations
@@ -87,9 +89,12 @@ class JobStore(Protocol):
 
     # --- the queue ------------------------------------------------------------------------
 
-    def claim_next(self, node: str, *, can_run: CanRun,
-                   prompt_id: PromptId) -> tuple[Job, Item] | None:
+    def claim_next(self, node: str, *, can_run: CanRun, prompt_id: PromptId,
+                   max_on_node: int | None = None) -> tuple[Job, Item] | None:
         """Atomically dispatch the next runnable queued item to ``node``, or None.
+
+        None also when ``node`` already has ``max_on_node`` items, counted over every
+        process sharing the database (claims for one node never overfill it).
 
         Order: priority (higher first), then the owner with fewest items on nodes, then
         age (job creation, then item index). Items ``can_run`` rejects are skipped (a
@@ -134,7 +139,15 @@ class JobStore(Protocol):
         """
 
     def in_flight(self, node: str | None = None) -> list[tuple[Job, Item]]:
-        """Items on ``node`` (any node if None): dispatched, running or canceling."""
+        """Items on ``node`` (any node if None): dispatched, running or canceling.
+
+        On a database that several replicas share: the items this replica runs, after
+        adopting those of replicas whose lease lapsed (``adopt_orphans``).
+        """
+
+    def adopt_orphans(self) -> list[tuple[Job, Item]]:
+        """Items on nodes whose replica died (its lease lapsed), now this replica's to
+        reconcile; always empty where one process owns the database (SQLite)."""
 
     def count_on_node(self, node: str) -> int:
         """How many items are on ``node``."""

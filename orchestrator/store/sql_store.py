@@ -20,7 +20,7 @@ from orchestrator.errors import IdempotencyKeyReused, JobNotFound
 from orchestrator.jobs import Item, ItemError, Job, JobSpec, JobStatus, Visibility, utcnow
 from orchestrator.outputs import OutputRecord
 from orchestrator.store import expiry, output_rows, position, rules, tables
-from orchestrator.store.claim import ClaimScan, Take
+from orchestrator.store.claim import ClaimScan
 from orchestrator.store.dialect import Conn, Dialect
 from orchestrator.store.protocol import CanRun, JobPage, OutputPage, PromptId
 
@@ -49,8 +49,6 @@ class SqlJobStore(abc.ABC):
 
     ``clock`` gives every timestamp (tz-aware UTC).
     """
-
-    _take: Take | None = None  # None: what the claim scan read still holds
 
     def __init__(self, *, clock: Clock = utcnow, dialect: Dialect) -> None:
         self._clock = clock
@@ -83,6 +81,11 @@ class SqlJobStore(abc.ABC):
     def _before_claim(self, conn: Conn, node: str) -> None:
         """Hold the node against other claims for it until the transaction ends."""
         return
+
+    def _take(self, conn: Conn, job: Job, item_id: str) -> Job | None:
+        """The claim scan's find, confirmed (``claim.Take``): with one writer at a time,
+        what the scan read still holds."""
+        return job
 
     # --- jobs -----------------------------------------------------------------------------
 
@@ -155,13 +158,17 @@ class SqlJobStore(abc.ABC):
 
     # --- the queue ------------------------------------------------------------------------
 
-    def claim_next(self, node: str, *, can_run: CanRun,
-                   prompt_id: PromptId) -> tuple[Job, Item] | None:
+    def claim_next(self, node: str, *, can_run: CanRun, prompt_id: PromptId,
+                   max_on_node: int | None = None) -> tuple[Job, Item] | None:
         """See ``JobStore.claim_next``."""
         if not self._anything_queued():
             return None  # without taking the write lock that other writers would wait on
         with self._tx(f"claiming an item for node {node}") as conn:
             self._before_claim(conn, node)
+            if max_on_node is not None and tables.count(
+                    conn, "SELECT COUNT(*) FROM items WHERE active_node = ?",
+                    [node]) >= max_on_node:
+                return None
             found = ClaimScan(conn, can_run, self._take).run()
             if found is None:
                 return None
@@ -237,9 +244,17 @@ class SqlJobStore(abc.ABC):
     def in_flight(self, node: str | None = None) -> list[tuple[Job, Item]]:
         """See ``JobStore.in_flight``."""
         with self._tx("listing items in flight", write=False) as conn:
-            pairs = tables.on_node(conn, node)
-            jobs = {job.id: job for job in tables.load_jobs(conn, [p[0] for p in pairs])}
-        return [(jobs[job_id], _item_of(jobs[job_id], item_id)) for job_id, item_id in pairs]
+            return self._pairs(conn, tables.on_node(conn, node))
+
+    def adopt_orphans(self) -> list[tuple[Job, Item]]:
+        """See ``JobStore.adopt_orphans``: one process owns every item of its file."""
+        return []
+
+    @staticmethod
+    def _pairs(conn: Conn, ids: Sequence[tuple[str, str]]) -> list[tuple[Job, Item]]:
+        """(job, item) for each (job id, item id)."""
+        jobs = {job.id: job for job in tables.load_jobs(conn, [p[0] for p in ids])}
+        return [(jobs[job_id], _item_of(jobs[job_id], item_id)) for job_id, item_id in ids]
 
     def count_on_node(self, node: str) -> int:
         """See ``JobStore.count_on_node``."""

@@ -252,9 +252,13 @@ def owner_load(conn: Conn) -> dict[str, int]:
     return {row[0]: row[1] for row in rows}
 
 
-def on_node(conn: Conn, node: str | None) -> list[tuple[str, str]]:
-    """(job id, item id) of items on ``node`` (any node if None), oldest first."""
+def on_node(conn: Conn, node: str | None,
+            replica: str | None = None) -> list[tuple[str, str]]:
+    """(job id, item id) of items on ``node`` (any node if None), oldest first; only those
+    ``replica`` runs, when given (PostgreSQL's ``items.replica``)."""
     clause, params = ("active_node = ?", [node]) if node is not None else (ON_NODE_SQL, [])
+    if replica is not None:
+        clause, params = f"{clause} AND replica = ?", [*params, replica]
     rows = conn.execute(
         f"SELECT job_id, id FROM items WHERE {clause} ORDER BY job_seq, idx", params)
     return [(row[0], row[1]) for row in rows]

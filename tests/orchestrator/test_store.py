@@ -263,6 +263,13 @@ class TestJobStoreContract:
         assert job.items == [item] and job.status is JobStatus.RUNNING
         assert store.get_item("j-0") == item
 
+    def test_claim_stops_at_the_nodes_in_flight_limit(self, store: JobStore) -> None:
+        store.create_job(spec(count=3), job_id="j")
+        for _ in range(2):
+            assert store.claim_next("a", can_run=anything, prompt_id=str, max_on_node=2)
+        assert store.claim_next("a", can_run=anything, prompt_id=str, max_on_node=2) is None
+        assert store.claim_next("b", can_run=anything, prompt_id=str, max_on_node=2)
+
     def test_claim_on_an_empty_queue_returns_none(self, store: JobStore) -> None:
         assert store.claim_next("n", can_run=anything, prompt_id=lambda i: "p") is None
 
@@ -840,7 +847,8 @@ def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
         for store in stores:
             store.close()
     with psycopg.connect(postgres_url) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone() == (1,)
+        versions = conn.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
+    assert versions == [(v,) for v in range(1, pg_schema.SCHEMA_VERSION + 1)]
 
 
 def test_one_idempotency_key_sent_to_two_replicas_at_once_makes_one_job(
@@ -879,3 +887,63 @@ def test_an_unreachable_server_is_a_store_error_naming_it() -> None:
     with pytest.raises(StoreError, match=f"127.0.0.1:{port}/x") as caught:
         PostgresJobStore(f"postgresql://u:secret@127.0.0.1:{port}/x")
     assert "secret" not in str(caught.value)
+
+
+def _lapse(url: str, replica: str) -> None:
+    """Make ``replica``'s lease look expired, as if its process died long ago."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE replicas SET seen_at = seen_at - 3600 WHERE id = %s", [replica])
+
+
+def test_a_replica_sees_only_its_own_items_until_another_dies(postgres_url: str) -> None:
+    with PostgresJobStore(postgres_url) as a, PostgresJobStore(postgres_url) as b:
+        a.create_job(spec(count=3), job_id="j")
+        claim(a, "n1")
+        claim(b, "n1")
+        assert [i.id for _, i in a.in_flight()] == ["j-0"]
+        assert [i.id for _, i in b.in_flight("n1")] == ["j-1"]
+        assert a.adopt_orphans() == [] and a.count_on_node("n1") == 2
+        a._stopped.set()  # a's heartbeat stops, as in a process that froze or died
+        _lapse(postgres_url, a.replica)
+        adopted = b.adopt_orphans()
+        assert [(job.id, item.id, item.status) for job, item in adopted] == [
+            ("j", "j-0", ItemStatus.DISPATCHED)]
+        assert b.adopt_orphans() == []  # adopted once
+        assert [i.id for _, i in b.in_flight()] == ["j-0", "j-1"]
+        b.mark_succeeded("j-0", [])
+        assert b.get_item("j-0").status is ItemStatus.SUCCEEDED
+
+
+def test_a_replica_that_closes_leaves_its_items_to_the_others_at_once(
+        postgres_url: str) -> None:
+    with PostgresJobStore(postgres_url) as b:
+        with PostgresJobStore(postgres_url) as a:
+            a.create_job(spec(), job_id="j")
+            claim(a)
+        assert [item.id for _, item in b.adopt_orphans()] == ["j-0"]
+
+
+def test_the_in_flight_limit_of_a_node_holds_across_replicas(postgres_url: str) -> None:
+    replicas = [PostgresJobStore(postgres_url) for _ in range(3)]
+    replicas[0].create_jobs([spec(count=8) for _ in range(5)])
+    claimed: list[str] = []
+    barrier = threading.Barrier(len(replicas) * 3)
+
+    def work(store: JobStore) -> None:
+        barrier.wait()
+        for _ in range(5):
+            found = store.claim_next("gpu", can_run=anything, prompt_id=str, max_on_node=2)
+            if found is not None:
+                claimed.append(found[1].id)
+
+    threads = [threading.Thread(target=work, args=(store,)) for store in replicas
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert len(claimed) == 2 and replicas[1].count_on_node("gpu") == 2
+    finally:
+        for store in replicas:
+            store.close()
