@@ -289,6 +289,11 @@ class Orchestrator:
         """
         return self.store.queue_position(item_id)
 
+    def eta_s(self, job: Job, ahead: int) -> float | None:
+        """Seconds until a queued item of ``job`` with ``ahead`` queued items before it is
+        expected to be done, from the nodes' measured speeds (None: none measured yet)."""
+        return self.pool.placement.eta_s(job, ahead)
+
     def gallery(self, *, character: str | None = None, conversation: str | None = None,
                 owner: str | None = None, limit: int = 50,
                 cursor: str | None = None) -> OutputPage:

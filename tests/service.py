@@ -46,7 +46,8 @@ def start_running(data_dir: Path, workflows: Path, nodes: Iterable[str | NodeCon
     tokens = TokenStore.open(data_dir)
     orch = Orchestrator(data_dir=data_dir, workflows_dir=workflows, nodes=nodes,
                         retention=config.job_retention,
-                        retention_sweep_s=config.retention_sweep_s)
+                        retention_sweep_s=config.retention_sweep_s,
+                        stall_limits=config.stall_limits)
     server = ServerThread(create_app(orch, tokens, config, clock=clock))
     try:
         url = server.start()

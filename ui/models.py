@@ -124,6 +124,11 @@ class ItemError(_Answer):
     class_type: str | None = None
 
 
+class EarlierAttempt(_Answer):
+    node: str
+    error: str
+
+
 class Item(_Answer):
     index: int
     status: str
@@ -133,6 +138,8 @@ class Item(_Answer):
     error: ItemError | None = None
     output_ids: list[str] = Field(default_factory=list)
     queue_position: int | None = None  # queued images ahead of this one; None: not queued
+    eta_s: float | None = None  # seconds until expected done while queued; None: unknown
+    earlier_attempts: list[EarlierAttempt] = Field(default_factory=list)  # retried tries
 
 
 class Job(_Answer):

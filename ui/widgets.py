@@ -161,6 +161,8 @@ def _item_line(item: Item, live: ItemProgress | None) -> None:
     parts = [f"Image {item.index + 1}: {status_label(item.status)}"]
     if item.queue_position is not None:
         parts.append(f"{item.queue_position} ahead")
+    if item.eta_s is not None:
+        parts.append(f"done in about {round(item.eta_s)} s")
     if item.seed is not None:
         parts.append(f"seed {item.seed}")
     server = item.node or (live.server if live else None)
@@ -174,6 +176,8 @@ def _item_line(item: Item, live: ItemProgress | None) -> None:
     else:
         line = st.container()
     line.caption(" · ".join(parts))
+    for earlier in item.earlier_attempts:
+        line.warning(f"retried after {earlier.node}: {earlier.error}")
     if item.error is not None:
         line.error(item.error.message)
 

@@ -89,7 +89,10 @@ def job_out(svc: Services, job: Job, base: str) -> JobOut:
     """The job's answer, with its progress and each queued image's place in the queue."""
     positions = {item.index: svc.orch.queue_position(item.id) for item in job.items
                  if item.status == ItemStatus.QUEUED}
+    etas = {index: svc.orch.eta_s(job, ahead) for index, ahead in positions.items()
+            if ahead is not None}
     return JobOut.of(job, base, progress=svc.orch.progress(job.id), positions=positions,
+                     etas=etas,
                      keep=svc.orch.retention)
 
 

@@ -143,6 +143,11 @@ class ItemErrorOut(BaseModel):
     class_type: str | None = None
 
 
+class AttemptErrorOut(BaseModel):
+    node: str
+    error: str
+
+
 class ItemOut(BaseModel):
     index: int
     status: str
@@ -156,16 +161,28 @@ class ItemOut(BaseModel):
     queue_position: int | None = Field(
         default=None, description="queued items ahead of this one (priority, then age); "
         "null once it left the queue")
+    eta_s: float | None = Field(
+        default=None, description="seconds until this queued image is expected to be done, "
+        "from the nodes' measured speeds and what is ahead of it; null once it left the "
+        "queue or while no node has been measured")
+    earlier_attempts: list[AttemptErrorOut] = Field(
+        default_factory=list, description="earlier tries on a node that ended without a "
+        "result and were retried, with the reason (a node lost, a prompt that stalled)")
 
     @classmethod
-    def of(cls, item: Item, queue_position: int | None = None) -> ItemOut:
+    def of(cls, item: Item, queue_position: int | None = None,
+           eta_s: float | None = None) -> ItemOut:
         error = None if item.error is None else ItemErrorOut(
             code=item.error.code, message=item.error.message, node_id=item.error.node_id,
             class_type=item.error.class_type)
+        earlier = [AttemptErrorOut(node=a.node, error=a.error) for a in item.attempts
+                   if a.error is not None and a.ended_at is not None
+                   and (item.error is None or a is not item.attempts[-1])]
         return cls(index=item.index, status=item.status.value, seed=item.seed, node=item.node,
                    attempts=len(item.attempts), error=error, output_ids=list(item.output_ids),
                    started_at=aware(item.started_at), completed_at=aware(item.completed_at),
-                   queue_position=queue_position)
+                   queue_position=queue_position,
+                   eta_s=None if eta_s is None else round(eta_s, 1), earlier_attempts=earlier)
 
 
 class JobOut(BaseModel):
@@ -196,11 +213,13 @@ class JobOut(BaseModel):
     @classmethod
     def of(cls, job: Job, base: str, *, progress: float = 0.0,
            positions: Mapping[int, int | None] | None = None,
-           keep: timedelta | None = None) -> JobOut:
-        """``positions`` maps item index to its queue position (absent: not queued);
-        ``keep`` is the service's job retention (None: kept until deleted)."""
+           keep: timedelta | None = None,
+           etas: Mapping[int, float | None] | None = None) -> JobOut:
+        """``positions`` maps item index to its queue position (absent: not queued), and
+        ``etas`` to its expected seconds to done; ``keep`` is the service's job retention
+        (None: kept until deleted)."""
         spec = job.spec
-        positions = positions or {}
+        positions, etas = positions or {}, etas or {}
         url = f"{base}/v1/jobs/{job.id}"
         return cls(
             id=job.id, status=job.status.value, workflow=spec.workflow,
@@ -209,7 +228,8 @@ class JobOut(BaseModel):
             visibility=spec.visibility.value, priority=spec.priority,
             metadata=dict(spec.metadata), created_at=aware(job.created_at) or job.created_at,
             started_at=aware(job.started_at), completed_at=aware(job.completed_at),
-            items=[ItemOut.of(i, positions.get(i.index)) for i in job.items],
+            items=[ItemOut.of(i, positions.get(i.index), etas.get(i.index))
+                   for i in job.items],
             output_ids=[o for i in job.items for o in i.output_ids], progress=progress,
             expires_at=aware(expires_at(job.created_at, keep)), url=url,
             events_url=f"{url}/events",

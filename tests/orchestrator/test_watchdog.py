@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from orchestrator.comfy.client import ComfyClient
 from orchestrator.comfy.protocol import PromptPhase
@@ -18,11 +19,11 @@ from orchestrator.events import ItemFailed, ProgressEvent
 from orchestrator.jobs import ItemStatus, JobStatus
 from orchestrator.provision.server import LocalComfy
 from orchestrator.service import Orchestrator
-from orchestrator.stall import StallLimits
 from tests import graphs
 from tests.conftest import ComfyFactory
 from tests.faults import FaultProxy, set_slowdown
 from tests.helpers import wait_until
+from tests.service import start_running
 
 
 def seed() -> int:
@@ -141,25 +142,34 @@ def slow_and_fast(comfy_server: LocalComfy,
 
 
 def test_a_hung_prompt_is_interrupted_and_finished_on_the_other_node(
-    slow_and_fast: tuple[LocalComfy, LocalComfy], orch_factory: Callable[..., Orchestrator]
+    slow_and_fast: tuple[LocalComfy, LocalComfy], tmp_path: Path
 ) -> None:
     hung, fast = slow_and_fast
-    orch = orch_factory([hung.url, fast.url])
     hung_name, fast_name = (s.url.split("//")[1] for s in (hung, fast))
     # The shipped floor and ceiling (minutes) fit real GPUs; a test cannot wait that long,
-    # so this pool gives up on a prompt after 3 s without progress.
-    orch.pool.watchdog.limits = StallLimits(floor_s=1.0, ceiling_s=3.0)
-    orch.pool.drain(fast_name)  # the first attempt must land on the hung node
-    handle = orch.submit(graph=graphs.sleep(2.0, steps=1, seed=seed()))
-    wait_until(lambda: handle.get().items[0].status == ItemStatus.RUNNING, 60,
-               "the prompt running on the hung node")
-    orch.pool.drain(fast_name, False)
-    job = handle.wait(timeout=90)
+    # so this service gives up on a prompt after 3 s without progress.
+    running = start_running(tmp_path / "data", tmp_path / "workflows", [hung.url, fast.url],
+                            stall_floor_s=1.0, stall_ceiling_s=3.0)
+    try:
+        orch = running.orch
+        orch.pool.drain(fast_name)  # the first attempt must land on the hung node
+        handle = orch.submit(graph=graphs.sleep(2.0, steps=1, seed=seed()))
+        wait_until(lambda: handle.get().items[0].status == ItemStatus.RUNNING, 60,
+                   "the prompt running on the hung node")
+        orch.pool.drain(fast_name, False)
+        job = handle.wait(timeout=90)
+        token = running.tokens.create("ops", admin=True)
+        shown = requests.get(f"{running.url}/v1/jobs/{job.id}", timeout=10,
+                             headers={"Authorization": f"Bearer {token}"}).json()
+    finally:
+        running.stop()
     item = job.items[0]
     assert job.status == JobStatus.SUCCEEDED and item.node == fast_name
     first, second = item.attempts
     assert first.node == hung_name and second.node == fast_name
     assert first.error is not None and "no progress for" in first.error
+    # The reason is part of the item's REST answer (and so of the panel's job card).
+    assert shown["items"][0]["earlier_attempts"] == [{"node": hung_name, "error": first.error}]
     with ComfyClient(hung.url) as client:  # interrupted there, not left running
         state = client.lookup(first.prompt_id)
     assert state.phase == PromptPhase.DONE and state.entry is not None
