@@ -15,6 +15,7 @@ import os
 import random
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from orchestrator.nodes import NodeConfig, NodeInfo, node_config
 from orchestrator.outputs import BlobStore, OutputRecord
 from orchestrator.pool import NodePool
 from orchestrator.registry import WorkflowRegistry
+from orchestrator.relay import RelayedBus
 from orchestrator.rendering import (
     model_sites,
     needs_pool_model,
@@ -114,7 +116,9 @@ class Orchestrator:
         self.store: JobStore = open_store(data_dir, db)  # db: a postgresql:// URL
         self.blobs = BlobStore(data_dir / "blobs")
         # Event ids of this process sort after every earlier one's (see EventBus).
-        self.bus = EventBus(seq_base=int(time.time()) * EVENT_IDS_PER_SECOND)
+        self.bus = EventBus(seq_base=int(time.time()) * EVENT_IDS_PER_SECOND) if (
+            db is None) else RelayedBus(db, uuid.uuid4().hex,  # to every replica on db
+                                        seq_base=int(time.time()) * EVENT_IDS_PER_SECOND)
         self.registry = WorkflowRegistry(workflows_dir, watch=watch_workflows) if (
             workflows_dir is not None) else None
         ctx = PoolContext(self.store, self.bus, self.blobs, self._render)
@@ -484,6 +488,8 @@ class Orchestrator:
         if self._sweep is not None:
             self._sweep.close()
         self.pool.close()
+        if isinstance(self.bus, RelayedBus):
+            self.bus.close()
         if self.registry is not None:
             self.registry.close()
         self.store.close()
