@@ -190,7 +190,7 @@ def test_drop_generate_watch_and_find_the_image(page: Any, panel_url: str,
     _more_images(service)
     _find_in_gallery(page, service.client().job(job_id).output_ids[0], expect)
     _go(page, "Nodes")
-    expect(page.get_by_text("Nodes up", exact=True)).to_be_visible()
+    expect(page.get_by_text("Nodes taking work", exact=True)).to_be_visible()
     _shot(page, "nodes")
 
 
@@ -265,8 +265,12 @@ def test_the_first_image_at_the_defaults_with_honest_progress(
     page.goto(shipped_panel_url)
     expect(page.get_by_text("Connected")).to_be_visible(timeout=UI_TIMEOUT_MS)
     expect(page.get_by_text("noise, by design")).to_be_visible(timeout=UI_TIMEOUT_MS)
-    page.get_by_role("button", name="Generate", exact=True).click()
+    generate = page.get_by_role("button", name="Generate", exact=True)
+    _above_the_fold(generate)
+    generate.click()
     start = time.monotonic()
+    expect(page.get_by_test_id("stProgress").last).to_be_visible(timeout=UI_TIMEOUT_MS)
+    _above_the_fold(page.get_by_test_id("stProgress").last)  # the live job, beside the form
     samples = _sample_progress(page, start)
     end = time.monotonic()
     expect(page.get_by_test_id("stImage").last).to_be_visible(timeout=UI_TIMEOUT_MS)
@@ -280,6 +284,12 @@ def test_the_first_image_at_the_defaults_with_honest_progress(
     for elapsed, percent in samples:
         assert abs(percent - 100 * elapsed / total) <= MAX_LAG_POINTS, (elapsed, percent,
                                                                         total, samples)
+
+
+def _above_the_fold(locator: Any) -> None:
+    """``locator`` is on the first screen, with nothing scrolled."""
+    box = locator.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= VIEWPORT["height"], box
 
 
 def _sample_progress(page: Any, start: float) -> list[tuple[float, int]]:

@@ -27,6 +27,8 @@ SHOWN_JOBS = 3  # cards of this session's latest submissions under the form
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp"]
 PREVIEW_WIDTH = 256  # pixels
 UPLOAD_MB = MAX_UPLOAD_BYTES // 2**20  # the service refuses larger input images
+TUNING_LABEL = "Sampler settings ({})"
+PROMPT_HEIGHT = 80  # pixels: three lines, the box grows as the user types
 TEST_POOL_NOTE = (
     "This pool's only checkpoint is the random-weight test checkpoint, so its images are "
     "noise, by design: the form starts at {side}×{side} px and {steps} steps, which finish "
@@ -142,16 +144,23 @@ def _form(client: ApiClient, detail: WorkflowDetail, plan: FormPlan, *,
     size = _size(detail.name, meta, plan.size, exact=exact_size) if plan.has_size else Size()
     entries |= _seed(client, detail.name, plan.seed)
     count = _count(detail.name)
-    entries |= _fields(detail.name, plan.tuning + plan.other)
+    # Generate comes before the less used fields, so it is on the first screen; it is drawn
+    # into this slot once every field below has its value.
+    slot = st.container()
+    if plan.tuning:  # folded: with the form's full height, Generate would be off the screen
+        with st.expander(TUNING_LABEL.format(", ".join(s.title.lower() for s in plan.tuning))):
+            entries |= _fields(detail.name, plan.tuning)
+    entries |= _fields(detail.name, plan.other)
     images = _images(detail.name, plan.images)
     scope = _scope(detail.name)
-    if blocked:
-        st.error(f"The pool cannot run {detail.name}: {blocked}", icon="⛔")
-    if st.button("Generate", type="primary", key=key(detail.name, "submit"),
-                 disabled=bool(blocked)):
-        request = form.job_request(detail.name, entries, size=size, count=count, scope=scope,
-                                   style=style)
-        _submit(client, request, images)
+    with slot:
+        if blocked:
+            st.error(f"The pool cannot run {detail.name}: {blocked}", icon="⛔")
+        if st.button("Generate", type="primary", key=key(detail.name, "submit"),
+                     disabled=bool(blocked)):
+            request = form.job_request(detail.name, entries, size=size, count=count,
+                                       scope=scope, style=style)
+            _submit(client, request, images)
 
 
 def _fields(workflow: str, specs: list[FieldSpec], *, text_area: bool = False) -> dict[str, Any]:
@@ -176,8 +185,10 @@ def _field(workflow: str, spec: FieldSpec, text_area: bool) -> Any:
     if spec.type == "bool":
         return st.checkbox(spec.title, key=_seeded(k, bool(spec.default)), help=helptext)
     default = "" if spec.default is None else str(spec.default)
-    widget = st.text_area if text_area else st.text_input
-    return widget(spec.title, key=_seeded(k, default), help=helptext)
+    if text_area:
+        return st.text_area(spec.title, key=_seeded(k, default), help=helptext,
+                            height=PROMPT_HEIGHT)
+    return st.text_input(spec.title, key=_seeded(k, default), help=helptext)
 
 
 def _number(spec: FieldSpec, k: str) -> int | float | None:

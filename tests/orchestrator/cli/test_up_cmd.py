@@ -189,3 +189,17 @@ def test_up_that_fails_after_starting_comfyui_stops_it(up: object, tmp_path: Pat
         assert proc.stdout is not None
         assert f"cannot listen on 127.0.0.1:{port}" in proc.stdout.read()
     wait_gone(pid)
+
+
+def test_a_new_data_folder_gets_the_shipped_workflows_to_save_beside(tmp_path: Path) -> None:
+    """Workflows dropped in the panel go to the data folder's workflows/, never into the
+    checkout; the first run fills it with the shipped ones, later runs leave it alone."""
+    from orchestrator.cli.up_cmd import SHIPPED_WORKFLOWS, seed_workflows
+
+    folder = tmp_path / "data" / "workflows"
+    seed_workflows(folder)
+    shipped = sorted(p.name for p in SHIPPED_WORKFLOWS.glob("*.json"))
+    assert sorted(p.name for p in folder.iterdir()) == shipped
+    (folder / "txt2img.json").unlink()
+    seed_workflows(folder)
+    assert not (folder / "txt2img.json").exists()
