@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from orchestrator import dispatch
-from orchestrator.comfy.protocol import PromptState
 from orchestrator.comfy.watch import STREAM_CONNECT_WAIT
 from orchestrator.dispatch import Requirements
-from orchestrator.errors import ConfigError, NodeError, OrchestratorError
+from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.jobs import Item, ItemError, ItemStatus, Job, JobStatus
 from orchestrator.nodes import Health, Node, NodeConfig, NodeInfo
 from orchestrator.placement import Placement
+from orchestrator.reconcile import reconcile
 from orchestrator.runner import ItemExecution, PoolContext, publish_if_finished
 from orchestrator.speed import SpeedBook
 from orchestrator.watchdog import Watchdog
@@ -171,7 +171,7 @@ class NodePool:
         worker.detach_all()
         worker.node.close()
         for _job, item in self.ctx.store.in_flight(name):
-            self._requeue_quietly(item, f"node {name} was removed from the pool")
+            self.requeue_quietly(item, f"node {name} was removed from the pool")
         self.fail_unrunnable_waiting()  # it may have been the last node able to run some
 
     def drain(self, name: str, draining: bool = True) -> None:
@@ -326,11 +326,11 @@ class NodePool:
         by_node: dict[str, list[tuple[Job, Item]]] = {}
         for job, item in in_flight:
             if item.node not in self.workers:
-                self._requeue_quietly(item, f"node {item.node} is not in the pool any more")
+                self.requeue_quietly(item, f"node {item.node} is not in the pool any more")
                 continue
             by_node.setdefault(str(item.node), []).append((job, item))
         for name, pairs in by_node.items():
-            self._reconcile(self.workers[name], pairs)
+            reconcile(self, self.workers[name], pairs)
         self.wake()
         return len(in_flight)
 
@@ -345,50 +345,13 @@ class NodePool:
 
     def reconcile_node(self, worker: NodeWorker) -> None:
         """A node came back: find out what became of the items the store has on it."""
-        self._reconcile(worker, [(job, item) for job, item in
+        reconcile(self, worker, [(job, item) for job, item in
                                  self.ctx.store.in_flight(worker.node.name)
                                  if item.id not in worker.running])
 
-    def _reconcile(self, worker: NodeWorker, pairs: list[tuple[Job, Item]]) -> None:
-        """Reattach each item whose prompt the node still has (queued, running or done:
-        its outputs are collected, nothing runs twice); requeue the ones it lost.
-
-        "Lost" is decided by ``ComfyClient.locate_many``: misses over repeated look-ups,
-        in an order that never misses a prompt ending between two reads.
-        """
-        posted = [(job, item) for job, item in pairs
-                  if item.prompt_id is not None and item.graph is not None]
-        for _job, item in pairs:
-            if item.prompt_id is None or item.graph is None:
-                self._requeue_quietly(item, "dispatched but never submitted")
-        if not posted:
-            return
-        try:
-            states = self._locate(worker, [item for _job, item in posted])
-        except NodeError as exc:
-            worker.node.mark_down(str(exc))
-            for _job, item in posted:
-                self._requeue_quietly(item, str(exc))
-            return
-        for job, item in posted:
-            self._settle(worker, job, item, states[str(item.prompt_id)])
-
-    def _locate(self, worker: NodeWorker, items: list[Item]) -> dict[str, PromptState]:
-        client = worker.node.client
-        for item in items:
-            if item.status == ItemStatus.CANCELING:
-                client.cancel(str(item.prompt_id))  # the cancel may never have reached it
-        return client.locate_many([str(item.prompt_id) for item in items])
-
-    def _settle(self, worker: NodeWorker, job: Job, item: Item, state: PromptState) -> None:
-        if item.status == ItemStatus.CANCELING:
-            self._requeue_quietly(item, "canceled")  # records the cancel
-        elif not state.known:
-            self._requeue_quietly(item, f"prompt {item.prompt_id} vanished from {item.node}")
-        else:
-            worker.execute(job, item, submit=False)
-
-    def _requeue_quietly(self, item: Item, reason: str) -> None:
+    def requeue_quietly(self, item: Item, reason: str) -> None:
+        """Back to the queue (or canceled, if a cancel was asked), for ``reason``; an item
+        that moved on meanwhile is left as it is."""
         try:
             if item.status == ItemStatus.CANCELING:
                 self.ctx.store.mark_canceled(item.id)
@@ -405,7 +368,7 @@ class NodePool:
         with self.lock:
             worker = self.workers.get(item.node or "")
         if worker is None or not worker.cancel(item.id):
-            self._requeue_quietly(item, "canceled")
+            self.requeue_quietly(item, "canceled")
 
     # --- lifecycle ------------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ def node_name(url: str) -> str:
 def test_recovery_collects_a_prompt_that_ends_between_the_two_reads(
     comfy_url: str, workflows: Path, tmp_path: Path, observer: ComfyClient,  # noqa: F811
 ) -> None:
-    """Issue 13 item 11 in the pool: ``_reconcile`` asked /history then /queue, so a prompt
+    """Issue 13 item 11 in the pool: ``NodePool._reconcile`` asked /history then /queue, so a prompt
     ending between the two was requeued and run a second time."""
     data = tmp_path / "data"
     with Orchestrator(data_dir=data, workflows_dir=workflows, nodes=[comfy_url]) as first:
