@@ -123,7 +123,7 @@ def _job_card_body(job_id: str, *, live: bool) -> None:
         _job_actions(client, job)
         if job.output_ids:
             image_grid([(o, f"image {n + 1}") for n, o in enumerate(job.output_ids)],
-                       key=f"job-{job.id}", open_page=GALLERY_PAGE, columns=8)
+                       key=f"job-{job.id}", open_page=GALLERY_PAGE, columns=4)
     if live and job.terminal:
         st.rerun()  # the next full run draws this card without a refresh timer
 
