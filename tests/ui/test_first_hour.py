@@ -143,8 +143,16 @@ def test_the_gallery_shows_the_seed_used_not_the_request_and_opens_from_a_link(
                    if "raw graph" in str(c))
 
 
-def test_thumbnails_link_to_their_output_in_the_gallery() -> None:
-    assert widgets.GALLERY_LINK.format("abc") == f"gallery?{widgets.OUTPUT_PARAM}=abc"
+def test_thumbnails_link_to_their_output_in_the_gallery(panel: PanelFactory,
+                                                       service: Service) -> None:
+    client = service.client()
+    job = client.submit({"workflow": "solid", "values": {}}, {})
+    run_until(panel(), lambda a: client.job(job.id).terminal, JOB_TIMEOUT_S, "the image")
+    output_id = client.job(job.id).output_ids[0]
+    at = panel()
+    at.switch_page("views/gallery.py").run()
+    links = [str(getattr(i.proto, "link", "")) for i in at.image]
+    assert f"gallery?{widgets.OUTPUT_PARAM}={output_id}" in links
 
 
 def test_the_upload_widgets_refuse_what_the_service_would() -> None:

@@ -45,6 +45,7 @@ def test_a_dropped_workflow_is_reported_before_it_is_saved(panel: PanelFactory,
     assert "✅ `%tint%` (declared) at 1.color" in shown
     assert "✅ `%seed%` (built-in) at 1.seed" in shown
     assert "▫️ `%prompt%` (built-in)" in shown  # unused built-in: neutral, not an error
+    assert "▫️ built-in, not used (nothing to do)" in shown  # the legend says so
     assert not (service.workflows / "green.json").exists()
     at.button(key="wf:drop:0:save").click().run()
     assert (service.workflows / "green.json").exists()
