@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import functools
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +91,18 @@ def missing(req: Requirements, caps: Capabilities) -> list[str]:
         if allowed is not None and value not in allowed:
             gaps.append(f"model {value}")
     return gaps
+
+
+# Job metadata naming the node a job goes to while that node has room: the gateway's cache
+# affinity (a client's next prompt finds what ComfyUI cached for its last one there).
+PREFERRED_NODE_KEY = "prefer_node"
+
+
+def yields_to_preferred(metadata: Mapping[str, str], node: str,
+                        has_room: Callable[[str], bool]) -> bool:
+    """Whether ``node`` leaves the job to the node it prefers, which has room for it."""
+    preferred = metadata.get(PREFERRED_NODE_KEY)
+    return preferred is not None and preferred != node and has_room(preferred)
 
 
 def can_run(req: Requirements, caps: Capabilities) -> bool:

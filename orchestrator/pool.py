@@ -78,6 +78,8 @@ class NodeWorker:
             self.node.name,
             can_run=lambda job, item: (
                 dispatch.can_run(self.pool.requirements_of(job), caps)
+                and not dispatch.yields_to_preferred(job.spec.metadata, self.node.name,
+                                                     self.pool.has_room)
                 and self.pool.placement.accepts(self.node.name, job, item)),
             prompt_id=lambda item: dispatch.prompt_id_for(item.id, len(item.attempts) + 1),
             max_on_node=self.node.config.max_in_flight,  # across replicas sharing a database
@@ -185,6 +187,12 @@ class NodePool:
         if worker is None:
             raise ConfigError(f"no node named {name!r} in the pool")
         return worker
+
+    def has_room(self, name: str) -> bool:
+        """Whether the node ``name`` is up and can take one more item (False if unknown)."""
+        with self.lock:
+            worker = self.workers.get(name)
+        return worker is not None and worker.has_room()
 
     def nodes(self) -> list[NodeInfo]:
         with self.lock:

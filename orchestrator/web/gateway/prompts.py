@@ -8,43 +8,29 @@ are called from the web server's thread pool.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
-import re
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.comfy.features import is_canonical_uuid
+from orchestrator.dispatch import PREFERRED_NODE_KEY
 from orchestrator.errors import JobNotFound
 from orchestrator.jobs import Job, JobStatus
 from orchestrator.nodes import Health
 from orchestrator.service import Orchestrator
-from orchestrator.staging import stage_named_inputs
 from orchestrator.tokens import Principal
-from orchestrator.validation import check_against_object_info, raise_for_problems
 from orchestrator.web import limits
 from orchestrator.web.auth import can_read_job
 from orchestrator.web.errors import InvalidRequest
-from orchestrator.web.gateway import errors, history, targets, versions
+from orchestrator.web.gateway import errors, history, promptbody, targets, versions
 from orchestrator.web.gateway import jobs as job_views
 from orchestrator.web.gateway.hub import ClientHub, queue_remaining
 from orchestrator.web.gateway.uploads import UploadStore
-from orchestrator.workflow import is_link
 
-# A prompt id becomes our job id and a URL path segment: keep it to safe characters.
-PROMPT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
-# Keys ComfyUI keeps out of history (API keys for Comfy's paid API nodes); they still go
-# to the node with the prompt.
-SENSITIVE_EXTRA_DATA = frozenset({"auth_token_comfy_org", "api_key_comfy_org"})
-# Characters of extra_data kept for /history (the front end puts whole UI workflows there).
-EXTRA_DATA_MAX_CHARS = 1_000_000
 # Finished prompts /history lists at most, newest kept (ComfyUI keeps 10,000 in memory).
 HISTORY_LIMIT = 1000
 PAGE = 200  # jobs per store page while collecting lists
+CLIENTS_REMEMBERED = 10_000  # clients whose last prompt is kept for cache affinity
 LIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELING)
 Answer = tuple[int, dict[str, Any]]
 
@@ -59,6 +45,7 @@ class Gateway:
     _classes: tuple[dict[str, Any] | None, frozenset[str]] = (None, frozenset())
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _claimed: set[str] = field(default_factory=set)
+    _last: dict[tuple[str, str], str] = field(default_factory=dict)  # client → last prompt
 
     # --- submit --------------------------------------------------------------------------
 
@@ -75,19 +62,19 @@ class Gateway:
         graph = body["prompt"]
         version = self.version()
         problem = (errors.shape_error(graph, version)
-                   or prompt_id_problem(body.get("prompt_id"), version))
+                   or promptbody.prompt_id_problem(body.get("prompt_id"), version))
         if problem is not None:
             return 400, errors.error_body(problem)
-        number = _number(body, self.uploads.next_number)
+        number = promptbody.queue_number(body, self.uploads.next_number)
         limits.check_queue(self.orch.store, who.owner, 1, max_queued=max_queued,
                            max_per_owner=max_per_owner)
-        files = self.uploads.inputs_named(who.owner, _strings(graph))
+        files = self.uploads.inputs_named(who.owner, promptbody.strings(graph))
         info = self.orch.object_info()
         chosen = targets.plan(graph, info, body.get("partial_execution_targets"),
-                              _preflight(info, files), version)
+                              promptbody.preflight(info, files), version)
         if chosen.graph is None:
             return 400, chosen.refusal or errors.error_body(errors.NO_PROMPT)
-        prompt_id = _prompt_id(body.get("prompt_id"))
+        prompt_id = promptbody.chosen_prompt_id(body.get("prompt_id"))
         with self._claim(prompt_id) as free:
             if not free:
                 return 400, errors.error_body(errors.graph_error(
@@ -127,16 +114,35 @@ class Gateway:
                 files: dict[str, str], prompt_id: str, number: int | float) -> dict[str, Any]:
         client_id = body.get("client_id")
         metadata = {history.NUMBER_KEY: str(number),
-                    **_extra_metadata(body.get("extra_data"), client_id)}
+                    **promptbody.extra_metadata(body.get("extra_data"), client_id),
+                    **self._affinity(who, client_id)}
         if client_id is not None:
             metadata[history.CLIENT_KEY] = str(client_id)
         extra = body.get("extra_data")
         self.orch.submit(graph=graph, owner=who.owner, job_id=prompt_id, metadata=metadata,
                          images={name: self.orch.blobs.path(sha) for name, sha in files.items()},
                          extra_data=extra if isinstance(extra, dict) else None)
+        with self._lock:
+            self._last[(who.owner, str(client_id or ""))] = prompt_id
+            while len(self._last) > CLIENTS_REMEMBERED:
+                self._last.pop(next(iter(self._last)))
         if client_id is not None:
             self.hub.follow((who.owner, str(client_id)), prompt_id)
         return {"prompt_id": prompt_id, "number": number, "node_errors": {}}
+
+    def _affinity(self, who: Principal, client_id: Any) -> dict[str, str]:
+        """Send the client's prompt to the node that ran its last one, while that node has
+        room, so ComfyUI's cache serves this client as one server's would (the pool still
+        spreads other clients). A client without ``client_id`` is its owner's one client."""
+        with self._lock:
+            last = self._last.get((who.owner, str(client_id or "")))
+        try:
+            job = self.orch.get(last) if last else None
+        except JobNotFound:
+            job = None
+        # A last prompt not dispatched yet goes where it prefers: so does this one.
+        node = job and (job.items[-1].node or job.spec.metadata.get(PREFERRED_NODE_KEY))
+        return {PREFERRED_NODE_KEY: node} if node else {}
 
     def adopt(self, who: Principal, client_id: str) -> None:
         """Relay the client's unfinished prompts to its socket, also those posted before a
@@ -256,7 +262,8 @@ class Gateway:
         ids = body.get("job_ids") if isinstance(body, dict) else None
         if not isinstance(ids, list):
             return 400, {"error": "job_ids must be a list"}
-        invalid = [i if isinstance(i, str) else repr(i) for i in ids if not _well_formed(i)]
+        invalid = [i if isinstance(i, str) else repr(i) for i in ids
+                   if not promptbody.well_formed(i)]
         if invalid:
             return 400, {"error": "job_ids contains invalid id(s)", "invalid_ids": invalid}
         cancelled = [self._cancel(who, job_id) for job_id in ids]
@@ -296,79 +303,6 @@ class Gateway:
     def _queued_view(self, job: Job, classes: frozenset[str]) -> dict[str, Any]:
         status = job_views.IN_PROGRESS if history.is_running(job) else job_views.PENDING
         return job_views.queued_job(history.prompt_tuple(job, classes), status)
-
-
-def _well_formed(job_id: Any) -> bool:
-    return isinstance(job_id, str) and (is_canonical_uuid(job_id)
-                                        or PROMPT_ID_RE.fullmatch(job_id) is not None)
-
-
-def _preflight(info: dict[str, Any], files: dict[str, str]) -> targets.Check:
-    """ComfyUI's own validation rules and nothing stricter: a graph ComfyUI takes, the
-    gateway takes (uploaded names stand in for the files staged at dispatch)."""
-    def check(run: dict[str, Any]) -> None:
-        staged = stage_named_inputs(run, dict.fromkeys(files, b""))
-        raise_for_problems(check_against_object_info(staged, info, as_comfyui=True),
-                           source="prompt")
-    return check
-
-
-def prompt_id_problem(prompt_id: Any, version: versions.Version | None
-                      ) -> dict[str, Any] | None:
-    """ComfyUI's error for a client's ``prompt_id``, or None when the id is usable.
-
-    From 0.26 ComfyUI takes only a canonical lowercase UUID (``invalid_prompt_id``
-    otherwise); older releases take any value as text, of which we keep ids that are safe
-    as a job id and a path segment.
-    """
-    if prompt_id is None:
-        return None
-    if versions.has(version, versions.UUID_PROMPT_IDS):
-        return None if is_canonical_uuid(prompt_id) else dict(errors.INVALID_PROMPT_ID)
-    if not PROMPT_ID_RE.fullmatch(str(prompt_id)):
-        return errors.graph_error("invalid_prompt", "prompt_id may hold letters, digits, "
-                                  "'_', '.', ':' and '-' (at most 128)", str(prompt_id))
-    return None
-
-
-def _prompt_id(prompt_id: Any) -> str:
-    return str(uuid.uuid4()) if prompt_id is None else str(prompt_id)
-
-
-def _number(body: dict[str, Any], counter: Callable[[], int]) -> int | float:
-    """ComfyUI's queue number: the client's ``number``, else the counter (negative for
-    ``front``, which ComfyUI uses to jump the queue). ``"nan"`` and ``"inf"`` are refused:
-    float() takes them, but no queue can order them and no JSON answer can carry them."""
-    if "number" in body:
-        try:
-            number = float(body["number"])
-        except (TypeError, ValueError, OverflowError):
-            raise InvalidRequest(f"number {body['number']!r} is not a number") from None
-        if not math.isfinite(number):
-            raise InvalidRequest(f"number {body['number']!r} is not a finite number")
-        return number
-    number = counter()
-    return -number if body.get("front") else number
-
-
-def _extra_metadata(extra: Any, client_id: Any) -> dict[str, str]:
-    data = {k: v for k, v in (extra if isinstance(extra, dict) else {}).items()
-            if k not in SENSITIVE_EXTRA_DATA}
-    if client_id is not None:
-        data["client_id"] = client_id
-    data["create_time"] = int(time.time() * 1000)
-    text = json.dumps(data)
-    if len(text) > EXTRA_DATA_MAX_CHARS:
-        text = json.dumps({k: data[k] for k in ("client_id", "create_time") if k in data})
-    return {history.EXTRA_KEY: text}
-
-
-def _strings(graph: dict[str, Any]) -> Iterator[str]:
-    """Every plain string input of the graph: the names it may give uploaded files."""
-    for node in graph.values():
-        for value in (node.get("inputs") or {}).values():
-            if isinstance(value, str) and not is_link(value):
-                yield value
 
 
 def _take(jobs: Iterable[Job], most: int, keep: Callable[[Job], bool]) -> Iterator[Job]:
