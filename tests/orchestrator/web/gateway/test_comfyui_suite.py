@@ -67,7 +67,11 @@ def run_suite(install: ComfyInstall, address: str, out: Path) -> dict[str, str]:
            "PYTHONDONTWRITEBYTECODE": "1"}
     argv = [sys.executable, "-m", "pytest", "tests/execution", "-p", PLUGIN,
             "-p", "no:cacheprovider", "--output_dir", str(out / "samples"),
-            f"--timeout={SUITE_TEST_TIMEOUT_S}", "-q"]
+            f"--timeout={SUITE_TEST_TIMEOUT_S}", "-q",
+            # The suite's own switch for machines of varying speed: its wall-clock bounds
+            # (a cached run "under 0.1 s") measure the machine, and our tests never depend
+            # on wall-clock speed; both runs skip them alike.
+            "--skip-timing-checks"]
     with (out / "log.txt").open("wb") as log:
         try:
             subprocess.run(argv, cwd=install.src, env=env, stdout=log,
