@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from orchestrator.pool import NodePool, NodeWorker
 
 Clock = Callable[[], datetime]
+# Jobs and items remembered (workload keys, stalled items); the oldest are forgotten past
+# this, so a service that runs for months holds a bounded amount.
+REMEMBERED = 10_000
 
 
 def _now() -> datetime:
@@ -40,7 +43,7 @@ class Placement:
         self.book = book
         self.speed_aware = speed_aware
         self.clock = clock
-        # item id -> the node it stalled on (the watchdog moved it off once)
+        # item id -> the node it stalled on (the watchdog moved it off once); see ``avoided``
         self.avoid: dict[str, str] = {}
         self._keys: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -56,8 +59,13 @@ class Placement:
             key = speed.workload_key(workflow=job.spec.workflow, graph=job.spec.graph,
                                      models=req.models)
             with self._lock:
-                self._keys[job.id] = key
+                _remember(self._keys, job.id, key)
         return key
+
+    def avoided(self, item_id: str, node: str) -> None:
+        """``item_id`` stalled on ``node``: leave it to other nodes from now on."""
+        with self._lock:
+            _remember(self.avoid, item_id, node)
 
     # --- the claim ---------------------------------------------------------------------
 
@@ -121,3 +129,9 @@ class Placement:
             return speed.eta_s(self.loads(job), ahead)
         except Exception:  # noqa: BLE001 - an ETA is a courtesy, never a failed read
             return None
+
+
+def _remember(memory: dict[str, str], key: str, value: str) -> None:
+    memory[key] = value
+    while len(memory) > REMEMBERED:
+        del memory[next(iter(memory))]  # dicts keep insertion order: the oldest goes

@@ -26,6 +26,10 @@ STALL_CEILING_S = 900.0
 # on a GPU) and an event before every node, so five quiet seconds are already unusual,
 # and a reconnect is cheap: ComfyUI resends the running prompt's `executing` to it.
 SOCKET_SILENCE_S = 5.0
+# A prompt that sends nothing for a long time (a slow node without progress events, or a
+# hung one) keeps a healthy socket quiet too: each reconnect that brought no progress
+# doubles the silence needed for the next, up to this (seconds).
+SOCKET_SILENCE_MAX_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,20 @@ def progress_limit(expected_s: float | None, limits: StallLimits) -> float:
     return min(max(expected_s * limits.factor, limits.floor_s), limits.ceiling_s)
 
 
-def socket_is_stale(silence_s: float, phases: list[PromptPhase], limits: StallLimits) -> bool:
+def socket_is_stale(silence_s: float, phases: list[PromptPhase], limits: StallLimits,
+                    fruitless: int = 0) -> bool:
     """Whether a node's socket should be reconnected: silent for ``socket_silence_s``
     while HTTP shows one of its prompts running or already ended (whose end the socket
-    then never brought). Pending prompts alone explain a quiet socket."""
-    if silence_s < limits.socket_silence_s:
+    then never brought). Pending prompts alone explain a quiet socket. ``fruitless``
+    reconnects in a row that brought no progress double the silence needed each."""
+    if silence_s < socket_silence_needed(limits, fruitless):
         return False
     return any(p in (PromptPhase.RUNNING, PromptPhase.DONE) for p in phases)
+
+
+def socket_silence_needed(limits: StallLimits, fruitless: int) -> float:
+    """Seconds of silence before a reconnect, after ``fruitless`` reconnects in a row."""
+    return min(limits.socket_silence_s * (1 << min(fruitless, 16)), SOCKET_SILENCE_MAX_S)
 
 
 class Verdict(StrEnum):

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 # How often the watchdog looks (seconds): the resolution of every silence it measures.
 WATCH_INTERVAL = 1.0
 STALLED_CODE = "stalled"
+RECONNECTS_KEPT = 100  # the latest reconnects, for the node view and tests
 
 
 @dataclass
@@ -77,6 +78,8 @@ class Watchdog:
     interval: float = WATCH_INTERVAL
     reconnects: list[Reconnect] = field(default_factory=list)
     _seen: dict[str, _Seen] = field(default_factory=dict)
+    # node -> reconnects since its work last made progress (see stall.socket_is_stale)
+    _fruitless: dict[str, int] = field(default_factory=dict)
     _closed: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -125,6 +128,7 @@ class Watchdog:
                     signature, now)
             elif signature != seen.signature:
                 seen.signature, seen.changed_at = signature, now
+                self._fruitless.pop(worker.node.name, None)
             if execution.item.status == ItemStatus.RUNNING and seen.running_since is None:
                 seen.running_since = now
             tracker = execution.tracker
@@ -140,7 +144,8 @@ class Watchdog:
         stream = worker.node.stream
         silence = now - stream.last_frame
         suspects = [e for e in executions if self._maybe_stalled(e, now)]
-        if silence < self.limits.socket_silence_s and not suspects:
+        fruitless = self._fruitless.get(worker.node.name, 0)
+        if silence < stall.socket_silence_needed(self.limits, fruitless) and not suspects:
             return
         phases = self._phases(worker, executions)
         if phases is None:
@@ -149,7 +154,7 @@ class Watchdog:
             seen = self._seen[execution.item.id]
             if phases.get(execution.item.id) == PromptPhase.RUNNING:
                 seen.running_since = seen.running_since or now
-        if stall.socket_is_stale(silence, list(phases.values()), self.limits):
+        if stall.socket_is_stale(silence, list(phases.values()), self.limits, fruitless):
             self._reconnect(worker, silence, now)
         for execution in suspects:
             self._judge(worker, execution, phases.get(execution.item.id), now)
@@ -179,6 +184,9 @@ class Watchdog:
         log.warning("node %s: websocket silent for %.1fs while HTTP shows work running or "
                     "ended; reconnecting it", worker.node.name, silence)
         self.reconnects.append(Reconnect(worker.node.name, silence, now))
+        del self.reconnects[:-RECONNECTS_KEPT]
+        name = worker.node.name
+        self._fruitless[name] = self._fruitless.get(name, 0) + 1
         worker.node.stream.reconnect()
 
     # --- stalls ------------------------------------------------------------------------
@@ -197,7 +205,7 @@ class Watchdog:
         """Stop following the prompt, interrupt it on the node, requeue the item."""
         log.warning("item %s: %s", execution.item.id, reason)
         item_id, node = execution.item.id, worker.node.name
-        self.placement.avoid[item_id] = node
+        self.placement.avoided(item_id, node)
         execution.detach()  # the runner leaves the item's state to us from here
         try:
             worker.node.client.interrupt(str(execution.item.prompt_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from orchestrator.comfy.protocol import PromptPhase
 from orchestrator.settings import load_settings
 from orchestrator.stall import (
+    SOCKET_SILENCE_MAX_S,
     STALL_CEILING_S,
     STALL_FLOOR_S,
     PromptWatchState,
@@ -12,6 +13,7 @@ from orchestrator.stall import (
     Verdict,
     progress_limit,
     socket_is_stale,
+    socket_silence_needed,
     verdict,
 )
 
@@ -60,3 +62,11 @@ def test_a_running_prompt_without_progress_past_its_limit_is_given_up_once() -> 
 def test_a_prompt_not_running_is_never_given_up() -> None:
     for phase in (PromptPhase.PENDING, PromptPhase.DONE, PromptPhase.ABSENT, None):
         assert verdict(state(phase, 500.0), LIMITS) == Verdict.WAIT
+
+
+def test_reconnects_that_bring_no_progress_back_off() -> None:
+    running = [PromptPhase.RUNNING]
+    assert socket_is_stale(6.0, running, LIMITS, fruitless=0)
+    assert not socket_is_stale(6.0, running, LIMITS, fruitless=1)  # now 10 s are needed
+    assert socket_is_stale(11.0, running, LIMITS, fruitless=1)
+    assert socket_silence_needed(LIMITS, 40) == SOCKET_SILENCE_MAX_S

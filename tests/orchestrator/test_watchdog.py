@@ -78,6 +78,7 @@ def times_run_on(url: str, prompt_ids: list[str]) -> int:
         return sum(1 for pid in prompt_ids if client.history(pid) is not None)
 
 
+@pytest.mark.every_comfyui
 def test_a_frozen_socket_is_reconnected_within_seconds_and_the_item_runs_once(
     proxy: FaultProxy, comfy_url: str, orch_factory: Callable[..., Orchestrator]
 ) -> None:
@@ -108,6 +109,7 @@ def test_a_frozen_socket_is_reconnected_within_seconds_and_the_item_runs_once(
     assert times_run_on(comfy_url, [a.prompt_id for a in item.attempts]) == 1
 
 
+@pytest.mark.every_comfyui
 def test_a_prompt_ending_while_its_socket_is_frozen_is_collected_not_run_again(
     proxy: FaultProxy, comfy_url: str, orch_factory: Callable[..., Orchestrator]
 ) -> None:
