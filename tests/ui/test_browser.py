@@ -274,6 +274,8 @@ def test_the_first_image_at_the_defaults_with_honest_progress(
     samples = _sample_progress(page, start)
     end = time.monotonic()
     expect(page.get_by_test_id("stImage").last).to_be_visible(timeout=UI_TIMEOUT_MS)
+    # the card's full redraw after the live one: no Cancel left on a finished job
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0, timeout=UI_TIMEOUT_MS)
     _shot(page, "first-image")
     print(f"first image at the defaults: {end - start:.1f} s; progress samples "
           f"(s, %): {[(round(t, 1), p) for t, p in samples]}")
