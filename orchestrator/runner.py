@@ -103,6 +103,7 @@ class ItemExecution:
         # Detached: we stop watching (shutdown, node removed) but the item is not canceled;
         # its state stays in the store for recovery or requeue.
         self.detached = False
+        self.canceled = False  # a cancel was asked (unlike a detach, it reaches the node)
         self.graph: dict[str, Any] | None = item.graph
         self.tracker: GraphProgress | None = None
         self.output_ids: list[str] = []
@@ -148,11 +149,21 @@ class ItemExecution:
         with PromptWatch(client, self.prompt_id, stream=self.node.stream,
                          history_interval=interval) as watch:
             if submit:
-                client.submit(self.graph, prompt_id=self.prompt_id, client_id=watch.client_id,
-                              extra_data=self.job.spec.extra_data)
-                self._publish_dispatched()
+                self._submit(client, watch.client_id)
             watch.follow(self._on_message, timeout=None, idle_timeout=self.ctx.idle_timeout,
                          stop=self.stop)
+
+    def _submit(self, client: ComfyClient, client_id: str) -> None:
+        assert self.graph is not None
+        if self.canceled:
+            raise JobCancelled(self.prompt_id, "canceled")
+        client.submit(self.graph, prompt_id=self.prompt_id, client_id=client_id,
+                      extra_data=self.job.spec.extra_data)
+        self._publish_dispatched()
+        if self.canceled:
+            # The cancel landed while the prompt was on its way and found nothing to
+            # remove: without this the prompt would run on the node, orphaned.
+            self._cancel_on_node()
 
     def _publish_dispatched(self) -> None:
         self.ctx.bus.publish(Dispatched(
@@ -264,9 +275,12 @@ class ItemExecution:
 
     def cancel(self) -> None:
         """Remove the prompt from the node's queue, or interrupt it if it is the one running."""
+        self.canceled = True
         self.stop.set()
-        if self.item.prompt_id is None:
-            return
+        if self.item.prompt_id is not None:
+            self._cancel_on_node()
+
+    def _cancel_on_node(self) -> None:
         try:
             self.node.client.cancel(self.prompt_id)
         except OrchestratorError:

@@ -64,19 +64,20 @@ def test_a_cancel_that_never_reached_the_node_is_carried_out_on_recovery(
     prompt's disappearance (0.30 drops a canceled pending job) is not read as a loss."""
     data = tmp_path / "data"
     with Orchestrator(data_dir=data, workflows_dir=workflows, nodes=[comfy_url]) as first:
-        blocker = first.submit("nap", {"seconds": 4.0})
+        # Long enough that the other prompt is still pending when the next process starts.
+        blocker = first.submit("nap", {"seconds": 30.0})
         waiting = first.submit("nap", {"seconds": 0.2})
-        wait_until(lambda: waiting.get().items[0].status == ItemStatus.DISPATCHED
+        pending_prompt = prompt_id_for(waiting.get().items[0].id, 1)
+        wait_until(lambda: observer.queue().holds(pending_prompt)
                    and blocker.get().items[0].status == ItemStatus.RUNNING, 60,
                    "one item running and one pending on the node")
         first.store.request_cancel(waiting.id)  # recorded; the process dies before telling
-        pending_prompt = prompt_id_for(waiting.get().items[0].id, 1)
-    assert observer.queue().holds(pending_prompt)
     with Orchestrator(data_dir=data, workflows_dir=workflows, nodes=[comfy_url]) as orch:
         job = orch.wait(waiting.id, timeout=30)
         assert job.status == JobStatus.CANCELED and len(job.items[0].attempts) == 1
-        assert orch.wait(blocker.id, timeout=60).status == JobStatus.SUCCEEDED
-    assert not observer.lookup(pending_prompt).known  # removed from the node, never ran
+        assert orch.get(blocker.id).status == JobStatus.RUNNING  # so that one was pending
+        assert not observer.lookup(pending_prompt).known  # removed from the node
+        orch.cancel(blocker.id)
 
 
 def test_cancel_of_an_item_pending_on_the_node_removes_it_and_never_requeues(
@@ -84,13 +85,43 @@ def test_cancel_of_an_item_pending_on_the_node_removes_it_and_never_requeues(
     observer: ComfyClient,
 ) -> None:
     orch = orch_factory([comfy_url])
-    blocker = orch.submit("nap", {"seconds": 4.0})
+    blocker = orch.submit("nap", {"seconds": 30.0})
     waiting = orch.submit("nap", {"seconds": 0.2})
-    wait_until(lambda: waiting.get().items[0].status == ItemStatus.DISPATCHED
+    pending_prompt = prompt_id_for(waiting.get().items[0].id, 1)
+    wait_until(lambda: observer.queue().holds(pending_prompt)
                and blocker.get().items[0].status == ItemStatus.RUNNING, 60,
                "one item running and one pending on the node")
     orch.cancel(waiting.id)
     job = waiting.wait(timeout=30)
     assert job.status == JobStatus.CANCELED and len(job.items[0].attempts) == 1
-    assert not observer.lookup(prompt_id_for(job.items[0].id, 1)).known
-    assert blocker.wait(timeout=60).status == JobStatus.SUCCEEDED
+    assert not observer.lookup(pending_prompt).known
+    orch.cancel(blocker.id)
+
+
+def test_a_cancel_landing_while_the_prompt_is_on_its_way_still_reaches_the_node(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator],  # noqa: F811
+    observer: ComfyClient,
+) -> None:
+    """The item is dispatched (recorded) before its prompt is posted; a cancel in between
+    found nothing on the node to remove, and the prompt then ran, orphaned."""
+    orch = orch_factory([comfy_url], start=False)
+    client = orch.pool.worker(node_name(comfy_url)).node.client
+    client.features = dataclasses.replace(client.features, jobs_api=False)  # two reads
+    blocker = orch.submit("nap", {"seconds": 30.0})
+    waiting = orch.submit("nap", {"seconds": 0.2})
+    pending_prompt = prompt_id_for(waiting.get().items[0].id, 1)
+
+    def cancel_before_the_post(prompt_id: str) -> None:
+        # Called by the look-up that precedes the post: the cancel lands just before it.
+        if prompt_id == pending_prompt and not waiting.get().status.terminal:
+            orch.cancel(waiting.id)
+
+    client.between_reads = cancel_before_the_post
+    orch.recover()
+    orch.pool.start()
+    job = waiting.wait(timeout=60)
+    assert job.status == JobStatus.CANCELED
+    assert blocker.get().status == JobStatus.RUNNING  # so that prompt would be pending
+    wait_until(lambda: not observer.lookup(pending_prompt).known, 10,
+               "the prompt removed from the node")
+    orch.cancel(blocker.id)
