@@ -8,7 +8,8 @@ a change reads before it writes:
 - an item change locks its job's row first (``SELECT … FOR UPDATE``), so the job's status,
   derived from all its items, is computed from their latest state;
 - a claim holds an advisory lock on its node (claims for one node run one at a time, across
-  replicas) and takes the item it found only if it is still queued once its job is locked;
+  replicas) and takes the item it found only if it is still queued once its job is locked
+  (a job another transaction holds is skipped, not waited for: ``SKIP LOCKED``);
 - a new idempotency key holds an advisory lock on (owner, key), so two replicas given the
   same key make one job.
 
@@ -190,9 +191,11 @@ class PostgresJobStore(SqlJobStore):
 
     def _take(self, conn: Conn, job: Job, item_id: str) -> Job | None:
         """The job locked and read again; None when the item is no longer queued (another
-        replica claimed it, or the job was canceled, since the scan read it)."""
-        self._lock_job(conn, job.id)
-        fresh = tables.load_job(conn, job.id)
+        replica claimed it, or the job was canceled, since the scan read it) or another
+        transaction holds the job: the scan moves on rather than wait for it."""
+        held = conn.execute("SELECT 1 FROM jobs WHERE id = ? FOR UPDATE SKIP LOCKED",
+                            [job.id]).fetchone()
+        fresh = tables.load_job(conn, job.id) if held else None
         if fresh is None or fresh.cancel_requested:
             return None
         item = next(item for item in fresh.items if item.id == item_id)
