@@ -23,8 +23,9 @@ from orchestrator.web.errors import InvalidRequest
 from orchestrator.web.gateway import errors, history, targets, versions
 from orchestrator.workflow import is_link
 
-# A prompt id becomes our job id and a URL path segment: keep it to safe characters.
-PROMPT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+# A prompt id becomes our job id and a URL path segment: keep it to safe characters (and
+# braces, for the ``{uuid}`` spelling older releases take).
+PROMPT_ID_RE = re.compile(r"[A-Za-z0-9{][A-Za-z0-9_.:{}-]{0,127}")
 # Keys ComfyUI keeps out of history (API keys for Comfy's paid API nodes); they still go
 # to the node with the prompt.
 SENSITIVE_EXTRA_DATA = frozenset({"auth_token_comfy_org", "api_key_comfy_org"})

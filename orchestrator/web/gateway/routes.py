@@ -42,8 +42,15 @@ TAG = "comfyui"
 
 
 def absent() -> Response:
-    """aiohttp's answer for a route a ComfyUI release does not have."""
-    return Response("404: Not Found", status_code=404, media_type="text/plain")
+    """What a ComfyUI release answers a GET of a route it does not have (0.3.x: an empty
+    404 from its catch-all)."""
+    return Response(status_code=404)
+
+
+def not_allowed() -> Response:
+    """What releases before 0.26 answer a POST to ``/api/jobs/.../cancel``: aiohttp's 405,
+    as a GET route (their catch-all, or 0.16's ``/api/jobs/{id}``) matches the path."""
+    return Response("405: Method Not Allowed", status_code=405, media_type="text/plain")
 
 
 @dataclass(frozen=True)
@@ -166,13 +173,15 @@ def _job_routes(gw: Gateway, Who: Any) -> list[Route]:
 
 def _cancel_routes(gw: Gateway, Who: Any) -> list[Route]:
     def cancel_job(job_id: str, who: Who) -> Response:
-        if not versions.has(gw.version(), versions.JOB_CANCEL):
-            return absent()
+        version = gw.version()
+        if not versions.has(version, versions.JOB_CANCEL):
+            return not_allowed()
         return JSONResponse(gw.cancel_job(who, job_id))
 
     async def cancel_jobs(request: Request, who: Who) -> Response:
-        if not versions.has(await run_in_threadpool(gw.version), versions.JOB_CANCEL):
-            return absent()
+        version = await run_in_threadpool(gw.version)
+        if not versions.has(version, versions.JOB_CANCEL):
+            return not_allowed()
         try:
             body = await json_body(request)
         except InvalidRequest:

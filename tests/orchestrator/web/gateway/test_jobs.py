@@ -69,8 +69,10 @@ def test_job_routes_exist_exactly_where_the_node_has_them(
         assert ours.status_code == direct.status_code, (path, ours.text, direct.text)
         if direct.status_code == 200 and path == "/api/jobs":
             assert set(ours.json()) == set(direct.json()) == {"jobs", "pagination"}
-        elif direct.status_code != 404 or "json" in direct.headers.get("content-type", ""):
+        elif "json" in direct.headers.get("content-type", ""):
             assert ours.json() == direct.json(), path
+        else:  # aiohttp's plain 404/405 of a route the release lacks
+            assert ours.text == direct.text, path
     assert versions.has(_version(service), versions.JOBS_API) == (
         _direct(comfy_url, "GET", "/api/jobs").status_code == 200)
 
@@ -94,8 +96,9 @@ def _has(service: Service, api: ComfyApi, since: versions.Version) -> bool:
     gateway must not have them either (a plain 404, as that release answers)."""
     if versions.has(_version(service), since):
         return True
-    assert api.get("/api/jobs").status_code == 404
-    assert api.post(f"/api/jobs/{uuid.uuid4()}/cancel").status_code == 404
+    if since == versions.JOBS_API:
+        assert api.get("/api/jobs").status_code == 404
+    assert api.post(f"/api/jobs/{uuid.uuid4()}/cancel").status_code in (404, 405)
     return False
 
 

@@ -243,7 +243,8 @@ def test_json_nested_ten_thousand_deep_is_a_400(alice: ComfyApi) -> None:
     for path in ("/prompt", "/queue", "/interrupt", "/api/jobs/cancel"):
         response = alice.post(path, data=deep)
 
-        assert response.status_code in (400, 404), (path, response.text)
+        # /api/jobs/cancel is a 404 or 405 on releases without it (test_jobs.py)
+        assert response.status_code in (400, 404, 405), (path, response.text)
         assert response.status_code == 400 or path == "/api/jobs/cancel"
 
 
