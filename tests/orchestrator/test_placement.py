@@ -74,13 +74,16 @@ def test_an_item_waits_for_the_fast_node_instead_of_taking_the_free_slow_one(
     wait_until(lambda: first.get().items[0].status == ItemStatus.RUNNING, 60,
                "the first item running")
     assert first.get().items[0].node == fast
-    second = orch.submit(graph=graphs.sleep(ITEM_S, steps=4, seed=seed()))
-    token = running.tokens.create("ops", admin=True)
+    second = orch.submit(graph=graphs.sleep(ITEM_S, steps=4, seed=seed()), owner="ops")
+    token = running.tokens.create("ops")
     shown = requests.get(f"{running.url}/v1/jobs/{second.id}", timeout=10,
                          headers={"Authorization": f"Bearer {token}"}).json()["items"][0]
+    v2 = requests.get(f"{running.url}/api/v2/jobs/{second.id}", timeout=10,
+                      headers={"Authorization": f"Bearer {token}"}).json()
     # Queued while the slow node is free: it waits for the fast one, and says how long.
     assert shown["status"] == "queued" and shown["queue_position"] == 0
     assert 0 < shown["eta_s"] < slow_s
+    assert v2["queue_position"] == 1 and 0 < v2["metrics"]["eta_ms"] < slow_s * 1000
     done = second.wait(timeout=60)
     assert done.status == JobStatus.SUCCEEDED
     assert done.items[0].node == fast  # not the slow node, free all along

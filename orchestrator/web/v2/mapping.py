@@ -139,9 +139,14 @@ def _ms(delta: timedelta) -> int:
 
 def job_of(job: Job, *, outputs: list[OutputRecord], latest: ProgressEvent | None,
            fraction: float, queue_position: int | None, base: str,
-           now: datetime, keep: timedelta | None = None) -> schemas.Job:
+           now: datetime, keep: timedelta | None = None,
+           eta_ms: int | None = None) -> schemas.Job:
     """The full v2 ``Job`` body for ``job``; ``keep`` is the service's job retention
-    (None: jobs are kept until deleted, reported as ``NEVER``)."""
+    (None: jobs are kept until deleted, reported as ``NEVER``); ``eta_ms``, while the
+    job waits, goes into its metrics beside ``queue_position``."""
+    metrics = metrics_of(job)
+    if eta_ms is not None and job.status == JobStatus.QUEUED:
+        metrics["eta_ms"] = eta_ms
     return schemas.Job(
         id=job.id, status=status_of(job), created_at=job.created_at,
         started_at=job.started_at, completed_at=job.completed_at,
@@ -149,7 +154,7 @@ def job_of(job: Job, *, outputs: list[OutputRecord], latest: ProgressEvent | Non
         queue_position=queue_position if job.status == JobStatus.QUEUED else None,
         progress=progress_of(job, latest, fraction),
         outputs=[output_of(r, base, now) for r in outputs],
-        error=error_of(job), metrics=metrics_of(job), urls=links(base, job.id),
+        error=error_of(job), metrics=metrics, urls=links(base, job.id),
         metadata=dict(job.spec.metadata))
 
 

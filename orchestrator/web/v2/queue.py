@@ -23,3 +23,18 @@ def queue_position(orch: Orchestrator, job: Job) -> int | None:
     except JobNotFound:
         return None  # deleted meanwhile
     return None if ahead is None else ahead + 1
+
+
+def eta_ms(orch: Orchestrator, job: Job) -> int | None:
+    """Milliseconds until a queued job's last waiting item is expected to be done, from
+    the nodes' measured speeds (the companion of ``queue_position``); None when none of
+    its items waits or no capable node has been measured yet."""
+    waiting = [item for item in job.items if item.status == ItemStatus.QUEUED]
+    if not waiting:
+        return None
+    try:
+        ahead = orch.queue_position(waiting[-1].id)
+    except JobNotFound:
+        return None
+    eta = None if ahead is None else orch.eta_s(job, ahead)
+    return None if eta is None else int(eta * 1000)

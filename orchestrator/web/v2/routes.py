@@ -33,7 +33,7 @@ from orchestrator.web.v2.blobs import release_blob
 from orchestrator.web.v2.db import DB_FILE, Database
 from orchestrator.web.v2.errors import InvalidBody, NotFound, response, v2_error
 from orchestrator.web.v2.idempotency import KeyStore, checked_key
-from orchestrator.web.v2.queue import queue_position
+from orchestrator.web.v2.queue import eta_ms, queue_position
 from orchestrator.web.v2.submit import Submitter
 
 DEFAULT_PAGE = 50  # jobs per page of GET /jobs when the client names no limit
@@ -94,7 +94,8 @@ class V2:
             latest=events.latest_progress(self.orch, job.id),
             fraction=self.orch.pool.ctx.progress.get(job),
             queue_position=queue_position(self.orch, job) if queued else None,
-            base=base, now=self.now(), keep=self.orch.retention)
+            base=base, now=self.now(), keep=self.orch.retention,
+            eta_ms=eta_ms(self.orch, job) if queued else None)
         return schemas.dump(body)
 
 
