@@ -89,7 +89,10 @@ def running_postgres() -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="orch-pg-"))
     data, port = root / "data", _free_port()
     try:
-        shutil.chown(root, user="postgres", group="postgres")
+        try:
+            shutil.chown(root, user="postgres", group="postgres")
+        except (OSError, LookupError) as exc:  # not root, or no postgres user
+            raise PostgresUnavailable(f"cannot hand {root} to the postgres user: {exc}") from exc
         _as_postgres(str(BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
                      "--no-sync", "-E", "UTF8")
         options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c fsync=off"

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,6 @@ def start_replica(postgres_url: str, comfy_url: str, tmp_path: Path) -> Iterator
 
 def _drain(process: subprocess.Popen[str]) -> None:
     """Keep reading the replica's log so a full pipe never blocks it."""
-    import threading
 
     def read() -> None:
         assert process.stdout is not None
