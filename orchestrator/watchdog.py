@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import stall
+from orchestrator.comfy.client import ComfyClient
 from orchestrator.comfy.protocol import PromptPhase
 from orchestrator.errors import NodeError, OrchestratorError
 from orchestrator.events import ItemFailed
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 
 # How often the watchdog looks (seconds): the resolution of every silence it measures.
 WATCH_INTERVAL = 1.0
+# Its own HTTP time-out (seconds): a node that does not answer a look-up this fast is the
+# health loop's business, and one frozen node must not hold up the looks at the others.
+WATCH_HTTP_TIMEOUT = 5.0
 STALLED_CODE = "stalled"
 RECONNECTS_KEPT = 100  # the latest reconnects, for the node view and tests
 
@@ -80,6 +84,7 @@ class Watchdog:
     _seen: dict[str, _Seen] = field(default_factory=dict)
     # node -> reconnects since its work last made progress (see stall.socket_is_stale)
     _fruitless: dict[str, int] = field(default_factory=dict)
+    _clients: dict[str, ComfyClient] = field(default_factory=dict)
     _closed: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -92,7 +97,10 @@ class Watchdog:
     def close(self) -> None:
         self._closed.set()
         if self._thread is not None:
-            self._thread.join(self.interval * 5)
+            self._thread.join(WATCH_HTTP_TIMEOUT + self.interval * 5)
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
 
     def _loop(self) -> None:
         while not self._closed.wait(self.interval):
@@ -175,10 +183,21 @@ class Watchdog:
         if not ids:
             return None
         try:
-            states = worker.node.client.lookup_many(list(ids))
+            states = self._client(worker).lookup_many(list(ids))
         except NodeError:
             return None  # the health loop deals with a node that stopped answering
         return {ids[pid]: state.phase for pid, state in states.items()}
+
+    def _client(self, worker: NodeWorker) -> ComfyClient:
+        """A client of the node's with a short time-out, speaking what the node speaks."""
+        node = worker.node
+        client = self._clients.get(node.name)
+        if client is None or client.url != node.url.rstrip("/"):
+            client = self._clients[node.name] = ComfyClient(node.url,
+                                                            timeout=WATCH_HTTP_TIMEOUT)
+        if node.features is not None:
+            client.features = node.features  # as detected when it came up: no probe here
+        return client
 
     def _reconnect(self, worker: NodeWorker, silence: float, now: float) -> None:
         log.warning("node %s: websocket silent for %.1fs while HTTP shows work running or "
