@@ -95,16 +95,33 @@ def running_postgres() -> Iterator[str]:
             raise PostgresUnavailable(f"cannot hand {root} to the postgres user: {exc}") from exc
         _as_postgres(str(BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
                      "--no-sync", "-E", "UTF8")
-        options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c fsync=off"
-                   f" -c unix_socket_directories={root} -c max_connections=200")
-        _as_postgres(str(BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
-                     "-o", options, "start")
         url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        _wait_ready(url, root / "log")
+        _SERVERS[url] = (root, port)
+        _start(root, port)
         yield url
     finally:
+        _SERVERS.pop(f"postgresql://postgres@127.0.0.1:{port}/postgres", None)
         _stop(data)
         shutil.rmtree(root, ignore_errors=True)
+
+
+_SERVERS: dict[str, tuple[Path, int]] = {}  # server URL -> (its directory, its port)
+
+
+def _start(root: Path, port: int) -> None:
+    options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c fsync=off"
+               f" -c unix_socket_directories={root} -c max_connections=200")
+    _as_postgres(str(BIN / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"),
+                 "-o", options, "start")
+    _wait_ready(f"postgresql://postgres@127.0.0.1:{port}/postgres", root / "log")
+
+
+def restart(server_url: str) -> None:
+    """Stop the server of ``running_postgres`` (ending every connection) and start it again
+    on the same port and data."""
+    root, port = _SERVERS[server_url]
+    _stop(root / "data")
+    _start(root, port)
 
 
 def fresh_database(server_url: str) -> str:

@@ -119,8 +119,11 @@ class PostgresJobStore(SqlJobStore):
         self.where = describe(url)
         self._closed = False
         self._lock = threading.Lock()
+        # check: a connection is tried before each use, so after a server restart (every
+        # pooled connection dead) calls reconnect instead of failing, one round trip each.
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False,
                                     timeout=CONNECT_TIMEOUT, configure=_configure,
+                                    check=ConnectionPool.check_connection,
                                     kwargs={"connect_timeout": int(CONNECT_TIMEOUT)})
         self.replica = uuid.uuid4().hex
         self._stopped = threading.Event()

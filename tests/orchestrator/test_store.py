@@ -52,6 +52,7 @@ from orchestrator.store import (
 from orchestrator.store.postgres import PostgresJobStore
 from orchestrator.store.rules import transition
 from orchestrator.store.schema import SCHEMA_VERSION
+from tests.postgres import fresh_database, restart
 
 CHILD = Path(__file__).with_name("store_child.py")
 REPO = Path(__file__).parents[2]
@@ -947,3 +948,16 @@ def test_the_in_flight_limit_of_a_node_holds_across_replicas(postgres_url: str) 
     finally:
         for store in replicas:
             store.close()
+
+
+def test_a_postgresql_restart_costs_no_call_and_nothing_committed(
+        postgres_server: str) -> None:
+    """Every pooled connection dies with the server; the store's next calls reconnect."""
+    url = fresh_database(postgres_server)
+    with PostgresJobStore(url) as store:
+        job = store.create_job(spec(count=2), job_id="j")
+        claim(store)
+        restart(postgres_server)
+        assert store.mark_succeeded("j-0", ["o"]).status is ItemStatus.SUCCEEDED
+        assert store.get_job(job.id).status is JobStatus.RUNNING
+        assert claim(store)[1].id == "j-1"
