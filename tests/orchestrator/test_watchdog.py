@@ -143,6 +143,7 @@ def slow_and_fast(comfy_server: LocalComfy,
         fast.stop()
 
 
+@pytest.mark.every_comfyui
 def test_a_hung_prompt_is_interrupted_and_finished_on_the_other_node(
     slow_and_fast: tuple[LocalComfy, LocalComfy], tmp_path: Path
 ) -> None:
