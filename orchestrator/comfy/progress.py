@@ -59,6 +59,10 @@ class GraphProgress:
             self.done.update(n for n in msg.nodes if n in self.classes)
             self.cached.update(n for n in msg.nodes if n in self.classes)
         elif isinstance(msg, Executing):
+            if msg.node is not None and msg.node == self.current:
+                # ComfyUI resends the running node to a socket that reconnects: the
+                # node is still running, not done (its steps go on where they were).
+                return None
             self._finish_current()
             self.current, self.step, self.steps = msg.node, None, None
         elif isinstance(msg, Progress):

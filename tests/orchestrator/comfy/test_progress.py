@@ -30,3 +30,12 @@ def test_finished_is_one_and_executed_marks_output_done() -> None:
     snap = tracker.update(Executed("p", "9", {}))
     assert snap is not None and snap.nodes_done == 1
     assert tracker.finished().fraction == 1.0
+
+
+def test_the_running_node_resent_after_a_reconnect_is_not_counted_done() -> None:
+    tracker = GraphProgress.for_graph(GRAPH)
+    tracker.update(Executing("p", "3"))
+    before = tracker.update(Progress("p", "3", 2, 4))
+    assert tracker.update(Executing("p", "3")) is None  # the resend on a new socket
+    assert before is not None and tracker.snapshot().nodes_done == before.nodes_done == 0
+    assert tracker.snapshot().step == 2
