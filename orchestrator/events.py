@@ -103,6 +103,9 @@ class ItemFailed(_Event):
     node: str | None
     message: str
     will_retry: bool
+    # The node's own 400 body when its ``POST /prompt`` refused the graph, for a front end
+    # that answers as ComfyUI would (the gateway); kept out of the event's wire form.
+    rejection: dict[str, Any] | None = Field(default=None, exclude=True)
 
 
 class Finished(_Event):

@@ -20,6 +20,7 @@ from orchestrator.comfy.progress import GraphProgress
 from orchestrator.comfy.protocol import OutputFile, outputs_from_ui
 from orchestrator.comfy.watch import HISTORY_CHECK_INTERVAL, PromptWatch
 from orchestrator.errors import (
+    GraphRejected,
     JobCancelled,
     JobFailed,
     NodeTimeout,
@@ -252,7 +253,8 @@ class ItemExecution:
             self.node.mark_down(str(exc))  # the health loop brings it back when it answers
         self.ctx.bus.publish(ItemFailed(
             job_id=self.job.id, item=self.item.index, node=self.node.name,
-            message=error.message, will_retry=self.item.status == ItemStatus.QUEUED))
+            message=error.message, will_retry=self.item.status == ItemStatus.QUEUED,
+            rejection=_node_refusal(exc)))
         self._maybe_finished()
 
     def _record_canceled(self) -> None:
@@ -293,6 +295,14 @@ def publish_if_finished(bus: EventBus, job: Job) -> None:
         errors = [i.error.message for i in job.items if i.error]
         bus.publish(Finished(job_id=job.id, status=status.value,
                              error=errors[0] if errors else None))
+
+
+def _node_refusal(exc: BaseException) -> dict[str, Any] | None:
+    """The node's 400 body when its ``POST /prompt`` refused the graph (its own validation,
+    such as ``VALIDATE_INPUTS``, which our pre-flight cannot know); None otherwise."""
+    if isinstance(exc, GraphRejected) and isinstance(exc.raw.get("error"), dict):
+        return dict(exc.raw)
+    return None
 
 
 def _item_error(exc: BaseException) -> ItemError:

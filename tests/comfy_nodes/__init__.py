@@ -5,12 +5,19 @@ mappings below. ``ETN_LoadImageBase64`` keeps the class name of comfyui-tooling-
 graphs written for that pack run unchanged against the test server.
 """
 
-from .nodes import LoadImageBase64, OrchTestFail, OrchTestSleep, OrchTestSolidImage
+from .nodes import (
+    LoadImageBase64,
+    OrchTestFail,
+    OrchTestSleep,
+    OrchTestSolidImage,
+    OrchTestValidated,
+)
 
 NODE_CLASS_MAPPINGS = {
     "OrchTestSleep": OrchTestSleep,
     "OrchTestFail": OrchTestFail,
     "OrchTestSolidImage": OrchTestSolidImage,
+    "OrchTestValidated": OrchTestValidated,
     "ETN_LoadImageBase64": LoadImageBase64,
 }
 
@@ -18,6 +25,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "OrchTestSleep": "Sleep With Progress (test)",
     "OrchTestFail": "Fail On Demand (test)",
     "OrchTestSolidImage": "Solid Colour Image (test)",
+    "OrchTestValidated": "Validate Inputs On The Node (test)",
     "ETN_LoadImageBase64": "Load Image (Base64)",
 }
 

@@ -136,6 +136,28 @@ class OrchTestFail:
         return (trigger if trigger is not None else black_image(),)
 
 
+class OrchTestValidated:
+    """Pass an image through; its ``VALIDATE_INPUTS`` refuses ``accept`` false on the node,
+    a check ``/object_info`` does not show (ComfyUI answers the ``/prompt`` with 400)."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> InputTypes:
+        return {"required": {"accept": ("BOOLEAN", {"default": True})},
+                "optional": {"image": ("IMAGE",), "seed": SEED}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, accept: bool) -> bool | str:
+        return True if accept else "accept is false, so this node refuses the prompt"
+
+    def run(self, accept: bool, image: torch.Tensor | None = None,
+            seed: int = 0) -> tuple[torch.Tensor]:
+        return (image if image is not None else black_image(),)
+
+
 class OrchTestSolidImage:
     """A batch of images of one colour, as an IMAGE tensor [B, H, W, 3] in 0..1."""
 

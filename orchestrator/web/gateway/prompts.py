@@ -22,7 +22,14 @@ from orchestrator.tokens import Principal
 from orchestrator.web import limits
 from orchestrator.web.auth import can_read_job
 from orchestrator.web.errors import InvalidRequest
-from orchestrator.web.gateway import errors, history, promptbody, targets, versions
+from orchestrator.web.gateway import (
+    errors,
+    history,
+    nodecheck,
+    promptbody,
+    targets,
+    versions,
+)
 from orchestrator.web.gateway import jobs as job_views
 from orchestrator.web.gateway.hub import ClientHub, queue_remaining
 from orchestrator.web.gateway.uploads import UploadStore
@@ -80,7 +87,9 @@ class Gateway:
                 return 400, errors.error_body(errors.graph_error(
                     "invalid_prompt", "prompt_id is already in use; send a new one (or none: "
                     "the server then makes one)", prompt_id))
-            answer = self._record(who, body, chosen.graph, files, prompt_id, number)
+            status, answer = self._record(who, body, chosen.graph, files, prompt_id, number)
+        if status != 200:
+            return status, answer
         return 200, {**answer, "node_errors": chosen.node_errors}
 
     def version(self) -> versions.Version | None:
@@ -111,7 +120,8 @@ class Gateway:
         return True
 
     def _record(self, who: Principal, body: dict[str, Any], graph: dict[str, Any],
-                files: dict[str, str], prompt_id: str, number: int | float) -> dict[str, Any]:
+                files: dict[str, str], prompt_id: str, number: int | float) -> Answer:
+        """Record the job; the node's 400 when a free node refused it (``nodecheck``)."""
         client_id = body.get("client_id")
         metadata = {history.NUMBER_KEY: str(number),
                     **promptbody.extra_metadata(body.get("extra_data"), client_id),
@@ -122,13 +132,16 @@ class Gateway:
         self.orch.submit(graph=graph, owner=who.owner, job_id=prompt_id, metadata=metadata,
                          images={name: self.orch.blobs.path(sha) for name, sha in files.items()},
                          extra_data=extra if isinstance(extra, dict) else None)
+        refusal = nodecheck.node_refusal(self.orch, prompt_id)
+        if refusal is not None:
+            return 400, refusal  # the client never hears of it again: no socket relay
         with self._lock:
             self._last[(who.owner, str(client_id or ""))] = prompt_id
             while len(self._last) > CLIENTS_REMEMBERED:
                 self._last.pop(next(iter(self._last)))
         if client_id is not None:
             self.hub.follow((who.owner, str(client_id)), prompt_id)
-        return {"prompt_id": prompt_id, "number": number, "node_errors": {}}
+        return 200, {"prompt_id": prompt_id, "number": number, "node_errors": {}}
 
     def _affinity(self, who: Principal, client_id: Any) -> dict[str, str]:
         """Send the client's prompt to the node that ran its last one, while that node has
