@@ -77,6 +77,10 @@ class Placement:
             return True
 
     def _accepts(self, node: str, job: Job, item: Item) -> bool:
+        if job.spec.metadata.get(dispatch.PREFERRED_NODE_KEY) == node:
+            # Cache affinity chose this node, and the others yield to it while it has
+            # room: declining here too would leave the item to nobody.
+            return True
         candidates = self._candidates(self.pool.requirements_of(job))
         avoided = self.avoid.get(item.id)
         if avoided is not None and len(candidates) > 1:
