@@ -206,6 +206,11 @@ class JobStore(Protocol):
     def input_references(self, sha256: str) -> int:
         """How many jobs use the blob as an input image (``JobSpec.images``)."""
 
+    def delete_finished_job(self, job_id: str) -> bool:
+        """Delete one finished job with its items, output records and idempotency keys
+        (a front end's request that failed before its caller heard of the job); False when
+        it is absent or not finished. The blobs stay, as in ``delete_expired_jobs``."""
+
     def delete_expired_jobs(self, created_before: datetime, *,
                             limit: int = 500) -> list[tuple[Job, list[OutputRecord]]]:
         """Delete up to ``limit`` finished jobs created before ``created_before`` (oldest

@@ -401,6 +401,15 @@ class SqlJobStore(abc.ABC):
 
     # --- retention --------------------------------------------------------------------------
 
+    def delete_finished_job(self, job_id: str) -> bool:
+        """See ``JobStore.delete_finished_job``."""
+        with self._tx(f"deleting job {job_id}") as conn:
+            found = tables.load_jobs(conn, [job_id])
+            if not found or not found[0].status.terminal:
+                return False
+            expiry.delete_job_rows(conn, job_id)
+            return True
+
     def delete_expired_jobs(self, created_before: datetime, *,
                             limit: int = MAX_PAGE) -> list[tuple[Job, list[OutputRecord]]]:
         """See ``JobStore.delete_expired_jobs``."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator import dispatch
 from orchestrator.errors import ConfigError, JobNotFound
-from orchestrator.events import Dispatched, Finished, ItemFailed
+from orchestrator.events import Dispatched, Finished, ItemFailed, Subscription
 from orchestrator.service import Orchestrator
 
 # Seconds the gateway waits for a free node's answer before answering 200 anyway (the
@@ -27,20 +27,39 @@ DISPATCH_WAIT_S = 10.0
 
 def node_refusal(orch: Orchestrator, job_id: str) -> dict[str, Any] | None:
     """The 400 body a free node gave the job's prompt, or None (dispatched, queued,
-    failed for another reason, or no answer within ``DISPATCH_WAIT_S``)."""
+    failed for another reason, or no answer within ``DISPATCH_WAIT_S``).
+
+    A refused job is deleted once it has ended: ComfyUI keeps no trace of a prompt it
+    answered 400, and neither do we."""
     if not capable_node_free(orch, job_id):
         return None
     bus = orch.bus
     deadline = time.monotonic() + DISPATCH_WAIT_S
     # Resuming after the bus's base replays what the job already went through.
     with bus.subscribe(job_id, after=bus.seq_base) as sub:
-        while (left := deadline - time.monotonic()) > 0:
-            event = sub.get(left)
-            if isinstance(event, ItemFailed):
-                return event.rejection
-            if event is None or isinstance(event, Dispatched | Finished):
-                return None
+        refusal = _outcome(sub, deadline)
+        if refusal is not None and _ended(sub, deadline):
+            orch.store.delete_finished_job(job_id)
+    return refusal
+
+
+def _outcome(sub: Subscription, deadline: float) -> dict[str, Any] | None:
+    while (left := deadline - time.monotonic()) > 0:
+        event = sub.get(left)
+        if isinstance(event, ItemFailed):
+            return event.rejection
+        if event is None or isinstance(event, Dispatched | Finished):
+            return None
     return None
+
+
+def _ended(sub: Subscription, deadline: float) -> bool:
+    # Deleted only after its runner has published the end: it reads the job until then.
+    while (left := deadline - time.monotonic()) > 0:
+        event = sub.get(left)
+        if event is None or isinstance(event, Finished):
+            return event is not None
+    return False
 
 
 def capable_node_free(orch: Orchestrator, job_id: str) -> bool:

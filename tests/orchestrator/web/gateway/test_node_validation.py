@@ -4,6 +4,7 @@ it, and what it takes runs once."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import requests
@@ -19,17 +20,20 @@ def _validated(accept: bool, seed: int) -> dict[str, Any]:
                   "inputs": {"images": ["1", 0], "filename_prefix": "validated"}}}
 
 
-def test_a_prompt_the_node_refuses_answers_the_nodes_400(alice: ComfyApi,
-                                                         comfy_url: str) -> None:
+def test_a_prompt_the_node_refuses_answers_the_nodes_400_and_leaves_no_job(
+        alice: ComfyApi, service: Service, comfy_url: str) -> None:
     graph = _validated(accept=False, seed=1)
     direct = requests.post(f"{comfy_url}/prompt", timeout=HTTP_TIMEOUT,
                            json={"prompt": graph, "client_id": "direct"})
+    prompt_id = str(uuid.uuid4())
 
-    ours = alice.post("/prompt", json={"prompt": graph})
+    ours = alice.post("/prompt", json={"prompt": graph, "prompt_id": prompt_id})
 
     assert direct.status_code == 400, direct.text
     assert direct.json()["node_errors"]["1"]["errors"]  # the node's own check spoke
     assert (ours.status_code, ours.json()) == (400, direct.json())
+    assert prompt_id not in alice.get("/history").json()
+    assert service.api.get(f"/v1/jobs/{prompt_id}", token=service.alice).status_code == 404
 
 
 def test_a_prompt_the_node_accepts_answers_200_and_runs_once(alice: ComfyApi,
