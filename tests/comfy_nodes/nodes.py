@@ -138,23 +138,28 @@ class OrchTestFail:
 
 class OrchTestValidated:
     """Pass an image through; its ``VALIDATE_INPUTS`` refuses ``accept`` false on the node,
-    a check ``/object_info`` does not show (ComfyUI answers the ``/prompt`` with 400)."""
+    a check ``/object_info`` does not show (ComfyUI answers the ``/prompt`` with 400). It
+    names ``level``, so ComfyUI leaves that input's range to it: up to 100 passes although
+    the declared max is 10."""
 
     @classmethod
     def INPUT_TYPES(cls) -> InputTypes:
         return {"required": {"accept": ("BOOLEAN", {"default": True})},
-                "optional": {"image": ("IMAGE",), "seed": SEED}}
+                "optional": {"image": ("IMAGE",), "seed": SEED,
+                             "level": ("INT", {"default": 0, "min": 0, "max": 10})}}
 
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "run"
     CATEGORY = CATEGORY
 
     @classmethod
-    def VALIDATE_INPUTS(cls, accept: bool) -> bool | str:
-        return True if accept else "accept is false, so this node refuses the prompt"
+    def VALIDATE_INPUTS(cls, accept: bool, level: int = 0) -> bool | str:
+        if not accept:
+            return "accept is false, so this node refuses the prompt"
+        return True if level <= 100 else f"level {level} is above 100"
 
-    def run(self, accept: bool, image: torch.Tensor | None = None,
-            seed: int = 0) -> tuple[torch.Tensor]:
+    def run(self, accept: bool, image: torch.Tensor | None = None, seed: int = 0,
+            level: int = 0) -> tuple[torch.Tensor]:
         return (image if image is not None else black_image(),)
 
 

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from orchestrator import dispatch
-from orchestrator.errors import ConfigError, JobNotFound
+from orchestrator.errors import ConfigError
 from orchestrator.events import Dispatched, Finished, ItemFailed, Subscription
 from orchestrator.service import Orchestrator
 
@@ -23,16 +23,32 @@ from orchestrator.service import Orchestrator
 # prompt then runs or fails as any queued prompt does). Dispatch takes milliseconds on a
 # loopback node; the bound covers uploading the prompt's input images to a remote one.
 DISPATCH_WAIT_S = 10.0
+# ComfyUI's checks that a class's ``VALIDATE_INPUTS`` takes over: ComfyUI skips them for
+# the inputs it names (for every input when it takes ``**kwargs``), so only the node knows
+# whether they apply.
+WAIVABLE = frozenset({"value_smaller_than_min", "value_bigger_than_max", "value_not_in_list"})
+
+
+def node_may_waive(refusal: dict[str, Any] | None) -> bool:
+    """Whether the pre-flight refused only for checks a node's ``VALIDATE_INPUTS`` may
+    take over (``WAIVABLE``): then a free node decides instead."""
+    error = (refusal or {}).get("error")
+    if not isinstance(error, dict) or error.get("type") != "prompt_outputs_failed_validation":
+        return False
+    assert refusal is not None
+    found = [e.get("type") for entry in (refusal.get("node_errors") or {}).values()
+             for e in entry.get("errors") or ()]
+    return bool(found) and all(kind in WAIVABLE for kind in found)
 
 
 def node_refusal(orch: Orchestrator, job_id: str) -> dict[str, Any] | None:
-    """The 400 body a free node gave the job's prompt, or None (dispatched, queued,
-    failed for another reason, or no answer within ``DISPATCH_WAIT_S``).
+    """The 400 body the node gave the job's prompt, or None (dispatched, failed for
+    another reason, or no answer within ``DISPATCH_WAIT_S``). Ask only when
+    ``capable_node_free`` said so just before the job was recorded (after, the job's own
+    claim may have filled the node).
 
     A refused job is deleted once it has ended: ComfyUI keeps no trace of a prompt it
     answered 400, and neither do we."""
-    if not capable_node_free(orch, job_id):
-        return None
     bus = orch.bus
     deadline = time.monotonic() + DISPATCH_WAIT_S
     # Resuming after the bus's base replays what the job already went through.
@@ -62,14 +78,11 @@ def _ended(sub: Subscription, deadline: float) -> bool:
     return False
 
 
-def capable_node_free(orch: Orchestrator, job_id: str) -> bool:
-    """Whether some node that can run the job has room now (it is then dispatched at
-    once, so the wait is short)."""
+def capable_node_free(orch: Orchestrator, graph: dict[str, Any]) -> bool:
+    """Whether some node that can run ``graph`` (its classes and models) has room now:
+    a prompt recorded now is dispatched at once, so the wait for its node is short."""
     pool = orch.pool
-    try:
-        needs = pool.requirements_of(orch.get(job_id))
-    except JobNotFound:
-        return False
+    needs = dispatch.requirements(graph)
     for info in orch.nodes():
         try:
             worker = pool.worker(info.name)

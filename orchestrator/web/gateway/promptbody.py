@@ -38,13 +38,15 @@ def well_formed(job_id: Any) -> bool:
                                         or PROMPT_ID_RE.fullmatch(job_id) is not None)
 
 
-def preflight(info: dict[str, Any], files: dict[str, str]) -> targets.Check:
+def preflight(info: dict[str, Any], files: dict[str, str],
+              waive: frozenset[str] = frozenset()) -> targets.Check:
     """ComfyUI's own validation rules and nothing stricter: a graph ComfyUI takes, the
-    gateway takes (uploaded names stand in for the files staged at dispatch)."""
+    gateway takes (uploaded names stand in for the files staged at dispatch). Problems
+    of a type in ``waive`` are left to the node to judge."""
     def check(run: dict[str, Any]) -> None:
         staged = stage_named_inputs(run, dict.fromkeys(files, b""))
-        raise_for_problems(check_against_object_info(staged, info, as_comfyui=True),
-                           source="prompt")
+        problems = check_against_object_info(staged, info, as_comfyui=True)
+        raise_for_problems([p for p in problems if p.code not in waive], source="prompt")
     return check
 
 

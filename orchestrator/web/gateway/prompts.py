@@ -76,9 +76,7 @@ class Gateway:
         limits.check_queue(self.orch.store, who.owner, 1, max_queued=max_queued,
                            max_per_owner=max_per_owner)
         files = self.uploads.inputs_named(who.owner, promptbody.strings(graph))
-        info = self.orch.object_info()
-        chosen = targets.plan(graph, info, body.get("partial_execution_targets"),
-                              promptbody.preflight(info, files), version)
+        chosen = self._plan(body, files, version)
         if chosen.graph is None:
             return 400, chosen.refusal or errors.error_body(errors.NO_PROMPT)
         prompt_id = promptbody.chosen_prompt_id(body.get("prompt_id"))
@@ -91,6 +89,22 @@ class Gateway:
         if status != 200:
             return status, answer
         return 200, {**answer, "node_errors": chosen.node_errors}
+
+    def _plan(self, body: dict[str, Any], files: dict[str, str],
+              version: versions.Version | None) -> targets.Plan:
+        """The pre-flight's plan; a graph it refuses only for checks a class's own
+        ``VALIDATE_INPUTS`` may take over goes to a free node, which decides
+        (``nodecheck``): ComfyUI runs such a graph when the class allows it."""
+        graph, wanted = body["prompt"], body.get("partial_execution_targets")
+        info = self.orch.object_info()
+        chosen = targets.plan(graph, info, wanted, promptbody.preflight(info, files), version)
+        if chosen.graph is None and nodecheck.node_may_waive(chosen.refusal):
+            lenient = targets.plan(graph, info, wanted, promptbody.preflight(
+                info, files, waive=nodecheck.WAIVABLE), version)
+            if lenient.graph is not None and nodecheck.capable_node_free(self.orch,
+                                                                         lenient.graph):
+                return lenient
+        return chosen
 
     def version(self) -> versions.Version | None:
         """The ComfyUI release the gateway answers as (see ``versions``)."""
@@ -129,10 +143,11 @@ class Gateway:
         if client_id is not None:
             metadata[history.CLIENT_KEY] = str(client_id)
         extra = body.get("extra_data")
+        decides = nodecheck.capable_node_free(self.orch, graph)
         self.orch.submit(graph=graph, owner=who.owner, job_id=prompt_id, metadata=metadata,
                          images={name: self.orch.blobs.path(sha) for name, sha in files.items()},
                          extra_data=extra if isinstance(extra, dict) else None)
-        refusal = nodecheck.node_refusal(self.orch, prompt_id)
+        refusal = nodecheck.node_refusal(self.orch, prompt_id) if decides else None
         if refusal is not None:
             return 400, refusal  # the client never hears of it again: no socket relay
         with self._lock:

@@ -13,9 +13,9 @@ from tests.orchestrator.web.conftest import HTTP_TIMEOUT, Service
 from tests.orchestrator.web.gateway.conftest import ComfyApi
 
 
-def _validated(accept: bool, seed: int) -> dict[str, Any]:
+def _validated(accept: bool, seed: int, level: int = 0) -> dict[str, Any]:
     return {"1": {"class_type": "OrchTestValidated",
-                  "inputs": {"accept": accept, "seed": seed}},
+                  "inputs": {"accept": accept, "seed": seed, "level": level}},
             "2": {"class_type": "SaveImage",
                   "inputs": {"images": ["1", 0], "filename_prefix": "validated"}}}
 
@@ -48,3 +48,18 @@ def test_a_prompt_the_node_accepts_answers_200_and_runs_once(alice: ComfyApi,
     entry = alice.history(prompt_id)
     assert entry["status"]["status_str"] == "success"
     assert len(entry["outputs"]["2"]["images"]) == 1
+
+
+def test_a_range_the_nodes_own_check_takes_over_is_left_to_the_node(
+        alice: ComfyApi, service: Service, comfy_url: str) -> None:
+    # ``level`` 50 is above the declared max (10), but the class's VALIDATE_INPUTS names
+    # it, so ComfyUI skips its range check and the node's own check allows it.
+    direct = requests.post(f"{comfy_url}/prompt", timeout=HTTP_TIMEOUT, json={
+        "prompt": _validated(accept=True, seed=3, level=50), "client_id": "direct"})
+
+    ours = alice.post("/prompt", json={"prompt": _validated(accept=True, seed=4, level=50)})
+
+    assert direct.status_code == 200, direct.text
+    assert ours.status_code == 200, ours.text
+    job = service.api.wait_job(service.alice, ours.json()["prompt_id"])
+    assert job["status"] == "succeeded"
