@@ -7,10 +7,8 @@ tests than the suite passes directly, except for these.
 
 None is listed: every test that passes directly can pass through a pool. The suite's
 tests of node-side validation (a node class's own ``VALIDATE_INPUTS``, which
-``/object_info`` does not reveal) still fail through the gateway - ComfyUI answers their
-``/prompt`` with 400 where the gateway answers 200 and the error comes later - and are
-not excused here: they pass once the gateway dispatches such a prompt at once to a free
-node and relays that node's answer.
+``/object_info`` does not reveal) pass because the gateway hands such a prompt at once to
+a free node and relays that node's answer (``gateway/nodecheck.py``).
 """
 
 from __future__ import annotations
