@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -33,11 +34,21 @@ SUITE_TEST_TIMEOUT_S = 120
 SUITE_RUN_TIMEOUT_S = 2400  # one whole run of the suite, either way
 
 
+def _suite_pack(install: ComfyInstall) -> Path:
+    return install.src / "tests" / "execution" / "testing_nodes" / "testing-pack"
+
+
 @pytest.fixture(scope="module")
 def suite_node(comfy_install: ComfyInstall, comfy_factory: ComfyFactory) -> LocalComfy:
-    """A real node with the suite's node pack (and nothing of ours) loaded."""
-    pack = comfy_install.src / "tests" / "execution" / "testing_nodes" / "testing-pack"
-    return comfy_factory(custom_nodes=[pack], checkpoint=False)
+    """A real node with the suite's node pack (and nothing of ours) loaded: the gateway's."""
+    return comfy_factory(custom_nodes=[_suite_pack(comfy_install)], checkpoint=False)
+
+
+@pytest.fixture(scope="module")
+def direct_node(comfy_install: ComfyInstall, comfy_factory: ComfyFactory) -> LocalComfy:
+    """A second node like ``suite_node`` for the direct run, so both runs go at once
+    without sharing a queue or a cache (each run would otherwise see the other's prompts)."""
+    return comfy_factory(custom_nodes=[_suite_pack(comfy_install)], checkpoint=False)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +69,20 @@ def _site_packages(install: ComfyInstall) -> Path:
 
 def run_suite(install: ComfyInstall, address: str, out: Path) -> dict[str, str]:
     """Run the suite against ``address``; ``{test id: outcome}`` of every test it ran."""
+    return run_suites(install, {address: out})[address]
+
+
+def run_suites(install: ComfyInstall, runs: dict[str, Path]) -> dict[str, dict[str, str]]:
+    """Run the suite against each address at once (``{address: output folder}``); each
+    address's ``{test id: outcome}``. Side by side, two runs take little more than one:
+    most of a run is spent waiting on sockets, not computing."""
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        futures = {address: pool.submit(_run_suite, install, address, out)
+                   for address, out in runs.items()}
+        return {address: future.result() for address, future in futures.items()}
+
+
+def _run_suite(install: ComfyInstall, address: str, out: Path) -> dict[str, str]:
     import subprocess
 
     out.mkdir(parents=True, exist_ok=True)
@@ -101,12 +126,14 @@ def _passed(found: dict[str, str]) -> set[str]:
 @pytest.mark.every_comfyui
 @pytest.mark.timeout(2 * SUITE_RUN_TIMEOUT_S + 300)
 def test_comfyuis_execution_suite_passes_through_the_gateway_as_directly(
-        comfy_install: ComfyInstall, suite_node: LocalComfy, suite_service: Service,
+        comfy_install: ComfyInstall, direct_node: LocalComfy, suite_service: Service,
         tmp_path: Path) -> None:
-    direct = run_suite(comfy_install, suite_node.url.removeprefix("http://"),
-                       tmp_path / "direct")
-    gateway = run_suite(comfy_install, suite_service.url.removeprefix("http://")
-                        + f"/comfyui/{suite_service.alice}", tmp_path / "gateway")
+    direct_address = direct_node.url.removeprefix("http://")
+    gateway_address = (suite_service.url.removeprefix("http://")
+                       + f"/comfyui/{suite_service.alice}")
+    found = run_suites(comfy_install, {direct_address: tmp_path / "direct",
+                                       gateway_address: tmp_path / "gateway"})
+    direct, gateway = found[direct_address], found[gateway_address]
 
     lost = sorted(_passed(direct) - _passed(gateway) - set(BY_DESIGN))
     print(f"\nComfyUI {comfy_install.version} execution suite: {len(_passed(direct))} of "
