@@ -293,6 +293,9 @@ def test_a_real_servers_new_style_combo_is_checked(object_info: Any) -> None:
              "2": node("ImageScaleToTotalPixels", image=["1", 0], upscale_method="cubic",
                        megapixels=0.01),
              "3": node("SaveImage", images=["2", 0], filename_prefix="x")}
+    required = object_info["ImageScaleToTotalPixels"]["input"]["required"]
+    if "resolution_steps" in required:  # a required input since ComfyUI 0.30
+        graph["2"]["inputs"]["resolution_steps"] = required["resolution_steps"][1]["default"]
     [problem] = check_against_object_info(graph, object_info)
     assert problem.input_name == "upscale_method" and "lanczos" in problem.message
 
