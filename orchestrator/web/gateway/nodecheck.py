@@ -15,14 +15,18 @@ import time
 from typing import Any
 
 from orchestrator import dispatch
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, JobNotFound
 from orchestrator.events import Dispatched, Finished, ItemFailed, Subscription
+from orchestrator.jobs import ItemStatus
 from orchestrator.service import Orchestrator
 
 # Seconds the gateway waits for a free node's answer before answering 200 anyway (the
 # prompt then runs or fails as any queued prompt does). Dispatch takes milliseconds on a
 # loopback node; the bound covers uploading the prompt's input images to a remote one.
 DISPATCH_WAIT_S = 10.0
+# How often (seconds) the wait looks whether the prompt was left in the queue because
+# another prompt was faster to the free node: the answer is then 200 at once.
+QUEUED_CHECK_S = 0.25
 # ComfyUI's checks that a class's ``VALIDATE_INPUTS`` takes over: ComfyUI skips them for
 # the inputs it names (for every input when it takes ``**kwargs``), so only the node knows
 # whether they apply.
@@ -41,9 +45,10 @@ def node_may_waive(refusal: dict[str, Any] | None) -> bool:
     return bool(found) and all(kind in WAIVABLE for kind in found)
 
 
-def node_refusal(orch: Orchestrator, job_id: str) -> dict[str, Any] | None:
+def node_refusal(orch: Orchestrator, job_id: str, graph: dict[str, Any]
+                 ) -> dict[str, Any] | None:
     """The 400 body the node gave the job's prompt, or None (dispatched, failed for
-    another reason, or no answer within ``DISPATCH_WAIT_S``). Ask only when
+    another reason, left in the queue, or no answer within ``DISPATCH_WAIT_S``). Ask only when
     ``capable_node_free`` said so just before the job was recorded (after, the job's own
     claim may have filled the node).
 
@@ -53,20 +58,35 @@ def node_refusal(orch: Orchestrator, job_id: str) -> dict[str, Any] | None:
     deadline = time.monotonic() + DISPATCH_WAIT_S
     # Resuming after the bus's base replays what the job already went through.
     with bus.subscribe(job_id, after=bus.seq_base) as sub:
-        refusal = _outcome(sub, deadline)
+        refusal = _outcome(orch, sub, graph, deadline)
         if refusal is not None and _ended(sub, deadline):
             orch.store.delete_finished_job(job_id)
     return refusal
 
 
-def _outcome(sub: Subscription, deadline: float) -> dict[str, Any] | None:
+def _outcome(orch: Orchestrator, sub: Subscription, graph: dict[str, Any],
+             deadline: float) -> dict[str, Any] | None:
     while (left := deadline - time.monotonic()) > 0:
-        event = sub.get(left)
+        event = sub.get(min(left, QUEUED_CHECK_S))
         if isinstance(event, ItemFailed):
             return event.rejection
-        if event is None or isinstance(event, Dispatched | Finished):
+        if isinstance(event, Dispatched | Finished):
+            return None
+        if event is None and _left_waiting(orch, sub.job_id, graph):
             return None
     return None
+
+
+def _left_waiting(orch: Orchestrator, job_id: str, graph: dict[str, Any]) -> bool:
+    """Whether the job waits in the queue with no node free for it: another prompt took
+    the free node first (it then runs as any queued prompt; the client is not kept
+    waiting for it). While a node is still free, the claim is only slow: wait on."""
+    try:
+        job = orch.get(job_id)
+    except JobNotFound:
+        return True
+    return (all(item.status is ItemStatus.QUEUED for item in job.items)
+            and not capable_node_free(orch, graph))
 
 
 def _ended(sub: Subscription, deadline: float) -> bool:

@@ -147,7 +147,7 @@ class Gateway:
         self.orch.submit(graph=graph, owner=who.owner, job_id=prompt_id, metadata=metadata,
                          images={name: self.orch.blobs.path(sha) for name, sha in files.items()},
                          extra_data=extra if isinstance(extra, dict) else None)
-        refusal = nodecheck.node_refusal(self.orch, prompt_id) if decides else None
+        refusal = nodecheck.node_refusal(self.orch, prompt_id, graph) if decides else None
         if refusal is not None:
             return 400, refusal  # the client never hears of it again: no socket relay
         with self._lock:
