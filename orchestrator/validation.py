@@ -262,14 +262,23 @@ class InputSpec:
         return cls(str(head), opts)
 
 
-def _input_problems(site: _Site, value: Any, spec: InputSpec, graph: Graph,
-                    object_info: Mapping[str, Any]) -> list[Problem]:
+def _shared_problems(site: _Site, value: Any, spec: InputSpec, graph: Graph,
+                     object_info: Mapping[str, Any]) -> list[Problem] | None:
+    """What links, uploads and combos get under both rule sets; None for other values."""
     if is_link(value):
         return _link_problems(site, value, spec, graph, object_info)
     if isinstance(value, UploadRequest):
         return []
     if spec.kind == "COMBO":
         return _combo_problems(site, value, spec)
+    return None
+
+
+def _input_problems(site: _Site, value: Any, spec: InputSpec, graph: Graph,
+                    object_info: Mapping[str, Any]) -> list[Problem]:
+    shared = _shared_problems(site, value, spec, graph, object_info)
+    if shared is not None:
+        return shared
     if spec.kind in ("INT", "FLOAT"):
         return _number_problems(site, value, spec)
     if spec.kind == "BOOLEAN" and not isinstance(value, bool):
@@ -282,17 +291,12 @@ def _input_problems(site: _Site, value: Any, spec: InputSpec, graph: Graph,
     return []
 
 
-
-
 def _comfyui_problems(site: _Site, value: Any, spec: InputSpec, graph: Graph,
                       object_info: Mapping[str, Any]) -> list[Problem]:
     """ComfyUI's own checks of one input (``execution.validate_inputs``), nothing more."""
-    if is_link(value):
-        return _link_problems(site, value, spec, graph, object_info)
-    if isinstance(value, UploadRequest):
-        return []
-    if spec.kind == "COMBO":
-        return _combo_problems(site, value, spec)
+    shared = _shared_problems(site, value, spec, graph, object_info)
+    if shared is not None:
+        return shared
     if spec.kind not in ("INT", "FLOAT"):
         return []  # str() and bool() take anything; other types take any literal
     try:

@@ -150,10 +150,11 @@ def _output_details(node_errors: Mapping[str, Any], outputs: list[str]) -> str:
 
 def dependent_outputs(graph: Mapping[str, Any], node_id: str, outputs: list[str]) -> list[str]:
     """The output nodes whose result needs ``node_id`` (itself included)."""
-    return [out for out in outputs if node_id in set(_upstream(graph, out))]
+    return [out for out in outputs if node_id in set(upstream(graph, out))]
 
 
-def _upstream(graph: Mapping[str, Any], start: str) -> Iterator[str]:
+def upstream(graph: Mapping[str, Any], start: str) -> Iterator[str]:
+    """``start`` and every node it needs through links, each once (missing ones skipped)."""
     seen: set[str] = set()
     todo = [start]
     while todo:
@@ -162,7 +163,14 @@ def _upstream(graph: Mapping[str, Any], start: str) -> Iterator[str]:
             continue
         seen.add(node_id)
         yield node_id
-        todo += [str(v[0]) for v in (graph[node_id].get("inputs") or {}).values() if is_link(v)]
+        todo += [str(v[0]) for v in node_inputs(graph, node_id).values() if is_link(v)]
+
+
+def node_inputs(graph: Mapping[str, Any], node_id: str) -> Mapping[str, Any]:
+    """A node's ``inputs``, or ``{}`` where the graph gives none a client could mean."""
+    node = graph.get(node_id)
+    inputs = node.get("inputs") if isinstance(node, dict) else None
+    return inputs if isinstance(inputs, dict) else {}
 
 
 def _input_spec(object_info: Mapping[str, Any], problem: InputProblem) -> Any:

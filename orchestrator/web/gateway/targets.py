@@ -11,7 +11,7 @@ output needs, so the cut graph runs exactly what the whole one would.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,36 +32,17 @@ def chosen_outputs(graph: Graph, outputs: Iterable[str], targets: Any) -> list[s
     return [node_id for node_id in outputs if node_id in wanted]
 
 
-def upstream(graph: Graph, start: str) -> Iterator[str]:
-    """``start`` and every node it needs through links, each once (missing ones skipped)."""
-    seen: set[str] = set()
-    todo = [start]
-    while todo:
-        node_id = todo.pop()
-        if node_id in seen or node_id not in graph:
-            continue
-        seen.add(node_id)
-        yield node_id
-        todo += [str(v[0]) for v in _inputs(graph, node_id).values() if is_link(v)]
-
-
-def _inputs(graph: Graph, node_id: str) -> Mapping[str, Any]:
-    node = graph.get(node_id)
-    inputs = node.get("inputs") if isinstance(node, dict) else None
-    return inputs if isinstance(inputs, dict) else {}
-
-
 def prune(graph: Graph, outputs: Iterable[str]) -> dict[str, Any]:
     """``graph`` with only the nodes ``outputs`` need, in the graph's order."""
-    keep = {node_id for out in outputs for node_id in upstream(graph, out)}
+    keep = {node_id for out in outputs for node_id in errors.upstream(graph, out)}
     return {node_id: node for node_id, node in graph.items() if node_id in keep}
 
 
 def dangling_errors(graph: Graph, output: str) -> dict[str, Any]:
     """ComfyUI's ``node_errors`` for ``output`` when its branch links to a node that is not
     in the graph (its validation raises ``KeyError`` there), else ``{}``."""
-    for node_id in upstream(graph, output):
-        for name, value in _inputs(graph, node_id).items():
+    for node_id in errors.upstream(graph, output):
+        for name, value in errors.node_inputs(graph, node_id).items():
             if is_link(value) and str(value[0]) not in graph:
                 return {node_id: _key_error(graph, node_id, output, name, value)}
     return {}
