@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 MIN_MEASURED = 0.02  # below this fraction the pace is not measured yet
 # Before the first report (dispatch, a cold model load) the bar moves as if the image took
-# PRIOR_TOTAL_S, up to PRIOR_CAP: a guess, kept small, so the wait does not look frozen.
-PRIOR_TOTAL_S = 20.0
+# PRIOR_TOTAL_S, up to PRIOR_CAP: a guess, so the wait does not look frozen. A short guess
+# with a low cap errs both ways by little: a quick image is not left at 0 % through its
+# dispatch, and a slow one is led by at most PRIOR_CAP.
+PRIOR_TOTAL_S = 5.0
 PRIOR_CAP = 0.15
 MAX_AHEAD = 0.25  # the clock may run this far ahead of the latest report
 CAP = 0.97  # only the service's own report says "done"
