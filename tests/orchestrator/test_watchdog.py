@@ -84,7 +84,9 @@ def test_a_frozen_socket_is_reconnected_within_seconds_and_the_item_runs_once(
 ) -> None:
     orch = orch_factory([proxy.url])
     stream = orch.pool.worker(proxy.url.split("//")[1]).node.stream
-    handle = orch.submit(graph=graphs.sleep(8.0, steps=32, seed=seed()))
+    # Long enough to still run when the socket is back (~6 s after the freeze), with room
+    # for a loaded machine: the test then sees progress arrive on the new socket.
+    handle = orch.submit(graph=graphs.sleep(20.0, steps=80, seed=seed()))
     log = ProgressLog(orch, handle.id)
     try:
         wait_until(lambda: len(log.times) >= 2, 60, "progress from the running prompt")
