@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -25,13 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_pool import start_nodes  # noqa: E402
 from orchestrator.jobs import JobStatus  # noqa: E402
-from orchestrator.provision.install import default_home, ensure_installed  # noqa: E402
-from orchestrator.provision.server import LocalComfy, prepare_base_dir  # noqa: E402
+from orchestrator.provision.server import LocalComfy  # noqa: E402
 from orchestrator.service import Orchestrator  # noqa: E402
 from tests.faults import set_slowdown  # noqa: E402
 
-TEST_PACK = ROOT / "tests" / "comfy_nodes"
 GOAL = 1.15
 
 
@@ -41,20 +39,6 @@ def nap(seconds: float) -> dict[str, dict[str, object]]:
               "inputs": {"seconds": seconds, "steps": 4, "seed": uuid.uuid4().int % 10**9}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "s"}},
     }
-
-
-def start_nodes(workdir: Path) -> list[LocalComfy]:
-    inst = ensure_installed(default_home(), progress=lambda line: print(line, flush=True))
-    servers = [LocalComfy(inst, prepare_base_dir(inst, workdir / name, [TEST_PACK]))
-               for name in ("fast", "slow")]
-    threads = [threading.Thread(target=s.start) for s in servers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for s in servers:
-        s.start()  # no-op when up; raises with the log when it failed
-    return servers
 
 
 def best_split(n: int, fast_s: float, slow_s: float) -> float:
@@ -97,7 +81,7 @@ def main() -> None:
     parser.add_argument("--slowdown", type=float, default=3.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        nodes = start_nodes(Path(tmp))
+        nodes = start_nodes(2, Path(tmp))  # the second is slowed below
         try:
             set_slowdown(nodes[1].base_dir, args.slowdown)
             results = {}
