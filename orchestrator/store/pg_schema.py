@@ -11,7 +11,6 @@ from __future__ import annotations
 from orchestrator.errors import StoreError
 from orchestrator.store.dialect import Conn
 
-SCHEMA_VERSION = 2
 MIGRATION_LOCK = 7_218_001  # the advisory lock key held while migrating
 
 _V1 = (
@@ -96,6 +95,9 @@ _V2 = (
 )
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2}
+# Each schema change adds its own numbered entry above; a number not (yet) taken is an
+# empty step, so changes made side by side may land in any order.
+SCHEMA_VERSION = max(MIGRATIONS)
 
 
 def migrate(conn: Conn, where: str) -> None:
@@ -113,6 +115,6 @@ def migrate(conn: Conn, where: str) -> None:
             f"{SCHEMA_VERSION}; upgrade the orchestrator or use another database"
         )
     for target in range(version + 1, SCHEMA_VERSION + 1):
-        for statement in MIGRATIONS[target]:
+        for statement in MIGRATIONS.get(target, ()):
             conn.execute(statement)
         conn.execute("INSERT INTO schema_version (version) VALUES (?)", [target])

@@ -11,8 +11,6 @@ import sqlite3
 
 from orchestrator.errors import StoreError
 
-SCHEMA_VERSION = 2
-
 _V1 = (
     """CREATE TABLE jobs (
         seq INTEGER PRIMARY KEY,
@@ -87,6 +85,9 @@ _V1 = (
 _V2 = ("ALTER TABLE idempotency ADD COLUMN request_digest TEXT",)
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2}
+# Each schema change adds its own numbered entry above; a number not (yet) taken is an
+# empty step, so changes made side by side may land in any order.
+SCHEMA_VERSION = max(_MIGRATIONS)
 
 
 def migrate(conn: sqlite3.Connection, path: object) -> None:
@@ -101,6 +102,6 @@ def migrate(conn: sqlite3.Connection, path: object) -> None:
             f"{SCHEMA_VERSION}; upgrade the orchestrator or use another data directory"
         )
     for target in range(version + 1, SCHEMA_VERSION + 1):
-        for statement in _MIGRATIONS[target]:
+        for statement in _MIGRATIONS.get(target, ()):
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {target}")
