@@ -209,17 +209,27 @@ class NodeProtocolError(NodeError):
 # --- jobs --------------------------------------------------------------------------------
 
 
+class NotFound(OrchestratorError):
+    """Nothing of that kind (``what``: a token, a blob, a node, a file...) with that id is
+    visible to the caller; one 404 for every face, saying what was looked for."""
+
+    def __init__(self, what: str, id: str) -> None:
+        self.what = what
+        self.id = id
+        super().__init__(f"no {what} with id {id!r}")
+
+
 class JobError(OrchestratorError):
     """A job cannot be found, failed, or was cancelled."""
 
 
-class JobNotFound(JobError):
-    """No job (or prompt, or output) with that id is visible to the caller."""
+class JobNotFound(NotFound, JobError):
+    """No job (or one of its prompts, items or outputs) with that id is visible to the
+    caller; ``what`` says which."""
 
     def __init__(self, job_id: str, what: str = "job") -> None:
         self.job_id = job_id
-        self.what = what
-        super().__init__(f"no {what} with id {job_id!r}")
+        super().__init__(what, job_id)
 
 
 class JobFailed(JobError):

@@ -33,7 +33,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError, features
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator import embedded
-from orchestrator.errors import JobNotFound, StoreError
+from orchestrator.errors import NotFound, StoreError
 from orchestrator.jobs import Item, Job, Visibility, utcnow
 
 BLOBS_DIR = "blobs"  # under the data directory
@@ -220,7 +220,7 @@ def _disk(what: str) -> Iterator[None]:
 
 def _checked(sha256: str) -> str:
     if not _SHA256.fullmatch(sha256):
-        raise JobNotFound(sha256, what="blob")
+        raise NotFound("blob", sha256)
     return sha256
 
 
@@ -317,7 +317,7 @@ class BlobStore:
             del self._releases[sha256]
 
     def path(self, sha256: str) -> Path:
-        """Where the blob lives (whether or not it exists); JobNotFound for a bad hash."""
+        """Where the blob lives (whether or not it exists); NotFound for a bad hash."""
         sha256 = _checked(sha256)
         return self.root / sha256[:2] / sha256
 
@@ -326,11 +326,11 @@ class BlobStore:
         return _SHA256.fullmatch(sha256) is not None and self.path(sha256).is_file()
 
     def open(self, sha256: str) -> BinaryIO:
-        """The blob opened for binary reading; the caller closes it. JobNotFound if absent."""
+        """The blob opened for binary reading; the caller closes it. NotFound if absent."""
         try:
             return self.path(sha256).open("rb")
         except FileNotFoundError:
-            raise JobNotFound(sha256, what="blob") from None
+            raise NotFound("blob", sha256) from None
 
     def delete(self, sha256: str) -> None:
         """Remove the blob, its thumbnails and its public copy; absent blobs are ignored."""
@@ -345,7 +345,7 @@ class BlobStore:
         images ComfyUI embeds (``embedded.stripped``). Made on first use and kept beside
         the blob; the blob itself for types that carry nothing to strip.
 
-        JobNotFound if the blob is absent, or broken so that its metadata cannot be
+        NotFound if the blob is absent, or broken so that its metadata cannot be
         removed (then it is served to no one but its owner).
         """
         if not embedded.strippable(mime):
@@ -357,7 +357,7 @@ class BlobStore:
             try:
                 data = embedded.stripped(source.read(), mime)
             except embedded.Unreadable:
-                raise JobNotFound(sha256, what="shareable copy of blob") from None
+                raise NotFound("shareable copy of blob", sha256) from None
         with _disk(f"writing the public copy of blob {sha256}"):
             _write_atomic(target, data)
         return target
@@ -365,7 +365,7 @@ class BlobStore:
     def thumbnail(self, sha256: str, size: int = DEFAULT_THUMBNAIL_SIZE) -> Path | None:
         """A cached thumbnail (longest side ``size``) made on first use; None for non-images.
 
-        Animated images use their first frame. JobNotFound if the blob is absent.
+        Animated images use their first frame. NotFound if the blob is absent.
         """
         extension = THUMBNAIL_FORMAT.lower()
         target = self.path(sha256).with_name(f"{sha256}.thumb{size}.{extension}")

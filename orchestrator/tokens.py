@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from orchestrator.errors import ConfigError, JobNotFound, StoreError
+from orchestrator.errors import ConfigError, NotFound, StoreError
 from orchestrator.jobs import utcnow
 
 TOKENS_FILE = "tokens.sqlite3"  # in the data directory
@@ -158,7 +158,7 @@ class TokenStore:
     def revoke(self, ref: str) -> TokenInfo:
         """Revoke the token with id (or prefix, or plaintext) ``ref``; harmless twice.
 
-        Raises ``JobNotFound(what="token")`` when no token has that id.
+        Raises ``NotFound("token", id)`` when no token has that id.
         """
         token_id = _token_id_of(ref.strip())
         with self._db("revoking a token") as conn:
@@ -169,12 +169,12 @@ class TokenStore:
     # --- reading -------------------------------------------------------------------------
 
     def get(self, token_id: str) -> TokenInfo:
-        """The token's record; ``JobNotFound(what="token")`` if absent."""
+        """The token's record; ``NotFound("token", id)`` if absent."""
         with self._db("reading a token") as conn:
             row = conn.execute("SELECT id, owner, admin, created_at, revoked_at FROM tokens "
                                "WHERE id = ?", (token_id,)).fetchone()
         if row is None:
-            raise JobNotFound(token_id, what="token")
+            raise NotFound("token", token_id)
         return _info(row)
 
     def list(self) -> list[TokenInfo]:

@@ -33,8 +33,8 @@ from orchestrator.errors import (
     IdempotencyKeyReused,
     InvalidCursor,
     JobError,
-    JobNotFound,
     NodeError,
+    NotFound,
     OrchestratorError,
     StoreError,
     SubstitutionError,
@@ -160,7 +160,7 @@ def envelope(exc: OrchestratorError) -> Envelope:
     """The response for ``exc``: the most specific rule wins (first match below)."""
     if isinstance(exc, ApiError):
         return Envelope(exc.status, body(exc.code, str(exc), exc.details), exc.headers)
-    if isinstance(exc, JobNotFound | WorkflowNotFound | AccessDenied):
+    if isinstance(exc, NotFound | WorkflowNotFound | AccessDenied):
         return Envelope(404, body("not_found", _not_found_message(exc)))
     if isinstance(exc, WorkflowFormatError | SubstitutionError | GraphRejected):
         return Envelope(422, body("invalid_workflow", str(exc), {"problems": problems(exc)}))

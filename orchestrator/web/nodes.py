@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from orchestrator.errors import JobNotFound
+from orchestrator.errors import NotFound
 from orchestrator.nodes import NodeInfo, node_config
 from orchestrator.service import Orchestrator
 from orchestrator.web.auth import Admin, Caller, Svc
@@ -31,7 +31,7 @@ def _node(orch: Orchestrator, name: str) -> NodeInfo:
     checked_name(name, "node name", NODE_NAME_RE)
     found = next((n for n in orch.nodes() if n.name == name), None)
     if found is None:
-        raise JobNotFound(name, what="node")
+        raise NotFound("node", name)
     return found
 
 

@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse
 
 from orchestrator.errors import (
     ConfigError,
-    JobNotFound,
+    NotFound,
     WorkflowError,
     WorkflowFormatError,
     WorkflowInvalid,
@@ -224,7 +224,7 @@ def get_preview(name: str, svc: Svc, who: Caller) -> FileResponse:
         raise WorkflowNotFound(name)
     path = preview_file(registry.folder, workflow.meta.preview_image)
     if path is None:
-        raise JobNotFound(name, what="preview image of workflow")
+        raise NotFound("preview image of workflow", name)
     return FileResponse(path, media_type=PREVIEW_TYPES[path.suffix.lower()])
 
 

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from orchestrator import outputs
-from orchestrator.errors import JobNotFound, StoreError
+from orchestrator.errors import JobNotFound, NotFound, StoreError
 from orchestrator.jobs import Item, Job, JobSpec, Visibility
 from orchestrator.outputs import BlobRef, BlobStore, Media, OutputKind, new_output, probe
 from orchestrator.service import Orchestrator
@@ -175,11 +175,12 @@ def test_blake3_is_recorded_when_the_package_is_installed(
 def test_unknown_or_malformed_hashes_are_not_found(blobs: BlobStore) -> None:
     for bad in ("../../etc/passwd", "AB" * 32, "ab" * 31):
         assert not blobs.exists(bad)
-        with pytest.raises(JobNotFound):
+        with pytest.raises(NotFound):
             blobs.path(bad)
-    with pytest.raises(JobNotFound) as caught:
+    with pytest.raises(NotFound) as caught:
         blobs.open("ab" * 32)
     assert caught.value.what == "blob"
+    assert not isinstance(caught.value, JobNotFound)  # a blob is not a job
 
 
 def test_delete_removes_the_blob_and_its_thumbnails(blobs: BlobStore) -> None:
@@ -270,7 +271,7 @@ def test_an_animation_is_thumbnailed_from_its_first_frame(blobs: BlobStore) -> N
 def test_non_images_have_no_thumbnail(blobs: BlobStore) -> None:
     assert blobs.thumbnail(blobs.put(wav_bytes()).sha256) is None
     assert blobs.thumbnail(blobs.put(MP4).sha256) is None
-    with pytest.raises(JobNotFound):
+    with pytest.raises(NotFound):
         blobs.thumbnail("cd" * 32)
 
 

@@ -14,7 +14,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.errors import JobNotFound
+from orchestrator.errors import JobNotFound, NotFound
 from orchestrator.service import Orchestrator
 from orchestrator.tokens import Principal
 from orchestrator.web.auth import can_read_output
@@ -57,7 +57,7 @@ def annotated(name: str) -> tuple[str, str | None]:
 def view_address(query: dict[str, str]) -> Upload:
     """The (type, subfolder, name) a ``/view`` query asks for; 400/403/404 as ComfyUI."""
     if "filename" not in query:
-        raise JobNotFound("", what="file")
+        raise NotFound("file", "")
     name, kind = annotated(query["filename"])
     if not name or name.startswith("/") or ".." in name:
         raise InvalidRequest(f"filename {name!r} is not allowed: no '..' and no leading '/'")
@@ -71,14 +71,14 @@ def view_address(query: dict[str, str]) -> Upload:
 
 
 def find(orch: Orchestrator, uploads: UploadStore, who: Principal, where: Upload) -> Found:
-    """The caller's output or upload at ``where``; ``JobNotFound`` when there is none."""
+    """The caller's output or upload at ``where``; ``NotFound`` when there is none."""
     output = _output(orch, who, where) if where.kind == "output" and not where.subfolder \
         else None
     if output is not None:
         return output
     sha = uploads.find(who.owner, where)
     if sha is None:
-        raise JobNotFound(where.graph_name, what="file")
+        raise NotFound("file", where.graph_name)
     return Found(sha, where.name, _mime(where.name))
 
 

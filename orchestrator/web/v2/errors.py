@@ -40,10 +40,12 @@ from orchestrator.errors import (
     GraphRejected,
     InputProblem,
     InvalidCursor,
-    JobNotFound,
     OrchestratorError,
     WorkflowFormatError,
     WorkflowNotFound,
+)
+from orchestrator.errors import (
+    NotFound as Missing,
 )
 from orchestrator.web.body import InvalidJson
 from orchestrator.web.errors import ApiError, body, envelope
@@ -156,7 +158,7 @@ def _client_error(exc: Exception) -> ApiError | None:
         return exc
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         return _framework(exc)
-    if isinstance(exc, JobNotFound | AccessDenied | WorkflowNotFound):
+    if isinstance(exc, Missing | AccessDenied | WorkflowNotFound):
         return NotFound(_not_found_message(exc))
     if isinstance(exc, GraphRejected):
         return graph_rejected(exc)
@@ -180,8 +182,8 @@ def _framework(exc: HTTPException) -> ApiError:
 
 
 def _not_found_message(exc: OrchestratorError) -> str:
-    if isinstance(exc, JobNotFound):
-        return f"no {exc.what} with id {exc.job_id!r}"
+    if isinstance(exc, Missing):
+        return f"no {exc.what} with id {exc.id!r}"
     return "not found"
 
 
