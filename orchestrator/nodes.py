@@ -58,7 +58,9 @@ def node_config(url_or_config: str | NodeConfig) -> NodeConfig:
         raise ConfigError(f"node address {url_or_config!r}: {exc}") from exc
 
 
-class Health(StrEnum):
+class NodeHealth(StrEnum):
+    """Whether a node answers (``/system_stats``); not the service's own health."""
+
     UNKNOWN = "unknown"
     UP = "up"
     DOWN = "down"
@@ -70,7 +72,7 @@ class NodeInfo(BaseModel):
     name: str
     url: str
     tags: list[str]
-    health: Health
+    health: NodeHealth
     draining: bool
     in_flight: int
     max_in_flight: int
@@ -86,7 +88,7 @@ class Node:
     """Live state of one node; ``check()`` is the only method that does I/O."""
 
     config: NodeConfig
-    health: Health = Health.UNKNOWN
+    health: NodeHealth = NodeHealth.UNKNOWN
     draining: bool = False
     capabilities: Capabilities | None = None
     object_info: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -138,12 +140,12 @@ class Node:
         client = self.client
         try:
             stats = client.system_stats()
-            if self.health != Health.UP or self.capabilities is None:
+            if self.health != NodeHealth.UP or self.capabilities is None:
                 self._refresh(client, stats)
         except NodeError as exc:
             self.mark_down(str(exc))
             return False
-        self.system_stats, self.health = stats, Health.UP
+        self.system_stats, self.health = stats, NodeHealth.UP
         self.last_error, self.last_seen = None, time.time()
         return True
 
@@ -152,11 +154,11 @@ class Node:
         self.features = client.detect_features(stats)
         self.capabilities = Capabilities.from_object_info(self.object_info)
         self.refreshes += 1
-        if self.health == Health.DOWN:
+        if self.health == NodeHealth.DOWN:
             self.restarts += 1
 
     def mark_down(self, reason: str) -> None:
-        self.health = Health.DOWN
+        self.health = NodeHealth.DOWN
         self.last_error = reason
 
     def info(self, in_flight: int) -> NodeInfo:

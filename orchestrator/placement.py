@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from orchestrator import dispatch, speed
 from orchestrator.dispatch import Requirements
 from orchestrator.jobs import Item, ItemStatus, Job
-from orchestrator.nodes import Health
+from orchestrator.nodes import NodeHealth
 from orchestrator.speed import NodeLoad, SpeedBook
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class Placement:
         with self.pool.lock:
             workers = list(self.pool.workers.values())
         return [w for w in workers
-                if w.node.health == Health.UP and not w.node.draining
+                if w.node.health == NodeHealth.UP and not w.node.draining
                 and w.node.capabilities is not None
                 and dispatch.can_run(req, w.node.capabilities)]
 

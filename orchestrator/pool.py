@@ -21,7 +21,7 @@ from orchestrator.comfy.watch import STREAM_CONNECT_WAIT
 from orchestrator.dispatch import Requirements
 from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.jobs import Item, ItemError, ItemStatus, Job, JobStatus
-from orchestrator.nodes import Health, Node, NodeConfig, NodeInfo
+from orchestrator.nodes import Node, NodeConfig, NodeHealth, NodeInfo
 from orchestrator.placement import Placement
 from orchestrator.reconcile import reconcile
 from orchestrator.runner import ItemExecution, PoolContext, publish_if_finished
@@ -64,7 +64,7 @@ class NodeWorker:
     def has_room(self) -> bool:
         with self.lock:
             busy = len(self.running)
-        return (self.node.health == Health.UP and not self.node.draining
+        return (self.node.health == NodeHealth.UP and not self.node.draining
                 and busy < self.node.config.max_in_flight)
 
     def run_once(self) -> bool:
@@ -314,7 +314,7 @@ class NodePool:
             was, refreshes = worker.node.health, worker.node.refreshes
             up = worker.node.check()
             refreshed |= worker.node.refreshes != refreshes
-            if up and was == Health.DOWN:
+            if up and was == NodeHealth.DOWN:
                 self.reconcile_node(worker)
                 self.wake()
         if refreshed:

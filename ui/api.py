@@ -28,7 +28,6 @@ from pydantic import BaseModel, ValidationError
 from orchestrator.errors import OrchestratorError
 from ui.events import Frame, parse_frames
 from ui.models import (
-    Health,
     Job,
     JobPage,
     Me,
@@ -36,6 +35,7 @@ from ui.models import (
     NodeList,
     Output,
     OutputPage,
+    ServiceHealth,
     WorkflowCheck,
     WorkflowDetail,
     WorkflowSummary,
@@ -120,9 +120,9 @@ class ApiClient:
 
     # --- service ------------------------------------------------------------------------
 
-    def health(self) -> Health:
+    def health(self) -> ServiceHealth:
         """``GET /v1/health``; needs no token, so it tells "down" apart from "refused"."""
-        return _parsed(Health, self._json("GET", "/v1/health", auth=False), self.base_url)
+        return _parsed(ServiceHealth, self._json("GET", "/v1/health", auth=False), self.base_url)
 
     def me(self) -> Me:
         """``GET /v1/me``: who the token stands for; ``TokenRefused`` when it is refused."""

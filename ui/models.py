@@ -20,7 +20,9 @@ class _Answer(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class Health(_Answer):
+class ServiceHealth(_Answer):
+    """``GET /v1/health``: whether the service runs, in counts."""
+
     status: str
     nodes_up: int
     nodes_total: int

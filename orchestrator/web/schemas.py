@@ -413,7 +413,9 @@ class Me(BaseModel):
     token_id: str = Field(description="the token's public id (comfy-orch token list)")
 
 
-class Health(BaseModel):
+class ServiceHealth(BaseModel):
+    """Whether the service runs, in counts only (``GET /v1/health``)."""
+
     status: Literal["ok"] = "ok"
     nodes_up: int
     nodes_total: int

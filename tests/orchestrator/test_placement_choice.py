@@ -8,7 +8,7 @@ from typing import Any
 
 from orchestrator.dispatch import PREFERRED_NODE_KEY, Capabilities, Requirements
 from orchestrator.jobs import Item, Job, JobSpec
-from orchestrator.nodes import Health, Node, NodeConfig
+from orchestrator.nodes import Node, NodeConfig, NodeHealth
 from orchestrator.placement import Placement
 from orchestrator.speed import SpeedBook
 
@@ -17,7 +17,7 @@ def pool_of(*names: str) -> Any:
     workers = {}
     for name in names:
         node = Node(NodeConfig(url=f"http://127.0.0.1:1/{name}", name=name),
-                    health=Health.UP, capabilities=Capabilities())
+                    health=NodeHealth.UP, capabilities=Capabilities())
         workers[name] = SimpleNamespace(node=node, lock=threading.Lock(), running={})
     return SimpleNamespace(lock=threading.Lock(), workers=workers,
                            requirements_of=lambda job: Requirements(frozenset(), frozenset()))

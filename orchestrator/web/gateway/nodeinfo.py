@@ -15,7 +15,7 @@ from typing import Any
 from orchestrator.comfy.client import ComfyClient
 from orchestrator.comfy.features import parse_version
 from orchestrator.errors import ConfigError, NodeError
-from orchestrator.nodes import Health, Node, NodeInfo
+from orchestrator.nodes import Node, NodeHealth, NodeInfo
 from orchestrator.service import Orchestrator
 
 # Reported while no node has answered yet, so clients that parse the version still work.
@@ -23,7 +23,7 @@ UNKNOWN_VERSION = "unknown"
 ARGV = ["comfy-orchestrator"]
 
 def _up(orch: Orchestrator) -> list[NodeInfo]:
-    return [n for n in orch.nodes() if n.health == Health.UP]
+    return [n for n in orch.nodes() if n.health == NodeHealth.UP]
 
 
 def object_info_of(orch: Orchestrator, node_class: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 from orchestrator.dispatch import PREFERRED_NODE_KEY
 from orchestrator.errors import JobNotFound
 from orchestrator.jobs import Job, JobStatus
-from orchestrator.nodes import Health
+from orchestrator.nodes import NodeHealth
 from orchestrator.service import Orchestrator
 from orchestrator.tokens import Principal
 from orchestrator.web import limits
@@ -109,7 +109,7 @@ class Gateway:
     def version(self) -> versions.Version | None:
         """The ComfyUI release the gateway answers as (see ``versions``)."""
         return versions.speaking(n.comfyui_version for n in self.orch.nodes()
-                                 if n.health == Health.UP)
+                                 if n.health == NodeHealth.UP)
 
     @contextlib.contextmanager
     def _claim(self, prompt_id: str) -> Iterator[bool]:

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.jobs import Job, JobStatus, utcnow
-from orchestrator.nodes import Health as NodeHealth
+from orchestrator.nodes import NodeHealth
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.tokens import Principal, TokenStore
@@ -113,16 +113,16 @@ def v2_router(orch: Orchestrator, tokens: TokenStore, settings: Settings) -> API
     _job_routes(router, v2)
     sweep = ExpirySweep(v2.assets.store, functools.partial(release_blob, orch))
     asset_routes.add(router, v2.assets, orch.blobs, settings, v2.now, sweep)
-    router.add_api_route("/health", _health(v2), methods=["GET"], response_model=schemas.Health,
+    router.add_api_route("/health", _health(v2), methods=["GET"], response_model=schemas.V2Health,
                          summary="Whether the service runs (no token needed)")
     return router
 
 
-def _health(v2: V2) -> Callable[[], schemas.Health]:
-    def health() -> schemas.Health:
+def _health(v2: V2) -> Callable[[], schemas.V2Health]:
+    def health() -> schemas.V2Health:
         pool = v2.orch.nodes()
         up = sum(n.health == NodeHealth.UP for n in pool)
-        return schemas.Health(status="ok" if up else "degraded", nodes_up=up,
+        return schemas.V2Health(status="ok" if up else "degraded", nodes_up=up,
                               nodes_total=len(pool), queued=v2.orch.store.queued_count())
     return health
 
