@@ -17,18 +17,20 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from orchestrator import dispatch
+from orchestrator import access, admission, dispatch
+from orchestrator.admission import Admission, Admitted
 from orchestrator.dispatch import Requirements
-from orchestrator.errors import JobError, OrchestratorError, WorkflowNotFound
+from orchestrator.errors import JobError, JobNotFound, OrchestratorError, WorkflowNotFound
 from orchestrator.events import EventBus, Finished, Queued, Snapshot, Subscription
 from orchestrator.jobs import Item, ItemStatus, Job, JobSpec, JobStatus, Visibility
-from orchestrator.nodes import NodeConfig, NodeInfo, node_config
+from orchestrator.nodes import NodeConfig, NodeHealth, NodeInfo, node_config
 from orchestrator.outputs import BlobStore, OutputRecord
 from orchestrator.pool import NodePool
 from orchestrator.registry import WorkflowRegistry
@@ -39,12 +41,13 @@ from orchestrator.rendering import (
     render_workflow,
     with_pool_model,
 )
-from orchestrator.retention import DEFAULT_SWEEP_S, RetentionSweep
+from orchestrator.retention import DEFAULT_SWEEP_S, RetentionSweep, expires_at
 from orchestrator.runner import PoolContext, RenderedItem, publish_if_finished
 from orchestrator.seeds import reseeded
 from orchestrator.staging import stage_named_inputs
 from orchestrator.stall import StallLimits
 from orchestrator.store import JobPage, JobStore, OutputPage, open_store
+from orchestrator.tokens import Principal
 from orchestrator.validation import check_against_object_info, raise_for_problems
 from orchestrator.workflow import check_graph_shape
 from placeholders import RANDOM_SEED, seed_for
@@ -83,6 +86,18 @@ class JobHandle:
 
     def __repr__(self) -> str:
         return f"JobHandle({self.id!r})"
+
+
+EventT = TypeVar("EventT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class PoolCounts:
+    """The pool in counts only, for a health answer anyone may read (no addresses)."""
+
+    nodes_up: int
+    nodes_total: int
+    queued: int  # items waiting for a node
 
 
 class Orchestrator:
@@ -129,6 +144,7 @@ class Orchestrator:
             self.pool.watchdog.limits = stall_limits
         self._requirements: dict[str, Requirements] = {}
         self._closed = False
+        self._admitting = threading.Lock()  # the queue bound's count and the insert, as one
         # Deletes a blob once nothing names it. A front end with records of its own over
         # the blobs (the web service's uploads and assets) puts its own check here.
         self.release_blob: Callable[[str], object] = self._release_unreferenced
@@ -273,9 +289,9 @@ class Orchestrator:
     def list(self, **filters: Any) -> JobPage:
         return self.store.list_jobs(**filters)
 
-    def queued_count(self) -> int:
-        """Items waiting for a node (not yet dispatched)."""
-        return self.store.queued_count()
+    def queued_count(self, owner: str | None = None) -> int:
+        """Items waiting for a node (not yet dispatched); ``owner``'s only, when given."""
+        return self.store.queued_count(owner)
 
     def backlog(self) -> int:
         """Items not finished yet, pool-wide: waiting for a node plus running on one."""
@@ -459,6 +475,150 @@ class Orchestrator:
         if info:
             raise_for_problems(check_against_object_info(dict(graph), info), source=source)
 
+    # --- job state for the faces: progress, recent events, retention, pool counts ---------
+
+    def progress_of(self, job: Job) -> float:
+        """``progress`` of a job already read: 0..1 over all its items and whole graphs,
+        never decreasing while it runs."""
+        return self.pool.ctx.progress.get(job)
+
+    def latest_event(self, job_id: str, kind: type[EventT]) -> EventT | None:
+        """The newest event of ``kind`` still kept for the job, or None.
+
+        The kept history is bounded and holds nothing from before this process, so a
+        face uses this only to show a late client the last progress step or preview.
+        """
+        for event in reversed(self.bus.history(job_id)):
+            if isinstance(event, kind):
+                return event
+        return None
+
+    def expiry_of(self, job: Job) -> datetime | None:
+        """When the retention sweep may delete ``job``; None when jobs are kept."""
+        return expires_at(job.created_at, self.retention)
+
+    def pool_counts(self) -> PoolCounts:
+        """Nodes up, nodes known and items waiting for a node."""
+        nodes = self.pool.nodes()
+        return PoolCounts(nodes_up=sum(n.health == NodeHealth.UP for n in nodes),
+                          nodes_total=len(nodes), queued=self.store.queued_count())
+
+    # --- access: one rule of who may read and act, for every face -----------------------
+
+    def job_for(self, who: Principal, job_id: str, *, what: str = "job") -> Job:
+        """The job, if ``who`` may read it; ``JobNotFound`` (naming ``what``) otherwise,
+        exactly as for an id that does not exist."""
+        job = self.get(job_id)
+        if not access.can_read_job(who, job):
+            raise JobNotFound(job_id, what=what)
+        return job
+
+    def jobs_for(self, who: Principal, *, owner: str | None = None,
+                 **filters: Any) -> JobPage:
+        """A page of the jobs ``who`` may see, newest first: their own, or any owner's
+        (``owner``, None: all) for an admin. ``AccessDenied`` when another owner is
+        asked for without an admin token. ``filters`` as for ``list``."""
+        return self.list(owner=access.listing_owner(who, owner), **filters)
+
+    def output_for(self, who: Principal, output_id: str) -> OutputRecord:
+        """The output record, if ``who`` may read it (theirs, public, or an admin's
+        caller); ``JobNotFound`` (what="output") otherwise."""
+        record = self.output(output_id)
+        if not access.can_read_output(who, record):
+            raise JobNotFound(output_id, what="output")
+        return record
+
+    def outputs_for(self, who: Principal, *, owner: str | None = None,
+                    job_id: str | None = None, character: str | None = None,
+                    conversation: str | None = None, workflow: str | None = None,
+                    limit: int = 50, cursor: str | None = None) -> OutputPage:
+        """A page of the outputs ``who`` may read that match every filter given."""
+        return self.store.list_outputs(
+            owner=owner, job_id=job_id, character=character, conversation=conversation,
+            workflow=workflow, visible_to=access.output_viewer(who), limit=limit,
+            cursor=cursor)
+
+    def gallery_for(self, who: Principal, *, character: str | None = None,
+                    conversation: str | None = None, limit: int = 50,
+                    cursor: str | None = None) -> OutputPage:
+        """A character's public gallery, or the conversation's outputs ``who`` may see
+        (every owner's for an admin)."""
+        if character is not None:
+            return self.gallery(character=character, limit=limit, cursor=cursor)
+        return self.gallery(conversation=conversation, owner=access.output_viewer(who),
+                            limit=limit, cursor=cursor)
+
+    def cancel_for(self, who: Principal, job_id: str) -> Job:
+        """``cancel``, if ``who`` may act on the job; ``JobNotFound`` otherwise."""
+        self._acted_on(who, job_id)
+        return self.cancel(job_id)
+
+    def retry_for(self, who: Principal, job_id: str) -> JobHandle:
+        """``retry``, if ``who`` may act on the job; ``JobNotFound`` otherwise."""
+        self._acted_on(who, job_id)
+        return self.retry(job_id)
+
+    def delete_output(self, who: Principal, output_id: str) -> None:
+        """Delete the output record, if ``who`` may (its owner or an admin; a public
+        output reads, but does not delete, like another's: ``JobNotFound``). Its bytes go
+        too unless something else still names them (``release_blob``)."""
+        record = self.output_for(who, output_id)
+        if not access.can_delete_output(who, record):
+            raise JobNotFound(output_id, what="output")
+        self.store.delete_output(record.id)
+        self.release_blob(record.sha256)
+
+    def _acted_on(self, who: Principal, job_id: str) -> Job:
+        job = self.get(job_id)
+        if not access.can_act_on_job(who, job):
+            raise JobNotFound(job_id)
+        return job
+
+    # --- admission: what a face submits, checked in one order --------------------------
+
+    def admit(self, request: Admission) -> JobHandle:
+        """Check ``request`` (shape, input files, pre-flight, queue bound, in that order;
+        see ``orchestrator.admission``) and record its job. Raises the first refusal:
+        ``WorkflowFormatError``, ``GraphRejected``, ``QueueFull``, ``SubstitutionError``,
+        ``IdempotencyKeyReused``; nothing is recorded then."""
+        self._check_open()
+        return admission.admit(request, _AdmissionDoor(self))
+
+    def input_files(self, owner: str, graph: Mapping[str, Any]) -> dict[str, str]:
+        """The input files of ``owner`` that ``graph``'s inputs name (name → sha256).
+
+        None yet: faces pass the files they resolved in ``Admission.inputs``; the core's
+        input-file store answers here once it exists.
+        """
+        return {}
+
+    # --- following a job: the one event stream every face translates -------------------
+
+    async def follow(self, job_id: str, after: int | None = None, *,
+                     keepalive: float | None = None) -> AsyncIterator[BaseModel | None]:
+        """A job's events for asyncio code, ending after its terminal event.
+
+        A snapshot of the job comes first, unless ``after`` (the ``seq`` of the last
+        event a client saw) is still held by the bus: then every later event is replayed
+        instead, so nothing in between is lost. An ``after`` from another process, or
+        past the job's last event, starts with a snapshot; a job that had ended ends the
+        stream with it. With ``keepalive``, ``None`` is yielded after each ``keepalive``
+        seconds without an event (for a face's keep-alive); the stream also ends when
+        this orchestrator closes. ``JobNotFound`` for an unknown id.
+        """
+        sub = await asyncio.to_thread(self._subscription, job_id, after)
+        with sub:
+            async for event in _until_end(sub, keepalive, lambda: self._closed):
+                yield event
+
+    def _subscription(self, job_id: str, after: int | None) -> Subscription:
+        last = self.bus.last_seq(job_id)
+        if after is None or after > last:
+            return self.events(job_id)
+        if after == last and self.get(job_id).status.terminal:
+            return self.events(job_id)  # nothing newer will come: end with a snapshot
+        return self.events(job_id, after=after)
+
     # --- lifecycle ---------------------------------------------------------------------
 
     def recover(self) -> int:
@@ -500,3 +660,60 @@ class Orchestrator:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+# --- admission and following: helpers of the façade sections above ---------------------
+
+
+@dataclass(frozen=True)
+class _AdmissionDoor:
+    """The façade as ``admission.Door``: what admission reads, and how it records."""
+
+    orch: Orchestrator
+
+    def object_info(self) -> dict[str, Any]:
+        return self.orch.object_info()
+
+    def queued_count(self, owner: str | None = None) -> int:
+        return self.orch.queued_count(owner)
+
+    def input_files(self, owner: str, graph: Mapping[str, Any]) -> dict[str, str]:
+        return self.orch.input_files(owner, graph)
+
+    def exclusive(self) -> contextlib.AbstractContextManager[object]:
+        return self.orch._admitting
+
+    def record(self, admitted: Admitted) -> JobHandle:
+        req = admitted.request
+        blobs = self.orch.blobs
+        images: dict[str, ImageInput] = {name: blobs.path(sha)
+                                         for name, sha in admitted.inputs.items()}
+        images.update(req.images)
+        return self.orch.submit(
+            req.workflow, req.values, graph=admitted.graph, count=req.count,
+            owner=req.owner, character=req.character, conversation=req.conversation,
+            visibility=req.visibility, priority=req.priority, images=images or None,
+            metadata=req.metadata, idempotency_key=req.idempotency_key, job_id=req.job_id,
+            extra_data=req.extra_data)
+
+
+def _ends(event: BaseModel) -> bool:
+    """After this event nothing more comes for the job."""
+    if isinstance(event, Finished):
+        return True
+    return isinstance(event, Snapshot) and JobStatus(event.status).terminal
+
+
+async def _until_end(sub: Subscription, keepalive: float | None,
+                     closed: Callable[[], bool]) -> AsyncIterator[BaseModel | None]:
+    """``sub``'s events up to the job's last; ``None`` after each quiet ``keepalive``."""
+    while True:
+        event = await sub.aget(keepalive if keepalive is not None else 1.0)
+        if event is None:
+            if sub.closed or closed():
+                return
+            if keepalive is not None:
+                yield None
+            continue
+        yield event
+        if _ends(event):
+            return

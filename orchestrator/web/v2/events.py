@@ -46,19 +46,6 @@ from orchestrator.web.v2 import mapping, schemas
 Frame = tuple[str, BaseModel]
 
 
-def latest(orch: Orchestrator, job_id: str, kind: type[BaseModel]) -> BaseModel | None:
-    """The newest event of ``kind`` the bus still holds for the job."""
-    for event in reversed(orch.bus.history(job_id)):
-        if isinstance(event, kind):
-            return event
-    return None
-
-
-def latest_progress(orch: Orchestrator, job_id: str) -> ProgressEvent | None:
-    found = latest(orch, job_id, ProgressEvent)
-    return found if isinstance(found, ProgressEvent) else None
-
-
 @dataclass
 class Translator:
     """Turns one job's bus events into v2 frames; ``done`` once the terminal status is out."""
@@ -103,20 +90,16 @@ class Translator:
         status = mapping.status_of(job)
         queued = job.status == JobStatus.QUEUED
         frames = self._status(status, self.position(job) if queued else None)
-        progress = mapping.progress_of(job, latest_progress(self.orch, job.id),
-                                       self.orch.pool.ctx.progress.get(job))
-        frames += self._progress(progress) if progress is not None else []
-        preview = latest(self.orch, job.id, PreviewEvent)
-        if isinstance(preview, PreviewEvent):
+        frames += self._progress_now(job)
+        preview = self.orch.latest_event(job.id, PreviewEvent)
+        if preview is not None:
             frames.append(("preview", _preview(preview, self._current_node())))
         return frames + self._outputs(self.orch.outputs_of(job.id))
 
     def _finished(self, job: Job) -> list[Frame]:
         if not job.status.terminal:
             return []  # a Finished of an earlier run (a retried job): it goes on
-        progress = mapping.progress_of(job, latest_progress(self.orch, job.id),
-                                       self.orch.pool.ctx.progress.get(job))
-        frames = self._progress(progress) if progress is not None else []
+        frames = self._progress_now(job)
         frames += self._outputs(self.orch.outputs_of(job.id))
         frames.append(("status", schemas.StatusEvent(status=mapping.status_of(job),
                                                      queue_position=None)))
@@ -128,6 +111,12 @@ class Translator:
             return []
         self.last_status = status
         return [("status", schemas.StatusEvent(status=status, queue_position=position))]
+
+    def _progress_now(self, job: Job) -> list[Frame]:
+        """The job's progress snapshot as it stands (none while it waits)."""
+        progress = mapping.progress_of(job, self.orch.latest_event(job.id, ProgressEvent),
+                                       self.orch.progress_of(job))
+        return self._progress(progress) if progress is not None else []
 
     def _progress(self, progress: schemas.Progress) -> list[Frame]:
         if progress.value < self.best_progress:
@@ -148,7 +137,7 @@ class Translator:
         return self.job
 
     def _current_node(self) -> str:
-        found = latest_progress(self.orch, self.job_id)
+        found = self.orch.latest_event(self.job_id, ProgressEvent)
         return (found.node_id or "") if found else ""
 
 

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from orchestrator.events import ProgressEvent
 from orchestrator.jobs import Job, JobStatus
 from orchestrator.outputs import OutputRecord
-from orchestrator.retention import expires_at
 from orchestrator.web.v2 import schemas
 
 API_PREFIX = "/api/v2"
@@ -110,7 +109,7 @@ def output_of(record: OutputRecord, base: str, now: datetime) -> schemas.Output:
         url_expires_at=now + CONTENT_URL_TTL, job_id=record.job_id)
 
 
-def error_of(job: Job) -> schemas.JobError | None:
+def error_of(job: Job) -> schemas.JobErrorInfo | None:
     """The first item error, once the job failed (a retried failure is not an error)."""
     if job.status not in (JobStatus.FAILED, JobStatus.PARTIALLY_FAILED):
         return None
@@ -118,9 +117,9 @@ def error_of(job: Job) -> schemas.JobError | None:
         if item.error is not None:
             e = item.error
             trace = "".join(e.traceback) if e.traceback else None
-            return schemas.JobError(code=e.code, message=e.message, node_id=e.node_id,
+            return schemas.JobErrorInfo(code=e.code, message=e.message, node_id=e.node_id,
                                     class_type=e.class_type, traceback=trace)
-    return schemas.JobError(code="failed", message="the job failed", node_id=None,
+    return schemas.JobErrorInfo(code="failed", message="the job failed", node_id=None,
                             class_type=None, traceback=None)
 
 
@@ -139,10 +138,10 @@ def _ms(delta: timedelta) -> int:
 
 def job_of(job: Job, *, outputs: list[OutputRecord], latest: ProgressEvent | None,
            fraction: float, queue_position: int | None, base: str,
-           now: datetime, keep: timedelta | None = None,
+           now: datetime, expires_at: datetime | None = None,
            eta_ms: int | None = None) -> schemas.Job:
-    """The full v2 ``Job`` body for ``job``; ``keep`` is the service's job retention
-    (None: jobs are kept until deleted, reported as ``NEVER``); ``eta_ms``, while the
+    """The full v2 ``Job`` body for ``job``; ``expires_at`` is when the service may
+    delete it (None: kept until deleted, reported as ``NEVER``); ``eta_ms``, while the
     job waits, goes into its metrics beside ``queue_position``."""
     metrics = metrics_of(job)
     if eta_ms is not None and job.status == JobStatus.QUEUED:
@@ -150,7 +149,7 @@ def job_of(job: Job, *, outputs: list[OutputRecord], latest: ProgressEvent | Non
     return schemas.Job(
         id=job.id, status=status_of(job), created_at=job.created_at,
         started_at=job.started_at, completed_at=job.completed_at,
-        expires_at=expires_at(job.created_at, keep) or NEVER,
+        expires_at=expires_at or NEVER,
         queue_position=queue_position if job.status == JobStatus.QUEUED else None,
         progress=progress_of(job, latest, fraction),
         outputs=[output_of(r, base, now) for r in outputs],

@@ -18,8 +18,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from orchestrator.events import ProgressEvent
 from orchestrator.jobs import Job, JobStatus, utcnow
-from orchestrator.nodes import NodeHealth
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.tokens import Principal, TokenStore
@@ -91,10 +91,10 @@ class V2:
         queued = job.status == JobStatus.QUEUED
         body = mapping.job_of(
             job, outputs=self.orch.outputs_of(job.id),
-            latest=events.latest_progress(self.orch, job.id),
-            fraction=self.orch.pool.ctx.progress.get(job),
+            latest=self.orch.latest_event(job.id, ProgressEvent),
+            fraction=self.orch.progress_of(job),
             queue_position=queue_position(self.orch, job) if queued else None,
-            base=base, now=self.now(), keep=self.orch.retention,
+            base=base, now=self.now(), expires_at=self.orch.expiry_of(job),
             eta_ms=eta_ms(self.orch, job) if queued else None)
         return schemas.dump(body)
 
@@ -120,10 +120,10 @@ def v2_router(orch: Orchestrator, tokens: TokenStore, settings: Settings) -> API
 
 def _health(v2: V2) -> Callable[[], schemas.V2Health]:
     def health() -> schemas.V2Health:
-        pool = v2.orch.nodes()
-        up = sum(n.health == NodeHealth.UP for n in pool)
-        return schemas.V2Health(status="ok" if up else "degraded", nodes_up=up,
-                              nodes_total=len(pool), queued=v2.orch.store.queued_count())
+        counts = v2.orch.pool_counts()
+        return schemas.V2Health(status="ok" if counts.nodes_up else "degraded",
+                                nodes_up=counts.nodes_up, nodes_total=counts.nodes_total,
+                                queued=counts.queued)
     return health
 
 

@@ -54,7 +54,10 @@ class Output(BaseModel):
     job_id: str | None
 
 
-class JobError(BaseModel):
+class JobErrorInfo(BaseModel):
+    """Why a job failed (the spec's ``JobError``; named apart from the exception
+    ``orchestrator.errors.JobError``)."""
+
     code: str
     message: str
     node_id: str | None
@@ -80,7 +83,7 @@ class Job(BaseModel):
     queue_position: int | None
     progress: Progress | None
     outputs: list[Output]
-    error: JobError | None
+    error: JobErrorInfo | None
     metrics: dict[str, int | None]
     urls: JobUrls
     metadata: dict[str, str]
@@ -136,8 +139,9 @@ class PreviewEvent(BaseModel):
     data_base64: str
 
 
-class Health(BaseModel):
-    """Counts only (anyone may ask), so node addresses and owners stay out of it."""
+class V2Health(BaseModel):
+    """``GET /api/v2/health`` (ours; the spec has no health route). Counts only (anyone
+    may ask), so node addresses and owners stay out of it."""
 
     status: Literal["ok", "degraded"]
     nodes_up: int

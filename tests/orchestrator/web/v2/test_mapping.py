@@ -32,7 +32,7 @@ def test_a_queued_job_has_no_progress_and_keeps_its_position() -> None:
     assert body.expires_at == mapping.NEVER  # the service keeps jobs by default
     kept_a_day = mapping.job_of(job(ItemStatus.QUEUED), outputs=[], latest=None, fraction=0.0,
                                 queue_position=3, base="http://h", now=T0,
-                                keep=timedelta(days=1))
+                                expires_at=T0 + timedelta(days=1))
     assert kept_a_day.expires_at == T0 + timedelta(days=1)
 
 
