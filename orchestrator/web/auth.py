@@ -94,9 +94,12 @@ router = APIRouter(tags=["auth"])
 
 
 @router.get("/v1/me", response_model=Me, summary="Who the token stands for")
-def me(who: Caller) -> Me:
-    """The token's owner, whether it is an admin token, and its public id."""
-    return Me(owner=who.owner, admin=who.admin, token_id=who.token_id)
+def me(who: Caller, svc: Svc) -> Me:
+    """The token's owner, whether it is an admin token, its public id, and the upload
+    limits its requests meet, so a client on another machine can refuse what we would."""
+    return Me(owner=who.owner, admin=who.admin, token_id=who.token_id,
+              max_upload_bytes=svc.settings.max_upload_bytes,
+              max_upload_files=svc.settings.max_upload_files)
 
 
 def listing_owner(who: Principal, asked: str | None) -> str | None:

@@ -411,6 +411,8 @@ class Me(BaseModel):
     owner: str
     admin: bool
     token_id: str = Field(description="the token's public id (comfy-orch token list)")
+    max_upload_bytes: int = Field(description="the largest input image a request may send")
+    max_upload_files: int = Field(description="the most input images one request may send")
 
 
 class ServiceHealth(BaseModel):

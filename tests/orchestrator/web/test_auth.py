@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.settings import MAX_UPLOAD_BYTES, MAX_UPLOAD_FILES
 from tests.orchestrator.web.conftest import Api, Service
 
 PROTECTED = [("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/abc"),
@@ -114,6 +115,8 @@ def test_me_says_who_the_token_stands_for(api: Api, service: Service) -> None:
     alice = api.get("/v1/me", token=service.alice)
     assert alice.status_code == 200
     assert alice.json() == {"owner": "alice", "admin": False,
-                            "token_id": service.alice.split("_")[1]}
+                            "token_id": service.alice.split("_")[1],
+                            "max_upload_bytes": MAX_UPLOAD_BYTES,
+                            "max_upload_files": MAX_UPLOAD_FILES}
     root = api.get("/v1/me", token=service.admin).json()
     assert (root["owner"], root["admin"]) == ("root", True)
