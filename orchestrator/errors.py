@@ -20,6 +20,7 @@ OrchestratorError                 base; never raised directly
 │   ├── JobFailed                 ComfyUI reported execution_error (node id, class, message)
 │   └── JobCancelled
 ├── AccessDenied                  a private gallery or job read with the wrong token
+├── QueueFull                     the queue, or an owner's share of it, has no room
 ├── InvalidCursor                 a page cursor the store did not issue
 ├── IdempotencyKeyReused          an idempotency key sent again with another request
 └── StoreError                    the job database cannot be opened or written
@@ -269,6 +270,26 @@ class JobCancelled(JobError):
 
 class AccessDenied(OrchestratorError):
     """The caller's token may not see or change this resource."""
+
+
+class QueueFull(OrchestratorError):
+    """No room for ``count`` more images: the service's queue (``scope`` "service") or
+    ``owner``'s share of it (``scope`` "owner") holds ``queued`` of at most ``limit``;
+    ``retry_after`` is the seconds a client is told to wait."""
+
+    def __init__(self, *, scope: str, owner: str, queued: int, limit: int,
+                 retry_after: float) -> None:
+        self.scope = scope
+        self.owner = owner
+        self.queued = queued
+        self.limit = limit
+        self.retry_after = retry_after
+        if scope == "owner":
+            message = (f"{owner} has {queued} images waiting, the most one owner may queue "
+                       f"is {limit}")
+        else:
+            message = f"{queued} images are waiting, the most this service queues is {limit}"
+        super().__init__(message)
 
 
 class StoreError(OrchestratorError):
