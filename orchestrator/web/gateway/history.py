@@ -119,12 +119,30 @@ def is_running(job: Job) -> bool:
     return any(i.status in (ItemStatus.RUNNING, ItemStatus.CANCELING) for i in job.items)
 
 
-def queue_body(jobs: Sequence[Job], output_classes: Iterable[str]) -> dict[str, Any]:
-    """``GET /queue``: the jobs that are not terminal, split as ComfyUI splits them."""
+def queue_body(jobs: Sequence[Job], output_classes: Iterable[str],
+               positions: Mapping[str, int | None] | None = None) -> dict[str, Any]:
+    """``GET /queue``: the jobs that are not terminal, split as ComfyUI splits them, the
+    pending ones in the order they will run (``run_order``; ``positions``: each job's
+    place in the pool's queue, ``Orchestrator.queue_position`` of its first queued item)."""
     classes = list(output_classes)
-    live = sorted((j for j in jobs if not j.status.terminal), key=number_of)
-    return {"queue_running": [prompt_tuple(j, classes) for j in live if is_running(j)],
-            "queue_pending": [prompt_tuple(j, classes) for j in live if not is_running(j)]}
+    places = positions or {}
+    live = [j for j in jobs if not j.status.terminal]
+    pending = sorted((j for j in live if not is_running(j)),
+                     key=lambda j: run_order(j, places.get(j.id)))
+    return {"queue_running": [prompt_tuple(j, classes)
+                              for j in sorted(live, key=number_of) if is_running(j)],
+            "queue_pending": [prompt_tuple(j, classes) for j in pending]}
+
+
+def run_order(job: Job, position: int | None) -> tuple[int, float, float]:
+    """Where a pending job runs: prompts already handed to a node (waiting in its own
+    queue) first, in the order they went; then the pool's queue in its claim order
+    (priority, fair share, age), which ComfyUI's ``number`` does not decide here."""
+    if any(i.status.on_node for i in job.items):
+        sent = [a.started_at.timestamp() for i in job.items if i.status.on_node
+                for a in i.attempts[-1:]]
+        return 0, min(sent, default=0.0), number_of(job)
+    return 1, float("inf") if position is None else position, number_of(job)
 
 
 # --- history -------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ PROMPT_ID_RE = re.compile(r"[A-Za-z0-9{][A-Za-z0-9_.:{}-]{0,127}")
 SENSITIVE_EXTRA_DATA = frozenset({"auth_token_comfy_org", "api_key_comfy_org"})
 # Characters of extra_data kept for /history (the front end puts whole UI workflows there).
 EXTRA_DATA_MAX_CHARS = 1_000_000
+# Pool priority of a prompt that jumps ComfyUI's queue: above the default 0 of every face,
+# so it runs before the prompts queued before it.
+FRONT_PRIORITY = 1
 
 
 def well_formed(job_id: Any) -> bool:
@@ -72,20 +75,27 @@ def chosen_prompt_id(prompt_id: Any) -> str:
     return str(uuid.uuid4()) if prompt_id is None else str(prompt_id)
 
 
-def queue_number(body: dict[str, Any], counter: Callable[[], int]) -> int | float:
-    """ComfyUI's queue number: the client's ``number``, else the counter (negative for
-    ``front``, which ComfyUI uses to jump the queue). ``"nan"`` and ``"inf"`` are refused:
-    float() takes them, but no queue can order them and no JSON answer can carry them."""
-    if "number" in body:
-        try:
-            number = float(body["number"])
-        except (TypeError, ValueError, OverflowError):
-            raise InvalidRequest(f"number {body['number']!r} is not a number") from None
-        if not math.isfinite(number):
-            raise InvalidRequest(f"number {body['number']!r} is not a finite number")
-        return number
-    number = counter()
-    return -number if body.get("front") else number
+def queue_place(body: dict[str, Any], counter: Callable[[], int]) -> tuple[int | float, int]:
+    """ComfyUI's queue ``number`` for the prompt and the pool priority that gives it the
+    same turn.
+
+    The number is the client's ``number``, else the counter (negative for ``front``, as
+    ComfyUI does to jump its queue). ComfyUI runs the lowest number first; the pool runs
+    by priority, then age, so a prompt that jumps (``front``, or a ``number`` below the
+    counter's) gets ``FRONT_PRIORITY`` and is claimed before every earlier prompt still
+    waiting. ``"nan"`` and ``"inf"`` are refused: float() takes them, but no queue can
+    order them and no JSON answer can carry them.
+    """
+    if "number" not in body:
+        number = counter()
+        return (-number, FRONT_PRIORITY) if body.get("front") else (number, 0)
+    try:
+        chosen = float(body["number"])
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidRequest(f"number {body['number']!r} is not a number") from None
+    if not math.isfinite(chosen):
+        raise InvalidRequest(f"number {body['number']!r} is not a finite number")
+    return chosen, FRONT_PRIORITY if chosen < counter() else 0
 
 
 def extra_metadata(extra: Any, client_id: Any) -> dict[str, str]:

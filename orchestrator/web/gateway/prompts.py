@@ -15,7 +15,7 @@ from typing import Any
 
 from orchestrator.dispatch import PREFERRED_NODE_KEY
 from orchestrator.errors import JobNotFound
-from orchestrator.jobs import Job, JobStatus
+from orchestrator.jobs import ItemStatus, Job, JobStatus
 from orchestrator.nodes import NodeHealth
 from orchestrator.service import Orchestrator
 from orchestrator.tokens import Principal
@@ -72,7 +72,7 @@ class Gateway:
                    or promptbody.prompt_id_problem(body.get("prompt_id"), version))
         if problem is not None:
             return 400, errors.error_body(problem)
-        number = promptbody.queue_number(body, self.uploads.next_number)
+        number, priority = promptbody.queue_place(body, self.uploads.next_number)
         limits.check_queue(self.orch.store, who.owner, 1, max_queued=max_queued,
                            max_per_owner=max_per_owner)
         files = self.uploads.inputs_named(who.owner, promptbody.strings(graph))
@@ -85,7 +85,8 @@ class Gateway:
                 return 400, errors.error_body(errors.graph_error(
                     "invalid_prompt", "prompt_id is already in use; send a new one (or none: "
                     "the server then makes one)", prompt_id))
-            status, answer = self._record(who, body, chosen.graph, files, prompt_id, number)
+            status, answer = self._record(who, body, chosen.graph, files, prompt_id,
+                                          (number, priority))
         if status != 200:
             return status, answer
         return 200, {**answer, "node_errors": chosen.node_errors}
@@ -134,9 +135,11 @@ class Gateway:
         return True
 
     def _record(self, who: Principal, body: dict[str, Any], graph: dict[str, Any],
-                files: dict[str, str], prompt_id: str, number: int | float) -> Answer:
-        """Record the job; the node's 400 when a free node refused it (``nodecheck``)."""
-        client_id = body.get("client_id")
+                files: dict[str, str], prompt_id: str,
+                place: tuple[int | float, int]) -> Answer:
+        """Record the job at its place in the queue (``promptbody.queue_place``); the
+        node's 400 when a free node refused it (``nodecheck``)."""
+        client_id, (number, priority) = body.get("client_id"), place
         metadata = {history.NUMBER_KEY: str(number),
                     **promptbody.extra_metadata(body.get("extra_data"), client_id),
                     **self._affinity(who, client_id)}
@@ -145,6 +148,7 @@ class Gateway:
         extra = body.get("extra_data")
         decides = nodecheck.capable_node_free(self.orch, graph)
         self.orch.submit(graph=graph, owner=who.owner, job_id=prompt_id, metadata=metadata,
+                         priority=priority,
                          images={name: self.orch.blobs.path(sha) for name, sha in files.items()},
                          extra_data=extra if isinstance(extra, dict) else None)
         refusal = nodecheck.node_refusal(self.orch, prompt_id, graph) if decides else None
@@ -211,8 +215,21 @@ class Gateway:
         return {job_id: self._entry(job, classes) for job_id, job in chosen.items()}
 
     def queue(self, who: Principal) -> dict[str, Any]:
-        """``GET /queue``: the owner's running and pending prompts."""
-        return history.queue_body(self._live(who.owner), self._output_classes())
+        """``GET /queue``: the owner's running and pending prompts, pending ones in the
+        order the pool will run them."""
+        live = self._live(who.owner)
+        return history.queue_body(live, self._output_classes(),
+                                  {job.id: self._position(job) for job in live})
+
+    def _position(self, job: Job) -> int | None:
+        """How many queued items the pool claims before the job's first queued one."""
+        for item in job.items:
+            if item.status is ItemStatus.QUEUED:
+                try:
+                    return self.orch.queue_position(item.id)
+                except JobNotFound:
+                    return None  # it left the queue meanwhile
+        return None
 
     def _entry(self, job: Job, classes: frozenset[str]) -> dict[str, Any]:
         records = self.hub.records(job)

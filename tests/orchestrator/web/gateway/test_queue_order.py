@@ -1,0 +1,70 @@
+"""``front`` and ``number`` decide when a prompt runs, and ``GET /queue`` lists pending
+prompts in the order they will run; over a real uvicorn and a real ComfyUI node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests import graphs
+from tests.helpers import wait_until
+from tests.orchestrator.web.gateway.conftest import ComfyApi
+
+# Long enough that every later prompt is posted while it still runs, on a loaded machine.
+BLOCKER_S = 6.0
+
+
+def _started_at(api: ComfyApi, prompt_id: str) -> int:
+    """When the prompt started on its node (ComfyUI's ``execution_start``, ms)."""
+    messages = api.history(prompt_id, timeout=120)["status"]["messages"]
+    return int(next(m[1]["timestamp"] for m in messages if m[0] == "execution_start"))
+
+
+def _queue(api: ComfyApi) -> dict[str, Any]:
+    body: dict[str, Any] = api.get("/queue").json()
+    return body
+
+
+def _wait_running(api: ComfyApi, prompt_id: str) -> None:
+    wait_until(lambda: [i[1] for i in _queue(api)["queue_running"]] == [prompt_id], 60,
+               f"{prompt_id} to run")
+
+
+def _wait_queued(api: ComfyApi, prompt_ids: list[str]) -> None:
+    def listed() -> bool:
+        return {i[1] for i in _queue(api)["queue_pending"]} >= set(prompt_ids)
+
+    wait_until(listed, 30, "prompts to be listed as pending")
+
+
+def test_a_front_prompt_runs_before_the_prompts_queued_before_it(alice: ComfyApi) -> None:
+    blocker = alice.prompt(graphs.sleep(BLOCKER_S, 6, seed=900))
+    _wait_running(alice, blocker)
+    earlier = [alice.prompt(graphs.sleep(0.2, 1, seed=901 + i)) for i in range(3)]
+    _wait_queued(alice, earlier)
+    # The node holds one prompt in its own queue beside the running one (max_in_flight 2):
+    # that one is already handed over, as ComfyUI's own "running next" would be.
+    on_node = [i[1] for i in _queue(alice)["queue_pending"]][0]
+    waiting = [p for p in earlier if p != on_node]
+
+    front = alice.prompt(graphs.sleep(0.2, 1, seed=950), front=True)
+
+    pending = [i[1] for i in _queue(alice)["queue_pending"]]
+    assert pending == [on_node, front, *waiting], "listed in the order they will run"
+    started = {p: _started_at(alice, p) for p in [front, *waiting]}
+    assert all(started[front] < started[p] for p in waiting), started
+
+
+def test_a_lower_number_runs_before_the_prompts_queued_before_it(alice: ComfyApi) -> None:
+    blocker = alice.prompt(graphs.sleep(BLOCKER_S, 6, seed=910))
+    _wait_running(alice, blocker)
+    earlier = [alice.prompt(graphs.sleep(0.2, 1, seed=911 + i)) for i in range(3)]
+    _wait_queued(alice, earlier)
+    on_node = [i[1] for i in _queue(alice)["queue_pending"]][0]
+    waiting = [p for p in earlier if p != on_node]
+
+    first = alice.prompt(graphs.sleep(0.2, 1, seed=960), number=-5)
+
+    pending = [i[1] for i in _queue(alice)["queue_pending"]]
+    assert pending == [on_node, first, *waiting]
+    started = {p: _started_at(alice, p) for p in [first, *waiting]}
+    assert all(started[first] < started[p] for p in waiting), started
