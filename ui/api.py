@@ -6,12 +6,11 @@ whose message says what is wrong, where, and what to do. Views show ``str(exc)``
 from ``requests`` or pydantic leaks out of this module.
 
 ```
-OrchestratorError
-└── PanelError                 the service could not do what the panel asked
-    ├── ServiceUnreachable     no answer at the address (refused, timed out, bad URL)
-    ├── TokenRefused           401: no token, an unknown one, or a revoked one
-    ├── ServiceRefused         any other 4xx/5xx envelope (status, code, details kept)
-    └── UnexpectedAnswer       an answer that is not the JSON the panel expects
+PanelError              the service could not do what the panel asked
+├── ServiceUnreachable  no answer at the address (refused, timed out, bad URL)
+├── TokenRefused        401: no token, an unknown one, or a revoked one
+├── ServiceRefused      any other 4xx/5xx envelope (status, code, details kept)
+└── UnexpectedAnswer    an answer that is not the JSON the panel expects
 ```
 """
 
@@ -25,7 +24,6 @@ from typing import Any, TypeVar
 import requests
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.errors import OrchestratorError
 from ui.events import Frame, parse_frames
 from ui.models import (
     Job,
@@ -52,8 +50,11 @@ M = TypeVar("M", bound=BaseModel)
 ImageFile = tuple[str, bytes, str]  # file name, bytes, content type
 
 
-class PanelError(OrchestratorError):
-    """The service could not do what the panel asked; ``str()`` is the message to show."""
+class PanelError(Exception):
+    """The service could not do what the panel asked; ``str()`` is the message to show.
+
+    The panel's own root: it runs without the service's code, so it shares no error type
+    with it; the service's refusals arrive as ``ServiceRefused`` with their code."""
 
     def __init__(self, message: str, *, url: str = "") -> None:
         super().__init__(message)

@@ -13,13 +13,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.validation import InputSpec
-from placeholders import TIERS
 from ui.models import PlaceholderUse, WorkflowDetail
 
+# The ``aspect`` and ``tier`` values a job request may name (the service's size presets).
 ASPECTS = ("1:1", "16:9", "9:16", "4:3", "3:4")
+TIER_NAMES = ("512", "768", "1MP", "2K", "4K")  # smallest first
 DEFAULT_TIER = "512"
-TIER_NAMES = tuple(TIERS)
 COUNTS = (1, 2, 4, 8)
 RANDOM_SEED = -1
 PROMPTS = ("prompt", "negative_prompt")
@@ -126,10 +125,20 @@ def combo(object_info: Mapping[str, Any], class_type: str, input_name: str) -> t
     inputs = (object_info.get(class_type) or {}).get("input") or {}
     raw = (inputs.get("required") or {}).get(input_name) or (
         inputs.get("optional") or {}).get(input_name)
-    if raw is None:
+    return _listed(raw)
+
+
+def _listed(spec: Any) -> tuple[Any, ...]:
+    """The values of an input spec in either of ComfyUI's shapes of a list input,
+    ``[[values], opts]`` or ``["COMBO", {"options": [values]}]``; () for any other."""
+    if not isinstance(spec, list | tuple) or not spec:
         return ()
-    spec = InputSpec.parse(raw)
-    return (spec.values or ()) if spec.kind == "COMBO" else ()
+    head, opts = spec[0], (spec[1] if len(spec) > 1 else None)
+    if isinstance(head, list | tuple):
+        return tuple(head)
+    if head == "COMBO" and isinstance(opts, Mapping):
+        return tuple(opts.get("options") or ())
+    return ()
 
 
 @dataclass(frozen=True)

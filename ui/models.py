@@ -35,6 +35,12 @@ class Me(_Answer):
     owner: str
     admin: bool = False
     token_id: str = ""
+    max_upload_bytes: int | None = None  # None: a service too old to say
+
+    @property
+    def upload_mb(self) -> int | None:
+        """The upload widgets' limit in whole MB (at least 1), or None: Streamlit's own."""
+        return None if self.max_upload_bytes is None else max(1, self.max_upload_bytes // 2**20)
 
 
 class PlaceholderUse(_Answer):

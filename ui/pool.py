@@ -13,7 +13,6 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from orchestrator.provision.checkpoint import TINY_CHECKPOINT_NAME
 from ui.form import FieldSpec, FormPlan
 from ui.models import Node, WorkflowCheck, WorkflowDetail, WorkflowSummary
 
@@ -22,6 +21,8 @@ QUICK_SIDE = 128  # pixels: the test checkpoint samples 128 x 128 in about a sec
 QUICK_STEPS = 4
 PREFERRED = "txt2img"  # the shipped text-to-image workflow: Generate opens on it if it runs
 BLOCKED = "⛔"
+# The random-weight checkpoint ``comfy-orch up`` installs: the panel knows it by its file name.
+TEST_CHECKPOINT = "tiny-sd15.safetensors"
 
 
 def model_files(node: Node) -> set[str]:
@@ -37,7 +38,7 @@ def checkpoints(nodes: Sequence[Node]) -> set[str]:
 
 def only_test_checkpoint(nodes: Sequence[Node]) -> bool:
     """Whether the pool's one checkpoint is the random-weight test checkpoint."""
-    return checkpoints(nodes) == {TINY_CHECKPOINT_NAME}
+    return checkpoints(nodes) == {TEST_CHECKPOINT}
 
 
 def taking_work(nodes: Sequence[Node]) -> list[Node]:

@@ -4,6 +4,7 @@ Orchestrator and the session's real ComfyUI node, with a temporary workflows fol
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -85,18 +86,24 @@ def write_workflows(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def service(comfy_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """The panel tests' service; stopped (server thread joined, orchestrator closed) at
-    the end of the session."""
-    root = tmp_path_factory.mktemp("panel-service")
+@contextlib.contextmanager
+def serving(comfy_url: str, root: Path, **settings: Any) -> Iterator[Service]:
+    """A service over ``comfy_url`` in ``root`` with ``settings`` (shipped defaults unless
+    given); stopped (server thread joined, orchestrator closed) on leaving."""
     workflows = write_workflows(root / "workflows")
-    settings = Settings(data_dir=root / "data", workflows_dir=workflows, port=0)
-    with TokenStore.open(settings.data_dir) as tokens, Orchestrator(
-            data_dir=settings.data_dir, workflows_dir=workflows, nodes=(comfy_url,)) as orch:
-        with ServerThread(create_app(orch, tokens, settings)) as server:
+    config = Settings(data_dir=root / "data", workflows_dir=workflows, port=0, **settings)
+    with TokenStore.open(config.data_dir) as tokens, Orchestrator(
+            data_dir=config.data_dir, workflows_dir=workflows, nodes=(comfy_url,)) as orch:
+        with ServerThread(create_app(orch, tokens, config)) as server:
             yield Service(server.url, tokens.create("root", admin=True),
                           tokens.create("alice"), workflows, orch)
+
+
+@pytest.fixture(scope="session")
+def service(comfy_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The panel tests' service, at the shipped defaults, for the whole session."""
+    with serving(comfy_url, tmp_path_factory.mktemp("panel-service")) as running:
+        yield running
 
 
 PanelFactory = Callable[..., AppTest]

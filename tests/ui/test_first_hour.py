@@ -10,9 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from orchestrator.provision.checkpoint import TINY_CHECKPOINT_NAME
-from tests.ui.conftest import JOB_TIMEOUT_S, SOLID, PanelFactory, Service, run_until, texts
+from tests.ui.conftest import (
+    JOB_TIMEOUT_S,
+    SOLID,
+    PanelFactory,
+    Service,
+    run_until,
+    serving,
+    texts,
+)
 from ui import pool, state, widgets
 
 SHIPPED = Path(__file__).resolve().parents[2] / "workflows"
@@ -155,12 +164,31 @@ def test_thumbnails_link_to_their_output_in_the_gallery(panel: PanelFactory,
     assert f"gallery?{widgets.OUTPUT_PARAM}={output_id}" in links
 
 
-def test_the_upload_widgets_refuse_what_the_service_would() -> None:
+def upload_limits(at: AppTest) -> list[int]:
+    """The limit in MB of each upload widget the page shows."""
+    return [int(widget.proto.max_upload_size_mb) for widget in at.get("file_uploader")]
+
+
+def test_the_upload_widgets_refuse_what_the_service_would(panel: PanelFactory) -> None:
+    """At the shipped defaults the panel's server (``comfy-orch panel``) and its upload
+    widgets take what the service takes."""
     from orchestrator.cli.panel_cmd import panel_argv
     from orchestrator.settings import MAX_UPLOAD_BYTES, Settings
-    from ui.views import generate
 
     argv = panel_argv("http://127.0.0.1:8288", port=8501)
     limit_mb = int(argv[argv.index("--server.maxUploadSize") + 1])
     assert limit_mb * 2**20 == MAX_UPLOAD_BYTES == Settings().max_upload_bytes
-    assert generate.UPLOAD_MB == limit_mb
+    at = panel()
+    at.selectbox(key="gen:workflow").set_value("avatar").run()
+    assert upload_limits(at) == [limit_mb]
+
+
+def test_the_upload_limit_is_the_one_the_service_says(panel: PanelFactory, comfy_url: str,
+                                                      tmp_path: Path) -> None:
+    """The panel runs without the service's code, so it learns the limit from ``/v1/me``
+    of the service it talks to. The limit is lowered here (3 MB, not the shipped 20 MB)
+    only to tell the service's answer apart from the default."""
+    with serving(comfy_url, tmp_path, max_upload_bytes=3 * 2**20) as small:
+        at = panel(api=small.url, token=small.admin)
+        at.selectbox(key="gen:workflow").set_value("avatar").run()
+        assert upload_limits(at) == [3] and not at.error

@@ -1,10 +1,25 @@
-"""Which fields Generate shows for a workflow, and the request it sends (pure)."""
+"""Which fields Generate shows for a workflow, and the request it sends (pure), read the
+way the service reads object_info and sizes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ui.form import Scope, Size, combo, field_spec, info_classes, job_request, plan_form
+import requests
+
+import placeholders
+from orchestrator.validation import InputSpec
+from ui.form import (
+    ASPECTS,
+    TIER_NAMES,
+    Scope,
+    Size,
+    combo,
+    field_spec,
+    info_classes,
+    job_request,
+    plan_form,
+)
 from ui.models import PlaceholderUse, WorkflowDetail
 
 GRAPH = {
@@ -80,6 +95,32 @@ def test_combo_reads_both_shapes_and_nothing_else() -> None:
     assert combo(INFO, "KSampler", "scheduler") == ("normal", "karras")
     assert combo(INFO, "KSampler", "steps") == ()
     assert combo(INFO, "Nope", "x") == () and combo(INFO, "KSampler", "nope") == ()
+
+
+def test_combo_reads_every_list_input_of_a_real_node_as_the_service_does(
+        comfy_url: str) -> None:
+    """The panel reads ``/object_info`` with its own code (it runs without the service's):
+    every input of every class of a real ComfyUI gets the values the service's
+    validation reads."""
+    info = requests.get(f"{comfy_url}/object_info", timeout=30).json()
+    sites = [(c, name, raw) for c, spec in info.items()
+             for part in ("required", "optional")
+             for name, raw in ((spec.get("input") or {}).get(part) or {}).items()]
+    lists = 0
+    for class_type, name, raw in sites:
+        spec = InputSpec.parse(raw)
+        expected = (spec.values or ()) if spec.kind == "COMBO" else ()
+        assert combo(info, class_type, name) == expected, (class_type, name)
+        lists += bool(expected)
+    assert lists > 20  # the check covered list inputs, not only scalars
+
+
+def test_the_sizes_offered_are_the_presets_the_service_renders() -> None:
+    assert set(ASPECTS) <= set(placeholders.ASPECTS)  # the common ones; the API takes more
+    assert TIER_NAMES == tuple(sorted(placeholders.TIERS, key=placeholders.TIERS.__getitem__))
+    for aspect in ASPECTS:
+        for tier in TIER_NAMES:
+            placeholders.resolve_size(aspect=aspect, tier=tier)
 
 
 def test_the_request_leaves_blank_fields_out_and_carries_size_and_scope() -> None:

@@ -36,6 +36,10 @@ def test_a_pool_of_the_test_checkpoint_alone_is_recognised() -> None:
     assert not pool.only_test_checkpoint([])
 
 
+def test_the_panel_knows_the_test_checkpoint_up_installs_by_its_name() -> None:
+    assert pool.TEST_CHECKPOINT == TINY_CHECKPOINT_NAME
+
+
 def test_a_draining_or_down_node_takes_no_work() -> None:
     nodes = [node({}, draining=True), node({}, health="down"), node({})]
     assert pool.taking_work(nodes) == [nodes[2]]

@@ -14,7 +14,6 @@ from typing import Any
 
 import streamlit as st
 
-from orchestrator.settings import MAX_UPLOAD_BYTES
 from ui import form, pool, state, widgets
 from ui.api import ApiClient, ImageFile, PanelError
 from ui.form import FieldSpec, FormPlan, Scope, Size
@@ -26,7 +25,6 @@ JS_SAFE_INT = 2**53 - 1  # the browser holds numbers as doubles; larger ints los
 SHOWN_JOBS = 3  # cards of this session's latest submissions under the form
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp"]
 PREVIEW_WIDTH = 256  # pixels
-UPLOAD_MB = MAX_UPLOAD_BYTES // 2**20  # the service refuses larger input images
 TUNING_LABEL = "Sampler settings ({})"
 PROMPT_HEIGHT = 80  # pixels: three lines, the box grows as the user types
 TEST_POOL_NOTE = (
@@ -276,11 +274,17 @@ def _count(workflow: str) -> int:
     return int(count or 1)
 
 
+def _upload_mb() -> int | None:
+    """The service's limit on an input image (it refuses larger ones), as ``/v1/me`` said."""
+    who = state.me()
+    return None if who is None else who.upload_mb
+
+
 def _images(workflow: str, specs: list[FieldSpec]) -> dict[str, ImageFile]:
     files: dict[str, ImageFile] = {}
     for spec in specs:
         upload = st.file_uploader(spec.title, type=IMAGE_TYPES, key=key(workflow, spec.name),
-                                  help=spec.help or None, max_upload_size=UPLOAD_MB)
+                                  help=spec.help or None, max_upload_size=_upload_mb())
         if upload is not None:
             data = upload.getvalue()
             st.image(data, caption=upload.name, width=192)
