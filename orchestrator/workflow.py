@@ -20,6 +20,7 @@ from orchestrator.errors import WorkflowFormatError
 from orchestrator.jsondepth import MAX_DEPTH, depth_exceeded
 from orchestrator.metadata import WorkflowMeta, parse_metadata, placeholder_specs
 from placeholders import PlaceholderSpec, Plan
+from placeholders import is_link as is_link  # the tree's one rule, kept importable from here
 
 Graph = dict[str, dict[str, Any]]
 
@@ -101,12 +102,6 @@ def _check_links(graph: Mapping[str, Any], source: str) -> None:
                     f"node {node_id} ({node['class_type']}) input {name!r} links to node "
                     f"{value[0]}, which is not in the workflow", source=source,
                     path=f"$.{node_id}.inputs.{name}")
-
-
-def is_link(value: Any) -> bool:
-    """A link is ``["node_id", output_index]``."""
-    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str | int)
-            and isinstance(value[1], int) and not isinstance(value[1], bool))
 
 
 # --- a loaded workflow: graph + metadata --------------------------------------------------

@@ -42,7 +42,14 @@ class Site:
 
 
 def is_link(value: Any) -> bool:
-    """True for ``["node_id", output_index]``, ComfyUI's reference to another node's output."""
+    """True for ``["node_id", output_index]``, ComfyUI's reference to another node's output.
+
+    The one rule of the whole tree (``orchestrator`` imports it from here): a JSON array of
+    exactly a string node id and an integer index. A numeric node id is no link, as in
+    ComfyUI (``comfy_execution/graph_utils.py``), whose prompt keys are strings. ComfyUI
+    also takes a float index, and a bool (an int to Python); no export writes those, so
+    here they are plain values and the pre-flight names the input that holds one.
+    """
     return (
         value.__class__ is list
         and len(value) == 2
