@@ -58,3 +58,20 @@ def listing_owner(who: Principal, asked: str | None) -> str | None:
 def output_viewer(who: Principal) -> str | None:
     """Whose outputs (besides public ones) a listing shows: None (all) for an admin."""
     return None if who.admin else who.owner
+
+
+def sees_inputs(who: Principal, record: OutputRecord) -> bool:
+    """Whether ``who`` sees the input images that made an output (their values, the
+    graph ComfyUI embeds in its bytes): its owner only, admins included in "anyone else"."""
+    return record.owner == who.owner
+
+
+def may_regenerate_with(who: Principal, record: OutputRecord, graph: bool,
+                        images: frozenset[str]) -> tuple[str, ...]:
+    """The inputs of another owner's output that stay theirs when ``who`` regenerates it
+    (``("graph",)`` for a graph of their own, else the image inputs); () when none."""
+    if sees_inputs(who, record):
+        return ()
+    if graph:
+        return ("graph",)
+    return tuple(sorted(images))

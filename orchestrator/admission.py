@@ -138,14 +138,17 @@ def preflight(graph: Mapping[str, Any], inputs: Mapping[str, str],
 def check_bound(request: Admission, door: Door[Any]) -> None:
     """``QueueFull`` when ``request.count`` more images overfill the service's queue or
     the owner's share of it."""
-    bound = request.bound
-    if bound is None:
-        return
+    if request.bound is not None:
+        check_room(door, request.owner, request.count, request.bound)
+
+
+def check_room(door: Door[Any], owner: str, count: int, bound: QueueBound) -> None:
+    """``QueueFull`` when ``count`` more images of ``owner`` overfill the queue."""
     queued = door.queued_count()
-    if queued + request.count > bound.max_queued:
-        raise QueueFull(scope="service", owner=request.owner, queued=queued,
+    if queued + count > bound.max_queued:
+        raise QueueFull(scope="service", owner=owner, queued=queued,
                         limit=bound.max_queued, retry_after=QUEUE_FULL_RETRY_S)
-    mine = door.queued_count(request.owner)
-    if mine + request.count > bound.max_per_owner:
-        raise QueueFull(scope="owner", owner=request.owner, queued=mine,
+    mine = door.queued_count(owner)
+    if mine + count > bound.max_per_owner:
+        raise QueueFull(scope="owner", owner=owner, queued=mine,
                         limit=bound.max_per_owner, retry_after=OWNER_QUEUE_RETRY_S)

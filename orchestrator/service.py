@@ -24,12 +24,20 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from orchestrator import access, admission, dispatch
-from orchestrator.admission import Admission, Admitted
+from orchestrator import access, admission, dispatch, embedded, library
+from orchestrator.admission import Admission, Admitted, QueueBound
 from orchestrator.dispatch import Requirements
-from orchestrator.errors import JobError, JobNotFound, OrchestratorError, WorkflowNotFound
+from orchestrator.errors import (
+    InputsNotShared,
+    JobError,
+    JobNotFound,
+    NotFound,
+    OrchestratorError,
+    WorkflowNotFound,
+)
 from orchestrator.events import EventBus, Finished, Queued, Snapshot, Subscription
 from orchestrator.jobs import Item, ItemStatus, Job, JobSpec, JobStatus, Visibility
+from orchestrator.library import CheckReport, WorkflowFacts
 from orchestrator.nodes import NodeConfig, NodeHealth, NodeInfo, node_config
 from orchestrator.outputs import BlobStore, OutputRecord
 from orchestrator.pool import NodePool
@@ -526,17 +534,17 @@ class Orchestrator:
         record = self.output(output_id)
         if not access.can_read_output(who, record):
             raise JobNotFound(output_id, what="output")
-        return record
+        return self._shown(who, record)
 
     def outputs_for(self, who: Principal, *, owner: str | None = None,
                     job_id: str | None = None, character: str | None = None,
                     conversation: str | None = None, workflow: str | None = None,
                     limit: int = 50, cursor: str | None = None) -> OutputPage:
         """A page of the outputs ``who`` may read that match every filter given."""
-        return self.store.list_outputs(
+        return self._shown_page(who, self.store.list_outputs(
             owner=owner, job_id=job_id, character=character, conversation=conversation,
             workflow=workflow, visible_to=access.output_viewer(who), limit=limit,
-            cursor=cursor)
+            cursor=cursor))
 
     def gallery_for(self, who: Principal, *, character: str | None = None,
                     conversation: str | None = None, limit: int = 50,
@@ -544,9 +552,11 @@ class Orchestrator:
         """A character's public gallery, or the conversation's outputs ``who`` may see
         (every owner's for an admin)."""
         if character is not None:
-            return self.gallery(character=character, limit=limit, cursor=cursor)
-        return self.gallery(conversation=conversation, owner=access.output_viewer(who),
-                            limit=limit, cursor=cursor)
+            page = self.gallery(character=character, limit=limit, cursor=cursor)
+        else:
+            page = self.gallery(conversation=conversation, owner=access.output_viewer(who),
+                                limit=limit, cursor=cursor)
+        return self._shown_page(who, page)
 
     def cancel_for(self, who: Principal, job_id: str) -> Job:
         """``cancel``, if ``who`` may act on the job; ``JobNotFound`` otherwise."""
@@ -618,6 +628,103 @@ class Orchestrator:
         if after == last and self.get(job_id).status.terminal:
             return self.events(job_id)  # nothing newer will come: end with a snapshot
         return self.events(job_id, after=after)
+
+    # --- outputs for a caller: bytes, thumbnails, regenerate --------------------------
+
+    def output_file(self, who: Principal, record: OutputRecord) -> OutputFile:
+        """Where the bytes of ``record`` (read through ``output_for``) are, as ``who``
+        gets them: the owner the file as ComfyUI wrote it, anyone else (an admin too) a
+        copy without the graph ComfyUI embeds. ``JobNotFound`` when the bytes are gone."""
+        public = not access.sees_inputs(who, record) and embedded.strippable(record.mime)
+        path = (self.blobs.public_copy(record.sha256, record.mime) if public
+                else self.blobs.path(record.sha256))
+        if not path.is_file():
+            raise JobNotFound(record.id, what="output")
+        return OutputFile(record, path, public)
+
+    def output_thumbnail(self, record: OutputRecord, size: int) -> Path:
+        """A thumbnail of ``record`` (read through ``output_for``), longest side ``size``;
+        ``JobNotFound`` (what="thumbnail of output") for an output that is not an image."""
+        path = self.blobs.thumbnail(record.sha256, size)
+        if path is None:
+            raise JobNotFound(record.id, what="thumbnail of output")
+        return path
+
+    def regenerate_for(self, who: Principal, output_id: str, seed: int | None = None, *,
+                       bound: QueueBound | None = None) -> JobHandle:
+        """``regenerate`` as a new job of ``who``'s, within the queue ``bound``.
+
+        Another owner's (public) output is regenerated from its workflow and values
+        only: ``InputsNotShared`` when it was made from their input images or their own
+        graph, which stay theirs as they do in the output's served bytes.
+        """
+        record = self.output_for(who, output_id)
+        job = self.get(record.job_id)
+        images = frozenset(job.spec.images) | (frozenset(job.spec.values) & frozenset(
+            library.image_placeholders(self.registry, job.spec.workflow)))
+        private = access.may_regenerate_with(who, record, job.spec.graph is not None, images)
+        if private:
+            raise InputsNotShared(record.id, record.owner, private, job.spec.workflow)
+        with self._admitting:
+            if bound is not None:
+                admission.check_room(_AdmissionDoor(self), who.owner, job.spec.count, bound)
+            return self.regenerate(record.id, seed, owner=who.owner)
+
+    def _shown(self, who: Principal, record: OutputRecord) -> OutputRecord:
+        """``record`` as ``who`` may see it: another owner's without the image values (an
+        avatar sent as base64 text) that made it; prompts and settings stay."""
+        if access.sees_inputs(who, record):
+            return record
+        images = library.image_placeholders(self.registry, record.workflow)
+        return record.model_copy(update={"values": {
+            name: value for name, value in record.values.items() if name not in images}})
+
+    def _shown_page(self, who: Principal, page: OutputPage) -> OutputPage:
+        return page.model_copy(update={"outputs": [self._shown(who, r) for r in page.outputs]})
+
+    # --- workflows: list, read, check, put, delete (the folder's files, written here) ---
+
+    def workflows(self, who: Principal) -> builtins.list[WorkflowFacts]:
+        """Every workflow, loaded or not; server paths in errors for admins only."""
+        return library.Library(self.registry).list(full_paths=who.admin)
+
+    def workflow(self, who: Principal, name: str) -> WorkflowFacts:
+        """One workflow with its graph, metadata and presence list (``WorkflowNotFound``)."""
+        return library.Library(self.registry).read(name, full_paths=who.admin)
+
+    def workflow_preview(self, name: str) -> Path:
+        """The workflow's preview image file (``NotFound`` when it has none)."""
+        return library.Library(self.registry).preview(name)
+
+    @staticmethod
+    def workflow_name_problem(name: str) -> tuple[str, str] | None:
+        """Why ``name`` cannot name a workflow, with the file it would have; None: it can."""
+        return library.Library.name_problem(name)
+
+    def check_workflow(self, name: str, graph_text: str,
+                       meta_text: str | None) -> CheckReport:
+        """What storing the workflow would meet, and what the pool says; writes nothing."""
+        return library.Library(self.registry).check(name, graph_text, meta_text,
+                                                    self.object_info())
+
+    def put_workflow(self, name: str, graph_text: str, meta_text: str | None) -> bool:
+        """Store the workflow once it loads as a dropped file would (else
+        ``WorkflowFormatError``, nothing written); True when it is new. The registry has
+        reloaded it when this returns."""
+        return library.Library(self.registry).put(name, graph_text, meta_text)
+
+    def delete_workflow(self, name: str) -> None:
+        """Delete the workflow's files (``WorkflowNotFound`` when it has none)."""
+        library.Library(self.registry).delete(name)
+
+    # --- nodes by name ---------------------------------------------------------------
+
+    def node(self, name: str) -> NodeInfo:
+        """The node of the pool named ``name``; ``NotFound("node", name)`` otherwise."""
+        found = next((n for n in self.nodes() if n.name == name), None)
+        if found is None:
+            raise NotFound("node", name)
+        return found
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -717,3 +824,13 @@ async def _until_end(sub: Subscription, keepalive: float | None,
         yield event
         if _ends(event):
             return
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """An output's bytes as one caller gets them: ``public`` when they are the copy
+    without the graph ComfyUI embeds (anyone but the owner, for formats that carry one)."""
+
+    record: OutputRecord
+    path: Path
+    public: bool

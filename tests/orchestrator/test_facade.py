@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ from orchestrator.admission import Admission, QueueBound
 from orchestrator.errors import (
     AccessDenied,
     GraphRejected,
+    InputsNotShared,
     JobNotFound,
     QueueFull,
     WorkflowFormatError,
+    WorkflowNotFound,
 )
 from orchestrator.events import Finished, Snapshot
 from orchestrator.jobs import JobStatus, Visibility
@@ -184,3 +187,55 @@ def test_follow_resumes_after_a_seen_event_and_ends_a_finished_job_with_a_snapsh
 def test_follow_of_an_unknown_job_is_not_found(orch: Orchestrator) -> None:
     with pytest.raises(JobNotFound):
         collect(orch, "no-such-job")
+
+
+def test_another_owners_output_shows_no_image_values_and_serves_the_stripped_copy(
+        orch: Orchestrator) -> None:
+    job = orch.admit(alices(visibility=Visibility.PUBLIC)).wait(60)
+    (record,) = orch.outputs_of(job.id)
+    mine = orch.output_file(ALICE, orch.output_for(ALICE, record.id))
+    theirs = orch.output_file(BOB, orch.output_for(BOB, record.id))
+    assert not mine.public and theirs.public and mine.path != theirs.path
+    assert orch.output_thumbnail(record, 32).is_file()
+
+
+def test_regenerating_another_owners_graph_output_is_refused_and_the_bound_holds(
+        orch: Orchestrator) -> None:
+    job = orch.admit(alices(graphs.txt2img(steps=1), visibility=Visibility.PUBLIC)).wait(60)
+    (record,) = orch.outputs_of(job.id)
+    with pytest.raises(InputsNotShared, match="own graph") as refused:
+        orch.regenerate_for(BOB, record.id)
+    assert refused.value.inputs == ["graph"]
+    with pytest.raises(QueueFull):
+        orch.regenerate_for(ALICE, record.id, bound=QueueBound(max_queued=0,
+                                                               max_per_owner=0))
+    again = orch.regenerate_for(ALICE, record.id, 7).wait(60)
+    assert again.status == JobStatus.SUCCEEDED and again.spec.owner == "alice"
+
+
+def test_workflows_are_put_checked_read_and_deleted_through_the_facade(
+        tmp_path: Path, comfy_url: str) -> None:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    with Orchestrator(data_dir=tmp_path / "data", workflows_dir=folder, nodes=[comfy_url],
+                      watch_workflows=False) as orch:
+        wait_until(lambda: bool(orch.object_info()), 60, "the node's object_info")
+        graph = graphs.solid_image(16, 16)
+        graph["1"]["inputs"]["seed"] = "%seed%"
+        text = json.dumps(graph)
+        report = orch.check_workflow("solid", text, None)
+        assert report.ok and report.pool_checked and report.pool_problems == []
+        assert orch.put_workflow("solid", text, None) is True
+        assert orch.put_workflow("solid", text, None) is False
+        assert (folder / "solid.json").is_file()
+        assert [w.name for w in orch.workflows(ALICE)] == ["solid"]
+        assert orch.workflow(ALICE, "solid").graph == graph
+        assert orch.admit(Admission(workflow="solid", owner="alice")).wait(60).status == (
+            JobStatus.SUCCEEDED)
+        orch.delete_workflow("solid")
+        assert not (folder / "solid.json").exists()
+        with pytest.raises(WorkflowNotFound):
+            orch.workflow(ALICE, "solid")
+        bad = orch.check_workflow("broken", "{not json", None)
+        assert not bad.ok and "broken.json" in bad.problems[0].text
+        assert orch.workflow_name_problem("x.meta") is not None
