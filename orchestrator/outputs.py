@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import importlib
 import io
+import json
 import mimetypes
 import os
 import re
@@ -59,6 +60,10 @@ class OutputKind(StrEnum):
     VIDEO = "video"
     AUDIO = "audio"
     FILE = "file"
+    VALUE = "value"  # a non-file key of a node's UI result (text, numbers...), kept as JSON
+
+
+VALUE_MIME = "application/json"
 
 
 # --- probing (pure) -----------------------------------------------------------------------
@@ -426,8 +431,12 @@ class OutputRecord(BaseModel):
     animated: bool = False
     duration: float | None = None
     kind: OutputKind
-    filename: str  # as the ComfyUI node named it
+    filename: str  # as the ComfyUI node named it; for a value, its key
     node_id: str  # the ComfyUI graph node that produced it
+    # The key of the node's UI result it came under (images, gifs, audio, text...); None
+    # for records made before keys were kept. A value's JSON is ``value`` (also its blob).
+    key: str | None = None
+    value: Any = None
     seed: int | None = None
     workflow: str | None = None
     values: dict[str, Any] = Field(default_factory=dict)
@@ -443,15 +452,32 @@ class OutputRecord(BaseModel):
 
 
 def new_output(job: Job, item: Item, blob: BlobRef, media: Media, *, filename: str,
-               node_id: str, node: str, now: datetime | None = None) -> OutputRecord:
+               node_id: str, node: str, now: datetime | None = None,
+               key: str | None = None) -> OutputRecord:
     """The record of a file that ``item`` produced, with the job's context copied in."""
     spec = job.spec
     return OutputRecord(
         sha256=blob.sha256, blake3=blob.blake3, size_bytes=blob.size_bytes, mime=media.mime,
         kind=media.kind, width=media.width, height=media.height, animated=media.animated,
-        duration=media.duration, filename=filename, node_id=node_id, node=node,
+        duration=media.duration, filename=filename, node_id=node_id, node=node, key=key,
         seed=item.seed, workflow=spec.workflow, values=dict(spec.values), job_id=job.id,
         item_id=item.id, index=item.index, owner=spec.owner, character=spec.character,
         conversation=spec.conversation, visibility=spec.visibility,
         created_at=now or utcnow(),
     )
+
+
+def value_bytes(value: Any) -> bytes:
+    """A UI value as the JSON its blob holds (the bytes its content download serves)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def new_value_output(job: Job, item: Item, blob: BlobRef, *, key: str, value: Any,
+                     node_id: str, node: str) -> OutputRecord:
+    """The record of a non-file key of a node's UI result (``{"text": ["hello"]}``): kind
+    ``value``, named by its key, its JSON in ``value`` and in the blob ``value_bytes``
+    made, so every face that lists or downloads outputs has it as it has files."""
+    media = Media(mime=VALUE_MIME, kind=OutputKind.VALUE)
+    record = new_output(job, item, blob, media, filename=key, node_id=node_id, node=node,
+                        key=key)
+    return record.model_copy(update={"value": value})

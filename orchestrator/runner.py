@@ -17,7 +17,7 @@ from orchestrator import dispatch
 from orchestrator.comfy.client import ComfyClient
 from orchestrator.comfy.messages import Executed, ExecutionStart, Message, Preview
 from orchestrator.comfy.progress import GraphProgress
-from orchestrator.comfy.protocol import OutputFile, outputs_from_ui
+from orchestrator.comfy.protocol import OutputFile, UiValue, outputs_from_ui, values_from_ui
 from orchestrator.comfy.watch import HISTORY_CHECK_INTERVAL, PromptWatch
 from orchestrator.errors import (
     GraphRejected,
@@ -39,7 +39,14 @@ from orchestrator.events import (
 )
 from orchestrator.jobs import Item, ItemError, ItemStatus, Job
 from orchestrator.nodes import Node
-from orchestrator.outputs import BlobStore, OutputRecord, new_output, probe
+from orchestrator.outputs import (
+    BlobStore,
+    OutputRecord,
+    new_output,
+    new_value_output,
+    probe,
+    value_bytes,
+)
 from orchestrator.store import JobStore
 from placeholders import fill_uploads, upload_requests
 
@@ -108,6 +115,7 @@ class ItemExecution:
         self.graph: dict[str, Any] | None = item.graph
         self.tracker: GraphProgress | None = None
         self.output_ids: list[str] = []
+        self.value_ids: list[str] = []  # the node's non-file UI keys, recorded as outputs
 
     @property
     def prompt_id(self) -> str:
@@ -206,6 +214,7 @@ class ItemExecution:
         for file in outputs_from_ui({msg.node: msg.output}):
             if file.type == "output":
                 self.output_ids.append(self._store_output(self.node.client, file).id)
+        self.value_ids += [self._store_value(v).id for v in values_from_ui({msg.node: msg.output})]
 
     def _collect(self, client: ComfyClient) -> None:
         if not self.output_ids:
@@ -214,7 +223,8 @@ class ItemExecution:
             entry = client.settled_history(self.prompt_id)
             files = [f for f in entry.outputs if f.type == "output"] or list(entry.outputs)
             self.output_ids = [self._store_output(client, f).id for f in files]
-        output_ids = list(dict.fromkeys(self.output_ids))
+            self.value_ids += [self._store_value(v).id for v in entry.values]
+        output_ids = list(dict.fromkeys(self.output_ids + self.value_ids))
         self.item = self.ctx.store.mark_succeeded(self.item.id, output_ids)
         self.ctx.progress.set(self.job, self.item.index, 1.0)
         self._maybe_finished()
@@ -229,10 +239,26 @@ class ItemExecution:
         with self.ctx.blobs.storing(data) as blob:  # no release removes it before the record
             record = self.ctx.store.add_output(new_output(
                 self.job, self.item, blob, media, filename=file.filename,
-                node_id=file.node_id, node=self.node.name))
+                node_id=file.node_id, node=self.node.name, key=file.kind))
         self.ctx.bus.publish(OutputEvent(job_id=self.job.id, item=self.item.index,
                                          output_id=record.id, node_id=file.node_id,
                                          mime=record.mime, filename=file.filename))
+        return record
+
+    def _store_value(self, found: UiValue) -> OutputRecord:
+        """Record a non-file key of a node's UI result (its text, numbers...) as an output
+        of kind ``value``, once per (item, node, key), so it outlives the node's memory."""
+        existing = self.ctx.store.output_for_item_file(self.item.id, found.key,
+                                                       node_id=found.node_id)
+        if existing is not None:
+            return existing
+        with self.ctx.blobs.storing(value_bytes(found.value)) as blob:
+            record = self.ctx.store.add_output(new_value_output(
+                self.job, self.item, blob, key=found.key, value=found.value,
+                node_id=found.node_id, node=self.node.name))
+        self.ctx.bus.publish(OutputEvent(job_id=self.job.id, item=self.item.index,
+                                         output_id=record.id, node_id=found.node_id,
+                                         mime=record.mime, filename=found.key))
         return record
 
     # --- failures ----------------------------------------------------------------------------

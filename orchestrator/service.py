@@ -24,8 +24,15 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from orchestrator import access, admission, dispatch, embedded, library
+from orchestrator import access, admission, dispatch, embedded, library, nodefacts
 from orchestrator.admission import Admission, Admitted, QueueBound
+from orchestrator.comfy.features import JOB_CANCEL as JOB_CANCEL
+from orchestrator.comfy.features import JOBS_API as JOBS_API
+from orchestrator.comfy.features import UUID_PROMPT_IDS as UUID_PROMPT_IDS
+from orchestrator.comfy.features import Version as Version
+from orchestrator.comfy.features import is_canonical_uuid as is_canonical_uuid
+from orchestrator.comfy.features import parse_version as parse_version
+from orchestrator.dispatch import PREFERRED_NODE_KEY as PREFERRED_NODE_KEY
 from orchestrator.dispatch import Requirements
 from orchestrator.errors import (
     InputsNotShared,
@@ -38,6 +45,7 @@ from orchestrator.errors import (
 from orchestrator.events import EventBus, Finished, Queued, Snapshot, Subscription
 from orchestrator.jobs import Item, ItemStatus, Job, JobSpec, JobStatus, Visibility
 from orchestrator.library import CheckReport, WorkflowFacts
+from orchestrator.nodefacts import NodeFacts as NodeFacts
 from orchestrator.nodes import NodeConfig, NodeHealth, NodeInfo, node_config
 from orchestrator.outputs import BlobStore, OutputRecord
 from orchestrator.pool import NodePool
@@ -49,7 +57,7 @@ from orchestrator.rendering import (
     render_workflow,
     with_pool_model,
 )
-from orchestrator.retention import DEFAULT_SWEEP_S, RetentionSweep, expires_at
+from orchestrator.retention import DEFAULT_SWEEP_S, RetentionSweep, expires_at, freed_blobs
 from orchestrator.runner import PoolContext, RenderedItem, publish_if_finished
 from orchestrator.seeds import reseeded
 from orchestrator.staging import stage_named_inputs
@@ -59,6 +67,7 @@ from orchestrator.tokens import Principal
 from orchestrator.validation import check_against_object_info, raise_for_problems
 from orchestrator.workflow import check_graph_shape
 from placeholders import RANDOM_SEED, seed_for
+from placeholders.graph import is_link as is_link
 
 ImageInput = bytes | os.PathLike[str]
 # Event sequence numbers a process may use per second of its start time; keeps ids of a
@@ -725,6 +734,62 @@ class Orchestrator:
         if found is None:
             raise NotFound("node", name)
         return found
+
+    # --- ComfyUI gateway: node facts, ComfyUI's own checks, a refused prompt --------------
+
+    def node_facts(self, name: str) -> NodeFacts | None:
+        """A node's ``/system_stats`` and feature flags as it last answered; None when it
+        left the pool."""
+        return nodefacts.facts(self.pool, name)
+
+    def models(self, folder: str | None = None) -> builtins.list[str] | None:
+        """Model folders (``folder`` None) or one folder's files, merged over the healthy
+        nodes; None when no node has that folder."""
+        return nodefacts.models(self.pool, folder)
+
+    def node_history(self, job: Job) -> dict[str, Any] | None:
+        """The node's own ``/history`` entry of a finished single-item job (every UI key,
+        the cached nodes); None when the node forgot it or is gone."""
+        return nodefacts.history_entry(self.pool, job)
+
+    def capable_node_free(self, graph: Mapping[str, Any]) -> bool:
+        """Whether a node that can run ``graph`` has room now (it would start at once)."""
+        return nodefacts.capable_node_free(self.pool, graph)
+
+    def check_as_comfyui(self, graph: Mapping[str, Any], inputs: Iterable[str] = (), *,
+                         waive: frozenset[str] = frozenset()) -> None:
+        """``GraphRejected`` for what ComfyUI's own validation refuses in ``graph`` against
+        the pool's ``/object_info``, and nothing stricter; values naming ``inputs`` (input
+        files) pass as files uploaded at dispatch, problems of a type in ``waive`` are left
+        to the node. Nothing is judged while no node has answered."""
+        info = self.object_info()
+        if not info:
+            return
+        staged = stage_named_inputs(graph, dict.fromkeys(inputs, b""))
+        problems = check_against_object_info(staged, info, as_comfyui=True)
+        raise_for_problems([p for p in problems if p.code not in waive], source="prompt")
+
+    def replay_after(self) -> int:
+        """An ``after`` for ``events`` and ``follow`` that replays every event this process
+        holds for a job: for a job just submitted, nothing it went through is missed."""
+        return self.bus.seq_base
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called (streams of this orchestrator end)."""
+        return self._closed
+
+    def delete_job(self, who: Principal, job_id: str) -> bool:
+        """Delete a finished job ``who`` may act on, with its outputs, as if it never was
+        (a prompt its node refused: ComfyUI keeps no trace of a 400); False while it has
+        not ended. ``JobNotFound`` for a job ``who`` may not act on."""
+        job = self._acted_on(who, job_id)
+        outputs = self.outputs_of(job_id)
+        if not self.store.delete_finished_job(job_id):
+            return False
+        for sha256 in sorted(freed_blobs(job, outputs)):
+            self.release_blob(sha256)
+        return True
 
     # --- lifecycle ---------------------------------------------------------------------
 

@@ -16,6 +16,9 @@ from orchestrator.errors import GraphRejected, InputProblem, NodeProtocolError, 
 # Keys of a node's ui_output that hold files. `images` also carries animated webp and
 # video (then with "animated": [true]); `gifs` is what popular video node packs use.
 FILE_OUTPUT_KEYS = ("images", "gifs", "video", "videos", "audio")
+# Keys that describe a node's files rather than being outputs of their own: the files'
+# records carry them (``OutputRecord.animated``).
+FILE_FLAG_KEYS = ("animated",)
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,15 @@ class OutputFile:
 
     def view_params(self) -> dict[str, str]:
         return {"filename": self.filename, "subfolder": self.subfolder, "type": self.type}
+
+
+@dataclass(frozen=True)
+class UiValue:
+    """One non-file key of a node's UI result (``{"text": ["hello"]}``), as the node sent it."""
+
+    node_id: str
+    key: str
+    value: Any
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,7 @@ class HistoryEntry:
     outputs: tuple[OutputFile, ...]
     error: dict[str, Any] | None = None
     interrupted: bool = False
+    values: tuple[UiValue, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -240,6 +253,21 @@ def outputs_from_ui(node_outputs: Mapping[str, Any]) -> list[OutputFile]:
     return files
 
 
+def values_from_ui(node_outputs: Mapping[str, Any]) -> list[UiValue]:
+    """Every non-file key of a ``{node_id: ui_output}`` map, nodes and keys in the order the
+    node reported them; a key holding files (or a file flag) is left to ``outputs_from_ui``."""
+    return [UiValue(str(node_id), str(key), value)
+            for node_id, ui in node_outputs.items() if isinstance(ui, dict)
+            for key, value in ui.items() if not _holds_files(key, value)]
+
+
+def _holds_files(key: str, value: Any) -> bool:
+    if key in FILE_OUTPUT_KEYS or key in FILE_FLAG_KEYS:
+        return True
+    return isinstance(value, list | tuple) and any(
+        isinstance(v, dict) and isinstance(v.get("filename"), str) for v in value)
+
+
 def parse_history(prompt_id: str, body: Any, *, url: str) -> HistoryEntry | None:
     """Read ``/history/{id}``: None while the prompt is unknown or unfinished."""
     if not isinstance(body, dict):
@@ -257,6 +285,7 @@ def parse_history(prompt_id: str, body: Any, *, url: str) -> HistoryEntry | None
         outputs=tuple(outputs_from_ui(entry.get("outputs") or {})),
         error=error,
         interrupted=_first_message(messages, "execution_interrupted") is not None,
+        values=tuple(values_from_ui(entry.get("outputs") or {})),
     )
 
 

@@ -245,7 +245,9 @@ class OutputOut(BaseModel):
     id: str
     job_id: str
     index: int
-    kind: str
+    kind: str = Field(description="image, video, audio, file, or value: a non-file key of "
+                      "the node's UI result (text, numbers...), its JSON in `value` and "
+                      "as the content")
     mime: str
     size_bytes: int
     sha256: str
@@ -255,6 +257,12 @@ class OutputOut(BaseModel):
     duration: float | None
     filename: str
     node_id: str
+    key: str | None = Field(
+        default=None, description="the key of the node's UI result it came under (images, "
+        "gifs, audio, text...); null for outputs recorded before keys were kept")
+    value: Any = Field(default=None, description="kind value: the JSON the node reported "
+                       "under `key` (ComfyUI's `{\"text\": [\"hello\"]}` gives "
+                       "`[\"hello\"]`); null for files")
     seed: int | None
     workflow: str | None
     values: dict[str, Any]
@@ -273,7 +281,8 @@ class OutputOut(BaseModel):
             id=rec.id, job_id=rec.job_id, index=rec.index, kind=rec.kind.value, mime=rec.mime,
             size_bytes=rec.size_bytes, sha256=rec.sha256, width=rec.width, height=rec.height,
             animated=rec.animated, duration=rec.duration, filename=rec.filename,
-            node_id=rec.node_id, seed=rec.seed, workflow=rec.workflow, values=dict(rec.values),
+            node_id=rec.node_id, key=rec.key, value=rec.value, seed=rec.seed,
+            workflow=rec.workflow, values=dict(rec.values),
             owner=rec.owner, character=rec.character, conversation=rec.conversation,
             visibility=rec.visibility.value, created_at=aware(rec.created_at) or rec.created_at,
             content_url=f"{url}/content", thumbnail_url=f"{url}/thumbnail",

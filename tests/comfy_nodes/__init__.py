@@ -8,6 +8,7 @@ graphs written for that pack run unchanged against the test server.
 from .nodes import (
     LoadImageBase64,
     OrchTestFail,
+    OrchTestReport,
     OrchTestSleep,
     OrchTestSolidImage,
     OrchTestValidated,
@@ -18,6 +19,7 @@ NODE_CLASS_MAPPINGS = {
     "OrchTestFail": OrchTestFail,
     "OrchTestSolidImage": OrchTestSolidImage,
     "OrchTestValidated": OrchTestValidated,
+    "OrchTestReport": OrchTestReport,
     "ETN_LoadImageBase64": LoadImageBase64,
 }
 
@@ -26,6 +28,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "OrchTestFail": "Fail On Demand (test)",
     "OrchTestSolidImage": "Solid Colour Image (test)",
     "OrchTestValidated": "Validate Inputs On The Node (test)",
+    "OrchTestReport": "Report Values In The UI (test)",
     "ETN_LoadImageBase64": "Load Image (Base64)",
 }
 

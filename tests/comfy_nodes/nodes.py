@@ -189,6 +189,26 @@ class OrchTestSolidImage:
         return (rgb.expand(batch_size, height, width, 3).clone(),)
 
 
+class OrchTestReport:
+    """An output node whose UI result holds values, no files: ``text``, a number and an
+    object, in that order (what a captioning or LLM node reports, as a SillyTavern-style
+    flow reads it)."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> InputTypes:
+        return {"required": {"text": ("STRING", {"default": "hello"})},
+                "optional": {"seed": SEED}}
+
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "report"
+    OUTPUT_NODE = True
+    CATEGORY = CATEGORY
+
+    def report(self, text: str, seed: int = 0) -> dict[str, Any]:
+        detail = {"words": len(text.split()), "seed": seed}
+        return {"ui": {"text": [text], "score": [0.5], "detail": [detail]}, "result": (text,)}
+
+
 class LoadImageBase64:
     """An image sent inline as base64, returned as (IMAGE, MASK) like comfyui-tooling-nodes.
 

@@ -293,7 +293,7 @@ def test_a_record_copies_the_jobs_context() -> None:
         "kind": OutputKind.IMAGE, "filename": "ComfyUI_00001_.png", "node_id": "9",
         "seed": 42, "workflow": "portrait", "values": {"prompt": "a cat"}, "node": "gpu-1",
         "job_id": "j", "item_id": "j-1", "index": 1, "owner": "ann", "character": "kit",
-        "conversation": "c1", "visibility": Visibility.PUBLIC,
+        "conversation": "c1", "visibility": Visibility.PUBLIC, "key": None, "value": None,
     }
     assert record.created_at.utcoffset() is not None
 

@@ -93,11 +93,16 @@ def file_ref(record: OutputRecord) -> dict[str, str]:
 
 
 def ui_outputs(records: Iterable[OutputRecord]) -> dict[str, dict[str, Any]]:
-    """``{node_id: ui_output}`` as ``executed`` and history carry them."""
+    """``{node_id: ui_output}`` as ``executed`` and history carry them, from our records
+    (oldest first): files under the key the node gave them, values (``text``...) as the
+    node reported them."""
     found: dict[str, dict[str, Any]] = {}
     for record in records:
         ui = found.setdefault(record.node_id, {})
-        key = "audio" if record.kind is OutputKind.AUDIO else "images"
+        if record.kind is OutputKind.VALUE:
+            ui[record.key or record.filename] = record.value
+            continue
+        key = record.key or ("audio" if record.kind is OutputKind.AUDIO else "images")
         ui.setdefault(key, []).append(file_ref(record))
         if record.animated or record.kind is OutputKind.VIDEO:
             ui["animated"] = [True]

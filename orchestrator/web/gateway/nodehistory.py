@@ -1,12 +1,12 @@
-"""What the node that ran a prompt wrote in its own history, for a faithful relay.
+"""What a finished prompt reported beyond our job state, for a faithful relay.
 
-Our store keeps a prompt's files; ComfyUI's history also has every other key of each
-output node's UI result (``text``, numbers, ``animated``...), cached output nodes, and the
-list of nodes it took from its cache (``execution_cached``). The gateway reads them from
-the node once the prompt has ended (the node keeps its last 10,000 prompts in memory) and
-maps each file the node names to the name our ``/view`` serves it under; a file we did not
-keep (a temporary preview next to saved images) is left out. When the node has forgotten
-the prompt (restarted, removed), the gateway answers from our records alone.
+Our store keeps every key of each output node's UI result: its files and its values
+(``text``, numbers...), as output records (kind ``value`` for the values), so ``/history``,
+``/api/jobs`` and the closing ``executed`` messages come from them and survive a restart of
+the service or the node. The list of nodes the node took from its cache
+(``execution_cached``) is read from the node once the prompt has ended (it keeps its last
+10,000 prompts in memory); when it has forgotten the prompt, none are told.
+``node_result`` maps a node's own history entry to the names our ``/view`` serves.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from orchestrator.errors import ConfigError, NodeError
 from orchestrator.jobs import Job
 from orchestrator.outputs import OutputRecord
 from orchestrator.service import Orchestrator
-from orchestrator.web.gateway.history import file_ref
+from orchestrator.web.gateway.history import file_ref, ui_outputs
 
 REMEMBERED = 2000  # finished prompts whose node answer is kept (history is polled often)
 
@@ -77,15 +77,20 @@ class NodeResults:
         self._lock = threading.Lock()
         self._known: OrderedDict[str, NodeResult] = OrderedDict()
 
-    def of(self, job: Job, records: Sequence[OutputRecord]) -> NodeResult | None:
-        """The node's answer for a terminal single-item ``job``; None when it has none."""
+    def of(self, job: Job, records: Sequence[OutputRecord]) -> NodeResult:
+        """A terminal ``job``'s outputs from our records (oldest first), every UI key the
+        runner recorded, files and values: durable, so the answer survives a restart of
+        the service and the node going away. The cached nodes are the node's word while
+        it remembers the prompt (none once it has forgotten it)."""
+        outputs = ui_outputs(records)
         with self._lock:
-            if job.id in self._known:
-                return self._known[job.id]
+            known = self._known.get(job.id)
+        if known is not None:
+            return NodeResult(outputs, known.cached)
         entry = self._fetch(job)
         if entry is None:
-            return None  # not written yet (ComfyUI's completion race) or forgotten
-        result = node_result(entry, records)
+            return NodeResult(outputs, ())  # not written yet (completion race) or forgotten
+        result = NodeResult(outputs, _cached(entry))
         with self._lock:
             self._known[job.id] = result
             while len(self._known) > REMEMBERED:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from orchestrator.events import ProgressEvent
 from orchestrator.jobs import Job, JobStatus
-from orchestrator.outputs import OutputRecord
+from orchestrator.outputs import OutputKind, OutputRecord
 from orchestrator.web.v2 import schemas
 
 API_PREFIX = "/api/v2"
@@ -101,9 +101,19 @@ def _snapshot(value: float, total: int, latest: ProgressEvent | None) -> schemas
                             steps=steps, message=message)
 
 
+# A node's UI value (its JSON, named by its key) is text to the contract.
+_OUTPUT_TYPE: dict[OutputKind, schemas.OutputTypeName] = {
+    OutputKind.IMAGE: "image", OutputKind.VIDEO: "video", OutputKind.AUDIO: "audio",
+    OutputKind.FILE: "file", OutputKind.VALUE: "text"}
+
+
+def output_type(record: OutputRecord) -> schemas.OutputTypeName:
+    return _OUTPUT_TYPE[record.kind]
+
+
 def output_of(record: OutputRecord, base: str, now: datetime) -> schemas.Output:
     return schemas.Output(
-        node_id=record.node_id, name=record.filename, type=record.kind.value,
+        node_id=record.node_id, name=record.filename, type=output_type(record),
         content_type=record.mime, size_bytes=record.size_bytes, id=record.id,
         hash=blake3_ref(record.blake3), url=content_url(base, record.id),
         url_expires_at=now + CONTENT_URL_TTL, job_id=record.job_id)
