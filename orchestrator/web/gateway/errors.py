@@ -13,8 +13,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from orchestrator.errors import GraphRejected, InputProblem
+from orchestrator.service import is_link
 from orchestrator.web.gateway.versions import MISSING_NODE_TYPE, Version, has
-from orchestrator.workflow import is_link
 
 # ComfyUI elides combo lists longer than this in value_not_in_list errors.
 COMBO_LIST_LIMIT = 20

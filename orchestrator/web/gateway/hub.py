@@ -4,7 +4,7 @@ ComfyUI sends a prompt's messages to the socket of the ``client_id`` that posted
 client that reconnects with the same id replaces its old socket. The hub keeps one socket
 per (owner, client id) — two owners choosing the same id never see each other's prompts —
 and one relay per posted prompt, a task on the web server's event loop, which follows the
-job's events on our bus (``Subscription.aget``), translates them (``relay.PromptRelay``)
+job's events (``Orchestrator.follow``), translates them (``relay.PromptRelay``)
 and hands the frames to whichever socket that client has at that moment; with none, they
 are dropped, as ComfyUI drops them. Store reads (the queue length in ``status`` frames,
 the job at its end) go to a worker thread, so the loop never waits on the database.
@@ -25,9 +25,6 @@ from orchestrator.outputs import OutputRecord
 from orchestrator.service import Orchestrator
 from orchestrator.web.gateway.nodehistory import NodeResult, NodeResults
 from orchestrator.web.gateway.relay import Frame, PromptRelay, encode_preview
-
-# Seconds a relay waits for an event before checking that the service still runs.
-RELAY_POLL_S = 1.0
 
 ClientKey = tuple[str, str]  # (owner, client id)
 Outgoing = str | bytes | None  # None tells the socket's writer to stop
@@ -146,22 +143,18 @@ class ClientHub:
                     self._relays.pop(key, None)
 
     async def _pump(self, key: ClientKey, relay: PromptRelay, replay: bool) -> None:
-        # Resuming after the bus's base replays every event it kept for the job, so
-        # nothing is lost between the submit and this subscription, however fast it ran.
-        # (The job was just recorded: no need to read it back to know it exists.)
-        bus = self.orch.bus
-        sub = (bus.subscribe(relay.prompt_id, after=bus.seq_base) if replay
-               else await asyncio.to_thread(self.orch.events, relay.prompt_id))
-        with sub:
-            while not self.orch.pool.closed.is_set() and not sub.closed:
-                event = await sub.aget(RELAY_POLL_S)
-                if _ended(event):
-                    await self._finish(key, relay)
-                    return
-                if event is not None:
-                    remaining = (await asyncio.to_thread(queue_remaining, self.orch)
-                                 if isinstance(event, Queued | Started) else 0)
-                    self.deliver(key, relay.translate(event, queue_remaining=_fixed(remaining)))
+        # Replaying every event the core holds for the job, nothing is lost between the
+        # submit and this stream, however fast it ran. The stream ends with the job or
+        # when the service closes.
+        after = self.orch.replay_after() if replay else None
+        async for event in self.orch.follow(relay.prompt_id, after):
+            if _ended(event):
+                await self._finish(key, relay)
+                return
+            if event is not None:
+                remaining = (await asyncio.to_thread(queue_remaining, self.orch)
+                             if isinstance(event, Queued | Started) else 0)
+                self.deliver(key, relay.translate(event, queue_remaining=_fixed(remaining)))
 
     async def _finish(self, key: ClientKey, relay: PromptRelay) -> None:
         job, remaining, node = await asyncio.to_thread(self._ending, relay.prompt_id)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from orchestrator import dispatch
-from orchestrator.errors import ConfigError, JobNotFound
+from orchestrator.errors import JobNotFound
 from orchestrator.events import Dispatched, Finished, ItemFailed, Subscription
 from orchestrator.jobs import ItemStatus
 from orchestrator.service import Orchestrator
+from orchestrator.tokens import Principal
 
 # Seconds the gateway waits for a free node's answer before answering 200 anyway (the
 # prompt then runs or fails as any queued prompt does). Dispatch takes milliseconds on a
@@ -45,22 +45,21 @@ def node_may_waive(refusal: dict[str, Any] | None) -> bool:
     return bool(found) and all(kind in WAIVABLE for kind in found)
 
 
-def node_refusal(orch: Orchestrator, job_id: str, graph: dict[str, Any]
+def node_refusal(orch: Orchestrator, who: Principal, job_id: str, graph: dict[str, Any]
                  ) -> dict[str, Any] | None:
     """The 400 body the node gave the job's prompt, or None (dispatched, failed for
-    another reason, left in the queue, or no answer within ``DISPATCH_WAIT_S``). Ask only when
-    ``capable_node_free`` said so just before the job was recorded (after, the job's own
-    claim may have filled the node).
+    another reason, left in the queue, or no answer within ``DISPATCH_WAIT_S``). Ask only
+    when ``Orchestrator.capable_node_free`` said so just before the job was recorded
+    (after, the job's own claim may have filled the node).
 
     A refused job is deleted once it has ended: ComfyUI keeps no trace of a prompt it
     answered 400, and neither do we."""
-    bus = orch.bus
     deadline = time.monotonic() + DISPATCH_WAIT_S
-    # Resuming after the bus's base replays what the job already went through.
-    with bus.subscribe(job_id, after=bus.seq_base) as sub:
+    # Replaying from the first event held, so what the job already went through counts.
+    with orch.events(job_id, after=orch.replay_after()) as sub:
         refusal = _outcome(orch, sub, graph, deadline)
         if refusal is not None and _ended(sub, deadline):
-            orch.store.delete_finished_job(job_id)
+            orch.delete_job(who, job_id)
     return refusal
 
 
@@ -86,7 +85,7 @@ def _left_waiting(orch: Orchestrator, job_id: str, graph: dict[str, Any]) -> boo
     except JobNotFound:
         return True
     return (all(item.status is ItemStatus.QUEUED for item in job.items)
-            and not capable_node_free(orch, graph))
+            and not orch.capable_node_free(graph))
 
 
 def _ended(sub: Subscription, deadline: float) -> bool:
@@ -95,20 +94,4 @@ def _ended(sub: Subscription, deadline: float) -> bool:
         event = sub.get(left)
         if event is None or isinstance(event, Finished):
             return event is not None
-    return False
-
-
-def capable_node_free(orch: Orchestrator, graph: dict[str, Any]) -> bool:
-    """Whether some node that can run ``graph`` (its classes and models) has room now:
-    a prompt recorded now is dispatched at once, so the wait for its node is short."""
-    pool = orch.pool
-    needs = dispatch.requirements(graph)
-    for info in orch.nodes():
-        try:
-            worker = pool.worker(info.name)
-        except ConfigError:
-            continue  # removed meanwhile
-        caps = worker.node.capabilities
-        if caps is not None and worker.has_room() and dispatch.can_run(needs, caps):
-            return True
     return False

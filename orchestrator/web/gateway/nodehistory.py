@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.errors import ConfigError, NodeError
 from orchestrator.jobs import Job
 from orchestrator.outputs import OutputRecord
 from orchestrator.service import Orchestrator
@@ -98,10 +97,5 @@ class NodeResults:
         return result
 
     def _fetch(self, job: Job) -> dict[str, Any] | None:
-        item = job.items[-1] if len(job.items) == 1 else None
-        if item is None or item.node is None or item.prompt_id is None:
-            return None
-        try:
-            return self.orch.pool.worker(item.node).node.client.history_entry(item.prompt_id)
-        except (ConfigError, NodeError):
-            return None  # the node was removed or is down: our records answer alone
+        # None when the node was removed or is down: our records answer alone.
+        return self.orch.node_history(job)

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterator
 from typing import Any
 
-from orchestrator.comfy.client import ComfyClient
-from orchestrator.comfy.features import parse_version
-from orchestrator.errors import ConfigError, NodeError
-from orchestrator.nodes import Node, NodeHealth, NodeInfo
-from orchestrator.service import Orchestrator
+from orchestrator.nodes import NodeHealth, NodeInfo
+from orchestrator.service import NodeFacts, Orchestrator, parse_version
 
 # Reported while no node has answered yet, so clients that parse the version still work.
 UNKNOWN_VERSION = "unknown"
 ARGV = ["comfy-orchestrator"]
+
 
 def _up(orch: Orchestrator) -> list[NodeInfo]:
     return [n for n in orch.nodes() if n.health == NodeHealth.UP]
@@ -43,16 +40,16 @@ def features(orch: Orchestrator, max_upload_bytes: int) -> dict[str, Any]:
     has while no node has answered."""
     flags: dict[str, Any] = {"supports_preview_metadata": True}
     for node in _newest_first(orch)[:1]:
-        found = _node(orch, node.name)
-        if found is not None and found.features is not None:
-            flags = dict(found.features.flags) or flags
+        found = orch.node_facts(node.name)
+        if found is not None and found.feature_flags is not None:
+            flags = found.feature_flags or flags
     return {**flags, "max_upload_size": max_upload_bytes}
 
 
 def system_stats(orch: Orchestrator) -> dict[str, Any]:
     """ComfyUI's ``/system_stats`` for the pool: the system facts (ComfyUI version) of the
     node the gateway speaks as and every healthy node's devices."""
-    stats = [s for s in (_stats(orch, n) for n in _newest_first(orch)) if s]
+    stats = [s for s in (_stats(orch.node_facts(n.name)) for n in _newest_first(orch)) if s]
     system = dict(stats[0].get("system") or {}) if stats else {}
     system.setdefault("comfyui_version", UNKNOWN_VERSION)
     system.setdefault("os", os.name)
@@ -61,37 +58,14 @@ def system_stats(orch: Orchestrator) -> dict[str, Any]:
             "devices": [d for s in stats for d in s.get("devices") or ()]}
 
 
-def _node(orch: Orchestrator, name: str) -> Node | None:
-    try:
-        return orch.pool.worker(name).node
-    except ConfigError:
-        return None  # removed meanwhile
-
-
-def _stats(orch: Orchestrator, node: NodeInfo) -> dict[str, Any]:
-    found = _node(orch, node.name)
+def _stats(found: NodeFacts | None) -> dict[str, Any]:
     return dict(found.system_stats) if found is not None else {}
 
 
 def models(orch: Orchestrator, folder: str | None = None) -> list[str] | None:
     """``/models`` (folder names) or ``/models/{folder}`` (file names), merged over the
     healthy nodes in their order; None when no node has that folder."""
-    lists = list(_model_lists(orch, folder))
-    if not lists:
-        return None
-    merged: dict[str, None] = {}
-    for names in lists:
-        merged.update(dict.fromkeys(names))
-    return list(merged)
-
-
-def _model_lists(orch: Orchestrator, folder: str | None) -> Iterator[list[str]]:
-    for node in _up(orch):
-        try:
-            with ComfyClient(node.url) as client:
-                yield client.models(folder)
-        except NodeError:
-            continue  # the node lacks the folder (404) or went away: the others answer
+    return orch.models(folder)
 
 
 def embeddings(orch: Orchestrator) -> list[str]:

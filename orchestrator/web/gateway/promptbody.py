@@ -16,12 +16,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from orchestrator.comfy.features import is_canonical_uuid
-from orchestrator.staging import stage_named_inputs
-from orchestrator.validation import check_against_object_info, raise_for_problems
+from orchestrator.service import Orchestrator, is_canonical_uuid, is_link
 from orchestrator.web.errors import InvalidRequest
 from orchestrator.web.gateway import errors, history, targets, versions
-from orchestrator.workflow import is_link
 
 # A prompt id becomes our job id and a URL path segment: keep it to safe characters (and
 # braces, for the ``{uuid}`` spelling older releases take).
@@ -41,15 +38,13 @@ def well_formed(job_id: Any) -> bool:
                                         or PROMPT_ID_RE.fullmatch(job_id) is not None)
 
 
-def preflight(info: dict[str, Any], files: dict[str, str],
+def preflight(orch: Orchestrator, files: dict[str, str],
               waive: frozenset[str] = frozenset()) -> targets.Check:
-    """ComfyUI's own validation rules and nothing stricter: a graph ComfyUI takes, the
-    gateway takes (uploaded names stand in for the files staged at dispatch). Problems
-    of a type in ``waive`` are left to the node to judge."""
+    """ComfyUI's own validation rules and nothing stricter (``check_as_comfyui``): a
+    graph ComfyUI takes, the gateway takes (uploaded names stand in for the files staged
+    at dispatch). Problems of a type in ``waive`` are left to the node to judge."""
     def check(run: dict[str, Any]) -> None:
-        staged = stage_named_inputs(run, dict.fromkeys(files, b""))
-        problems = check_against_object_info(staged, info, as_comfyui=True)
-        raise_for_problems([p for p in problems if p.code not in waive], source="prompt")
+        orch.check_as_comfyui(run, files, waive=waive)
     return check
 
 

@@ -13,14 +13,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.dispatch import PREFERRED_NODE_KEY
+from orchestrator.admission import Admission, QueueBound
 from orchestrator.errors import JobNotFound
 from orchestrator.jobs import ItemStatus, Job, JobStatus
 from orchestrator.nodes import NodeHealth
-from orchestrator.service import Orchestrator
+from orchestrator.service import PREFERRED_NODE_KEY, Orchestrator
 from orchestrator.tokens import Principal
-from orchestrator.web import limits
-from orchestrator.web.auth import can_read_job
 from orchestrator.web.errors import InvalidRequest
 from orchestrator.web.gateway import (
     errors,
@@ -60,9 +58,10 @@ class Gateway:
                max_per_owner: int) -> Answer:
         """``POST /prompt``: 200 ``{prompt_id, number, node_errors}`` or ComfyUI's 400 body.
 
-        Raises ``TooManyRequests`` (queue full) and store errors for the envelope handler.
-        Everything that can refuse the request is decided before the job is recorded, so
-        a refused request never leaves a job behind (nor runs one a retry runs again).
+        Raises ``QueueFull`` and store errors for the envelope handler. Everything that
+        can refuse the request is decided before the job is recorded, so a refused request
+        never leaves a job behind (nor runs one a retry runs again): ComfyUI's own checks
+        here, the rest in the core's one admission order (``Orchestrator.admit``).
         """
         if not isinstance(body, dict) or "prompt" not in body:
             return 400, errors.error_body(errors.NO_PROMPT)
@@ -73,8 +72,6 @@ class Gateway:
         if problem is not None:
             return 400, errors.error_body(problem)
         number, priority = promptbody.queue_place(body, self.uploads.next_number)
-        limits.check_queue(self.orch.store, who.owner, 1, max_queued=max_queued,
-                           max_per_owner=max_per_owner)
         files = self.uploads.inputs_named(who.owner, promptbody.strings(graph))
         chosen = self._plan(body, files, version)
         if chosen.graph is None:
@@ -85,8 +82,11 @@ class Gateway:
                 return 400, errors.error_body(errors.graph_error(
                     "invalid_prompt", "prompt_id is already in use; send a new one (or none: "
                     "the server then makes one)", prompt_id))
-            status, answer = self._record(who, body, chosen.graph, files, prompt_id,
-                                          (number, priority))
+            status, answer = self._record(who, body, Admission(
+                graph=chosen.graph, owner=who.owner, job_id=prompt_id, priority=priority,
+                inputs=files, bound=QueueBound(max_queued=max_queued,
+                                               max_per_owner=max_per_owner),
+                preflight=False, source="prompt"), number)
         if status != 200:
             return status, answer
         return 200, {**answer, "node_errors": chosen.node_errors}
@@ -98,12 +98,12 @@ class Gateway:
         (``nodecheck``): ComfyUI runs such a graph when the class allows it."""
         graph, wanted = body["prompt"], body.get("partial_execution_targets")
         info = self.orch.object_info()
-        chosen = targets.plan(graph, info, wanted, promptbody.preflight(info, files), version)
+        chosen = targets.plan(graph, info, wanted, promptbody.preflight(self.orch, files),
+                              version)
         if chosen.graph is None and nodecheck.node_may_waive(chosen.refusal):
             lenient = targets.plan(graph, info, wanted, promptbody.preflight(
-                info, files, waive=nodecheck.WAIVABLE), version)
-            if lenient.graph is not None and nodecheck.capable_node_free(self.orch,
-                                                                         lenient.graph):
+                self.orch, files, waive=nodecheck.WAIVABLE), version)
+            if lenient.graph is not None and self.orch.capable_node_free(lenient.graph):
                 return lenient
         return chosen
 
@@ -134,33 +134,31 @@ class Gateway:
             return False
         return True
 
-    def _record(self, who: Principal, body: dict[str, Any], graph: dict[str, Any],
-                files: dict[str, str], prompt_id: str,
-                place: tuple[int | float, int]) -> Answer:
-        """Record the job at its place in the queue (``promptbody.queue_place``); the
-        node's 400 when a free node refused it (``nodecheck``)."""
-        client_id, (number, priority) = body.get("client_id"), place
+    def _record(self, who: Principal, body: dict[str, Any], request: Admission,
+                number: int | float) -> Answer:
+        """Admit ``request`` (the graph to run, at its place in the queue) with what the
+        client posted; the node's 400 when a free node refused it (``nodecheck``)."""
+        client_id, graph = body.get("client_id"), request.graph or {}
         metadata = {history.NUMBER_KEY: str(number),
                     **promptbody.extra_metadata(body.get("extra_data"), client_id),
                     **self._affinity(who, client_id)}
         if client_id is not None:
             metadata[history.CLIENT_KEY] = str(client_id)
         extra = body.get("extra_data")
-        decides = nodecheck.capable_node_free(self.orch, graph)
-        self.orch.submit(graph=graph, owner=who.owner, job_id=prompt_id, metadata=metadata,
-                         priority=priority,
-                         images={name: self.orch.blobs.path(sha) for name, sha in files.items()},
-                         extra_data=extra if isinstance(extra, dict) else None)
-        refusal = nodecheck.node_refusal(self.orch, prompt_id, graph) if decides else None
+        decides = self.orch.capable_node_free(graph)
+        handle = self.orch.admit(request.model_copy(update={
+            "metadata": metadata, "extra_data": extra if isinstance(extra, dict) else {}}))
+        refusal = nodecheck.node_refusal(self.orch, who, handle.id, graph) if decides \
+            else None
         if refusal is not None:
             return 400, refusal  # the client never hears of it again: no socket relay
         with self._lock:
-            self._last[(who.owner, str(client_id or ""))] = prompt_id
+            self._last[(who.owner, str(client_id or ""))] = handle.id
             while len(self._last) > CLIENTS_REMEMBERED:
                 self._last.pop(next(iter(self._last)))
         if client_id is not None:
-            self.hub.follow((who.owner, str(client_id)), prompt_id)
-        return 200, {"prompt_id": prompt_id, "number": number, "node_errors": {}}
+            self.hub.follow((who.owner, str(client_id)), handle.id)
+        return 200, {"prompt_id": handle.id, "number": number, "node_errors": {}}
 
     def _affinity(self, who: Principal, client_id: Any) -> dict[str, str]:
         """Send the client's prompt to the node that ran its last one, while that node has
@@ -192,11 +190,9 @@ class Gateway:
     # --- reading ---------------------------------------------------------------------------
 
     def visible(self, who: Principal, prompt_id: str) -> Job:
-        """The caller's job; ``JobNotFound`` for any other (also another owner's)."""
-        job = self.orch.get(prompt_id)
-        if not can_read_job(who, job):
-            raise JobNotFound(prompt_id, what="prompt")
-        return job
+        """A job the caller may read (``Orchestrator.job_for``: theirs, any for an admin);
+        ``JobNotFound`` for any other, exactly as for an unknown id."""
+        return self.orch.job_for(who, prompt_id, what="prompt")
 
     def history_of(self, who: Principal, prompt_id: str) -> dict[str, Any]:
         """``GET /history/{id}``: ``{}`` until the prompt is finished."""

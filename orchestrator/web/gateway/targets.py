@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import GraphRejected
+from orchestrator.service import is_link
 from orchestrator.web.gateway import errors
 from orchestrator.web.gateway.versions import Version
-from orchestrator.workflow import is_link
 
 Graph = Mapping[str, Any]
 

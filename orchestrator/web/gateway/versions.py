@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from orchestrator.comfy.features import (
+from orchestrator.service import (
     JOB_CANCEL,
     JOBS_API,
     UUID_PROMPT_IDS,
