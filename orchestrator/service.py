@@ -43,6 +43,7 @@ from orchestrator.errors import (
     WorkflowNotFound,
 )
 from orchestrator.events import EventBus, Finished, Queued, Snapshot, Subscription
+from orchestrator.inputs import InputFile, InputFiles, InputPage, OnName, StoredInput
 from orchestrator.jobs import Item, ItemStatus, Job, JobSpec, JobStatus, Visibility
 from orchestrator.library import CheckReport, WorkflowFacts
 from orchestrator.nodefacts import NodeFacts as NodeFacts
@@ -63,7 +64,7 @@ from orchestrator.seeds import reseeded
 from orchestrator.staging import stage_named_inputs
 from orchestrator.stall import StallLimits
 from orchestrator.store import JobPage, JobStore, OutputPage, open_store
-from orchestrator.tokens import Principal
+from orchestrator.tokens import Principal, TokenStore
 from orchestrator.validation import check_against_object_info, raise_for_problems
 from orchestrator.workflow import check_graph_shape
 from placeholders import RANDOM_SEED, seed_for
@@ -165,6 +166,9 @@ class Orchestrator:
         # Deletes a blob once nothing names it. A front end with records of its own over
         # the blobs (the web service's uploads and assets) puts its own check here.
         self.release_blob: Callable[[str], object] = self._release_unreferenced
+        self._inputs = InputFiles(self.store, self.blobs, lambda sha256: self.release_blob(sha256))
+        # The API tokens live in the same database (a view of the store, closed with it).
+        self.tokens = TokenStore(self.store)
         self.retention = retention  # None: keep every job (see orchestrator.retention)
         self._sweep = None if retention is None else RetentionSweep(
             self.store, lambda sha256: self.release_blob(sha256), keep=retention,
@@ -791,6 +795,106 @@ class Orchestrator:
             self.release_blob(sha256)
         return True
 
+    # --- input files: what an owner gave us, by name and by hash (orchestrator.inputs) ---
+
+    def put_input(self, who: Principal, data: bytes, *, path: str | None, content_type: str,
+                  folder: str = "input", tags: Iterable[str] = (),
+                  expires_in: float | None = None,
+                  on_name: OnName = OnName.KEEP) -> StoredInput:
+        """Store ``data`` as one of the caller's input files, named ``path`` in ``folder``
+        (ComfyUI's ``subfolder/name`` in ``input``, ``temp`` or ``output``).
+
+        Under a name the caller already uses, ``on_name`` decides: keep both (v2 assets),
+        take ComfyUI's next free ``name (N).ext`` (``/upload/image``) or replace it
+        (``overwrite``). The caller's file of the same bytes under the same name comes
+        back as it is (``created`` False); ``new_bytes`` says whether the caller had these
+        bytes under any name before. Checking the bytes (size, type) is the face's.
+        """
+        self._check_open()
+        return self._inputs.put(who.owner, data, path=path, content_type=content_type,
+                                folder=folder, tags=tags, expires_in=expires_in,
+                                on_name=on_name)
+
+    def mint_input(self, who: Principal, blake3: str, *, path: str | None,
+                   tags: Iterable[str] = (), expires_in: float | None = None) -> StoredInput:
+        """A new input file over bytes the caller stored before, found by their blake3
+        (hex), named ``path`` (None: the name they had). ``NotFound("input file", ...)``
+        when the caller has no such bytes (others' files do not count)."""
+        source = self.input_by_hash(who, blake3=blake3)
+        stored = None if source is None else self._inputs.mint(
+            source, path=path, tags=tags, expires_in=expires_in)
+        if stored is None:
+            raise NotFound("input file", f"blake3:{blake3}")
+        return stored
+
+    def input_file(self, who: Principal, file_id: str) -> InputFile:
+        """The caller's input file with that id; ``NotFound("input file", id)`` for an
+        unknown, expired or another owner's id alike."""
+        found = self.store.input_file(who.owner, file_id)
+        if found is None:
+            raise NotFound("input file", file_id)
+        return found
+
+    def input_named(self, who: Principal, path: str, *, folder: str = "input") -> InputFile:
+        """The caller's newest input file under that name; ``NotFound("file", path)``."""
+        found = self.store.input_file_named(who.owner, path, folder=folder)
+        if found is None:
+            raise NotFound("file", path)
+        return found
+
+    def inputs_named(self, who: Principal, paths: Iterable[str], *,
+                     folder: str = "input") -> dict[str, InputFile]:
+        """``{path: file}`` for each of ``paths`` the caller has an input file under (the
+        names a graph uses; the others are left out)."""
+        return self.store.input_files_named(who.owner, paths, folder=folder)
+
+    def input_by_hash(self, who: Principal, *, sha256: str | None = None,
+                      blake3: str | None = None) -> InputFile | None:
+        """The caller's newest input file whose bytes have that hash (hex) and are still
+        stored, or None."""
+        found = self.store.input_file_by_hash(who.owner, sha256=sha256, blake3=blake3)
+        return found if found is not None and self.blobs.exists(found.sha256) else None
+
+    def list_inputs(self, who: Principal, *, limit: int = 50,
+                    cursor: str | None = None) -> InputPage:
+        """The caller's input files, newest first, a page at a time."""
+        return self.store.list_input_files(who.owner, limit=limit, cursor=cursor)
+
+    def delete_input(self, who: Principal, file_id: str) -> InputFile:
+        """Delete the caller's input file, and its bytes unless another record names
+        them; the file that went. ``NotFound("input file", id)`` as ``input_file``."""
+        gone = self._inputs.delete(who.owner, file_id)
+        if gone is None:
+            raise NotFound("input file", file_id)
+        return gone
+
+    def input_path(self, file: InputFile) -> Path:
+        """Where an input file's bytes are (read them, stream them); the file comes from
+        one of the methods above, which checked the caller."""
+        return self.blobs.path(file.sha256)
+
+    def sweep_inputs(self) -> int:
+        """Delete expired input files now (and bytes nothing else names); how many went.
+        Storing a file runs this on its own at most once a minute."""
+        return self._inputs.sweep()
+
+    def claim_key(self, who: Principal, key: str, job_id: str) -> bool:
+        """Claim a single-use idempotency key for a job about to be made (Comfy API v2:
+        a key refuses any second use for 24 h); False when the key was used."""
+        return self.store.claim_key(who.owner, key, job_id)
+
+    def release_key(self, who: Principal, key: str, job_id: str) -> None:
+        """Forget ``claim_key(who, key, job_id)``: the submit definitely failed."""
+        self.store.release_key(who.owner, key, job_id)
+
+    def key_job(self, who: Principal, key: str) -> str | None:
+        """The job a key the caller used in the last 24 h names, or None."""
+        return self.store.key_job(who.owner, key)
+
+    def next_queue_number(self) -> int:
+        """The next ComfyUI queue ``number`` (0, 1, 2, ... over the database's life)."""
+        return self.store.next_count("prompt")
+
     # --- lifecycle ---------------------------------------------------------------------
 
     def recover(self) -> int:
@@ -808,9 +912,9 @@ class Orchestrator:
         return 0 if self._sweep is None else self._sweep.run_once()
 
     def _release_unreferenced(self, sha256: str) -> bool:
-        store = self.store
-        return self.blobs.release(sha256, lambda: not (
-            store.blob_references(sha256) or store.input_references(sha256)))
+        """Delete the blob unless a record names it: the store decides, in one query over
+        outputs, jobs' inputs and input files (``JobStore.blob_in_use``)."""
+        return self.blobs.release(sha256, lambda: not self.store.blob_in_use(sha256))
 
     def close(self) -> None:
         """Stop workers (items on nodes stay recorded for the next process) and close."""

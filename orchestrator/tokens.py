@@ -2,21 +2,20 @@
 
 A token reads ``co_<id>_<secret>``: ``id`` is 8 hex characters, public, used to list and
 revoke; ``secret`` is 32 random bytes (urlsafe base64). Only the sha256 of the secret is
-stored, in ``tokens.sqlite3`` in the data directory (apart from the job database, so tokens
-can be managed while the service runs and backed up or wiped on their own). The plaintext
-is returned once by ``create`` and cannot be recovered.
+stored, in the job database (the data directory's one file, or the PostgreSQL database
+every replica shares), so ``comfy-orch token`` manages them while the service runs and
+a revocation reaches every replica at the next request. The plaintext is returned once
+by ``create`` and cannot be recovered.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,8 +24,9 @@ from typing import Self
 
 from orchestrator.errors import ConfigError, NotFound, StoreError
 from orchestrator.jobs import utcnow
+from orchestrator.store import JobStore, open_store
+from orchestrator.store.token_rows import TokenRow
 
-TOKENS_FILE = "tokens.sqlite3"  # in the data directory
 TOKEN_PREFIX = "co"
 SECRET_BYTES = 32
 ID_HEX = 8  # 32 bits: ids only need to be unique among one service's tokens
@@ -42,18 +42,6 @@ _SECRET_PLACES = (
     # The id stays: it is public and says which token was used.
     (re.compile(rf"\b({TOKEN_PREFIX}_[0-9a-f]{{{ID_HEX}}}_)[A-Za-z0-9_-]+"), rf"\g<1>{REDACTED}"),
 )
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tokens (
-    id TEXT PRIMARY KEY,
-    secret_sha256 TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    admin INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    revoked_at TEXT
-)
-"""
-
 
 @dataclass(frozen=True)
 class Principal:
@@ -118,26 +106,27 @@ def _check_owner(owner: str) -> str:
 
 
 class TokenStore:
-    """Tokens in one SQLite file; thread-safe; a context manager.
+    """Tokens in the job database (``JobStore``'s token rows); thread-safe; a context
+    manager.
 
-    Raises ``StoreError`` when the file cannot be opened or written.
+    ``TokenStore(store)`` works on an open store the caller closes (the service's own);
+    ``open`` opens the data directory's database (or ``url``'s) for itself and closes it
+    on ``close``. Raises ``StoreError`` when the database cannot be used.
     """
 
-    def __init__(self, path: Path, *, clock: Callable[[], datetime] = utcnow) -> None:
-        self.path = Path(path)
+    def __init__(self, store: JobStore, *, clock: Callable[[], datetime] = utcnow,
+                 owns: bool = False) -> None:
+        self._store: JobStore | None = store
         self._clock = clock
+        self._owns = owns
         self._lock = threading.Lock()
-        with self._translated("opening"):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn: sqlite3.Connection | None = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(_SCHEMA)
 
     @classmethod
-    def open(cls, data_dir: Path) -> TokenStore:
-        """The token store of ``data_dir`` (created if missing)."""
-        return cls(Path(data_dir) / TOKENS_FILE)
+    def open(cls, data_dir: Path, url: str | None = None, *,
+             clock: Callable[[], datetime] = utcnow) -> TokenStore:
+        """The token store of ``data_dir``'s database, or of the PostgreSQL database at
+        ``url`` (created if missing); ``close`` it."""
+        return cls(open_store(Path(data_dir), url), clock=clock, owns=True)
 
     # --- changing ------------------------------------------------------------------------
 
@@ -145,14 +134,12 @@ class TokenStore:
         """A new token for ``owner``; the plaintext, shown once (only its hash is kept)."""
         owner = _check_owner(owner)
         secret = secrets.token_urlsafe(SECRET_BYTES)
-        with self._db("creating a token") as conn:
-            while True:
-                token_id = secrets.token_hex(ID_HEX // 2)
-                if conn.execute("SELECT 1 FROM tokens WHERE id = ?", (token_id,)).fetchone():
-                    continue  # an id collision: draw again
-                conn.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, NULL)",
-                             (token_id, _digest(secret), owner, int(admin),
-                              self._clock().isoformat()))
+        store = self._open()
+        while True:
+            token_id = secrets.token_hex(ID_HEX // 2)
+            row = TokenRow(id=token_id, secret_sha256=_digest(secret), owner=owner,
+                           admin=admin, created_at=self._clock(), revoked_at=None)
+            if store.add_token(row):  # else an id collision: draw again
                 return f"{TOKEN_PREFIX}_{token_id}_{secret}"
 
     def revoke(self, ref: str) -> TokenInfo:
@@ -161,28 +148,23 @@ class TokenStore:
         Raises ``NotFound("token", id)`` when no token has that id.
         """
         token_id = _token_id_of(ref.strip())
-        with self._db("revoking a token") as conn:
-            conn.execute("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                         (self._clock().isoformat(), token_id))
-        return self.get(token_id)
+        row = self._open().revoke_token(token_id, self._clock())
+        if row is None:
+            raise NotFound("token", token_id)
+        return _info(row)
 
     # --- reading -------------------------------------------------------------------------
 
     def get(self, token_id: str) -> TokenInfo:
         """The token's record; ``NotFound("token", id)`` if absent."""
-        with self._db("reading a token") as conn:
-            row = conn.execute("SELECT id, owner, admin, created_at, revoked_at FROM tokens "
-                               "WHERE id = ?", (token_id,)).fetchone()
+        row = self._open().token(token_id)
         if row is None:
             raise NotFound("token", token_id)
         return _info(row)
 
     def list(self) -> list[TokenInfo]:
         """Every token, revoked ones too, oldest first."""
-        with self._db("listing tokens") as conn:
-            rows = conn.execute("SELECT id, owner, admin, created_at, revoked_at FROM tokens "
-                                "ORDER BY created_at, id").fetchall()
-        return [_info(row) for row in rows]
+        return [_info(row) for row in self._open().tokens()]
 
     def authenticate(self, token: str) -> Principal | None:
         """The caller ``token`` stands for, or None (malformed, unknown or revoked)."""
@@ -190,22 +172,22 @@ class TokenStore:
         if parts is None:
             return None
         token_id, secret = parts
-        with self._db("checking a token") as conn:
-            row = conn.execute("SELECT secret_sha256, owner, admin FROM tokens "
-                               "WHERE id = ? AND revoked_at IS NULL", (token_id,)).fetchone()
+        row = self._open().token(token_id)
         # Compare digests in constant time so response timing says nothing about the secret.
-        if row is None or not hmac.compare_digest(row[0], _digest(secret)):
+        if row is None or row.revoked_at is not None or not hmac.compare_digest(
+                row.secret_sha256, _digest(secret)):
             return None
-        return Principal(owner=row[1], admin=bool(row[2]), token_id=token_id)
+        return Principal(owner=row.owner, admin=row.admin, token_id=token_id)
 
     # --- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the database; harmless twice; later calls raise ``StoreError``."""
+        """Stop using the database (closing it when ``open`` opened it); harmless twice;
+        later calls raise ``StoreError``."""
         with self._lock:
-            conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+            store, self._store = self._store, None
+        if store is not None and self._owns:
+            store.close()
 
     def __enter__(self) -> Self:
         return self
@@ -214,23 +196,13 @@ class TokenStore:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _db(self, what: str) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._translated(what):
-            if self._conn is None:
-                raise StoreError(f"the token store {self.path} was closed; open it again")
-            yield self._conn
-
-    @contextlib.contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"{what} in {self.path} failed ({exc}); check the data "
-                             "directory's permissions and free space") from exc
+    def _open(self) -> JobStore:
+        store = self._store
+        if store is None:
+            raise StoreError("the token store was closed; open it again")
+        return store
 
 
-def _info(row: tuple[str, str, int, str, str | None]) -> TokenInfo:
-    return TokenInfo(id=row[0], owner=row[1], admin=bool(row[2]),
-                     created_at=datetime.fromisoformat(row[3]),
-                     revoked_at=datetime.fromisoformat(row[4]) if row[4] else None)
+def _info(row: TokenRow) -> TokenInfo:
+    return TokenInfo(id=row.id, owner=row.owner, admin=row.admin, created_at=row.created_at,
+                     revoked_at=row.revoked_at)

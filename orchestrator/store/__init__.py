@@ -42,14 +42,24 @@ def open_store(data_dir: Path, url: str | None = None) -> JobStore:
     """The job store at ``url`` (a ``postgresql://`` URL), else the SQLite one of
     ``data_dir`` (created if missing); close it, or use ``with``.
 
+    The one database of the service: jobs, outputs, input files, keys and tokens. The
+    separate files of the older data-directory layout still in ``data_dir`` are imported
+    into it, then renamed aside (``store/legacy.py``), so a data directory upgrades in
+    place on start.
+
     Raises ``ConfigError`` if the directory cannot be created, ``StoreError`` if the
-    database cannot be opened.
+    database cannot be opened or an old file cannot be imported.
     """
-    if url is not None:
-        return PostgresJobStore(url)
     try:
         Path(data_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"data directory {data_dir} cannot be created ({exc}); "
                           "choose a writable folder") from exc
-    return SqliteJobStore(Path(data_dir) / DATABASE_NAME)
+    store = PostgresJobStore(url) if url is not None else SqliteJobStore(
+        Path(data_dir) / DATABASE_NAME)
+    try:
+        store.import_old_files(Path(data_dir))
+    except BaseException:
+        store.close()
+        raise
+    return store

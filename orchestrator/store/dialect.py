@@ -45,6 +45,8 @@ class Dialect:
     metadata_match: Callable[[str, str], tuple[str, list[object]]]
     # Jobs naming a blob among their input images; one parameter, the sha256.
     input_references: str
+    # The same as a row source for EXISTS (...): any job naming the blob as an input.
+    input_uses: str
 
 
 def _sqlite_metadata(key: str, value: str) -> tuple[str, list[object]]:
@@ -60,6 +62,8 @@ SQLITE = Dialect(
     metadata_match=_sqlite_metadata,
     input_references="SELECT COUNT(*) FROM jobs, json_each(jobs.spec, '$.images') AS image"
                      " WHERE image.value = ?",
+    input_uses="SELECT 1 FROM jobs, json_each(jobs.spec, '$.images') AS image"
+               " WHERE image.value = ?",
 )
 POSTGRES = Dialect(
     name="postgres",
@@ -67,4 +71,7 @@ POSTGRES = Dialect(
     input_references="SELECT COUNT(*) FROM jobs, jsonb_each_text(CASE jsonb_typeof("
                      "spec::jsonb -> 'images') WHEN 'object' THEN spec::jsonb -> 'images'"
                      " ELSE '{}'::jsonb END) AS image WHERE image.value = ?",
+    input_uses="SELECT 1 FROM jobs, jsonb_each_text(CASE jsonb_typeof("
+               "spec::jsonb -> 'images') WHEN 'object' THEN spec::jsonb -> 'images'"
+               " ELSE '{}'::jsonb END) AS image WHERE image.value = ?",
 )

@@ -94,7 +94,40 @@ _V2 = (
     "ALTER TABLE items ADD COLUMN replica TEXT",
 )
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2}
+# One database for everything durable: input files, single-use keys, tokens, counters
+# (see ``schema.py``'s step 5, the same tables).
+_V5 = (
+    """CREATE TABLE input_files (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        owner TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        path TEXT,
+        sha256 TEXT NOT NULL,
+        blake3 TEXT,
+        size_bytes BIGINT NOT NULL,
+        content_type TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT
+    )""",
+    "CREATE INDEX input_files_path ON input_files (owner, folder, path, seq)",
+    "CREATE INDEX input_files_blake3 ON input_files (owner, blake3, seq)",
+    "CREATE INDEX input_files_sha256 ON input_files (sha256, owner)",
+    "CREATE INDEX input_files_expiry ON input_files (expires_at) WHERE expires_at IS NOT NULL",
+    "ALTER TABLE idempotency ADD COLUMN single_use INTEGER NOT NULL DEFAULT 0",
+    """CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        secret_sha256 TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        admin INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    )""",
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+)
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 5: _V5}
 # Each schema change adds its own numbered entry above; a number not (yet) taken is an
 # empty step, so changes made side by side may land in any order.
 SCHEMA_VERSION = max(MIGRATIONS)

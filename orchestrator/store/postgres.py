@@ -34,6 +34,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from orchestrator.errors import StoreError
+from orchestrator.inputs import InputFile
 from orchestrator.jobs import Item, ItemStatus, Job, utcnow
 from orchestrator.store import leases, pg_schema, tables
 from orchestrator.store.dialect import POSTGRES, Conn, Rows
@@ -187,6 +188,10 @@ class PostgresJobStore(SqlJobStore):
     def _lock_key(self, conn: Conn, owner: str, key: str) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 1))",
                      [json.dumps(["key", owner, key])])
+
+    def _lock_name(self, conn: Conn, file: InputFile) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 3))",
+                     [json.dumps(["inputs", file.owner, file.folder])])
 
     def _before_claim(self, conn: Conn, node: str) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 2))",

@@ -15,15 +15,18 @@ to all methods:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
 from pydantic import BaseModel
 
+from orchestrator.inputs import InputFile, InputPage, OnName, StoredInput
 from orchestrator.jobs import Item, ItemError, Job, JobSpec, JobStatus, Visibility
 from orchestrator.outputs import OutputRecord
+from orchestrator.store.token_rows import TokenRow
 
 CanRun = Callable[[Job, Item], bool]
 PromptId = Callable[[Item], str]
@@ -44,7 +47,8 @@ class OutputPage(BaseModel):
 
 
 class JobStore(Protocol):
-    """Durable jobs, items, idempotency keys and output records."""
+    """Durable jobs, items, idempotency keys, output records, input files, tokens and
+    counters: everything the service keeps, in one database."""
 
     def __enter__(self) -> Self: ...
 
@@ -205,6 +209,78 @@ class JobStore(Protocol):
 
     def input_references(self, sha256: str) -> int:
         """How many jobs use the blob as an input image (``JobSpec.images``)."""
+
+    def blob_in_use(self, sha256: str) -> bool:
+        """Whether any record names the blob: an output, a job's input image or an input
+        file (expired or not). One query; the blob may go when this says False."""
+
+    # --- input files (``orchestrator.inputs``) ----------------------------------------------
+
+    def put_input_file(self, file: InputFile, *, on_name: OnName = OnName.KEEP) -> StoredInput:
+        """Record ``file``; under a name the owner already uses, as ``on_name`` says. The
+        owner's live record of the same bytes under the same name is returned instead of
+        a new one (``created`` False). ``StoredInput.replaced`` lists the blobs of the
+        records a ``REPLACE`` deleted, for the caller to release."""
+
+    def input_file(self, owner: str, file_id: str) -> InputFile | None:
+        """The owner's live (unexpired) record with that id."""
+
+    def input_file_named(self, owner: str, path: str, *,
+                         folder: str = "input") -> InputFile | None:
+        """The owner's newest live record under that name."""
+
+    def input_files_named(self, owner: str, paths: Iterable[str], *,
+                          folder: str = "input") -> dict[str, InputFile]:
+        """``{path: record}`` for each of ``paths`` the owner has a live record under."""
+
+    def input_file_by_hash(self, owner: str, *, sha256: str | None = None,
+                           blake3: str | None = None) -> InputFile | None:
+        """The owner's newest live record of the bytes with that hash (others' do not
+        count)."""
+
+    def list_input_files(self, owner: str, *, limit: int = 50,
+                         cursor: str | None = None) -> InputPage:
+        """The owner's live records, newest first."""
+
+    def delete_input_file(self, owner: str, file_id: str) -> InputFile | None:
+        """Delete the owner's record and return it (None: none). The blob stays: release
+        it when ``blob_in_use`` says nothing else names it."""
+
+    def delete_expired_input_files(self, limit: int = 500) -> list[InputFile]:
+        """Delete up to ``limit`` expired records; the records that went (blobs stay)."""
+
+    # --- single-use idempotency keys (a mode of the idempotency keys above) ----------------
+
+    def claim_key(self, owner: str, key: str, job_id: str) -> bool:
+        """Claim the owner's key for ``job_id`` before the job exists; False when a key
+        used in the last 24 h has it (a single-use key refuses any second use)."""
+
+    def release_key(self, owner: str, key: str, job_id: str) -> None:
+        """Forget the claim ``claim_key(owner, key, job_id)`` made (no other)."""
+
+    def key_job(self, owner: str, key: str) -> str | None:
+        """The job id a key used in the last 24 h names, or None."""
+
+    # --- tokens and counters --------------------------------------------------------------
+
+    def add_token(self, token: TokenRow) -> bool:
+        """Store a token unless its id is taken; whether it was stored."""
+
+    def token(self, token_id: str) -> TokenRow | None:
+        """The token with that id."""
+
+    def tokens(self) -> list[TokenRow]:
+        """Every token, revoked ones too, oldest first."""
+
+    def revoke_token(self, token_id: str, at: datetime) -> TokenRow | None:
+        """Mark the token revoked at ``at`` (the first time counts); the token, or None."""
+
+    def next_count(self, name: str) -> int:
+        """The named counter's next value: 0, 1, 2, ... over the database's life."""
+
+    def import_old_files(self, data_dir: Path) -> list[Path]:
+        """Import the separate files of the older data-directory layout, then rename
+        them aside (``store/legacy.py``); the files imported."""
 
     def delete_finished_job(self, job_id: str) -> bool:
         """Delete one finished job with its items, output records and idempotency keys

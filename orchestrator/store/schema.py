@@ -84,7 +84,42 @@ _V1 = (
 # this (NULL) replay as they always did.
 _V2 = ("ALTER TABLE idempotency ADD COLUMN request_digest TEXT",)
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2}
+# One database for everything durable: the input files owners gave us (gateway uploads and
+# v2 assets, by name and by hash), single-use idempotency keys beside the replaying ones,
+# API tokens, and named counters (the gateway's queue number). A data directory of the
+# older layout has its separate files imported on open (``store/legacy.py``).
+_V5 = (
+    """CREATE TABLE input_files (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        owner TEXT NOT NULL,
+        folder TEXT NOT NULL,  -- ComfyUI's folder type: input, temp or output
+        path TEXT,             -- the name a graph uses: subfolder/name
+        sha256 TEXT NOT NULL,
+        blake3 TEXT,
+        size_bytes INTEGER NOT NULL,
+        content_type TEXT NOT NULL,
+        tags TEXT NOT NULL,    -- JSON list
+        created_at TEXT NOT NULL,
+        expires_at TEXT        -- NULL: kept until deleted
+    )""",
+    "CREATE INDEX input_files_path ON input_files (owner, folder, path, seq)",
+    "CREATE INDEX input_files_blake3 ON input_files (owner, blake3, seq)",
+    "CREATE INDEX input_files_sha256 ON input_files (sha256, owner)",
+    "CREATE INDEX input_files_expiry ON input_files (expires_at) WHERE expires_at IS NOT NULL",
+    "ALTER TABLE idempotency ADD COLUMN single_use INTEGER NOT NULL DEFAULT 0",
+    """CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        secret_sha256 TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        admin INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    )""",
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 5: _V5}
 # Each schema change adds its own numbered entry above; a number not (yet) taken is an
 # empty step, so changes made side by side may land in any order.
 SCHEMA_VERSION = max(_MIGRATIONS)

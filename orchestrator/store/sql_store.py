@@ -13,15 +13,18 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from orchestrator.errors import IdempotencyKeyReused, JobNotFound
 from orchestrator.jobs import Item, ItemError, Job, JobSpec, JobStatus, Visibility, utcnow
 from orchestrator.outputs import OutputRecord
-from orchestrator.store import expiry, output_rows, position, rules, tables
+from orchestrator.store import expiry, legacy, output_rows, position, rules, tables
+from orchestrator.store.access_store import AccessMethods
 from orchestrator.store.claim import ClaimScan
 from orchestrator.store.dialect import Conn, Dialect
+from orchestrator.store.input_store import InputFileMethods
 from orchestrator.store.protocol import CanRun, JobPage, OutputPage, PromptId
 
 Clock = Callable[[], datetime]
@@ -44,10 +47,11 @@ def _with_items(job: Job, items: Sequence[Item], **update: object) -> Job:
     return job.model_copy(update={"items": list(items), **update})
 
 
-class SqlJobStore(abc.ABC):
+class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
     """The ``JobStore`` over a SQL database; see ``orchestrator.store.protocol``.
 
-    ``clock`` gives every timestamp (tz-aware UTC).
+    ``clock`` gives every timestamp (tz-aware UTC). Input files, tokens, single-use keys
+    and counters come from the mixins (``input_store``, ``access_store``).
     """
 
     def __init__(self, *, clock: Clock = utcnow, dialect: Dialect) -> None:
@@ -69,6 +73,19 @@ class SqlJobStore(abc.ABC):
     def _tx(self, what: str, *, write: bool = True) -> AbstractContextManager[Conn]:
         """One transaction: committed on normal exit, rolled back on any exception; any
         database failure surfaces as ``StoreError`` naming ``what``."""
+
+    def _now(self) -> datetime:
+        return self._clock()
+
+    def import_old_files(self, data_dir: Path) -> list[Path]:
+        """Import the separate database files of the older data-directory layout found in
+        ``data_dir``, then rename them aside (``store/legacy.py``); the files imported."""
+        found = legacy.old_files(Path(data_dir))
+        for path in found:
+            with self._tx(f"importing {path.name}") as conn:
+                legacy.import_file(conn, path, Path(data_dir) / "blobs")
+            legacy.set_aside(path)
+        return found
 
     def _lock_job(self, conn: Conn, job_id: str) -> None:
         """Hold the job against other writers until the transaction ends."""

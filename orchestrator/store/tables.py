@@ -304,3 +304,45 @@ def forget_keys(conn: Conn, before: datetime) -> int:
     """Delete keys remembered before ``before``; how many were deleted."""
     return conn.execute("DELETE FROM idempotency WHERE created_at < ?",
                         (before.timestamp(),)).rowcount
+
+
+# --- single-use idempotency keys (Comfy API v2) ---------------------------------------------
+# The same table as the replaying keys: one namespace of keys per owner, whatever the face.
+# A single-use key is claimed before its job exists and refuses any second use.
+
+
+def claim_single_use(conn: Conn, owner: str, key: str, job_id: str, now: datetime,
+                     since: datetime) -> bool:
+    """Claim (owner, key) for ``job_id``, replacing an entry older than ``since``; False
+    when a live entry has it."""
+    return conn.execute(
+        "INSERT INTO idempotency (owner, key, job_id, created_at, request_digest, single_use)"
+        " VALUES (?, ?, ?, ?, NULL, 1) ON CONFLICT (owner, key) DO UPDATE SET"
+        " job_id = excluded.job_id, created_at = excluded.created_at,"
+        " request_digest = NULL, single_use = 1 WHERE idempotency.created_at < ?",
+        (owner, key, job_id, now.timestamp(), since.timestamp())).rowcount > 0
+
+
+def release_single_use(conn: Conn, owner: str, key: str, job_id: str) -> None:
+    """Forget the claim of (owner, key) for ``job_id`` (no other claim)."""
+    conn.execute("DELETE FROM idempotency WHERE owner = ? AND key = ? AND job_id = ?",
+                 (owner, key, job_id))
+
+
+# --- counters -------------------------------------------------------------------------------
+
+
+def next_count(conn: Conn, name: str) -> int:
+    """The counter's next value: 0, 1, 2, ... over the database's life."""
+    row = conn.execute(
+        "INSERT INTO counters (name, value) VALUES (?, 0) ON CONFLICT (name) DO UPDATE"
+        " SET value = counters.value + 1 RETURNING value", (name,)).fetchone()
+    return int(row[0])
+
+
+def raise_count(conn: Conn, name: str, at_least: int) -> None:
+    """Make the counter's next value at least ``at_least`` (an imported counter)."""
+    conn.execute(
+        "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE"
+        " SET value = CASE WHEN counters.value < excluded.value THEN excluded.value"
+        " ELSE counters.value END", (name, at_least - 1))

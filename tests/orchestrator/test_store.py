@@ -30,6 +30,7 @@ from orchestrator.errors import (
     JobNotFound,
     StoreError,
 )
+from orchestrator.inputs import InputFile, OnName, new_file
 from orchestrator.jobs import (
     ITEM_TRANSITIONS,
     Item,
@@ -50,8 +51,9 @@ from orchestrator.store import (
     schema,
 )
 from orchestrator.store.postgres import PostgresJobStore
-from orchestrator.store.rules import transition
+from orchestrator.store.rules import new_job, transition
 from orchestrator.store.schema import SCHEMA_VERSION
+from orchestrator.store.token_rows import TokenRow
 from tests.postgres import fresh_database, restart
 
 CHILD = Path(__file__).with_name("store_child.py")
@@ -676,19 +678,24 @@ def test_a_version_1_database_opens_and_its_keys_replay_whatever_the_request(
         tmp_path: Path) -> None:
     """A data dir from before request digests: migrated on open, old keys still replay."""
     path = tmp_path / "db"
-    with sqlite3.connect(path) as conn:
+    job = new_job(spec(), "old", datetime.now(UTC))
+    with sqlite3.connect(path) as conn:  # version 1's tables and rows, written as it did
         for statement in schema._V1:
             conn.execute(statement)
+        conn.execute("INSERT INTO jobs (id, owner, visibility, priority, created_at, status,"
+                     " spec) VALUES ('old', ?, 'private', 0, ?, 'queued', ?)",
+                     (job.spec.owner, job.created_at.isoformat(timespec="microseconds"),
+                      job.spec.model_dump_json()))
+        conn.execute("INSERT INTO items (id, job_id, idx, status, owner, priority, job_seq,"
+                     " body) VALUES (?, 'old', 0, 'queued', ?, 0, 1, ?)",
+                     (job.items[0].id, job.spec.owner,
+                      job.items[0].model_dump_json(exclude={"graph"})))
+        conn.execute("INSERT INTO idempotency VALUES (?, 'k', 'old', ?)",  # no digest
+                     (job.spec.owner, datetime.now(UTC).timestamp()))
         conn.execute("PRAGMA user_version = 1")
     with SqliteJobStore(path) as store:
-        job = store.create_job(spec(), job_id="old")
-    with sqlite3.connect(path) as conn:  # as version 1 remembered it: no digest
-        conn.execute("ALTER TABLE idempotency DROP COLUMN request_digest")
-        conn.execute("INSERT INTO idempotency VALUES ('local', 'k', 'old', ?)",
-                     (datetime.now(UTC).timestamp(),))
-        conn.execute("PRAGMA user_version = 1")
-    with SqliteJobStore(path) as store:
-        assert store.create_job_idempotent(spec(count=3), idempotency_key="k") == (job, True)
+        replayed, known = store.create_job_idempotent(spec(count=3), idempotency_key="k")
+        assert known and replayed.id == "old" and replayed.items == job.items
         fresh = store.create_job(spec(), idempotency_key="new")
         with pytest.raises(IdempotencyKeyReused):
             store.create_job(spec(count=2), idempotency_key="new")
@@ -961,3 +968,183 @@ def test_a_postgresql_restart_costs_no_call_and_nothing_committed(
         assert store.mark_succeeded("j-0", ["o"]).status is ItemStatus.SUCCEEDED
         assert store.get_job(job.id).status is JobStatus.RUNNING
         assert claim(store)[1].id == "j-1"
+
+
+# --- input files, single-use keys, tokens, counters: the rest of the one database ----------
+
+
+def input_file(owner: str = "alice", path: str | None = "photo.png", sha: str = "ab",
+               clock: FakeClock | None = None, expires_in: int | None = None,
+               tags: tuple[str, ...] = ()) -> InputFile:
+    """A new record over the blob ``sha * 32`` (its blake3: ``sha`` reversed, * 32)."""
+    now = clock() if clock is not None else datetime(2030, 1, 1, tzinfo=UTC)
+    return new_file(owner, sha256=sha * 32, blake3=sha[::-1] * 32, size_bytes=3,
+                    content_type="image/png", path=path, now=now, expires_in=expires_in,
+                    tags=tags)
+
+
+class TestInputFilesContract:
+    """Input files (gateway uploads, v2 assets): by name, id and hash, per owner."""
+
+    def test_a_file_is_found_by_id_name_and_hash(self, store: JobStore) -> None:
+        stored = store.put_input_file(input_file(path="sub/photo.png"))
+        file = stored.file
+        assert stored.created and stored.new_bytes
+        assert store.input_file("alice", file.id) == file
+        assert store.input_file_named("alice", "sub/photo.png") == file
+        assert (file.subfolder, file.name) == ("sub", "photo.png")
+        assert store.input_file_by_hash("alice", sha256="ab" * 32) == file
+        assert store.input_file_by_hash("alice", blake3="ba" * 32) == file
+        assert store.input_files_named("alice", ["sub/photo.png", "other.png"]) == {
+            "sub/photo.png": file}
+        assert store.input_file_named("alice", "sub/photo.png", folder="temp") is None
+
+    def test_another_owners_files_are_never_found(self, store: JobStore) -> None:
+        file = store.put_input_file(input_file(owner="alice")).file
+        assert store.input_file("bob", file.id) is None
+        assert store.input_file_named("bob", "photo.png") is None
+        assert store.input_file_by_hash("bob", sha256="ab" * 32) is None
+        assert store.delete_input_file("bob", file.id) is None
+        assert store.list_input_files("bob").files == []
+        assert store.put_input_file(input_file(owner="bob")).new_bytes  # new to bob
+
+    def test_the_same_bytes_under_the_same_name_are_one_file(self, store: JobStore) -> None:
+        first = store.put_input_file(input_file()).file
+        for rule in OnName:
+            again = store.put_input_file(input_file(), on_name=rule)
+            assert (again.file, again.created, again.new_bytes) == (first, False, False)
+
+    def test_rename_takes_comfyuis_next_free_name(self, store: JobStore) -> None:
+        store.put_input_file(input_file(path="sub/x.png", sha="ab"), on_name=OnName.RENAME)
+        second = store.put_input_file(input_file(path="sub/x.png", sha="cd"),
+                                      on_name=OnName.RENAME)
+        third = store.put_input_file(input_file(path="sub/x.png", sha="ef"),
+                                     on_name=OnName.RENAME)
+        same = store.put_input_file(input_file(path="sub/x.png", sha="cd"),
+                                    on_name=OnName.RENAME)
+        assert [second.file.path, third.file.path] == ["sub/x (1).png", "sub/x (2).png"]
+        assert same.file == second.file and not same.created
+
+    def test_replace_deletes_the_older_files_of_that_name(self, store: JobStore) -> None:
+        old = store.put_input_file(input_file(sha="ab")).file
+        new = store.put_input_file(input_file(sha="cd"), on_name=OnName.REPLACE)
+        assert new.replaced == ("ab" * 32,)
+        assert store.input_file("alice", old.id) is None
+        assert store.input_file_named("alice", "photo.png") == new.file
+
+    def test_keep_keeps_both_and_the_name_finds_the_newer(self, store: JobStore) -> None:
+        old = store.put_input_file(input_file(sha="ab")).file
+        new = store.put_input_file(input_file(sha="cd")).file
+        assert store.input_file("alice", old.id) == old
+        assert store.input_file_named("alice", "photo.png") == new
+        assert [f.id for f in store.list_input_files("alice").files] == [new.id, old.id]
+
+    def test_an_expired_file_reads_as_missing_and_the_sweep_deletes_it(
+            self, store: JobStore, clock: FakeClock) -> None:
+        file = store.put_input_file(input_file(clock=clock, expires_in=60)).file
+        kept = store.put_input_file(input_file(path="kept.png", sha="cd", clock=clock)).file
+        assert store.delete_expired_input_files() == []
+        clock.advance(seconds=61)
+        assert store.input_file("alice", file.id) is None
+        assert store.input_file_named("alice", "photo.png") is None
+        assert store.blob_in_use("ab" * 32)  # the record is there until the sweep
+        assert store.delete_expired_input_files() == [file]
+        assert not store.blob_in_use("ab" * 32)
+        assert store.input_file("alice", kept.id) == kept
+
+    def test_input_file_pages_continue_with_their_cursor(self, store: JobStore) -> None:
+        made = [store.put_input_file(input_file(path=f"{n}.png", sha=f"{n:02x}")).file
+                for n in range(5)]
+        first = store.list_input_files("alice", limit=3)
+        rest = store.list_input_files("alice", limit=3, cursor=first.next_cursor)
+        assert [f.id for f in first.files + rest.files] == [f.id for f in reversed(made)]
+        assert rest.next_cursor is None
+        store.create_jobs([spec(), spec()])
+        jobs_cursor = store.list_jobs(limit=1).next_cursor
+        with pytest.raises(InvalidCursor):
+            store.list_input_files("alice", cursor=jobs_cursor)
+
+    def test_delete_returns_the_file_and_forgets_it(self, store: JobStore) -> None:
+        file = store.put_input_file(input_file()).file
+        assert store.delete_input_file("alice", file.id) == file
+        assert store.delete_input_file("alice", file.id) is None
+        assert store.input_file_named("alice", "photo.png") is None
+
+    def test_files_survive_a_reopen(self, make_store: StoreFactory) -> None:
+        file = make_store().put_input_file(input_file(tags=("a", "b"))).file
+        assert make_store().input_file("alice", file.id) == file
+
+    def test_blob_in_use_asks_outputs_job_inputs_and_input_files_at_once(
+            self, store: JobStore) -> None:
+        job = store.create_job(spec(images={"char_avatar": "cd" * 32}))
+        output = store.add_output(record(job, job.items[0], sha256="ef" * 32))
+        file = store.put_input_file(input_file(sha="12")).file
+        assert [store.blob_in_use(s * 32) for s in ("cd", "ef", "12", "34")] == [
+            True, True, True, False]
+        store.delete_output(output.id)
+        store.delete_input_file("alice", file.id)
+        assert [store.blob_in_use(s * 32) for s in ("cd", "ef", "12")] == [True, False, False]
+
+
+class TestSingleUseKeysContract:
+    """Comfy API v2's single-use idempotency keys: a mode of the store's idempotency."""
+
+    def test_a_key_is_single_use_per_owner(self, store: JobStore) -> None:
+        assert store.claim_key("alice", "k", "j1")
+        assert not store.claim_key("alice", "k", "j2")
+        assert store.claim_key("bob", "k", "j3")
+        assert store.key_job("alice", "k") == "j1"
+        assert store.key_job("carol", "k") is None
+
+    def test_a_released_key_can_be_claimed_again(self, store: JobStore) -> None:
+        store.claim_key("alice", "k", "j1")
+        store.release_key("alice", "k", "other")  # only the claim that named j1 goes
+        assert store.key_job("alice", "k") == "j1"
+        store.release_key("alice", "k", "j1")
+        assert store.claim_key("alice", "k", "j2")
+
+    def test_a_key_is_forgotten_after_24_hours(self, store: JobStore,
+                                                clock: FakeClock) -> None:
+        store.claim_key("alice", "k", "j1")
+        clock.advance(hours=24, seconds=1)
+        assert store.key_job("alice", "k") is None
+        assert store.claim_key("alice", "k", "j2")
+        assert store.key_job("alice", "k") == "j2"
+
+    def test_a_key_the_replaying_mode_used_is_taken(self, store: JobStore) -> None:
+        """One key namespace per owner: a key the replaying mode used is taken."""
+        job = store.create_job(spec(owner="alice"), idempotency_key="k")
+        assert not store.claim_key("alice", "k", "j2")
+        assert store.key_job("alice", "k") == job.id
+
+    def test_keys_survive_a_reopen_and_go_with_their_job(
+            self, make_store: StoreFactory) -> None:
+        job = make_store().create_job(spec(owner="alice"))
+        make_store().claim_key("alice", "k", job.id)
+        reopened = make_store()
+        assert not reopened.claim_key("alice", "k", "j2")
+        reopened.request_cancel(job.id)  # finished, so it may be deleted
+        assert reopened.delete_finished_job(job.id)
+        assert reopened.claim_key("alice", "k", "j2")
+
+
+class TestTokensAndCountersContract:
+    """API tokens and named counters live in the same database."""
+
+    def test_tokens_round_trip_and_revoke_once(self, store: JobStore,
+                                               clock: FakeClock) -> None:
+        row = TokenRow(id="0123abcd", secret_sha256="s" * 64, owner="alice", admin=True,
+                       created_at=clock(), revoked_at=None)
+        assert store.add_token(row)
+        assert not store.add_token(row)  # an id is taken once
+        assert store.token("0123abcd") == row
+        first = store.revoke_token("0123abcd", clock())
+        clock.advance(hours=1)
+        again = store.revoke_token("0123abcd", clock())
+        assert first is not None and first == again and first.revoked_at == row.created_at
+        assert store.revoke_token("ffffffff", clock()) is None
+        assert store.tokens() == [first]
+
+    def test_a_counter_counts_from_zero_across_reopens(self, make_store: StoreFactory) -> None:
+        assert [make_store().next_count("prompt") for _ in range(3)] == [0, 1, 2]
+        assert make_store().next_count("other") == 0

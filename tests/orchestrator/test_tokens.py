@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ConfigError, JobNotFound, NotFound, StoreError
-from orchestrator.tokens import TOKENS_FILE, Principal, TokenStore, redact, split_token
+from orchestrator.store import DATABASE_NAME
+from orchestrator.tokens import Principal, TokenStore, redact, split_token
 
 
 def parts(token: str) -> tuple[str, str]:
@@ -40,7 +41,7 @@ def test_admin_tokens_say_so(store: TokenStore) -> None:
 def test_the_plaintext_is_never_stored(store: TokenStore, tmp_path: Path) -> None:
     token = store.create("alice")
     secret = parts(token)[1]
-    rows = sqlite3.connect(tmp_path / TOKENS_FILE).execute("SELECT * FROM tokens").fetchall()
+    rows = sqlite3.connect(tmp_path / DATABASE_NAME).execute("SELECT * FROM tokens").fetchall()
     assert rows and all(secret not in str(row) for row in rows)
 
 
@@ -93,7 +94,7 @@ def test_revoking_an_unknown_id_names_it(store: TokenStore) -> None:
 
 def test_list_shows_every_token_oldest_first_without_secrets(tmp_path: Path) -> None:
     moments = iter(datetime(2026, 1, day, tzinfo=UTC) for day in range(1, 10))
-    with TokenStore(tmp_path / "t.sqlite3", clock=lambda: next(moments)) as store:
+    with TokenStore.open(tmp_path, clock=lambda: next(moments)) as store:
         first, second = store.create("alice"), store.create("bob", admin=True)
         store.revoke(parts(first)[0])
         listed = store.list()
@@ -133,7 +134,7 @@ def test_a_closed_store_refuses_work_and_closing_twice_is_harmless(tmp_path: Pat
 
 
 def test_an_unopenable_file_is_a_store_error(tmp_path: Path) -> None:
-    (tmp_path / TOKENS_FILE).mkdir()
+    (tmp_path / DATABASE_NAME).mkdir()
     with pytest.raises(StoreError, match="opening"):
         TokenStore.open(tmp_path)
 
