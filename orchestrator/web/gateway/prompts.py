@@ -1,8 +1,11 @@
 """Prompts through the gateway: submit, read back, list, cancel (the routes' logic).
 
-Every method takes the caller (``Principal``) and acts on that owner's jobs only; another
-owner's prompt reads exactly like one that does not exist. Methods block on the store and
-are called from the web server's thread pool.
+Every method takes the caller (``Principal``) and reads or acts through the façade's one
+access rule (``Orchestrator.job_for``, ``jobs_for``, ``cancel_for``): an owner's own prompts,
+every owner's for an admin, as through ``/v1``; a prompt the caller may not see reads
+exactly like one that does not exist. Bulk cancels (``clear``, ``/interrupt`` without an
+id) act on the caller's own prompts only. Methods block on the store and are called from
+the web server's thread pool.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ class Gateway:
         if problem is not None:
             return 400, errors.error_body(problem)
         number, priority = promptbody.queue_place(body, self.uploads.next_number)
-        files = self.uploads.inputs_named(who.owner, promptbody.strings(graph))
+        files = self.uploads.inputs_named(who, promptbody.strings(graph))
         chosen = self._plan(body, files, version)
         if chosen.graph is None:
             return 400, chosen.refusal or errors.error_body(errors.NO_PROMPT)
@@ -178,7 +181,7 @@ class Gateway:
         """Relay the client's unfinished prompts to its socket, also those posted before a
         restart of the service (their ``client_id`` is in the job's metadata)."""
         for status in LIVE:
-            page = self.orch.list(owner=who.owner, status=status, limit=PAGE,
+            page = self.orch.jobs_for(who, owner=who.owner, status=status, limit=PAGE,
                                   metadata={history.CLIENT_KEY: client_id})
             for job in page.jobs:
                 self.hub.follow((who.owner, client_id), job.id, replay=False)
@@ -204,7 +207,7 @@ class Gateway:
     def history(self, who: Principal, max_items: int | None,
                 offset: int | None) -> dict[str, Any]:
         """``GET /history``: the owner's finished prompts, oldest first, ComfyUI's paging."""
-        done = [j for j in _take(self._owner_jobs(who.owner, None), HISTORY_LIMIT,
+        done = [j for j in _take(self._jobs(who, None), HISTORY_LIMIT,
                                  lambda j: j.status.terminal)]
         chosen = history.select_history([(j.id, j) for j in reversed(done)], max_items, offset)
         classes = self._output_classes()
@@ -213,7 +216,7 @@ class Gateway:
     def queue(self, who: Principal) -> dict[str, Any]:
         """``GET /queue``: the owner's running and pending prompts, pending ones in the
         order the pool will run them."""
-        live = self._live(who.owner)
+        live = self._live(who)
         return history.queue_body(live, self._output_classes(),
                                   {job.id: self._position(job) for job in live})
 
@@ -246,13 +249,18 @@ class Gateway:
             self._classes = (merged, classes)
         return classes
 
-    def _live(self, owner: str) -> list[Job]:
-        return [j for status in LIVE for j in self._owner_jobs(owner, status)]
+    def _live(self, who: Principal, *, own: bool = False) -> list[Job]:
+        return [j for status in LIVE for j in self._jobs(who, status, own=own)]
 
-    def _owner_jobs(self, owner: str, status: JobStatus | None) -> Iterator[Job]:
+    def _jobs(self, who: Principal, status: JobStatus | None, *, own: bool = False
+              ) -> Iterator[Job]:
+        """The jobs ``who`` may see (``Orchestrator.jobs_for``: an admin sees every
+        owner's, as through ``/v1``), or with ``own`` the caller's own: what a bulk
+        cancel acts on, so an admin's client never clears everyone's queue."""
         cursor = None
         while True:
-            page = self.orch.list(owner=owner, status=status, limit=PAGE, cursor=cursor)
+            page = self.orch.jobs_for(who, owner=who.owner if own else None, status=status,
+                                      limit=PAGE, cursor=cursor)
             yield from page.jobs
             if page.next_cursor is None:
                 return
@@ -265,11 +273,11 @@ class Gateway:
         as on ComfyUI); unknown ids are ignored."""
         if not isinstance(body, dict):
             raise InvalidRequest('send {"delete": [prompt ids]} or {"clear": true}')
-        pending = [j for j in self._live(who.owner) if not history.is_running(j)]
+        pending = [j for j in self._live(who, own=True) if not history.is_running(j)]
         wanted = {str(i) for i in body.get("delete") or ()}
         for job in pending:
             if body.get("clear") or job.id in wanted:
-                self.orch.cancel(job.id)
+                self.orch.cancel_for(who, job.id)
         for job_id in wanted - {j.id for j in pending}:
             self._cancel_if(who, job_id, lambda j: not history.is_running(j))
 
@@ -279,8 +287,8 @@ class Gateway:
         if prompt_id:
             self._cancel_if(who, prompt_id, lambda j: j.status is JobStatus.RUNNING)
             return
-        for job in self._owner_jobs(who.owner, JobStatus.RUNNING):
-            self.orch.cancel(job.id)
+        for job in self._jobs(who, JobStatus.RUNNING, own=True):
+            self.orch.cancel_for(who, job.id)
 
     def _cancel_if(self, who: Principal, prompt_id: str, wanted: Callable[[Job], bool]
                    ) -> None:
@@ -289,7 +297,7 @@ class Gateway:
         except JobNotFound:
             return
         if not job.status.terminal and wanted(job):
-            self.orch.cancel(job.id)
+            self.orch.cancel_for(who, job.id)
 
     def cancel_job(self, who: Principal, job_id: str) -> dict[str, Any]:
         """``POST /api/jobs/{id}/cancel``: ``{"cancelled": bool}``, true when a pending or
@@ -317,7 +325,7 @@ class Gateway:
             return False
         if job.status.terminal:
             return False
-        self.orch.cancel(job.id)
+        self.orch.cancel_for(who, job.id)
         return True
 
     # --- /api/jobs ---------------------------------------------------------------------------
@@ -326,8 +334,8 @@ class Gateway:
         """``GET /api/jobs``: the caller's prompts (running, pending and the last
         ``HISTORY_LIMIT`` finished) as ComfyUI's job dicts, filtered and paged."""
         classes = self._output_classes()
-        found = [self._queued_view(job, classes) for job in self._live(who.owner)]
-        done = _take(self._owner_jobs(who.owner, None), HISTORY_LIMIT,
+        found = [self._queued_view(job, classes) for job in self._live(who)]
+        done = _take(self._jobs(who, None), HISTORY_LIMIT,
                      lambda j: j.status.terminal)
         found += [job_views.finished_job(job.id, self._entry(job, classes)) for job in done]
         return job_views.select(found, query)
