@@ -36,6 +36,7 @@ from orchestrator.errors import (
     NodeError,
     NotFound,
     OrchestratorError,
+    QueueFull,
     StoreError,
     SubstitutionError,
     WorkflowFormatError,
@@ -160,6 +161,8 @@ def envelope(exc: OrchestratorError) -> Envelope:
     """The response for ``exc``: the most specific rule wins (first match below)."""
     if isinstance(exc, ApiError):
         return Envelope(exc.status, body(exc.code, str(exc), exc.details), exc.headers)
+    if isinstance(exc, QueueFull):
+        return envelope(queue_full(exc))
     if isinstance(exc, NotFound | WorkflowNotFound | AccessDenied):
         return Envelope(404, body("not_found", _not_found_message(exc)))
     if isinstance(exc, WorkflowFormatError | SubstitutionError | GraphRejected):
@@ -175,6 +178,13 @@ def envelope(exc: OrchestratorError) -> Envelope:
     if isinstance(exc, StoreError):
         return Envelope(503, body("unavailable", _INTERNAL))
     return Envelope(500, body("internal_error", _INTERNAL))
+
+
+def queue_full(exc: QueueFull) -> TooManyRequests:
+    """429 ``queue_full`` for a refusal of the queue bound, with its ``Retry-After``."""
+    return TooManyRequests("queue_full", str(exc), exc.retry_after,
+                           details={"limit": exc.limit, "queued": exc.queued,
+                                    "scope": exc.scope})
 
 
 def _not_found_message(exc: OrchestratorError) -> str:

@@ -145,7 +145,9 @@ def v2_error(exc: Exception) -> ApiError:
     if isinstance(exc, OrchestratorError) and envelope(exc).status < 500:
         rest = envelope(exc)
         error = rest.body["error"]
-        return Refused(rest.status, error["code"], error["message"], error["details"])
+        refused = Refused(rest.status, error["code"], error["message"], error["details"])
+        refused.headers = dict(rest.headers)  # e.g. a full queue's Retry-After
+        return refused
     log.error("v2 request failed: %s", type(exc).__name__, exc_info=exc)
     return UpstreamError(UPSTREAM_MESSAGE)
 

@@ -1,10 +1,11 @@
 """``GET /api/v2/jobs/{id}/events``: the job's live state as v2 Server-Sent Events.
 
-Fed by the orchestrator's event bus. The stream subscribes first and then reads the job
-from the store (``Translator.connected``), so a client that connects late (even after the
-job ended) never waits for an event that already happened; an event that lands between
-the two is seen twice, which the translator absorbs (status changes, monotonic progress
-and outputs are each sent once). Frames are ``event: NAME`` / ``data: JSON`` with no ids
+A translation of the façade's one event stream (``Orchestrator.follow``). It starts with
+a snapshot, on which the job is read from the store (``Translator.connected``), so a
+client that connects late (even after the job ended) never waits for an event that
+already happened; an event that lands between the snapshot and the read is seen twice,
+which the translator absorbs (status changes, monotonic progress and outputs are each
+sent once). Frames are ``event: NAME`` / ``data: JSON`` with no ids
 (the contract has no resume):
 
 - on connect: ``status`` (unless the job already ended), the latest ``progress`` and
@@ -34,8 +35,8 @@ from orchestrator.events import (
     OutputEvent,
     PreviewEvent,
     ProgressEvent,
+    Snapshot,
     Started,
-    Subscription,
 )
 from orchestrator.jobs import Job, JobStatus
 from orchestrator.outputs import OutputRecord
@@ -66,10 +67,12 @@ class Translator:
         thread, off the event loop); progress, previews and status changes do not."""
         if isinstance(event, ProgressEvent):
             return self.job is None
-        return isinstance(event, OutputEvent | Finished)
+        return isinstance(event, Snapshot | OutputEvent | Finished)
 
     def frames(self, event: BaseModel) -> list[Frame]:
         """The frames ``event`` calls for (often none)."""
+        if isinstance(event, Snapshot):
+            return self.connected()
         if isinstance(event, Dispatched | Started):
             return self._status("running", None)
         if isinstance(event, ProgressEvent):
@@ -154,25 +157,33 @@ def encode(frame: Frame) -> bytes:
     return f"event: {name}\ndata: {data}\n\n".encode()
 
 
-async def stream(sub: Subscription, translator: Translator, *,
+async def stream(orch: Orchestrator, translator: Translator, *,
                  keepalive: float) -> AsyncIterator[bytes]:
-    """The frames of ``sub`` (subscribed before this is called) until the terminal
-    status, after the job's state on connect; closes ``sub`` however it stops."""
-    try:
-        for frame in await anyio.to_thread.run_sync(translator.connected):
-            yield encode(frame)
-        while not translator.done:
-            event = await sub.aget(keepalive)
+    """The job's frames until its terminal status: where it stands on connect, then each
+    change, and a keep-alive comment after each quiet ``keepalive`` seconds.
+
+    A stream that ends on an earlier run's end (a retried job) follows the job again; one
+    that ends because the service closes just stops.
+    """
+    again = True
+    while again and not translator.done:
+        again = False
+        async for event in orch.follow(translator.job_id, keepalive=keepalive):
             if event is None:
-                if sub.closed:
-                    return
                 yield KEEPALIVE_COMMENT
                 continue
-            if translator.reads_store(event):
-                frames = await anyio.to_thread.run_sync(translator.frames, event)
-            else:
-                frames = translator.frames(event)
-            for frame in frames:
+            for frame in await _frames(translator, event):
                 yield encode(frame)
-    finally:
-        sub.close()
+            again = _ends(event)
+
+
+def _ends(event: BaseModel) -> bool:
+    """Whether ``follow`` stops after ``event`` (the job's end, as it saw it)."""
+    return isinstance(event, Finished) or (
+        isinstance(event, Snapshot) and JobStatus(event.status).terminal)
+
+
+async def _frames(translator: Translator, event: BaseModel) -> list[Frame]:
+    if translator.reads_store(event):
+        return await anyio.to_thread.run_sync(translator.frames, event)
+    return translator.frames(event)

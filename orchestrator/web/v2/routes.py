@@ -2,8 +2,9 @@
 
 ``v2_router`` builds the router over an open ``Orchestrator``; the app includes it.
 Every route answers errors in the v2 envelope with v2 codes (``V2Route``), whatever the
-app's own handlers do. A token sees only its owner's jobs and assets; anything else
-reads as 404 ``not_found``, exactly like an id that does not exist.
+app's own handlers do. Who may see and act on a job is the façade's one rule, as on
+``/v1`` and the gateway: a token its owner's jobs, an admin token every job; anything
+else reads as 404 ``not_found``, exactly like an id that does not exist.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from orchestrator.admission import QueueBound
 from orchestrator.events import ProgressEvent
 from orchestrator.jobs import Job, JobStatus, utcnow
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
-from orchestrator.tokens import Principal, TokenStore
+from orchestrator.tokens import TokenStore
 from orchestrator.web.auth import Caller, Listener
 from orchestrator.web.body import InvalidJson, JsonBodyRoute, read_json
 from orchestrator.web.openapi import inline_schema
@@ -31,7 +33,7 @@ from orchestrator.web.v2 import asset_routes, events, mapping, schemas
 from orchestrator.web.v2.assets import Assets, AssetStore, ExpirySweep
 from orchestrator.web.v2.blobs import release_blob
 from orchestrator.web.v2.db import DB_FILE, Database
-from orchestrator.web.v2.errors import InvalidBody, NotFound, response, v2_error
+from orchestrator.web.v2.errors import InvalidBody, response, v2_error
 from orchestrator.web.v2.idempotency import KeyStore, checked_key
 from orchestrator.web.v2.queue import eta_ms, queue_position
 from orchestrator.web.v2.submit import Submitter
@@ -77,15 +79,9 @@ class V2:
                    keys=KeyStore(db))
 
     def submitter(self) -> Submitter:
-        return Submitter(self.orch, self.assets, self.keys, self.settings.max_queued,
-                         self.settings.max_queued_per_owner)
-
-    def visible_job(self, who: Principal, job_id: str) -> Job:
-        """The caller's job; ``NotFound`` for others' jobs and unknown ids alike."""
-        job = self.orch.get(job_id)
-        if job.spec.owner != who.owner:
-            raise NotFound(f"no job with id {job_id!r}")
-        return job
+        return Submitter(self.orch, self.assets, self.keys, QueueBound(
+            max_queued=self.settings.max_queued,
+            max_per_owner=self.settings.max_queued_per_owner))
 
     def job_body(self, job: Job, base: str) -> dict[str, Any]:
         queued = job.status == JobStatus.QUEUED
@@ -142,13 +138,14 @@ def _job_routes(router: APIRouter, v2: V2) -> None:
         job = await run_in_threadpool(v2.submitter().submit, who.owner, body, key)
         return JSONResponse(v2.job_body(job, base_url(request)), status_code=201)
 
-    @router.get("/jobs", summary="The caller's jobs, newest first")
+    @router.get("/jobs", summary="The caller's jobs (every owner's for an admin), newest "
+                "first")
     def list_jobs(request: Request, who: Caller,
                   limit: Annotated[int, Query(ge=1)] = DEFAULT_PAGE,
                   cursor: str | None = None) -> dict[str, Any]:
         labels = metadata_filter(request.query_params.multi_items())
-        page = v2.orch.list(owner=who.owner, metadata=labels or None, cursor=cursor,
-                            limit=min(limit, v2.settings.max_page_size))
+        page = v2.orch.jobs_for(who, metadata=labels or None, cursor=cursor,
+                                limit=min(limit, v2.settings.max_page_size))
         base = base_url(request)
         return schemas.dump(schemas.JobPage(
             jobs=[mapping.summary_of(j, base) for j in page.jobs],
@@ -156,27 +153,25 @@ def _job_routes(router: APIRouter, v2: V2) -> None:
 
     @router.get("/jobs/{job_id}", summary="A job: status, progress and outputs so far")
     def get_job(job_id: str, request: Request, who: Caller) -> dict[str, Any]:
-        return v2.job_body(v2.visible_job(who, job_id), base_url(request))
+        return v2.job_body(v2.orch.job_for(who, job_id), base_url(request))
 
     @router.get("/jobs/{job_id}/workflow", summary="The graph behind a job")
     def get_workflow(job_id: str, who: Caller) -> dict[str, Any]:
-        return schemas.dump(mapping.workflow_of(v2.visible_job(who, job_id)))
+        return schemas.dump(mapping.workflow_of(v2.orch.job_for(who, job_id)))
 
     @router.post("/jobs/{job_id}/cancel", summary="Cancel a job (idempotent)")
     def cancel(job_id: str, request: Request, who: Caller) -> dict[str, Any]:
-        v2.visible_job(who, job_id)
-        return v2.job_body(v2.orch.cancel(job_id), base_url(request))
+        return v2.job_body(v2.orch.cancel_for(who, job_id), base_url(request))
 
     @router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
                 summary="The job's live state as Server-Sent Events",
                 responses={200: {"content": {"text/event-stream": {}}}})
     def job_events(job_id: str, request: Request, who: Listener) -> StreamingResponse:
-        v2.visible_job(who, job_id)
+        v2.orch.job_for(who, job_id)
         translator = events.Translator(v2.orch, job_id, base_url(request),
                                        functools.partial(queue_position, v2.orch), v2.now)
-        sub = v2.orch.bus.subscribe(job_id)  # the stream reads the job itself, after this
         return StreamingResponse(
-            events.stream(sub, translator, keepalive=v2.settings.sse_keepalive_s),
+            events.stream(v2.orch, translator, keepalive=v2.settings.sse_keepalive_s),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

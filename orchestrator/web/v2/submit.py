@@ -1,14 +1,15 @@
 """``POST /api/v2/jobs``: parse and check a submit completely, then record the job.
 
 Order matters for the contract: the ``Idempotency-Key`` is claimed first (so a concurrent
-duplicate is refused at once), then the body is checked (UI export, shape, metadata),
-asset references are resolved, the graph is checked against the pool's ``/object_info``,
-the queue bound is applied, and only then is the job recorded. Every refusal on the way
-is a definite failure and releases the key.
+duplicate is refused at once), then the body is checked (UI export, reserved and unknown
+fields, metadata) and asset references become file names; the rest is the façade's one
+admission (``Orchestrator.admit``: the graph's shape, pre-flight against the pool's
+``/object_info``, the queue bound, then the record). Every refusal on the way is a
+definite failure and releases the key.
 
 Inputs a graph names by file (``LoadImage.image = "photo.png"``) or by ``core/ASSET``
-reference become files of the job: the orchestrator uploads them to whichever node runs
-it (``orchestrator/staging.py``).
+reference become files of the job, passed by their stored hash: the orchestrator uploads
+them to whichever node runs it.
 """
 
 from __future__ import annotations
@@ -20,20 +21,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from orchestrator.admission import Admission, QueueBound
 from orchestrator.jobs import Job
 from orchestrator.service import Orchestrator
-from orchestrator.staging import stage_named_inputs
-from orchestrator.web.limits import check_queue
 from orchestrator.web.v2.assets import AssetRecord, Assets
 from orchestrator.web.v2.errors import InvalidBody, MissingAsset, NotFound, WorkflowFormatUi
 from orchestrator.web.v2.idempotency import KeyStore, job_exists
 from orchestrator.web.v2.schemas import METADATA_MAX_CHARS, METADATA_MAX_PAIRS, SubmitRequest
-from orchestrator.workflow import check_graph_shape, is_link
 
 ASSET_TYPE = "core/ASSET"
 RESERVED_FIELDS = ("inputs", "webhook_url")
 # Input values longer than this are prompts, not file names: not looked up as assets.
 NAME_MAX_CHARS = 255
+
+
 @dataclass(frozen=True)
 class Submitter:
     """What a submit needs: the orchestrator, the owner's assets, keys and the bound."""
@@ -41,24 +42,19 @@ class Submitter:
     orch: Orchestrator
     assets: Assets
     keys: KeyStore
-    max_queued: int
-    max_queued_per_owner: int
+    bound: QueueBound
 
     def submit(self, owner: str, body: Any, key: str | None) -> Job:
         """Record the job ``body`` asks for; raise a v2 refusal otherwise."""
         job_id = uuid.uuid4().hex
         with self.keys.held(owner, key, job_id, job_exists(self.orch.get)):
             request = parse_request(body)
-            graph = check_graph_shape(request.workflow, source="workflow")
-            graph, files = resolve_assets(graph, owner, self.assets)
-            self.orch.preflight(stage_named_inputs(graph, files), source="workflow")
-            check_queue(self.orch.store, owner, 1, max_queued=self.max_queued,
-                        max_per_owner=self.max_queued_per_owner)
+            graph, files = resolve_assets(request.workflow, owner, self.assets)
             extra = request.extra_data.model_dump(exclude_none=True) if (
                 request.extra_data is not None) else {}
-            handle = self.orch.submit(graph=graph, owner=owner, images=files or None,
-                                      metadata=request.metadata or {}, job_id=job_id,
-                                      extra_data=extra)
+            handle = self.orch.admit(Admission(
+                graph=graph, inputs=files, owner=owner, metadata=request.metadata or {},
+                job_id=job_id, extra_data=extra, bound=self.bound, source="workflow"))
             return handle.get()
 
 
@@ -112,21 +108,26 @@ def check_metadata(labels: Mapping[str, str]) -> None:
 
 
 def resolve_assets(graph: dict[str, Any], owner: str,
-                   assets: Assets) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The graph with ``core/ASSET`` references turned into file names, and the bytes of
-    every file the graph names (references, and plain names of the owner's uploads).
+                   assets: Assets) -> tuple[dict[str, Any], dict[str, str]]:
+    """The graph with ``core/ASSET`` references turned into file names, and the stored
+    hash (sha256) of every file the graph names (references, and plain names of the
+    owner's uploads).
 
-    ``MissingAsset`` for a malformed reference or one the owner does not have.
+    ``MissingAsset`` for a malformed reference or one the owner does not have. A node or
+    inputs of the wrong shape are left as they are, for admission to refuse by name.
     """
     files: dict[str, AssetRecord] = {}
     resolved: dict[str, Any] = {}
     for node_id, node in graph.items():
-        inputs = {}
-        for name, value in (node.get("inputs") or {}).items():
-            inputs[name] = _resolve_reference(value, owner, assets, files)
-        resolved[node_id] = {**node, "inputs": inputs}
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        if not isinstance(inputs, dict):
+            resolved[node_id] = node
+            continue
+        resolved[node_id] = {**node, "inputs": {
+            name: _resolve_reference(value, owner, assets, files)
+            for name, value in inputs.items()}}
     files.update(assets.store.by_file_path(owner, _plain_names(resolved)))
-    return resolved, {name: _bytes(assets, rec) for name, rec in files.items()}
+    return resolved, {name: rec.sha256 for name, rec in files.items()}
 
 
 def _resolve_reference(value: Any, owner: str, assets: Assets,
@@ -148,9 +149,6 @@ def _resolve_reference(value: Any, owner: str, assets: Assets,
 
 
 def _plain_names(graph: Mapping[str, Any]) -> set[str]:
-    return {value for node in graph.values() for value in (node.get("inputs") or {}).values()
-            if isinstance(value, str) and not is_link(value) and 0 < len(value) <= NAME_MAX_CHARS}
-
-
-def _bytes(assets: Assets, record: AssetRecord) -> bytes:
-    return assets.store.blobs.path(record.sha256).read_bytes()
+    return {value for node in graph.values() if isinstance(node, dict)
+            and isinstance(node.get("inputs"), dict) for value in node["inputs"].values()
+            if isinstance(value, str) and 0 < len(value) <= NAME_MAX_CHARS}

@@ -252,6 +252,34 @@ def test_a_wrong_token_is_401_and_others_jobs_are_not_found(sdk_for: SdkFactory,
         sdk_for(v2, v2.bob).jobs.get(job.id)
 
 
+def test_an_admin_reads_lists_follows_and_cancels_another_owners_job(
+        sdk_for: SdkFactory, v2: V2Service, raw: Raw) -> None:
+    """The one access rule of /v1 and the gateway holds on v2: an admin token sees and
+    acts on every owner's jobs, while another owner still reads them as missing."""
+    root = v2.tokens.create("root", admin=True)
+    alice, admin, bob = sdk_for(v2, v2.alice), sdk_for(v2, root), sdk_for(v2, v2.bob)
+    label = {"batch": f"admin-{fresh_seed()}"}
+    graph = graphs.nap(60, 600)
+    job = alice.submit(alice.workflows.from_json(graph), metadata=label)
+
+    seen = admin.jobs.get(job.id)
+    listed = [s.id for s in admin.list_jobs(metadata=label)]
+    workflow = raw(v2, "GET", f"/api/v2/jobs/{job.id}/workflow", token=root)
+    canceled = seen.cancel()
+    ending = list(seen.events())
+
+    assert seen.id == job.id and listed == [job.id]
+    assert workflow.status_code == 200 and workflow.json()["workflow"] == graph
+    assert canceled.status in ("canceling", "canceled")
+    assert isinstance(ending[-1], StatusChange) and ending[-1].status == "canceled"
+    assert job.wait(timeout=JOB_TIMEOUT).status == "canceled"
+    with pytest.raises(NotFound):
+        bob.jobs.get(job.id)
+    assert list(bob.list_jobs(metadata=label)) == []
+    refused = raw(v2, "POST", f"/api/v2/jobs/{job.id}/cancel", token=v2.bob)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "not_found")
+
+
 def test_health_needs_no_token(v2: V2Service, raw: Raw) -> None:
     body = raw(v2, "GET", "/api/v2/health").json()
 
