@@ -342,7 +342,7 @@ class Orchestrator:
         if conversation is not None:
             if owner is None:
                 return self.store.list_outputs(conversation=conversation, limit=limit,
-                                               cursor=cursor)
+                                               cursor=cursor, files_only=True)
             return self.store.gallery_conversation(conversation, owner, limit=limit,
                                                    cursor=cursor)
         if character is not None:

@@ -14,18 +14,20 @@ from orchestrator.store.dialect import Conn
 from orchestrator.store.tables import page_rows, parsed, where
 
 _COLUMNS = ("id, sha256, owner, job_id, item_id, node_id, filename, workflow, character,"
-            " conversation, visibility, body")
+            " conversation, visibility, body, kind")
 _VISIBLE_SQL = "(owner = ? OR visibility = 'public')"
+_FILES_SQL = "kind <> 'value'"  # leaves out a node's UI values (OutputKind.VALUE)
 
 
 def insert(conn: Conn, record: OutputRecord) -> OutputRecord:
     """Store ``record``, or return the one already stored for the same file or id."""
     cursor = conn.execute(
-        f"INSERT INTO outputs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO outputs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT DO NOTHING",
         (record.id, record.sha256, record.owner, record.job_id, record.item_id,
          record.node_id, record.filename, record.workflow, record.character,
-         record.conversation, record.visibility.value, record.model_dump_json()))
+         record.conversation, record.visibility.value, record.model_dump_json(),
+         record.kind.value))
     if cursor.rowcount:
         return record
     existing = for_file(conn, record.item_id, record.filename, record.node_id)
@@ -52,13 +54,16 @@ def for_file(conn: Conn, item_id: str, filename: str,
 
 
 def page(conn: Conn, filters: Mapping[str, object], *, limit: int,
-         before: int | None, visible_to: str | None = None
+         before: int | None, visible_to: str | None = None, files_only: bool = False
          ) -> tuple[list[OutputRecord], int | None]:
     """Up to ``limit`` records newest first, and the seq to continue before (None at end);
-    with ``visible_to``, only that owner's records and public ones."""
+    with ``visible_to``, only that owner's records and public ones; with ``files_only``,
+    no UI values."""
     clauses, params = where(filters)
     if visible_to is not None:
         clauses, params = [*clauses, _VISIBLE_SQL], [*params, visible_to]
+    if files_only:
+        clauses = [*clauses, _FILES_SQL]
     rows = page_rows(conn, "SELECT seq, id, body FROM outputs", clauses, params,
                      limit=limit, before=before)
     records = [_record(row[1], row[2]) for row in rows[:limit]]

@@ -183,19 +183,21 @@ class JobStore(Protocol):
                      character: str | None = None, conversation: str | None = None,
                      workflow: str | None = None, visibility: Visibility | None = None,
                      visible_to: str | None = None, limit: int = 50,
-                     cursor: str | None = None) -> OutputPage:
+                     cursor: str | None = None, files_only: bool = False) -> OutputPage:
         """Records matching every given filter, newest first.
 
-        ``visible_to`` keeps what that owner may see: their own records and public ones.
+        ``visible_to`` keeps what that owner may see: their own records and public ones;
+        ``files_only`` leaves out the nodes' UI values (kind ``value``).
         """
 
     def gallery_character(self, character: str, *, limit: int = 50,
                           cursor: str | None = None) -> OutputPage:
-        """The character's public outputs, newest first."""
+        """The character's public output files (no UI values), newest first."""
 
     def gallery_conversation(self, conversation: str, owner: str, *, limit: int = 50,
                              cursor: str | None = None) -> OutputPage:
-        """The owner's outputs in the conversation (private ones too), newest first."""
+        """The owner's output files in the conversation (private ones too; no UI values),
+        newest first."""
 
     def delete_output(self, output_id: str) -> OutputRecord:
         """Delete the record and return it; ``JobNotFound`` if absent. Its item no longer

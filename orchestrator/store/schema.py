@@ -119,7 +119,12 @@ _V5 = (
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 5: _V5}
+# Outputs keep their kind beside the body, so galleries of pictures can leave out a node's
+# UI values (kind ``value``, ``outputs.py``); earlier rows take it from their body.
+_V4 = ("ALTER TABLE outputs ADD COLUMN kind TEXT",
+       "UPDATE outputs SET kind = json_extract(body, '$.kind')")
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 4: _V4, 5: _V5}
 # Each schema change adds its own numbered entry above; a number not (yet) taken is an
 # empty step, so changes made side by side may land in any order.
 SCHEMA_VERSION = max(_MIGRATIONS)

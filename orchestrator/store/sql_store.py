@@ -361,7 +361,7 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
                      character: str | None = None, conversation: str | None = None,
                      workflow: str | None = None, visibility: Visibility | None = None,
                      visible_to: str | None = None, limit: int = 50,
-                     cursor: str | None = None) -> OutputPage:
+                     cursor: str | None = None, files_only: bool = False) -> OutputPage:
         """See ``JobStore.list_outputs``."""
         filters = {"owner": owner, "job_id": job_id, "character": character,
                    "conversation": conversation, "workflow": workflow,
@@ -369,20 +369,21 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
         before = tables.decode_cursor("o", cursor)
         with self._tx("listing outputs", write=False) as conn:
             records, last = output_rows.page(conn, filters, limit=_limit(limit),
-                                             before=before, visible_to=visible_to)
+                                             before=before, visible_to=visible_to,
+                                             files_only=files_only)
         return OutputPage(outputs=records, next_cursor=tables.encode_cursor("o", last))
 
     def gallery_character(self, character: str, *, limit: int = 50,
                           cursor: str | None = None) -> OutputPage:
         """See ``JobStore.gallery_character``."""
         return self.list_outputs(character=character, visibility=Visibility.PUBLIC,
-                                 limit=limit, cursor=cursor)
+                                 limit=limit, cursor=cursor, files_only=True)
 
     def gallery_conversation(self, conversation: str, owner: str, *, limit: int = 50,
                              cursor: str | None = None) -> OutputPage:
         """See ``JobStore.gallery_conversation``."""
         return self.list_outputs(conversation=conversation, owner=owner, limit=limit,
-                                 cursor=cursor)
+                                 cursor=cursor, files_only=True)
 
     def delete_output(self, output_id: str) -> OutputRecord:
         """See ``JobStore.delete_output``."""

@@ -89,6 +89,8 @@ def _first_page() -> None:
 
 def _page(client: ApiClient, filters: Filters, cursor: str | None) -> OutputPage:
     page = client.outputs(limit=GALLERY_LIMIT, cursor=cursor, **filters.query())
+    # A node's UI values (text, numbers: kind "value") are outputs too, but no picture.
+    page = page.model_copy(update={"outputs": [o for o in page.outputs if o.kind != "value"]})
     cache: dict[str, Output] = st.session_state.setdefault(OUTPUTS, {})
     cache.update((o.id, o) for o in page.outputs)
     return page

@@ -1,6 +1,7 @@
 """A node's non-file UI outputs (``{"ui": {"text": [...]}}``) on every face: recorded with
 the item as outputs of kind ``value``, shown by REST ``/v1``, Comfy API v2 and the ComfyUI
-gateway, and still shown after the service restarts without the node that ran it.
+gateway, and still shown after the service restarts without the node that ran it; galleries
+(pictures) leave them out.
 
 Real uvicorn over a real ComfyUI node; the node is the test pack's ``OrchTestReport``,
 whose UI result is ``{"text": [...], "score": [0.5], "detail": [{...}]}``.
@@ -14,8 +15,15 @@ from typing import Any
 
 import pytest
 
-from orchestrator.jobs import JobSpec
-from orchestrator.outputs import BlobRef, OutputKind, new_value_output, value_bytes
+from orchestrator.jobs import JobSpec, Visibility
+from orchestrator.outputs import (
+    BlobRef,
+    Media,
+    OutputKind,
+    new_output,
+    new_value_output,
+    value_bytes,
+)
 from orchestrator.store import JobStore
 from orchestrator.store.postgres import PostgresJobStore
 from orchestrator.store.sqlite import SqliteJobStore
@@ -116,6 +124,28 @@ def test_ui_values_show_on_every_face_and_outlive_a_restart_without_the_node(
             second.stop()
 
 
+def test_galleries_show_pictures_while_the_job_lists_its_values_too(
+        comfy_url: str, tmp_path: Path) -> None:
+    service = start_service(tmp_path, comfy_url)
+    try:
+        api = service.api
+        job = api.submit(service.alice, graph=_report_graph(620), character="kit",
+                         conversation="chat-620", visibility="public")
+        done = api.wait_job(service.alice, job["id"], timeout=JOB_TIMEOUT)
+        assert done["status"] == "succeeded", done
+        listed = api.get(f"/v1/outputs?job={job['id']}", token=service.alice).json()
+        assert sorted(o["kind"] for o in listed["outputs"]) == ["image", "value", "value",
+                                                                "value"]
+        for query, token in (("character=kit", service.bob),
+                             ("conversation=chat-620", service.alice),
+                             ("conversation=chat-620", service.admin)):
+            gallery = api.get(f"/v1/gallery?{query}", token=token)
+            assert gallery.status_code == 200, gallery.text
+            assert [o["kind"] for o in gallery.json()["outputs"]] == ["image"], query
+    finally:
+        service.stop()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_value_output_round_trips_through_the_job_store(
         backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
@@ -126,13 +156,25 @@ def test_a_value_output_round_trips_through_the_job_store(
 
     value = [{"words": 2, "nested": {"a": [1, 2.5, None, True, "é"]}}]
     data = value_bytes(value)
+    spec = JobSpec(owner="alice", graph={"1": {}}, character="kit", conversation="c",
+                   visibility=Visibility.PUBLIC)
     with opened() as store:
-        job = store.create_job(JobSpec(owner="alice", graph={"1": {}}))
+        job = store.create_job(spec)
+        item = job.items[0]
         blob = BlobRef(sha256="cd" * 32, size_bytes=len(data))
-        made = store.add_output(new_value_output(job, job.items[0], blob, key="detail",
+        made = store.add_output(new_value_output(job, item, blob, key="detail",
                                                  value=value, node_id="3", node="n"))
+        picture = store.add_output(new_output(
+            job, item, BlobRef(sha256="ef" * 32, size_bytes=3),
+            Media(mime="image/png", kind=OutputKind.IMAGE), filename="a.png", node_id="2",
+            node="n", key="images"))
     with opened() as store:  # read back by a store opened afresh
         again = store.get_output(made.id)
         assert again == made and again.value == value and again.kind is OutputKind.VALUE
-        assert store.output_for_item_file(job.items[0].id, "detail", node_id="3") == made
+        assert store.output_for_item_file(item.id, "detail", node_id="3") == made
+        assert [o.id for o in store.list_outputs(job_id=job.id).outputs] == [
+            picture.id, made.id]
+        for gallery in (store.gallery_character("kit"), store.gallery_conversation("c", "alice"),
+                        store.list_outputs(conversation="c", files_only=True)):
+            assert [o.id for o in gallery.outputs] == [picture.id]
     assert json.loads(data) == value
