@@ -1,7 +1,8 @@
 """``comfy-orch token``: create, revoke and list the service's API tokens.
 
-Works on the token file in the data folder directly, so it can be used while the service
-runs: a revoked token is refused from the next request on.
+Works on the service's database directly (the data folder's, or the PostgreSQL database
+``--db`` / ``COMFY_ORCH_DB`` names), so it can be used while the service runs: a revoked
+token is refused from the next request on, by every replica.
 """
 
 from __future__ import annotations
@@ -34,10 +35,14 @@ def register(commands: Any) -> None:
     for sub in (create, revoke, listing):
         sub.add_argument("--data", type=Path, default=None, metavar="DIR",
                          help="the service's data folder")
+        sub.add_argument("--db", default=None, metavar="URL",
+                         help="the service's PostgreSQL database (postgresql://...), if it "
+                              "uses one; default: $COMFY_ORCH_DB, else the data folder's")
 
 
 def _open(args: argparse.Namespace) -> TokenStore:
-    return TokenStore.open(load_settings(os.environ, data_dir=args.data).data_dir)
+    settings = load_settings(os.environ, data_dir=args.data, db=args.db)
+    return TokenStore.open(settings.data_dir, settings.db)
 
 
 def run_create(args: argparse.Namespace) -> int:

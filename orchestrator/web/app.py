@@ -8,7 +8,6 @@ query parameter); both leave as the envelope ``{"error": {"code", "message", "de
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from importlib import metadata
@@ -32,7 +31,6 @@ from orchestrator.web.gateway.routes import HEADER_PREFIXES
 from orchestrator.web.limits import BodyLimit, Clock, Limits, comfy_error_body
 from orchestrator.web.openapi import document
 from orchestrator.web.routing import RouteIndex
-from orchestrator.web.v2.blobs import release_blob
 
 TITLE = "comfy-orchestrator"
 DESCRIPTION = (
@@ -53,8 +51,6 @@ def create_app(orch: Orchestrator, tokens: TokenStore, settings: Settings, *,
     mount_docs(app)
     limiter = Limits(settings, clock=clock)
     app.state.services = Services(orch=orch, tokens=tokens, settings=settings, limiter=limiter)
-    # Blobs a deleted job named stay while an upload or asset of ours names them too.
-    orch.release_blob = functools.partial(release_blob, orch)
     routes: list[BaseRoute] = []
     for router in (rest.router(), auth.router, gateway.gateway_router(orch, tokens),
                    v2.v2_router(orch, tokens, settings)):

@@ -117,16 +117,17 @@ class ServerThread:
 
 @contextlib.contextmanager
 def service(settings: Settings) -> Iterator[tuple[Orchestrator, TokenStore]]:
-    """The orchestrator and token store ``settings`` describe, closed on leaving."""
+    """The orchestrator ``settings`` describe and its token store (the same database),
+    closed on leaving."""
     workflows = settings.workflows_folder
     if settings.workflows_dir is None:
         workflows.mkdir(parents=True, exist_ok=True)  # the default folder may be new
-    with TokenStore.open(settings.data_dir) as tokens, Orchestrator(
+    with Orchestrator(
             data_dir=settings.data_dir, workflows_dir=workflows, nodes=settings.nodes,
             retention=settings.job_retention,
             retention_sweep_s=settings.retention_sweep_s, db=settings.db,
             stall_limits=settings.stall_limits) as orch:
-        yield orch, tokens
+        yield orch, orch.tokens
 
 
 def serve(settings: Settings, *, announce: Callable[[str], None] = print,

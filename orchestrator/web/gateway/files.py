@@ -9,7 +9,6 @@ Uploads are opened with Pillow before anything is stored.
 
 from __future__ import annotations
 
-import mimetypes
 import posixpath
 from dataclasses import dataclass
 from typing import Any
@@ -25,14 +24,12 @@ from orchestrator.web.gateway.uploads import (
     Upload,
     UploadStore,
     is_image,
+    mime_of,
     safe_name,
     safe_subfolder,
 )
 from orchestrator.web.limits import too_large
 
-# Mime types a browser would run as a page or script are served as downloads (ComfyUI too).
-_UNSAFE_MIME = frozenset({"text/html", "text/html-sandboxed", "application/xhtml+xml",
-                          "text/javascript", "text/css"})
 _ANNOTATIONS = {"[output]": "output", "[input]": "input", "[temp]": "temp"}
 
 
@@ -76,10 +73,8 @@ def find(orch: Orchestrator, uploads: UploadStore, who: Principal, where: Upload
         else None
     if output is not None:
         return output
-    sha = uploads.find(who.owner, where)
-    if sha is None:
-        raise NotFound("file", where.graph_name)
-    return Found(sha, where.name, _mime(where.name))
+    file = uploads.find(who, where)
+    return Found(file.sha256, where.name, mime_of(where.name))
 
 
 def _output(orch: Orchestrator, who: Principal, where: Upload) -> Found | None:
@@ -93,11 +88,6 @@ def _output(orch: Orchestrator, who: Principal, where: Upload) -> Found | None:
     if not can_read_output(who, record) or not record.filename.endswith(parsed[1]):
         return None
     return Found(record.sha256, where.name, record.mime, public=record.owner != who.owner)
-
-
-def _mime(name: str) -> str:
-    mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return "application/octet-stream" if mime in _UNSAFE_MIME else mime
 
 
 def upload(orch: Orchestrator, uploads: UploadStore, who: Principal, form: dict[str, Any],
@@ -116,9 +106,7 @@ def upload(orch: Orchestrator, uploads: UploadStore, who: Principal, form: dict[
     if not is_image(data):
         raise InvalidRequest(f"upload {where.name!r} is not an image Pillow can read; "
                              "nothing was stored")
-    with orch.blobs.storing(data) as blob:  # no release removes it before the record
-        saved = uploads.save(who.owner, where, blob.sha256,
-                             overwrite=_truthy(form.get("overwrite")))
+    saved = uploads.save(who, where, data, overwrite=_truthy(form.get("overwrite")))
     return {"name": saved.name, "subfolder": saved.subfolder, "type": saved.kind}
 
 

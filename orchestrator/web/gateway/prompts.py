@@ -217,8 +217,11 @@ class Gateway:
         """``GET /queue``: the owner's running and pending prompts, pending ones in the
         order the pool will run them."""
         live = self._live(who)
+        # One owner's prompts are claimed by priority, then age (``history.run_order``):
+        # the pool's positions, a look-up each, are asked only to interleave owners.
+        several = len({job.spec.owner for job in live}) > 1
         return history.queue_body(live, self._output_classes(),
-                                  {job.id: self._position(job) for job in live})
+                                  {job.id: self._position(job) for job in live if several})
 
     def _position(self, job: Job) -> int | None:
         """How many queued items the pool claims before the job's first queued one."""

@@ -76,7 +76,7 @@ async def json_body(request: Request) -> Any:
 
 def gateway_router(orch: Orchestrator, tokens: TokenStore) -> APIRouter:
     """Every gateway route over ``orch``; uploads are kept in ``orch.data_dir``."""
-    gw = Gateway(orch, UploadStore.open(orch.data_dir), ClientHub(orch))
+    gw = Gateway(orch, UploadStore(orch), ClientHub(orch))
     auth = TokenAuth(tokens)
     routes = _prompt_routes(gw, auth) + _file_routes(gw, auth) + _info_routes(gw, auth)
     router = APIRouter(tags=[TAG])

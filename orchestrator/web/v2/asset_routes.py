@@ -17,9 +17,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from orchestrator.outputs import BlobStore
 from orchestrator.settings import Settings
-from orchestrator.web.auth import Caller, Svc
+from orchestrator.web.auth import Caller
 from orchestrator.web.content import disposition, etag_of, file_chunks, parse_range
 from orchestrator.web.digits import parse_decimal
 from orchestrator.web.schemas import base_url
@@ -28,14 +27,12 @@ from orchestrator.web.v2.assets import (
     TAGS_MAX,
     AssetRecord,
     Assets,
-    ExpirySweep,
     Upload,
     checked_file_path,
     checked_tags,
     checked_upload,
     parse_hash,
 )
-from orchestrator.web.v2.blobs import release_blob
 from orchestrator.web.v2.errors import InvalidBody, NotFound
 from orchestrator.web.v2.idempotency import checked_key
 
@@ -66,8 +63,8 @@ def asset_body(record: AssetRecord, base: str, now: datetime) -> dict[str, Any]:
         job_id=record.job_id))
 
 
-def add(router: APIRouter, assets: Assets, blobs: BlobStore, settings: Settings,
-        now: Callable[[], datetime], sweep: ExpirySweep) -> None:
+def add(router: APIRouter, assets: Assets, settings: Settings,
+        now: Callable[[], datetime]) -> None:
     """Add the asset routes to ``router``, each a closure over its arguments."""
 
     @router.post("/assets", status_code=201, summary="Upload an asset (multipart)",
@@ -80,7 +77,7 @@ def add(router: APIRouter, assets: Assets, blobs: BlobStore, settings: Settings,
                                 max_part_size=settings.max_body_bytes) as form:
             data, meta = await _read_upload(form, settings.max_upload_bytes)
         record = await run_in_threadpool(_store_upload, assets, who.owner, data, meta,
-                                         settings.max_upload_bytes, sweep)
+                                         settings.max_upload_bytes)
         status = 201 if record.created_new else 200
         return JSONResponse(asset_body(record, base_url(request), now()), status_code=status)
 
@@ -104,17 +101,16 @@ def add(router: APIRouter, assets: Assets, blobs: BlobStore, settings: Settings,
         return asset_body(assets.get(who.owner, asset_id), base_url(request), now())
 
     @router.delete("/assets/{asset_id}", status_code=204, summary="Delete an asset record")
-    def delete_asset(asset_id: str, svc: Svc, who: Caller) -> Response:
+    def delete_asset(asset_id: str, who: Caller) -> Response:
         """The record goes, and its bytes too unless another record uses the same content."""
-        deleted = assets.delete(who.owner, asset_id)
-        release_blob(svc.orch, deleted.sha256)
+        assets.delete(who.owner, asset_id)
         return Response(status_code=204)
 
     @router.get("/assets/{asset_id}/content", summary="An asset's bytes (Range supported)",
                 response_class=StreamingResponse)
     def content(asset_id: str, who: Caller,
                 range: Annotated[str | None, Header()] = None) -> StreamingResponse:
-        return _content(assets.get(who.owner, asset_id), blobs, range)
+        return _content(assets, assets.get(who.owner, asset_id), range)
 
 
 async def _read_upload(form: FormData, max_bytes: int) -> tuple[bytes, Upload]:
@@ -157,17 +153,15 @@ def _expires_in(text: str | None) -> int | None:
 
 
 def _store_upload(assets: Assets, owner: str, data: bytes, meta: Upload,
-                  max_bytes: int, sweep: ExpirySweep) -> AssetRecord:
+                  max_bytes: int) -> AssetRecord:
+    """Check the upload whole, then store it (expired uploads are swept as files come)."""
     content_type = checked_upload(data, meta, max_bytes)
-    record = assets.store.upload(owner, data, meta, content_type)
-    sweep.maybe_run()
-    return record
+    return assets.store.upload(owner, data, meta, content_type)
 
 
-def _content(record: AssetRecord, blobs: BlobStore, range_header: str | None) -> StreamingResponse:
-    path = blobs.path(record.sha256)
-    if not path.is_file():
-        raise NotFound("the asset's bytes are gone")
+def _content(assets: Assets, record: AssetRecord,
+             range_header: str | None) -> StreamingResponse:
+    path = assets.store.path(record)
     size = path.stat().st_size
     span = parse_range(range_header, size)
     first, last = span if span is not None else (0, size - 1)

@@ -21,6 +21,7 @@ sending a keep-alive comment whenever the job is quiet for ``keepalive`` seconds
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -168,13 +169,17 @@ async def stream(orch: Orchestrator, translator: Translator, *,
     again = True
     while again and not translator.done:
         again = False
-        async for event in orch.follow(translator.job_id, keepalive=keepalive):
-            if event is None:
-                yield KEEPALIVE_COMMENT
-                continue
-            for frame in await _frames(translator, event):
-                yield encode(frame)
-            again = _ends(event)
+        # Closed here, not whenever it is collected: a client that leaves ends its
+        # subscription at once.
+        async with contextlib.aclosing(orch.follow(translator.job_id,
+                                                   keepalive=keepalive)) as events:
+            async for event in events:
+                if event is None:
+                    yield KEEPALIVE_COMMENT
+                    continue
+                for frame in await _frames(translator, event):
+                    yield encode(frame)
+                again = _ends(event)
 
 
 def _ends(event: BaseModel) -> bool:

@@ -10,33 +10,21 @@ together with the job id the submit will create, before anything else happens:
 - the outcome is unknown (the store failed mid-submit): the key stays claimed, and the
   client lists its jobs instead of resubmitting.
 
-Keys live in the v2 database, so a restart keeps them.
+Keys are the core's (``Orchestrator.claim_key``): a mode of the job store's idempotency,
+in the one database, so a restart keeps them and every replica sees them.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
 
 from orchestrator.errors import JobNotFound, OrchestratorError
-from orchestrator.jobs import utcnow
-from orchestrator.web.v2.db import Database
+from orchestrator.service import Orchestrator
+from orchestrator.tokens import Principal
 from orchestrator.web.v2.errors import IdempotencyKeyReuse, InvalidBody
 
-KEY_TTL = timedelta(hours=24)  # how long a used key is remembered (the contract's 24 h)
 KEY_MAX_CHARS = 255  # the contract's bound; the SDK sends a 36-character uuid4
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    owner TEXT NOT NULL,
-    key TEXT NOT NULL,
-    job_id TEXT NOT NULL,
-    used_at REAL NOT NULL,  -- unix seconds
-    PRIMARY KEY (owner, key)
-);
-CREATE INDEX IF NOT EXISTS idempotency_keys_used ON idempotency_keys (used_at);
-"""
 
 
 def checked_key(key: str | None) -> str | None:
@@ -50,43 +38,25 @@ def checked_key(key: str | None) -> str | None:
 
 
 class KeyStore:
-    """Claimed keys per owner; thread- and process-safe (one SQLite transaction each)."""
+    """The owners' single-use keys, over the façade; a used key is remembered 24 h."""
 
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
-        self.db = db
-        self.clock = clock
+    def __init__(self, orch: Orchestrator) -> None:
+        self.orch = orch
 
     def claim(self, owner: str, key: str, job_id: str) -> None:
-        """Claim ``key`` for ``job_id``; ``IdempotencyKeyReuse`` if it is already used.
-
-        Keys older than ``KEY_TTL`` are forgotten in the same transaction.
-        """
-        now = self.clock().timestamp()
-        with self.db.tx("claiming an idempotency key") as conn:
-            conn.execute("DELETE FROM idempotency_keys WHERE used_at < ?",
-                         (now - KEY_TTL.total_seconds(),))
-            added = conn.execute(
-                "INSERT OR IGNORE INTO idempotency_keys (owner, key, job_id, used_at) "
-                "VALUES (?, ?, ?, ?)", (owner, key, job_id, now)).rowcount
-        if not added:
+        """Claim ``key`` for ``job_id``; ``IdempotencyKeyReuse`` if it is already used."""
+        if not self.orch.claim_key(_caller(owner), key, job_id):
             raise IdempotencyKeyReuse(
                 f"Idempotency-Key {key!r} was already used; keys are single use. Find the job "
                 "the first request made with GET /api/v2/jobs instead of resubmitting")
 
     def release(self, owner: str, key: str, job_id: str) -> None:
         """Forget the claim ``claim(owner, key, job_id)`` made (no other claim)."""
-        with self.db.tx("releasing an idempotency key") as conn:
-            conn.execute("DELETE FROM idempotency_keys WHERE owner = ? AND key = ? "
-                         "AND job_id = ?", (owner, key, job_id))
+        self.orch.release_key(_caller(owner), key, job_id)
 
     def job_of(self, owner: str, key: str) -> str | None:
         """The job id a live claim of ``key`` names, or None."""
-        with self.db.tx("reading an idempotency key") as conn:
-            row = conn.execute("SELECT job_id, used_at FROM idempotency_keys "
-                               "WHERE owner = ? AND key = ?", (owner, key)).fetchone()
-        if row is None or row[1] < self.clock().timestamp() - KEY_TTL.total_seconds():
-            return None
-        return str(row[0])
+        return self.orch.key_job(_caller(owner), key)
 
     @contextlib.contextmanager
     def held(self, owner: str, key: str | None, job_id: str,
@@ -106,6 +76,11 @@ class KeyStore:
             if _definitely_absent(created, job_id):
                 self.release(owner, key, job_id)
             raise
+
+
+def _caller(owner: str) -> Principal:
+    """The caller a key belongs to, as the façade takes it (keys are per owner)."""
+    return Principal(owner=owner, admin=False, token_id="")
 
 
 def _definitely_absent(created: Callable[[str], bool], job_id: str) -> bool:

@@ -30,9 +30,7 @@ from orchestrator.web.body import InvalidJson, JsonBodyRoute, read_json
 from orchestrator.web.openapi import inline_schema
 from orchestrator.web.schemas import base_url
 from orchestrator.web.v2 import asset_routes, events, mapping, schemas
-from orchestrator.web.v2.assets import Assets, AssetStore, ExpirySweep
-from orchestrator.web.v2.blobs import release_blob
-from orchestrator.web.v2.db import DB_FILE, Database
+from orchestrator.web.v2.assets import Assets, AssetStore
 from orchestrator.web.v2.errors import InvalidBody, response, v2_error
 from orchestrator.web.v2.idempotency import KeyStore, checked_key
 from orchestrator.web.v2.queue import eta_ms, queue_position
@@ -73,10 +71,8 @@ class V2:
 
     @classmethod
     def open(cls, orch: Orchestrator, settings: Settings) -> V2:
-        db = Database(orch.data_dir / DB_FILE, _schema())
-        store = AssetStore(db, orch.blobs)
-        return cls(orch=orch, settings=settings, assets=Assets(store, orch.output),
-                   keys=KeyStore(db))
+        return cls(orch=orch, settings=settings, assets=Assets(AssetStore(orch)),
+                   keys=KeyStore(orch))
 
     def submitter(self) -> Submitter:
         return Submitter(self.orch, self.assets, self.keys, QueueBound(
@@ -95,20 +91,13 @@ class V2:
         return schemas.dump(body)
 
 
-def _schema() -> str:
-    from orchestrator.web.v2 import assets, idempotency
-
-    return idempotency.SCHEMA + assets.SCHEMA
-
-
 def v2_router(orch: Orchestrator, tokens: TokenStore, settings: Settings) -> APIRouter:
     """Every ``/api/v2`` route over ``orch``; callers authenticate with ``tokens``' bearer
     tokens (through the app's ``Services``, which must hold the same store)."""
     v2 = V2.open(orch, settings)
     router = APIRouter(prefix="/api/v2", route_class=V2Route, tags=["Comfy API v2"])
     _job_routes(router, v2)
-    sweep = ExpirySweep(v2.assets.store, functools.partial(release_blob, orch))
-    asset_routes.add(router, v2.assets, orch.blobs, settings, v2.now, sweep)
+    asset_routes.add(router, v2.assets, settings, v2.now)
     router.add_api_route("/health", _health(v2), methods=["GET"], response_model=schemas.V2Health,
                          summary="Whether the service runs (no token needed)")
     return router

@@ -1,4 +1,5 @@
-"""`comfy-orch token create|revoke|list` on the data folder's token file."""
+"""`comfy-orch token create|revoke|list` on the service's database (the data folder's, or
+PostgreSQL's)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,19 @@ def test_create_prints_the_token_alone_on_stdout_for_shell_capture(
     assert "shown once" in captured.err
     assert main(["token", "create", "--owner", "b", "--quiet", "--data", str(tmp_path)]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_create_and_revoke_work_on_a_postgresql_database(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tokens live in the service's one database: with ``--db`` (or ``COMFY_ORCH_DB``) that
+    is PostgreSQL, where every replica finds them, and nothing is written to the folder."""
+    token = create(tmp_path, capsys, "--db", postgres_url)
+    with TokenStore.open(tmp_path / "elsewhere", postgres_url) as store:
+        assert store.authenticate(token) is not None
+    monkeypatch.setenv("COMFY_ORCH_DB", postgres_url)
+    token_id = (split_token(token) or ("", ""))[0]
+    assert main(["token", "revoke", token_id, "--data", str(tmp_path)]) == 0
+    with TokenStore.open(tmp_path, postgres_url) as store:
+        assert store.authenticate(token) is None
+    assert not list(tmp_path.glob("*.sqlite3"))

@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from orchestrator.provision.install import ComfyInstall
-from orchestrator.web.v2 import blobs as v2_blobs
 from tests import graphs
 from tests.orchestrator.web.conftest import Api, Service, png_bytes
 
@@ -294,18 +293,18 @@ def test_an_upload_of_the_same_bytes_during_a_delete_keeps_them(
     output = finished_output(api, service.alice, values={"color": f"#{uuid.uuid4().hex[:6]}"})
     data = api.get(f"/v1/outputs/{output['id']}/content", token=service.alice).content
     uploaded: list[dict[str, Any]] = []
-    check = v2_blobs.blob_unused
+    check = service.orch.store.blob_in_use  # the one query that decides a release
 
-    def check_then_upload(orch: Any, sha256: str) -> bool:
-        unused = check(orch, sha256)
+    def check_then_upload(sha256: str) -> bool:
+        in_use = check(sha256)
         response = api.post("/api/v2/assets", token=service.bob,
                             files={"file": ("same.png", data, "image/png")},
                             data={"content_type": "image/png", "file_path": "same.png"})
         assert response.status_code == 201, response.text
         uploaded.append(response.json())
-        return unused
+        return in_use
 
-    monkeypatch.setattr(v2_blobs, "blob_unused", check_then_upload)
+    monkeypatch.setattr(service.orch.store, "blob_in_use", check_then_upload)
     assert api.delete(f"/v1/outputs/{output['id']}", token=service.alice).status_code == 204
     monkeypatch.undo()
     (asset,) = uploaded

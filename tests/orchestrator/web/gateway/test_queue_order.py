@@ -1,5 +1,6 @@
 """``front`` and ``number`` decide when a prompt runs, and ``GET /queue`` lists pending
-prompts in the order they will run; over a real uvicorn and a real ComfyUI node."""
+prompts in the order the pool will run them (fair share between owners included); over a
+real uvicorn and a real ComfyUI node."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 from tests import graphs
 from tests.helpers import wait_until
-from tests.orchestrator.web.gateway.conftest import ComfyApi
+from tests.orchestrator.web.conftest import Service
+from tests.orchestrator.web.gateway.conftest import ComfyApi, comfy_api
 
 # Long enough that every later prompt is posted while it still runs, on a loaded machine.
 BLOCKER_S = 6.0
@@ -68,3 +70,23 @@ def test_a_lower_number_runs_before_the_prompts_queued_before_it(alice: ComfyApi
     assert pending == [on_node, first, *waiting]
     started = {p: _started_at(alice, p) for p in [first, *waiting]}
     assert all(started[first] < started[p] for p in waiting), started
+
+
+def test_an_admins_queue_interleaves_owners_as_the_pool_runs_them(
+        service: Service, alice: ComfyApi, bob: ComfyApi) -> None:
+    admin = comfy_api(service, service.admin)
+    blocker = alice.prompt(graphs.sleep(BLOCKER_S, 6, seed=920))
+    _wait_running(alice, blocker)
+    hers = [alice.prompt(graphs.sleep(0.2, 1, seed=921 + i)) for i in range(3)]
+    _wait_queued(alice, hers)
+    on_node = [i[1] for i in _queue(alice)["queue_pending"]][0]
+    waiting = [p for p in hers if p != on_node]
+
+    his = bob.prompt(graphs.sleep(0.2, 1, seed=925))
+
+    # Bob has nothing on a node and Alice two: the fair share claims his first.
+    pending = [i[1] for i in _queue(admin)["queue_pending"]]
+    assert pending == [on_node, his, *waiting]
+    assert [i[1] for i in _queue(bob)["queue_pending"]] == [his]
+    started = {p: _started_at(admin, p) for p in [his, *waiting]}
+    assert all(started[his] < started[p] for p in waiting), started

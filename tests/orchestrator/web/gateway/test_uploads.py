@@ -1,4 +1,5 @@
-"""Upload names: ComfyUI's rename on clash, safe names, and the per-owner table."""
+"""Upload names: safe names, and ComfyUI's addresses over the caller's input files
+(ComfyUI's rename on clash is the core's: ``tests/orchestrator/test_inputs.py``)."""
 
 from __future__ import annotations
 
@@ -6,25 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.service import Orchestrator
+from orchestrator.tokens import Principal
 from orchestrator.web.gateway.uploads import (
     Upload,
     UploadStore,
-    choose_name,
     is_image,
     safe_name,
     safe_subfolder,
 )
 from tests.orchestrator.web.conftest import png_bytes
-
-
-def test_choose_name_renames_only_different_content() -> None:
-    taken = {"a.png": "red", "a (1).png": "blue"}
-
-    assert choose_name("a.png", "red", taken.get, overwrite=False) == "a.png"
-    assert choose_name("a.png", "blue", taken.get, overwrite=False) == "a (1).png"
-    assert choose_name("a.png", "green", taken.get, overwrite=False) == "a (2).png"
-    assert choose_name("a.png", "green", taken.get, overwrite=True) == "a.png"
-    assert choose_name("b", "x", taken.get, overwrite=False) == "b"
 
 
 @pytest.mark.parametrize("name, ok", [("a.png", True), ("a b (1).png", True), ("", False),
@@ -47,14 +39,20 @@ def test_is_image_uses_pillow() -> None:
 
 
 def test_the_store_keeps_names_per_owner_and_counts_prompts(tmp_path: Path) -> None:
-    store = UploadStore.open(tmp_path)
+    alice = Principal(owner="alice", admin=False, token_id="a")
+    bob = Principal(owner="bob", admin=False, token_id="b")
     where = Upload("input", "sub", "x.png")
-
-    assert store.save("alice", where, "1" * 64, overwrite=False).name == "x.png"
-    assert store.save("alice", where, "2" * 64, overwrite=False).name == "x (1).png"
-    assert store.save("bob", where, "2" * 64, overwrite=False).name == "x.png"
-    assert store.inputs_named("alice", ["sub/x.png", "sub/x (1).png", "other.png"]) == {
-        "sub/x.png": "1" * 64, "sub/x (1).png": "2" * 64}
-    again = UploadStore.open(tmp_path)
-    assert again.find("bob", where) == "2" * 64
-    assert [again.next_number() for _ in range(3)] == [0, 1, 2]
+    with Orchestrator(data_dir=tmp_path, start=False) as orch:
+        store = UploadStore(orch)
+        assert store.save(alice, where, b"1", overwrite=False).name == "x.png"
+        assert store.save(alice, where, b"2", overwrite=False).name == "x (1).png"
+        assert store.save(bob, where, b"2", overwrite=False).name == "x.png"
+        assert store.save(alice, where, b"3", overwrite=True).name == "x.png"
+        found = store.inputs_named(alice, ["sub/x.png", "sub/x (1).png", "other.png"])
+        assert {name: orch.blobs.path(sha).read_bytes() for name, sha in found.items()} == {
+            "sub/x.png": b"3", "sub/x (1).png": b"2"}
+        assert [store.next_number() for _ in range(2)] == [0, 1]
+    with Orchestrator(data_dir=tmp_path, start=False) as orch:
+        again = UploadStore(orch)
+        assert orch.input_path(again.find(bob, where)).read_bytes() == b"2"
+        assert again.next_number() == 2

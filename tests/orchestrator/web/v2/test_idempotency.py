@@ -1,34 +1,26 @@
-"""Single-use idempotency keys: refused on reuse, released on definite failure, 24 h."""
+"""Single-use idempotency keys: refused on reuse, released on definite failure.
+
+The keys are the core's (a mode of the job store's idempotency, in the one database);
+their 24 h memory is a store contract (``tests/orchestrator/test_store.py``).
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from orchestrator.errors import JobNotFound, StoreError
-from orchestrator.web.v2.db import Database
+from orchestrator.service import Orchestrator
 from orchestrator.web.v2.errors import IdempotencyKeyReuse, InvalidBody
-from orchestrator.web.v2.idempotency import SCHEMA, KeyStore, checked_key, job_exists
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+from orchestrator.web.v2.idempotency import KeyStore, checked_key, job_exists
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def keys(tmp_path: Path, clock: Clock) -> KeyStore:
-    return KeyStore(Database(tmp_path / "v2.sqlite3", SCHEMA), clock=clock)
+def keys(tmp_path: Path) -> Iterator[KeyStore]:
+    with Orchestrator(data_dir=tmp_path, start=False) as orch:
+        yield KeyStore(orch)
 
 
 def test_a_key_is_single_use_per_owner(keys: KeyStore) -> None:
@@ -40,22 +32,13 @@ def test_a_key_is_single_use_per_owner(keys: KeyStore) -> None:
     assert keys.job_of("alice", "k") == "job-1"
 
 
-def test_a_key_is_forgotten_after_24_hours(keys: KeyStore, clock: Clock) -> None:
-    keys.claim("alice", "k", "job-1")
-    clock.now += timedelta(hours=24, seconds=1)
+def test_keys_survive_reopening_the_database(tmp_path: Path) -> None:
+    with Orchestrator(data_dir=tmp_path, start=False) as orch:
+        KeyStore(orch).claim("alice", "k", "j")
 
-    keys.claim("alice", "k", "job-2")
-
-    assert keys.job_of("alice", "k") == "job-2"
-
-
-def test_keys_survive_reopening_the_database(tmp_path: Path, clock: Clock) -> None:
-    KeyStore(Database(tmp_path / "v2.sqlite3", SCHEMA), clock=clock).claim("alice", "k", "j")
-
-    reopened = KeyStore(Database(tmp_path / "v2.sqlite3", SCHEMA), clock=clock)
-
-    with pytest.raises(IdempotencyKeyReuse):
-        reopened.claim("alice", "k", "other")
+    with Orchestrator(data_dir=tmp_path, start=False) as orch, pytest.raises(
+            IdempotencyKeyReuse):
+        KeyStore(orch).claim("alice", "k", "other")
 
 
 def test_a_definite_failure_releases_the_key(keys: KeyStore) -> None:
