@@ -77,6 +77,13 @@ class Service:
     def client(self, token: str | None = None) -> ApiClient:
         return ApiClient(self.url, self.admin if token is None else token)
 
+    def put_workflow(self, name: str, graph: dict[str, Any], meta: dict[str, Any]) -> None:
+        """Serve ``name`` from now on, through ``PUT /v1/workflows/{name}``."""
+        self.client().put_workflow(name, graph, meta)
+
+    def delete_workflow(self, name: str) -> None:
+        self.client().delete_workflow(name)
+
 
 def write_workflows(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)

@@ -38,13 +38,9 @@ def blocked(service: Service) -> Iterator[str]:
     """A workflow whose node pack the pool lacks, named to sort first ("Aaa" before
     "avatar" and "solid", as "Default_Comfy_Workflow" sorts before "txt2img")."""
     name = "Aaa_blocked"
-    (service.workflows / f"{name}.json").write_text(json.dumps(BLOCKED))
-    (service.workflows / f"{name}.meta.json").write_text(json.dumps(BLOCKED_META))
-    service.orch.registry.reload([name])  # type: ignore[union-attr]
+    service.put_workflow(name, BLOCKED, BLOCKED_META)
     yield name
-    for suffix in (".json", ".meta.json"):
-        (service.workflows / f"{name}{suffix}").unlink()
-    service.orch.registry.reload([name])  # type: ignore[union-attr]
+    service.delete_workflow(name)
 
 
 def test_generate_opens_on_a_workflow_the_pool_can_run(panel: PanelFactory,
@@ -79,10 +75,9 @@ def test_the_test_pool_starts_sampler_workflows_small_and_says_why(
         panel: PanelFactory, service: Service) -> None:
     """The pool's only checkpoint is the test one: txt2img starts at 128 px and 4 steps,
     with the note that its images are noise and how to add GPU boxes."""
-    for suffix in (".json", ".meta.json"):
-        (service.workflows / f"txt2img{suffix}").write_text(
-            (SHIPPED / f"txt2img{suffix}").read_text())
-    service.orch.registry.reload(["txt2img"])  # type: ignore[union-attr]
+    graph, meta = (json.loads((SHIPPED / f"txt2img{suffix}").read_text())
+                   for suffix in (".json", ".meta.json"))
+    service.put_workflow("txt2img", graph, meta)
     try:
         at = panel()
         assert at.selectbox(key="gen:workflow").value == "txt2img"  # the preferred one
@@ -100,9 +95,7 @@ def test_the_test_pool_starts_sampler_workflows_small_and_says_why(
         at.selectbox(key="gen:workflow").set_value("solid").run()
         assert at.radio(key="gen:solid:size_mode").value == "Aspect ratio"
     finally:
-        for suffix in (".json", ".meta.json"):
-            (service.workflows / f"txt2img{suffix}").unlink()
-        service.orch.registry.reload(["txt2img"])  # type: ignore[union-attr]
+        service.delete_workflow("txt2img")
 
 
 def test_a_job_waiting_on_a_drained_pool_says_why_and_nodes_do_not_claim_all_up(

@@ -21,9 +21,7 @@ from ui import state
 
 
 def _serve(service: Service, name: str, graph: dict[str, Any], meta: dict[str, Any]) -> None:
-    (service.workflows / f"{name}.json").write_text(json.dumps(graph))
-    (service.workflows / f"{name}.meta.json").write_text(json.dumps(meta))
-    service.orch.registry.reload([name])  # type: ignore[union-attr]
+    service.put_workflow(name, graph, meta)
 
 
 def _open(panel: PanelFactory, workflow: str) -> AppTest:

@@ -127,9 +127,8 @@ def test_a_name_the_service_refuses_is_shown_before_saving(panel: PanelFactory) 
 def test_delete_removes_the_files_and_the_list_entry(panel: PanelFactory,
                                                      service: Service) -> None:
     folder: Path = service.workflows
-    (folder / "doomed.json").write_text(json.dumps(GREEN))
-    (folder / "doomed.meta.json").write_text(json.dumps(GREEN_META))
-    service.orch.registry.reload(["doomed"])  # type: ignore[union-attr]
+    service.put_workflow("doomed", GREEN, GREEN_META)
+    assert (folder / "doomed.json").exists()
     at = _page(panel)
     at.selectbox(key="wf:edit").set_value("doomed").run()
     at.button(key="wf:doomed:delete").click().run()
