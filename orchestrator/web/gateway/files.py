@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import JobNotFound, NotFound
+from orchestrator.errors import NotFound
 from orchestrator.service import Orchestrator
 from orchestrator.tokens import Principal
-from orchestrator.web.auth import can_read_output
 from orchestrator.web.errors import Forbidden, InvalidRequest
 from orchestrator.web.gateway.history import parse_output_filename
 from orchestrator.web.gateway.uploads import (
@@ -35,12 +35,12 @@ _ANNOTATIONS = {"[output]": "output", "[input]": "input", "[temp]": "temp"}
 
 @dataclass(frozen=True)
 class Found:
-    """A file to send: its blob and how to present it."""
+    """A file to send: where the façade keeps its bytes for this caller (another
+    owner's output: the copy without embedded metadata) and how to present it."""
 
-    sha256: str
+    path: Path
     filename: str
     mime: str
-    public: bool = False  # another owner's output: served without embedded metadata
 
 
 def annotated(name: str) -> tuple[str, str | None]:
@@ -74,7 +74,7 @@ def find(orch: Orchestrator, uploads: UploadStore, who: Principal, where: Upload
     if output is not None:
         return output
     file = uploads.find(who, where)
-    return Found(file.sha256, where.name, mime_of(where.name))
+    return Found(orch.input_path(file), where.name, mime_of(where.name))
 
 
 def _output(orch: Orchestrator, who: Principal, where: Upload) -> Found | None:
@@ -82,12 +82,12 @@ def _output(orch: Orchestrator, who: Principal, where: Upload) -> Found | None:
     if parsed is None:
         return None
     try:
-        record = orch.output(parsed[0])
-    except JobNotFound:
+        record = orch.output_for(who, parsed[0])
+    except NotFound:  # unknown, or another owner's private output: the same to the caller
         return None
-    if not can_read_output(who, record) or not record.filename.endswith(parsed[1]):
+    if not record.filename.endswith(parsed[1]):
         return None
-    return Found(record.sha256, where.name, record.mime, public=record.owner != who.owner)
+    return Found(orch.output_file(who, record).path, where.name, record.mime)
 
 
 def upload(orch: Orchestrator, uploads: UploadStore, who: Principal, form: dict[str, Any],

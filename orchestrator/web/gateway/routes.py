@@ -199,10 +199,7 @@ def _file_routes(gw: Gateway, auth: TokenAuth) -> list[Route]:
     def view(request: Request, who: Who) -> Response:
         found = files.find(gw.orch, gw.uploads, who,
                            files.view_address(dict(request.query_params)))
-        blobs = gw.orch.blobs
-        path = blobs.public_copy(found.sha256, found.mime) if found.public else \
-            blobs.path(found.sha256)
-        return file_response(path, media_type=found.mime,
+        return file_response(found.path, media_type=found.mime,
                              headers={"Content-Disposition": disposition(found.filename)})
 
     async def upload_image(request: Request, who: Who) -> dict[str, str]:
