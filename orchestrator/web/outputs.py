@@ -33,7 +33,6 @@ from orchestrator.web.schemas import (
     base_url,
     checked_name,
 )
-from orchestrator.web.v2.blobs import release_blob
 from placeholders import CATALOG, ValueType
 
 router = APIRouter(tags=["outputs"], route_class=JsonBodyRoute)
@@ -200,7 +199,7 @@ def delete_output(output_id: str, svc: Svc, who: Caller) -> Response:
     if not (who.admin or record.owner == who.owner):
         raise JobNotFound(output_id, what="output")
     svc.orch.store.delete_output(record.id)
-    release_blob(svc.orch, record.sha256)
+    svc.orch.release_blob(record.sha256)
     return Response(status_code=204)
 
 
