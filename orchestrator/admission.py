@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import QueueFull
 from orchestrator.jobs import MAX_COUNT, Visibility
-from orchestrator.staging import stage_named_inputs
 from orchestrator.validation import check_against_object_info, raise_for_problems
 from orchestrator.workflow import check_graph_shape
 
@@ -131,8 +130,8 @@ def preflight(graph: Mapping[str, Any], inputs: Mapping[str, str],
     an input file pass as files we upload; nothing is judged while no node has answered."""
     if not object_info:
         return
-    staged = stage_named_inputs(graph, dict.fromkeys(inputs, b""))
-    raise_for_problems(check_against_object_info(staged, dict(object_info)), source=source)
+    raise_for_problems(check_against_object_info(dict(graph), dict(object_info),
+                                                 inputs=frozenset(inputs)), source=source)
 
 
 def check_bound(request: Admission, door: Door[Any]) -> None:

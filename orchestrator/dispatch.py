@@ -9,11 +9,12 @@ from __future__ import annotations
 import copy
 import functools
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import NodeError
+from orchestrator.jobs import JobRequirements
 from orchestrator.workflow import is_link
 
 # File endings that mark a COMBO value as a model file the node must have installed.
@@ -26,6 +27,16 @@ class Requirements:
 
     classes: frozenset[str]
     models: frozenset[tuple[str, str, str]]  # (class_type, input name, file name)
+
+    @classmethod
+    def of_record(cls, record: JobRequirements) -> Requirements:
+        """The requirements stored with a job."""
+        return cls(frozenset(record.classes),
+                   frozenset((c, i, f) for c, i, f in record.models))
+
+    def record(self) -> JobRequirements:
+        """These requirements as stored with a job."""
+        return JobRequirements(classes=sorted(self.classes), models=sorted(self.models))
 
 
 @dataclass(frozen=True)
@@ -70,14 +81,19 @@ def combo_values(input_spec: Any) -> list[str] | None:
     return None
 
 
-def requirements(graph: Mapping[str, Mapping[str, Any]]) -> Requirements:
-    """The classes a graph uses and the model files named in its inputs."""
+def requirements(graph: Mapping[str, Mapping[str, Any]],
+                 inputs: Collection[str] = ()) -> Requirements:
+    """The classes a graph uses and the model files named in its inputs.
+
+    ``inputs`` are the names of files the job brings (staged on the node at dispatch):
+    a value naming one of them is never a model the node must have.
+    """
     classes = frozenset(str(node["class_type"]) for node in graph.values())
     models = frozenset(
         (str(node["class_type"]), name, value)
         for node in graph.values()
         for name, value in (node.get("inputs") or {}).items()
-        if isinstance(value, str) and not is_link(value)
+        if isinstance(value, str) and not is_link(value) and value not in inputs
         and value.lower().endswith(MODEL_SUFFIXES)
     )
     return Requirements(classes, models)

@@ -151,12 +151,28 @@ class Item(BaseModel):
     completed_at: datetime | None = None
 
 
+class JobRequirements(BaseModel):
+    """What a node must offer to run a job's items: node classes, and model files as
+    (class type, input name, file name).
+
+    Worked out at submit and stored with the job, so choosing a node for an item (inside
+    the store's claim) never renders the job's workflow.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    classes: list[str] = Field(default_factory=list)
+    models: list[tuple[str, str, str]] = Field(default_factory=list)
+
+
 class Job(BaseModel):
     id: str
     spec: JobSpec
     items: list[Item]
     created_at: datetime = Field(default_factory=utcnow)
     cancel_requested: bool = False
+    # None for a job stored before requirements were kept; the pool works them out once.
+    requirements: JobRequirements | None = Field(default=None, exclude=True)
 
     @property
     def status(self) -> JobStatus:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from orchestrator import dispatch
@@ -23,6 +23,7 @@ from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.jobs import Item, ItemError, ItemStatus, Job, JobStatus
 from orchestrator.nodes import Node, NodeConfig, NodeHealth, NodeInfo
 from orchestrator.placement import Placement
+from orchestrator.planner import Planner
 from orchestrator.reconcile import reconcile
 from orchestrator.runner import ItemExecution, PoolContext, publish_if_finished
 from orchestrator.speed import SpeedBook
@@ -32,8 +33,6 @@ from orchestrator.watchdog import Watchdog
 HEALTH_INTERVAL = 2.0       # how often every node's /system_stats is asked
 IDLE_WAIT = 1.0             # how long an idle worker sleeps when not woken by a submit
 SWEEP_PAGE = 200            # jobs read per page when looking for work no node can run
-
-RequirementsOf = Callable[[Job], Requirements]
 
 
 class NodeWorker:
@@ -76,18 +75,25 @@ class NodeWorker:
             return False
         claimed = self.pool.ctx.store.claim_next(
             self.node.name,
-            can_run=lambda job, item: (
-                dispatch.can_run(self.pool.requirements_of(job), caps)
-                and not dispatch.yields_to_preferred(job.spec.metadata, self.node.name,
-                                                     self.pool.has_room)
-                and self.pool.placement.accepts(self.node.name, job, item)),
+            can_run=lambda job, item: self._takes(job, item, caps),
             prompt_id=lambda item: dispatch.prompt_id_for(item.id, len(item.attempts) + 1),
             max_on_node=self.node.config.max_in_flight,  # across replicas sharing a database
         )
         if claimed is None:
+            if self.pool.planner.settle():
+                self.pool.wake()  # jobs stored without requirements have them now
             return False
         self.execute(*claimed, submit=True)
         return True
+
+    def _takes(self, job: Job, item: Item, caps: dispatch.Capabilities) -> bool:
+        """Whether this node takes ``item`` now; runs inside the store's claim, so it
+        only reads what is known (a job without stored requirements waits for ``settle``)."""
+        needs = self.pool.planner.known(job)
+        return (needs is not None and dispatch.can_run(needs, caps)
+                and not dispatch.yields_to_preferred(job.spec.metadata, self.node.name,
+                                                     self.pool.has_room)
+                and self.pool.placement.accepts(self.node.name, job, item))
 
     def execute(self, job: Job, item: Item, *, submit: bool) -> ItemExecution:
         execution = ItemExecution(self.pool.ctx, self.node, job, item)
@@ -133,9 +139,8 @@ class NodeWorker:
 class NodePool:
     """Nodes, their workers and the health loop. Thread-safe; a context manager."""
 
-    def __init__(self, ctx: PoolContext, requirements_of: RequirementsOf) -> None:
+    def __init__(self, ctx: PoolContext) -> None:
         self.ctx = ctx
-        self.requirements_of = requirements_of
         self.workers: dict[str, NodeWorker] = {}
         self.lock = threading.Lock()
         self.work = threading.Condition()
@@ -222,6 +227,15 @@ class NodePool:
         with self.lock:
             nodes = [w.node for w in self.workers.values()]
         return [n.capabilities for n in nodes if n.capabilities is not None]
+
+    @property
+    def planner(self) -> Planner:
+        """Requirements and renders: the pool's, through its context."""
+        return self.ctx.planner
+
+    def requirements_of(self, job: Job) -> Requirements:
+        """What ``job`` needs from a node (``Planner.requirements_of``; not inside a claim)."""
+        return self.planner.requirements_of(job)
 
     # --- work no node can run -------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,11 +33,13 @@ from orchestrator.workflow import Workflow
 from placeholders import (
     CATALOG,
     TIERS,
+    Bindings,
     Context,
     CustomPlaceholder,
     InvalidSize,
     PlaceholderError,
     PlaceholderSpec,
+    Plan,
     Prefix,
     StylePreset,
     UploadRequest,
@@ -48,8 +50,11 @@ from placeholders import (
     fill_uploads,
     find_style,
     render,
+    resolve,
     resolve_size,
 )
+from placeholders.spec import as_text
+from placeholders.syntax import interpolate
 
 CONTROLS = frozenset({"aspect", "tier", "style"})
 """Request keys that steer rendering instead of filling a placeholder."""
@@ -105,6 +110,7 @@ def render_workflow(
     count: int = 1,
     rng: random.Random,
     images: Mapping[str, bytes] | None = None,
+    digests: Mapping[str, str] | None = None,
     context: Context | None = None,
     customs: Sequence[CustomPlaceholder] = (),
     characters: Sequence[Prefix] = (),
@@ -117,26 +123,79 @@ def render_workflow(
     seed when ``%seed%`` is -1 or not given; a fixed seed ``s`` gives ``s + index``.
     ``customs`` (request custom placeholders) override the metadata's pairs, and their
     macros read ``context``. ``characters`` are per-character prompt prefixes.
+    ``digests`` maps image placeholders to the sha256 of their bytes (known from the blob
+    store), so an upload marker is named without hashing the bytes again.
 
     Raises ``SubstitutionError`` naming the workflow and, inside its message, the node,
     input and placeholder at fault (a missing value, an unknown name, a value out of range).
     """
     with substitution_errors(workflow.name):
-        specs = {spec.name: spec for spec in workflow.specs}
-        given = _placeholder_values(values, specs)
-        given.update(_size(workflow, values, specs, tiers))
-        given.update(_prompts(workflow, values, specs, characters))
-        given.update(images or {})
-        bindings = bind(given, specs=workflow.specs,
-                        customs=(*custom_placeholders(workflow.meta), *customs), context=context)
-        plan = workflow.plan if workflow.plan is not None else compile_graph(workflow.graph)
-        result = render(plan, bindings, rng=rng, index=index)
+        bindings = _bindings(workflow, values, images or {}, context, customs, characters,
+                             tiers)
+        result = render(_plan(workflow), bindings, rng=rng, index=index, digests=digests)
     warnings = result.warnings
     if count > 1 and result.seed is None:
         warnings += (f"the workflow has no %seed%, so all {count} images render the same "
                      "graph",)
     return Rendered(workflow.name, workflow.version, index, result.graph, result.seed,
                     result.uploads, warnings)
+
+
+def checked_nodes(
+    workflow: Workflow,
+    values: Mapping[str, object],
+    *,
+    images: Iterable[str] = (),
+    tiers: Mapping[str, int] = TIERS,
+) -> dict[str, Any]:
+    """Check ``values`` as :func:`render_workflow` would, without rendering: each node's
+    class and top-level inputs as a render fills them (images stay unread).
+
+    For submit, which must refuse bad values before anything is recorded and work out
+    what a node needs (``dispatch.requirements`` of the result), while the render itself
+    waits for dispatch. ``images`` names the image placeholders given; their bytes are
+    read only when an item is rendered. Raises ``SubstitutionError`` as a render does.
+    """
+    with substitution_errors(workflow.name):
+        bindings = _bindings(workflow, values, dict.fromkeys(images, b""), None, (), (),
+                             tiers)
+        plan = _plan(workflow)
+        resolved = resolve(plan, bindings, rng=random.Random(0))  # seeds are not models
+    inputs: dict[str, dict[str | int, Any]] = {
+        node_id: dict(node.get("inputs") or {}) for node_id, node in workflow.graph.items()}
+    for group in plan.groups:
+        value = _resolved_text(group.name, group.text, resolved)
+        for node_id, name in group.inputs:
+            inputs[node_id][name] = value
+    return {node_id: {"class_type": node.get("class_type"), "inputs": inputs[node_id]}
+            for node_id, node in workflow.graph.items()}
+
+
+def _resolved_text(name: str | None, text: str, resolved: Mapping[str, Any]) -> Any:
+    """What a render writes at a site holding ``text`` (images left as they are)."""
+    if name is not None:
+        return resolved.get(name, text)
+
+    def look_up(part: str) -> str | None:
+        value = resolved.get(part)
+        return None if value is None or isinstance(value, bytes) else as_text(value)
+    return interpolate(text, look_up)
+
+
+def _bindings(workflow: Workflow, values: Mapping[str, object], images: Mapping[str, bytes],
+              context: Context | None, customs: Sequence[CustomPlaceholder],
+              characters: Sequence[Prefix], tiers: Mapping[str, int]) -> Bindings:
+    specs = {spec.name: spec for spec in workflow.specs}
+    given = _placeholder_values(values, specs)
+    given.update(_size(workflow, values, specs, tiers))
+    given.update(_prompts(workflow, values, specs, characters))
+    given.update(images)
+    return bind(given, specs=workflow.specs,
+                customs=(*custom_placeholders(workflow.meta), *customs), context=context)
+
+
+def _plan(workflow: Workflow) -> Plan:
+    return workflow.plan if workflow.plan is not None else compile_graph(workflow.graph)
 
 
 def fill_uploaded(rendered: Rendered, filenames: Mapping[str, str]) -> dict[str, Any]:

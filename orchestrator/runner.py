@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +46,7 @@ from orchestrator.outputs import (
     probe,
     value_bytes,
 )
+from orchestrator.planner import Planner, RenderedItem
 from orchestrator.store import JobStore
 from placeholders import fill_uploads, upload_requests
 
@@ -55,17 +55,6 @@ from placeholders import fill_uploads, upload_requests
 DEFAULT_IDLE_TIMEOUT = 600.0
 # How often a reattached prompt (posted before a crash) is looked up in /history.
 REATTACH_HISTORY_INTERVAL = 0.5
-
-
-@dataclass(frozen=True)
-class RenderedItem:
-    """An item's graph as it will be sent (upload markers still inside) and its seed."""
-
-    graph: dict[str, Any]
-    seed: int | None
-
-
-Renderer = Callable[[Job, Item], RenderedItem]
 
 
 @dataclass
@@ -92,12 +81,13 @@ class JobProgress:
 
 @dataclass
 class PoolContext:
-    """What every item execution shares: the store, the bus, the blobs, the policies."""
+    """What every item execution shares: the store, the bus, the blobs, the planner (which
+    renders each item at dispatch), the policies."""
 
     store: JobStore
     bus: EventBus
     blobs: BlobStore
-    render: Renderer
+    planner: Planner
     progress: JobProgress = field(default_factory=JobProgress)
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
@@ -136,18 +126,20 @@ class ItemExecution:
             self._record_failure(exc)
 
     def _prepare(self, client: ComfyClient) -> None:
-        rendered = self.ctx.render(self.job, self.item)
-        graph = self._upload_images(client, rendered.graph)
+        rendered = self.ctx.planner.plan(self.job, self.item)
+        graph = self._upload_images(client, rendered)
         self.item = self.ctx.store.set_rendered(self.item.id, graph=graph, seed=rendered.seed)
         self.graph = graph
 
-    def _upload_images(self, client: ComfyClient, graph: dict[str, Any]) -> dict[str, Any]:
+    def _upload_images(self, client: ComfyClient, rendered: RenderedItem) -> dict[str, Any]:
         names = {}
-        for request in upload_requests(graph):
-            digest = hashlib.sha256(request.data).hexdigest()[:24]
+        for request in upload_requests(rendered.graph):
+            # Named after the digest it was stored under: the bytes are not hashed again.
+            digest = rendered.digests.get(request.placeholder) or hashlib.sha256(
+                request.data).hexdigest()
             names[request.placeholder] = client.upload_image(
-                request.data, f"orch-{digest}.png", overwrite=True)
-        return fill_uploads(graph, names) if names else graph
+                request.data, f"orch-{digest[:24]}.png", overwrite=True)
+        return fill_uploads(rendered.graph, names) if names else rendered.graph
 
     def _follow(self, client: ComfyClient, *, submit: bool) -> None:
         assert self.graph is not None

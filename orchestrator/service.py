@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from orchestrator import access, admission, dispatch, embedded, library, nodefacts
+from orchestrator import access, admission, embedded, library, nodefacts
 from orchestrator.admission import Admission, Admitted, QueueBound
 from orchestrator.comfy.features import JOB_CANCEL as JOB_CANCEL
 from orchestrator.comfy.features import JOBS_API as JOBS_API
@@ -33,14 +33,12 @@ from orchestrator.comfy.features import Version as Version
 from orchestrator.comfy.features import is_canonical_uuid as is_canonical_uuid
 from orchestrator.comfy.features import parse_version as parse_version
 from orchestrator.dispatch import PREFERRED_NODE_KEY as PREFERRED_NODE_KEY
-from orchestrator.dispatch import Requirements
 from orchestrator.errors import (
     InputsNotShared,
     JobError,
     JobNotFound,
     NotFound,
     OrchestratorError,
-    WorkflowNotFound,
 )
 from orchestrator.events import EventBus, Finished, Queued, Snapshot, Subscription
 from orchestrator.inputs import InputFile, InputFiles, InputPage, OnName, StoredInput
@@ -49,28 +47,37 @@ from orchestrator.library import CheckReport, WorkflowFacts
 from orchestrator.nodefacts import NodeFacts as NodeFacts
 from orchestrator.nodes import NodeConfig, NodeHealth, NodeInfo, node_config
 from orchestrator.outputs import BlobStore, OutputRecord
+from orchestrator.planner import Planner
 from orchestrator.pool import NodePool
 from orchestrator.registry import WorkflowRegistry
 from orchestrator.relay import RelayedBus
 from orchestrator.rendering import (
     model_sites,
     needs_pool_model,
-    render_workflow,
     with_pool_model,
 )
 from orchestrator.retention import DEFAULT_SWEEP_S, RetentionSweep, expires_at, freed_blobs
-from orchestrator.runner import PoolContext, RenderedItem, publish_if_finished
+from orchestrator.runner import PoolContext, publish_if_finished
 from orchestrator.seeds import reseeded
-from orchestrator.staging import stage_named_inputs
 from orchestrator.stall import StallLimits
 from orchestrator.store import JobPage, JobStore, OutputPage, open_store
 from orchestrator.tokens import Principal, TokenStore
 from orchestrator.validation import check_against_object_info, raise_for_problems
-from orchestrator.workflow import check_graph_shape
+from orchestrator.workflow import Workflow, check_graph_shape
 from placeholders import RANDOM_SEED, seed_for
 from placeholders.graph import is_link as is_link
 
-ImageInput = bytes | os.PathLike[str]
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An input image already in the blob store, passed by its sha256: it goes to the job
+    as it is, never read, hashed or stored again (``submit(images=...)``)."""
+
+    sha256: str
+
+
+ImageInput = bytes | os.PathLike[str] | StoredImage
+
 # Event sequence numbers a process may use per second of its start time; keeps ids of a
 # later process above an earlier one's while staying below 2**53 (exact in JSON).
 EVENT_IDS_PER_SECOND = 1_000_000
@@ -154,13 +161,14 @@ class Orchestrator:
                                         seq_base=int(time.time()) * EVENT_IDS_PER_SECOND)
         self.registry = WorkflowRegistry(workflows_dir, watch=watch_workflows) if (
             workflows_dir is not None) else None
-        ctx = PoolContext(self.store, self.bus, self.blobs, self._render)
+        planner = Planner(self.store, self.blobs, self.registry, rng=self._rng,
+                          rng_lock=self._rng_lock)
+        ctx = PoolContext(self.store, self.bus, self.blobs, planner)
         if idle_timeout is not None:
             ctx.idle_timeout = idle_timeout
-        self.pool = NodePool(ctx, self._requirements_of)
+        self.pool = NodePool(ctx)
         if stall_limits is not None:
             self.pool.watchdog.limits = stall_limits
-        self._requirements: dict[str, Requirements] = {}
         self._closed = False
         self._admitting = threading.Lock()  # the queue bound's count and the insert, as one
         # Deletes a blob once nothing names it. A front end with records of its own over
@@ -208,18 +216,20 @@ class Orchestrator:
         anything is recorded. A job that no known node can run is recorded as failed
         with ``no node can run class X / model Y``. ``job_id`` lets a front end choose the
         id (the ComfyUI gateway honours a client's ``prompt_id``); ``extra_data`` goes to
-        ComfyUI with every prompt of the job.
+        ComfyUI with every prompt of the job. ``images`` are bytes, a file, or a
+        ``StoredImage`` (a blob by sha256, passed on as it is); each item is rendered (or
+        its files staged) once, at dispatch, the only place the bytes are read again.
         """
         self._check_open()
-        raw_images = {name: Path(data).read_bytes() if isinstance(data, os.PathLike) else data
-                      for name, data in (images or {}).items()}
+        images = dict(images or {})
         if graph is not None:
             graph = check_graph_shape(dict(graph), source="graph")
         elif workflow is not None:
             values = self._with_pool_model(workflow, values or {})
-        # Render once before anything is stored: bad values fail without leaving blobs.
-        requirements = self._requirements_for(workflow, graph, values or {}, count, raw_images)
-        with self._storing(raw_images) as stored:
+        # Checked (not rendered) before anything is stored: bad values leave no blobs.
+        requirements = self.pool.planner.requirements(
+            workflow=workflow, graph=graph, values=values or {}, images=images.keys())
+        with self._storing(images) as stored:
             spec = JobSpec(
                 workflow=workflow, graph=dict(graph) if graph is not None else None,
                 values=dict(values or {}), count=count, owner=owner, character=character,
@@ -228,10 +238,10 @@ class Orchestrator:
                 extra_data=dict(extra_data or {}),
             )
             job, replayed = self.store.create_job_idempotent(
-                spec, idempotency_key=idempotency_key, job_id=job_id)
+                spec, idempotency_key=idempotency_key, job_id=job_id,
+                requirements=requirements.record())
         if replayed:
             return JobHandle(self, job.id, replayed=True)
-        self._requirements[job.id] = requirements
         self.bus.publish(Queued(job_id=job.id, count=count))
         self.pool.fail_unrunnable(job)
         self.pool.wake()
@@ -250,57 +260,23 @@ class Orchestrator:
         return with_pool_model(workflow, values, sorted(offered))
 
     @contextlib.contextmanager
-    def _storing(self, images: Mapping[str, bytes]) -> Iterator[dict[str, str]]:
-        """Store the input images ({name: sha256}); no blob release removes them before
-        the block has recorded the job that names them."""
+    def _storing(self, images: Mapping[str, ImageInput]) -> Iterator[dict[str, str]]:
+        """The input images as {name: sha256}, new bytes stored; no blob release removes
+        any of them before the block has recorded the job that names them."""
         with contextlib.ExitStack() as held:
-            yield {name: held.enter_context(self.blobs.storing(data)).sha256
-                   for name, data in images.items()}
+            yield {name: self._stored(held, name, image) for name, image in images.items()}
 
-    # --- rendering (called by workers at dispatch) ---------------------------------------
+    def _stored(self, held: contextlib.ExitStack, name: str, image: ImageInput) -> str:
+        if isinstance(image, StoredImage):
+            held.enter_context(self.blobs.holding(image.sha256))
+            if not self.blobs.path(image.sha256).is_file():
+                raise NotFound(f"stored image for {name!r}", image.sha256)
+            return image.sha256
+        data = Path(image).read_bytes() if isinstance(image, os.PathLike) else image
+        return held.enter_context(self.blobs.storing(data)).sha256
 
-    def _render(self, job: Job, item: Item) -> RenderedItem:
-        spec = job.spec
-        images = {name: self.blobs.path(sha).read_bytes() for name, sha in spec.images.items()}
-        if spec.graph is not None:
-            return RenderedItem(stage_named_inputs(spec.graph, images), None)
-        with self._rng_lock:
-            rng = random.Random(self._rng.getrandbits(64))
-        rendered = render_workflow(self._workflow(spec.workflow), spec.values, index=item.index,
-                                   count=spec.count, rng=rng, images=images)
-        return RenderedItem(rendered.graph, rendered.seed)
-
-    def _workflow(self, name: str | None) -> Any:
-        if self.registry is None or name is None:
-            raise WorkflowNotFound(name or "(none)")
-        return self.registry.get(name)
-
-    def _requirements_for_spec(self, spec: JobSpec) -> Requirements:
-        images = {name: self.blobs.path(sha).read_bytes() for name, sha in spec.images.items()}
-        return self._requirements_for(spec.workflow, spec.graph, spec.values, spec.count, images)
-
-    def _requirements_for(self, workflow: str | None, graph: Mapping[str, Any] | None,
-                          values: Mapping[str, Any], count: int,
-                          images: Mapping[str, bytes]) -> Requirements:
-        """What a job needs from a node; renders a registry workflow once (fails fast)."""
-        if graph is not None:
-            return dispatch.requirements(graph)
-        rendered = render_workflow(self._workflow(workflow), values, index=0, count=count,
-                                   rng=random.Random(0), images=images)
-        return dispatch.requirements(rendered.graph)
-
-    def _requirements_of(self, job: Job) -> Requirements:
-        """Called inside the store's claim transaction: must not raise or touch the store."""
-        req = self._requirements.get(job.id)
-        if req is None:
-            try:
-                req = self._requirements_for_spec(job.spec)
-            except OrchestratorError:
-                # e.g. the workflow was deleted since submit: let a node claim it so the
-                # item fails at render with that message instead of blocking the queue.
-                req = Requirements(frozenset(), frozenset())
-            self._requirements[job.id] = req
-        return req
+    def _workflow(self, name: str | None) -> Workflow:
+        return self.pool.planner.workflow(name)
 
     # --- reading -----------------------------------------------------------------------
 
@@ -458,7 +434,7 @@ class Orchestrator:
             owner=owner or job.spec.owner, character=job.spec.character,
             conversation=job.spec.conversation, visibility=job.spec.visibility,
             priority=job.spec.priority,
-            images={k: self.blobs.path(v) for k, v in job.spec.images.items()},
+            images={k: StoredImage(v) for k, v in job.spec.images.items()},
         )
 
     # --- nodes -------------------------------------------------------------------------
@@ -769,8 +745,8 @@ class Orchestrator:
         info = self.object_info()
         if not info:
             return
-        staged = stage_named_inputs(graph, dict.fromkeys(inputs, b""))
-        problems = check_against_object_info(staged, info, as_comfyui=True)
+        problems = check_against_object_info(dict(graph), info, as_comfyui=True,
+                                             inputs=frozenset(inputs))
         raise_for_problems([p for p in problems if p.code not in waive], source="prompt")
 
     def replay_after(self) -> int:
@@ -960,8 +936,7 @@ class _AdmissionDoor:
 
     def record(self, admitted: Admitted) -> JobHandle:
         req = admitted.request
-        blobs = self.orch.blobs
-        images: dict[str, ImageInput] = {name: blobs.path(sha)
+        images: dict[str, ImageInput] = {name: StoredImage(sha)
                                          for name, sha in admitted.inputs.items()}
         images.update(req.images)
         return self.orch.submit(

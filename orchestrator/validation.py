@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -107,7 +107,7 @@ def raise_for_problems(problems: Sequence[Problem], *, source: str, node_url: st
 
 def check_against_object_info(
     graph: Graph, object_info: Mapping[str, Any], *, node_packs: Mapping[str, str] = {},
-    as_comfyui: bool = False,
+    as_comfyui: bool = False, inputs: Collection[str] = (),
 ) -> list[Problem]:
     """Every problem ComfyUI would report for ``graph``, found without submitting it.
 
@@ -120,9 +120,12 @@ def check_against_object_info(
     callers are better told. ``as_comfyui`` applies ComfyUI's own rules instead and
     nothing stricter, for clients that speak to us as to ComfyUI (the gateway): scalars
     converted as ComfyUI converts them, any literal taken by an input of another type.
+
+    ``inputs`` names the input files the job brings: a value naming one passes as the
+    file staged on the node at dispatch (staging happens there, once, not for a check).
     """
     problems: list[Problem] = []
-    pending = _pending_inputs(graph)
+    pending = _pending_inputs(graph) | _naming_inputs(graph, inputs)
     rules = _AS_COMFYUI if as_comfyui else _OURS
     for node_id, node in graph.items():
         class_type = str(node["class_type"])
@@ -141,6 +144,15 @@ def _pending_inputs(graph: Graph) -> frozenset[tuple[str, str]]:
     """(node id, input) pairs whose whole value is a placeholder, known only at render."""
     return frozenset((o.site.node_id, o.site.input_name) for o in scan(graph)
                      if o.whole and len(o.site.path) == 1)
+
+
+def _naming_inputs(graph: Graph, inputs: Collection[str]) -> frozenset[tuple[str, str]]:
+    """(node id, input) pairs whose value names one of the job's input files."""
+    if not inputs:
+        return frozenset()
+    return frozenset((node_id, name) for node_id, node in graph.items()
+                     for name, value in (node.get("inputs") or {}).items()
+                     if isinstance(value, str) and value in inputs)
 
 
 def _unknown_class(node_id: str, class_type: str, object_info: Mapping[str, Any],

@@ -41,6 +41,7 @@ from placeholders.substitute import (
     Replacement,
     Substitution,
     render,
+    resolve,
     substitute,
     substitute_batch,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "bind",
     "compile_graph",
     "render",
+    "resolve",
     "seed_for",
     "substitute",
     "substitute_batch",

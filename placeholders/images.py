@@ -49,9 +49,10 @@ class UploadRequest:
     filename_hint: str
 
 
-def upload_request(placeholder: str, data: bytes) -> UploadRequest:
-    """The marker for ``data``, named ``<placeholder>-<sha256 prefix>.png``."""
-    digest = hashlib.sha256(data).hexdigest()[:16]
+def upload_request(placeholder: str, data: bytes, sha256: str | None = None) -> UploadRequest:
+    """The marker for ``data``, named ``<placeholder>-<sha256 prefix>.png``; ``sha256`` is
+    the digest of ``data`` when the caller knows it already (saves hashing it again)."""
+    digest = (sha256 or hashlib.sha256(data).hexdigest())[:16]
     return UploadRequest(placeholder, data, f"{placeholder}-{digest}.png")
 
 

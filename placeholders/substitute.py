@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import random
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -104,13 +104,16 @@ def substitute(
     return render(compile_graph(graph), bindings, rng=rng, index=index)
 
 
-def render(plan: Plan, bindings: Bindings, *, rng: random.Random, index: int = 0) -> Substitution:
+def render(plan: Plan, bindings: Bindings, *, rng: random.Random, index: int = 0,
+           digests: Mapping[str, str] | None = None) -> Substitution:
     """Render a compiled graph for image ``index``: the same result as :func:`substitute`
     on the graph it was compiled from, without walking that graph again.
 
-    Raises PlaceholderProblems as :func:`substitute` does.
+    ``digests`` maps image placeholders to the sha256 of their bytes where the caller
+    knows it (an upload marker is named after it). Raises PlaceholderProblems as
+    :func:`substitute` does.
     """
-    renderer = _Renderer(bindings, rng, index)
+    renderer = _Renderer(bindings, rng, index, digests or {})
     filled = [renderer.fill(group) for group in plan.groups]
     if renderer.failed:
         raise PlaceholderProblems(renderer.problems(plan.marked))
@@ -124,6 +127,23 @@ def render(plan: Plan, bindings: Bindings, *, rng: random.Random, index: int = 0
         index=index,
         _report=_Report(plan.marked, plan.group_of, tuple(rows for _, rows in filled)),
     )
+
+
+def resolve(plan: Plan, bindings: Bindings, *, rng: random.Random) -> dict[str, Any]:
+    """The value of each placeholder the plan uses, as :func:`render` would look it up,
+    without rendering: no graph copy, no image encoded, no seed drawn for an item.
+
+    For a check before anything is recorded (values that would fail a render fail here,
+    with the same PlaceholderProblems). Image placeholders resolve to the bytes given;
+    names left to ComfyUI (``%year%``) are absent; a random ``%seed%`` is drawn from ``rng``.
+    """
+    renderer = _Renderer(bindings, rng, 0)
+    for group in plan.groups:
+        for name in [group.name] if group.name is not None else names_in(group.text):
+            renderer.look_up(name)
+    if renderer.failed:
+        raise PlaceholderProblems(renderer.problems(plan.marked))
+    return {name: value for name, value in renderer.looked_up().items() if value is not _NOTHING}
 
 
 def substitute_batch(
@@ -156,8 +176,10 @@ _NOTHING = object()
 class _Renderer:
     """Fills each group of a plan for one image; resolves each name once."""
 
-    def __init__(self, bindings: Bindings, rng: random.Random, index: int) -> None:
+    def __init__(self, bindings: Bindings, rng: random.Random, index: int,
+                 digests: Mapping[str, str] | None = None) -> None:
         self.bindings = bindings
+        self.digests = digests or {}
         self.rng = rng
         self.index = index
         self.seed: int | None = None
@@ -191,6 +213,13 @@ class _Renderer:
         rows.append((name, text, False))
         return text
 
+    def look_up(self, name: str) -> None:
+        """Resolve ``name`` as a render would (for :func:`resolve`)."""
+        self._value(name)
+
+    def looked_up(self) -> dict[str, Any]:
+        return dict(self._values)
+
     def _value(self, name: str) -> Any:
         self.used.add(name)
         try:
@@ -219,7 +248,8 @@ class _Renderer:
         spec = self.bindings.specs.get(name)
         mode = choose_mode(spec.image_mode if spec else ImageMode.AUTO, site)
         if mode is ImageMode.UPLOAD:
-            return self.uploads.setdefault(name, upload_request(name, data))
+            return self.uploads.setdefault(name, upload_request(
+                name, data, self.digests.get(name)))
         return self._encoded(name, data)
 
     def _encoded(self, name: str, data: bytes) -> str:

@@ -127,11 +127,14 @@ _V5 = (
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
 )
 
+# A job's requirements, stored at submit (see schema.py, step 3).
+_V3 = ("ALTER TABLE jobs ADD COLUMN requirements TEXT",)
+
 # Outputs keep their kind beside the body (see schema.py, step 4).
 _V4 = ("ALTER TABLE outputs ADD COLUMN kind TEXT",
        "UPDATE outputs SET kind = body::json->>'kind'")
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 4: _V4, 5: _V5}
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 # Each schema change adds its own numbered entry above; a number not (yet) taken is an
 # empty step, so changes made side by side may land in any order.
 SCHEMA_VERSION = max(MIGRATIONS)

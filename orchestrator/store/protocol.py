@@ -24,7 +24,15 @@ from typing import Protocol, Self
 from pydantic import BaseModel
 
 from orchestrator.inputs import InputFile, InputPage, OnName, StoredInput
-from orchestrator.jobs import Item, ItemError, Job, JobSpec, JobStatus, Visibility
+from orchestrator.jobs import (
+    Item,
+    ItemError,
+    Job,
+    JobRequirements,
+    JobSpec,
+    JobStatus,
+    Visibility,
+)
 from orchestrator.outputs import OutputRecord
 from orchestrator.store.token_rows import TokenRow
 
@@ -65,8 +73,12 @@ class JobStore(Protocol):
         """A new job with ``spec.count`` queued items, or the owner's job for that key."""
 
     def create_job_idempotent(self, spec: JobSpec, *, idempotency_key: str | None = None,
-                              job_id: str | None = None) -> tuple[Job, bool]:
+                              job_id: str | None = None,
+                              requirements: JobRequirements | None = None
+                              ) -> tuple[Job, bool]:
         """Like ``create_job``; the flag is True when the key replayed an existing job.
+
+        ``requirements`` (what a node must offer to run it) are stored with a new job.
 
         ``IdempotencyKeyReused`` when the key was first sent with another request."""
 
@@ -106,6 +118,9 @@ class JobStore(Protocol):
         ``can_run`` and ``prompt_id`` run inside the claim's transaction: keep them quick
         and never call the store from them.
         """
+
+    def set_requirements(self, job_id: str, requirements: JobRequirements) -> None:
+        """Store the requirements of a job stored without them (before they were kept)."""
 
     def set_rendered(self, item_id: str, *, graph: dict[str, object],
                      seed: int | None) -> Item:

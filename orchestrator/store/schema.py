@@ -119,12 +119,17 @@ _V5 = (
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
 
+# A job's requirements (node classes, model files; ``jobs.JobRequirements`` as JSON) are
+# stored at submit, so a claim never renders. NULL for jobs stored before: the pool works
+# them out once, outside any claim, and stores them.
+_V3 = ("ALTER TABLE jobs ADD COLUMN requirements TEXT",)
+
 # Outputs keep their kind beside the body, so galleries of pictures can leave out a node's
 # UI values (kind ``value``, ``outputs.py``); earlier rows take it from their body.
 _V4 = ("ALTER TABLE outputs ADD COLUMN kind TEXT",
        "UPDATE outputs SET kind = json_extract(body, '$.kind')")
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 4: _V4, 5: _V5}
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 # Each schema change adds its own numbered entry above; a number not (yet) taken is an
 # empty step, so changes made side by side may land in any order.
 SCHEMA_VERSION = max(_MIGRATIONS)

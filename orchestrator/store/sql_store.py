@@ -18,7 +18,16 @@ from types import TracebackType
 from typing import Self
 
 from orchestrator.errors import IdempotencyKeyReused, JobNotFound
-from orchestrator.jobs import Item, ItemError, Job, JobSpec, JobStatus, Visibility, utcnow
+from orchestrator.jobs import (
+    Item,
+    ItemError,
+    Job,
+    JobRequirements,
+    JobSpec,
+    JobStatus,
+    Visibility,
+    utcnow,
+)
 from orchestrator.outputs import OutputRecord
 from orchestrator.store import expiry, legacy, output_rows, position, rules, tables
 from orchestrator.store.access_store import AccessMethods
@@ -113,10 +122,13 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
                                           job_id=job_id)[0]
 
     def create_job_idempotent(self, spec: JobSpec, *, idempotency_key: str | None = None,
-                              job_id: str | None = None) -> tuple[Job, bool]:
+                              job_id: str | None = None,
+                              requirements: JobRequirements | None = None
+                              ) -> tuple[Job, bool]:
         """See ``JobStore.create_job_idempotent``."""
         now = self._clock()
-        job = rules.new_job(spec, job_id or uuid.uuid4().hex, now)
+        job = rules.new_job(spec, job_id or uuid.uuid4().hex, now).model_copy(
+            update={"requirements": requirements})
         with self._tx(f"creating job {job.id}") as conn:
             if idempotency_key is None:
                 tables.insert_job(conn, job)
@@ -197,6 +209,11 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
     def _anything_queued(self) -> bool:
         with self._tx("looking for queued items", write=False) as conn:
             return tables.top_priority(conn, None) is not None  # one index lookup
+
+    def set_requirements(self, job_id: str, requirements: JobRequirements) -> None:
+        """See ``JobStore.set_requirements``."""
+        with self._tx(f"storing the requirements of job {job_id}") as conn:
+            tables.save_requirements(conn, job_id, requirements)
 
     def set_rendered(self, item_id: str, *, graph: dict[str, object],
                      seed: int | None) -> Item:

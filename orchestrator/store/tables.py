@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestrator.errors import InvalidCursor, StoreError
-from orchestrator.jobs import Item, Job, JobSpec
+from orchestrator.jobs import Item, Job, JobRequirements, JobSpec
 from orchestrator.store.dialect import SQLITE, Conn, Dialect
 
 ON_NODE_SQL = "active_node IS NOT NULL"
@@ -93,11 +93,12 @@ def insert_job(conn: Conn, job: Job) -> None:
     spec = job.spec
     seq = conn.execute(
         "INSERT INTO jobs (id, owner, workflow, character, conversation, visibility, priority,"
-        " created_at, cancel_requested, status, spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " RETURNING seq",
+        " created_at, cancel_requested, status, spec, requirements)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
         (job.id, spec.owner, spec.workflow, spec.character, spec.conversation,
          spec.visibility.value, spec.priority, timestamp(job.created_at),
-         int(job.cancel_requested), job.status.value, spec.model_dump_json()),
+         int(job.cancel_requested), job.status.value, spec.model_dump_json(),
+         None if job.requirements is None else job.requirements.model_dump_json()),
     ).fetchone()[0]
     conn.executemany(
         "INSERT INTO items (id, job_id, idx, status, owner, priority, job_seq, body)"
@@ -119,7 +120,8 @@ def load_jobs(conn: Conn, job_ids: Sequence[str]) -> list[Job]:
         return []
     marks = ", ".join("?" * len(job_ids))
     rows = conn.execute(
-        f"SELECT id, spec, created_at, cancel_requested FROM jobs WHERE id IN ({marks})",
+        f"SELECT id, spec, created_at, cancel_requested, requirements FROM jobs"
+        f" WHERE id IN ({marks})",
         list(job_ids)).fetchall()
     items = _load_items(conn, marks, job_ids)
     by_id = {row[0]: _job(row, items.get(row[0], [])) for row in rows}
@@ -142,11 +144,19 @@ def _load_items(conn: Conn, marks: str,
 
 
 def _job(row: Sequence[Any], items: list[Item]) -> Job:
-    job_id, spec, created_at, cancel_requested = row
+    job_id, spec, created_at, cancel_requested, requirements = row
     with parsed(f"job {job_id}"):
         return Job(id=job_id, spec=JobSpec.model_validate_json(spec), items=items,
                    created_at=datetime.fromisoformat(created_at),
-                   cancel_requested=bool(cancel_requested))
+                   cancel_requested=bool(cancel_requested),
+                   requirements=None if requirements is None else
+                   JobRequirements.model_validate_json(requirements))
+
+
+def save_requirements(conn: Conn, job_id: str, requirements: JobRequirements) -> None:
+    """Store the requirements of a job stored without them."""
+    conn.execute("UPDATE jobs SET requirements = ? WHERE id = ?",
+                 (requirements.model_dump_json(), job_id))
 
 
 def _item_body(item: Item) -> str:

@@ -11,7 +11,7 @@ from orchestrator.pool import NodePool
 
 def _pool() -> NodePool:
     ctx: Any = None  # waiting and waking touch neither the store nor the nodes
-    return NodePool(ctx, requirements_of=lambda job: ctx)
+    return NodePool(ctx)
 
 
 def test_a_wake_after_the_last_look_ends_the_wait_at_once() -> None:

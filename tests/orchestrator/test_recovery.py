@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from orchestrator import planner, rendering
 from orchestrator.jobs import ItemStatus, JobStatus
 from orchestrator.provision.server import LocalComfy
 from orchestrator.service import Orchestrator
+from orchestrator.store import DATABASE_NAME
+from orchestrator.store.sql_store import SqlJobStore
 from tests.orchestrator.test_pool import (  # noqa: F401 - fixtures shared with the pool tests
     extra_nodes,
     orch_factory,
@@ -103,3 +110,85 @@ def test_sigkilled_orchestrator_loses_nothing_and_reruns_nothing(
         collected = [i for i, pid in on_node_at_kill.items() if items[i].prompt_id == pid
                      and len(items[i].attempts) == 1]
         assert collected, "items that were on a node were collected or reattached, not rerun"
+
+
+class _Watch:
+    """Counts checks (requirements worked out) and renders, and those made inside a
+    store claim (a claim's transaction holds the database: nothing heavy may run there)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[str, bool]] = []
+        self.claiming = threading.local()
+        claim = SqlJobStore.claim_next
+
+        def claim_next(store: SqlJobStore, *args: Any, **kwargs: Any) -> Any:
+            self.claiming.on = True
+            try:
+                return claim(store, *args, **kwargs)
+            finally:
+                self.claiming.on = False
+
+        monkeypatch.setattr(SqlJobStore, "claim_next", claim_next)
+        monkeypatch.setattr(planner, "checked_nodes", self._spy("check", planner.checked_nodes))
+        monkeypatch.setattr(rendering, "render", self._spy("render", rendering.render))
+
+    def _spy(self, what: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((what, bool(getattr(self.claiming, "on", False))))
+            return real(*args, **kwargs)
+        return spy
+
+    def count(self, what: str) -> int:
+        return sum(1 for name, _ in self.calls if name == what)
+
+    def inside_claims(self) -> list[str]:
+        return [name for name, inside in self.calls if inside]
+
+
+def _waiting_job(orch_factory: Callable[..., Orchestrator]) -> str:  # noqa: F811
+    """A job recorded by a process with no node (it waits), which then closes."""
+    first = orch_factory([])
+    job_id = first.submit("seeded", {}, count=2).id
+    first.close()
+    return job_id
+
+
+def _stored_requirements(data_dir: Path, job_id: str) -> str | None:
+    with contextlib.closing(sqlite3.connect(data_dir / DATABASE_NAME)) as conn:
+        row = conn.execute("SELECT requirements FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else row[0]
+
+
+def test_after_a_restart_requirements_come_from_the_store_and_claims_never_render(
+    tmp_path: Path, comfy_url: str, orch_factory: Callable[..., Orchestrator],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    job_id = _waiting_job(orch_factory)
+    assert _stored_requirements(tmp_path / "data", job_id) is not None
+    watch = _Watch(monkeypatch)
+
+    job = orch_factory([comfy_url]).wait(job_id, timeout=60)
+
+    assert job.status == JobStatus.SUCCEEDED
+    assert watch.count("check") == 0  # stored with the job at submit
+    assert watch.count("render") == 2  # once per item, at dispatch
+    assert watch.inside_claims() == []
+
+
+def test_a_job_stored_without_requirements_gets_them_once_outside_any_claim(
+    tmp_path: Path, comfy_url: str, orch_factory: Callable[..., Orchestrator],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    job_id = _waiting_job(orch_factory)
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / DATABASE_NAME)) as conn:
+        conn.execute("UPDATE jobs SET requirements = NULL")  # as an older version left it
+        conn.commit()
+    watch = _Watch(monkeypatch)
+
+    job = orch_factory([comfy_url]).wait(job_id, timeout=60)
+
+    assert job.status == JobStatus.SUCCEEDED
+    assert watch.count("check") == 1
+    assert watch.count("render") == 2
+    assert watch.inside_claims() == []
+    assert _stored_requirements(tmp_path / "data", job_id) is not None

@@ -13,6 +13,7 @@ PUBLIC_API = {
     "bind",
     "compile_graph",
     "render",
+    "resolve",
     "seed_for",
     "substitute",
     "substitute_batch",
