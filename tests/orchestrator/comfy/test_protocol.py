@@ -5,12 +5,14 @@ import pytest
 from orchestrator.comfy.protocol import (
     OutputFile,
     QueueState,
+    UiValue,
     graph_rejection,
     outputs_from_ui,
     parse_history,
     parse_queue,
     parse_submit_response,
     prompt_body,
+    values_from_ui,
 )
 from orchestrator.errors import GraphRejected, NodeProtocolError
 
@@ -76,6 +78,17 @@ def test_history_unknown_prompt_is_none_and_error_is_extracted() -> None:
         "status_str": "error", "completed": False,
         "messages": [["execution_start", {}], ["execution_error", {"node_id": "2"}]]}}}, url="u")
     assert entry is not None and entry.error == {"node_id": "2"} and entry.status == "error"
+
+
+def test_ui_values_are_every_non_file_key_in_the_nodes_order() -> None:
+    image = {"filename": "a.png", "subfolder": "", "type": "output"}
+    ui = {"9": {"images": [image], "animated": [False], "text": ["hi"], "score": [0.5]},
+          "3": {"detail": [{"words": 2}], "model_file": [dict(image, filename="m.glb")]},
+          "4": "not a ui dict"}
+    assert values_from_ui(ui) == [UiValue("9", "text", ["hi"]), UiValue("9", "score", [0.5]),
+                                  UiValue("3", "detail", [{"words": 2}])]
+    entry = parse_history("p", {"p": {"outputs": ui, "status": {}}}, url="u")
+    assert entry is not None and entry.values == tuple(values_from_ui(ui))
 
 
 def test_queue_lists_running_and_pending_ids() -> None:
