@@ -16,7 +16,15 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +33,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from orchestrator import access, admission, embedded, library, nodefacts
-from orchestrator.admission import Admission, Admitted, QueueBound
+from orchestrator.admission import Admission as Admission
+from orchestrator.admission import Admitted
+from orchestrator.admission import QueueBound as QueueBound
 from orchestrator.comfy.features import JOB_CANCEL as JOB_CANCEL
 from orchestrator.comfy.features import JOBS_API as JOBS_API
 from orchestrator.comfy.features import UUID_PROMPT_IDS as UUID_PROMPT_IDS
@@ -43,7 +53,8 @@ from orchestrator.errors import (
 from orchestrator.events import EventBus, Finished, Queued, Snapshot, Subscription
 from orchestrator.inputs import InputFile, InputFiles, InputPage, OnName, StoredInput
 from orchestrator.jobs import Item, ItemStatus, Job, JobSpec, JobStatus, Visibility
-from orchestrator.library import CheckReport, WorkflowFacts
+from orchestrator.library import CheckReport as CheckReport
+from orchestrator.library import WorkflowFacts as WorkflowFacts
 from orchestrator.nodefacts import NodeFacts as NodeFacts
 from orchestrator.nodes import NodeConfig, NodeHealth, NodeInfo, node_config
 from orchestrator.outputs import BlobStore, OutputRecord
@@ -594,7 +605,8 @@ class Orchestrator:
     # --- following a job: the one event stream every face translates -------------------
 
     async def follow(self, job_id: str, after: int | None = None, *,
-                     keepalive: float | None = None) -> AsyncIterator[BaseModel | None]:
+                     keepalive: float | None = None
+                     ) -> AsyncGenerator[BaseModel | None, None]:
         """A job's events for asyncio code, ending after its terminal event.
 
         A snapshot of the job comes first, unless ``after`` (the ``seq`` of the last
@@ -624,12 +636,19 @@ class Orchestrator:
         """Where the bytes of ``record`` (read through ``output_for``) are, as ``who``
         gets them: the owner the file as ComfyUI wrote it, anyone else (an admin too) a
         copy without the graph ComfyUI embeds. ``JobNotFound`` when the bytes are gone."""
-        public = not access.sees_inputs(who, record) and embedded.strippable(record.mime)
+        public = self.gets_public_copy(who, record)
         path = (self.blobs.public_copy(record.sha256, record.mime) if public
                 else self.blobs.path(record.sha256))
         if not path.is_file():
             raise JobNotFound(record.id, what="output")
         return OutputFile(record, path, public)
+
+    @staticmethod
+    def gets_public_copy(who: Principal, record: OutputRecord) -> bool:
+        """Whether ``who`` gets the copy of ``record``'s bytes without the graph ComfyUI
+        embeds (anyone but its owner, for formats that carry one): an ETag can say which
+        before the copy is made."""
+        return not access.sees_inputs(who, record) and embedded.strippable(record.mime)
 
     def output_thumbnail(self, record: OutputRecord, size: int) -> Path:
         """A thumbnail of ``record`` (read through ``output_for``), longest side ``size``;

@@ -23,7 +23,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.tokens import TokenStore
-from orchestrator.web import auth, gateway, rest, v2
+from orchestrator.web import gateway, rest, v2
 from orchestrator.web.auth import Services
 from orchestrator.web.docs import mount_docs
 from orchestrator.web.errors import TooManyRequests, body, envelope
@@ -52,7 +52,7 @@ def create_app(orch: Orchestrator, tokens: TokenStore, settings: Settings, *,
     limiter = Limits(settings, clock=clock)
     app.state.services = Services(orch=orch, tokens=tokens, settings=settings, limiter=limiter)
     routes: list[BaseRoute] = []
-    for router in (rest.router(), auth.router, gateway.gateway_router(orch, tokens),
+    for router in (rest.router(), gateway.gateway_router(orch, tokens),
                    v2.v2_router(orch, tokens, settings)):
         routes += flat_routes(router)
     app.router.routes.append(RouteIndex(routes))

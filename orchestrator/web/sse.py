@@ -4,21 +4,20 @@ Each event is sent as ``id: <seq>`` / ``event: <type>`` / ``data: <json>``; ``se
 event's number within its job (``events.py``), so a client that reconnects with the last
 id it saw gets every later event the bus still holds. A comment line is sent whenever the
 job is quiet for ``keepalive`` seconds, so proxies and clients keep the stream open. The
-stream ends after the job's terminal event.
+stream is the core's (``Orchestrator.follow``): it ends after the job's terminal event.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel
 
-from orchestrator.events import Finished, PreviewEvent, Snapshot, Subscription
-from orchestrator.jobs import JobStatus
-from orchestrator.service import Orchestrator
+from orchestrator.events import PreviewEvent
 from orchestrator.web.digits import parse_decimal
 from orchestrator.web.errors import InvalidRequest
 
@@ -34,16 +33,6 @@ def parse_last_event_id(value: str | None) -> int | None:
         raise InvalidRequest(f"Last-Event-ID {value[:40]!r} is not an event id this "
                              "service sent")
     return seq
-
-
-def subscribe(orch: Orchestrator, job_id: str, after: int | None) -> Subscription:
-    """Resume after ``after`` when the bus still holds what follows it; otherwise start
-    with a snapshot (a fresh client, ids from before a restart, or a job that ended)."""
-    if after is None or after > orch.bus.last_seq(job_id):
-        return orch.events(job_id)
-    if after == orch.bus.last_seq(job_id) and orch.get(job_id).status.terminal:
-        return orch.events(job_id)  # nothing newer will come: end with a snapshot
-    return orch.events(job_id, after=after)
 
 
 def encode(event: BaseModel) -> bytes:
@@ -62,25 +51,10 @@ def _payload(event: BaseModel) -> dict[str, Any]:
     return event.model_dump(mode="json")
 
 
-def is_last(event: BaseModel) -> bool:
-    """After this event nothing more comes for the job."""
-    if isinstance(event, Finished):
-        return True
-    return isinstance(event, Snapshot) and JobStatus(event.status).terminal
-
-
-async def stream(sub: Subscription, *, keepalive: float) -> AsyncIterator[bytes]:
-    """The frames of ``sub`` until the job ends; closes ``sub`` however the stream stops."""
-    try:
-        while True:
-            event = await sub.aget(keepalive)
-            if event is None:
-                if sub.closed:
-                    return
-                yield KEEPALIVE_COMMENT
-                continue
-            yield encode(event)
-            if is_last(event):
-                return
-    finally:
-        sub.close()
+async def stream(events: AsyncGenerator[BaseModel | None, None]) -> AsyncIterator[bytes]:
+    """The frames of a job's events (``Orchestrator.follow`` with a ``keepalive``): a
+    keep-alive comment for each quiet ``None``; ends when the events end, and closes
+    them however the stream stops (a client that left releases its subscription)."""
+    async with contextlib.aclosing(events):
+        async for event in events:
+            yield KEEPALIVE_COMMENT if event is None else encode(event)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from orchestrator.events import Finished, PreviewEvent, Queued, Snapshot
+from orchestrator.events import PreviewEvent, Queued
 from orchestrator.web import sse
 from orchestrator.web.errors import InvalidRequest
 from tests.orchestrator.web.conftest import (
@@ -50,12 +50,6 @@ def test_previews_travel_as_base64() -> None:
     event = PreviewEvent(job_id="j", item=0, mime="image/png", image=b"\x89PNG\xff", seq=3)
     data = json.loads(sse.encode(event).split(b"data: ")[1])
     assert base64.b64decode(data["image"]) == b"\x89PNG\xff"
-
-
-def test_the_stream_ends_after_finished_or_a_terminal_snapshot() -> None:
-    assert sse.is_last(Finished(job_id="j", status="succeeded"))
-    assert sse.is_last(Snapshot(job_id="j", status="canceled", progress=1.0, items=[]))
-    assert not sse.is_last(Snapshot(job_id="j", status="running", progress=0.5, items=[]))
 
 
 @pytest.mark.parametrize(("value", "expected"), [(None, None), ("", None), (" 12 ", 12)])

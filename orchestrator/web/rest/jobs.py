@@ -1,8 +1,10 @@
 """``/v1/jobs``: submit (JSON or multipart with input images), read, list, cancel, retry,
 and follow a job's events.
 
-A submit is parsed and checked completely (limits, images opened with Pillow) before the
-orchestrator stores anything, so a refused request leaves no blob and no job behind.
+A submit is parsed and its wire limits checked (prompt length, images opened with Pillow)
+here; the façade's ``admit`` then checks the rest in the core's one order (graph shape,
+pre-flight, queue bound) before anything is stored, so a refused request leaves no blob
+and no job behind. Who may read or act on a job is the façade's ``*_for`` rule.
 """
 
 from __future__ import annotations
@@ -15,20 +17,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from orchestrator.jobs import ItemStatus, Job, JobStatus
-from orchestrator.service import JobHandle
+from orchestrator.errors import AccessDenied
+from orchestrator.jobs import ItemStatus, Job, JobStatus, Visibility
+from orchestrator.service import Admission, JobHandle
 from orchestrator.tokens import Principal
-from orchestrator.web import limits, sse
-from orchestrator.web.auth import (
-    Caller,
-    Listener,
-    Services,
-    Svc,
-    listing_owner,
-    visible_job,
-)
+from orchestrator.web import sse
+from orchestrator.web.auth import Caller, Listener, Services, Svc
 from orchestrator.web.body import JsonBodyRoute, read_json
-from orchestrator.web.errors import InvalidRequest, UnsupportedMedia
+from orchestrator.web.errors import Forbidden, InvalidRequest, UnsupportedMedia
 from orchestrator.web.limits import check_image, check_prompts
 from orchestrator.web.schemas import (
     PLACEHOLDER_RE,
@@ -39,7 +35,6 @@ from orchestrator.web.schemas import (
     checked_name,
     parse_model,
 )
-from orchestrator.workflow import check_graph_shape
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonBodyRoute)
 
@@ -75,7 +70,6 @@ async def submit_job(request: Request, svc: Svc, who: Caller,
     key = _checked_key(idempotency_key)
     job_request, images = await _read_submit(request, svc)
     check_prompts(job_request.values, svc.settings.max_prompt_chars)
-    check_queue(svc, who.owner, job_request.count)
     handle = await run_in_threadpool(_submit, svc, who, job_request, images, key)
     job = await run_in_threadpool(handle.get)
     out = await run_in_threadpool(job_out, svc, job, base_url(request))
@@ -102,26 +96,14 @@ def _checked_key(key: str | None) -> str | None:
     return key
 
 
-def check_queue(svc: Services, owner: str, count: int) -> None:
-    """Refuse new work (429 queue_full) when ``count`` more images would overfill the queue
-    or ``owner``'s share of it."""
-    limits.check_queue(svc.orch.store, owner, count, max_queued=svc.settings.max_queued,
-                       max_per_owner=svc.settings.max_queued_per_owner)
-
-
 def _submit(svc: Services, who: Principal, req: JobRequest, images: dict[str, bytes],
             key: str | None) -> JobHandle:
-    graph = None
-    if req.graph is not None:
-        # Shape first (a malformed graph is a 422, not a crash), then what ComfyUI would
-        # reject, so a bad graph never waits in the queue to fail on a node.
-        graph = check_graph_shape(req.graph, source="graph")
-        svc.orch.preflight(graph, source="graph")
-    return svc.orch.submit(
-        req.workflow, req.values, graph=graph, count=req.count, owner=who.owner,
-        character=req.character, conversation=req.conversation, visibility=req.visibility,
-        priority=req.priority, images=images or None, metadata=req.metadata,
-        idempotency_key=key)
+    return svc.orch.admit(Admission(
+        workflow=req.workflow, graph=req.graph, values=req.values, count=req.count,
+        images=images, owner=who.owner, visibility=Visibility(req.visibility),
+        character=req.character, conversation=req.conversation, priority=req.priority,
+        metadata=req.metadata,
+        idempotency_key=key, bound=svc.queue_bound(), source="graph"))
 
 
 async def _read_submit(request: Request, svc: Services) -> tuple[JobRequest, dict[str, bytes]]:
@@ -179,9 +161,13 @@ def list_jobs(request: Request, svc: Svc, who: Caller,
               cursor: str | None = None) -> JobPageOut:
     """The caller's jobs (every owner's, or ``?owner=``'s, for an admin; another owner is
     403 for other tokens); pass ``next_cursor`` back as ``cursor`` for the next page."""
-    page = svc.orch.list(owner=listing_owner(who, owner), status=status, workflow=workflow,
-                         character=character, conversation=conversation,
-                         limit=min(limit, svc.settings.max_page_size), cursor=cursor)
+    try:
+        page = svc.orch.jobs_for(who, owner=owner, status=status, workflow=workflow,
+                                 character=character, conversation=conversation,
+                                 limit=min(limit, svc.settings.max_page_size), cursor=cursor)
+    except AccessDenied:
+        raise Forbidden("listing another owner's jobs needs an admin token; leave out "
+                        "?owner= to list your own") from None
     base = base_url(request)
     return JobPageOut(jobs=[job_out(svc, j, base) for j in page.jobs],
                       next_cursor=page.next_cursor)
@@ -189,7 +175,7 @@ def list_jobs(request: Request, svc: Svc, who: Caller,
 
 @router.get("/{job_id}", response_model=JobOut, summary="Read a job")
 def get_job(job_id: str, request: Request, svc: Svc, who: Caller) -> JobOut:
-    return job_out(svc, visible_job(svc.orch, who, checked_name(job_id, "job id")),
+    return job_out(svc, svc.orch.job_for(who, checked_name(job_id, "job id")),
                    base_url(request))
 
 
@@ -198,8 +184,7 @@ def cancel_job(job_id: str, request: Request, response: Response, svc: Svc,
                who: Caller) -> JobOut:
     """Queued images never run; running ones are interrupted. 202 while canceling, 200 once
     the job is terminal (also for a job that had already ended)."""
-    visible_job(svc.orch, who, checked_name(job_id, "job id"))
-    job = svc.orch.cancel(job_id)
+    job = svc.orch.cancel_for(who, checked_name(job_id, "job id"))
     response.status_code = 200 if job.status.terminal else 202
     return job_out(svc, job, base_url(request))
 
@@ -207,8 +192,8 @@ def cancel_job(job_id: str, request: Request, response: Response, svc: Svc,
 @router.post("/{job_id}/retry", status_code=202, response_model=JobOut,
              summary="Run a finished job's failed or canceled images again")
 def retry_job(job_id: str, request: Request, svc: Svc, who: Caller) -> JobOut:
-    visible_job(svc.orch, who, checked_name(job_id, "job id"))
-    return job_out(svc, svc.orch.retry(job_id).get(), base_url(request))
+    handle = svc.orch.retry_for(who, checked_name(job_id, "job id"))
+    return job_out(svc, handle.get(), base_url(request))
 
 
 @router.get("/{job_id}/events", summary="The job's events as Server-Sent Events",
@@ -219,10 +204,11 @@ def job_events(job_id: str, svc: Svc, who: Listener,
                after: Annotated[int | None, Query(ge=0)] = None) -> StreamingResponse:
     """A snapshot, then each event (``id:`` is its number). Reconnect with
     ``Last-Event-ID`` (or ``?after=``) to get what was missed. Ends after the job ends."""
-    visible_job(svc.orch, who, checked_name(job_id, "job id"))
+    svc.orch.job_for(who, checked_name(job_id, "job id"))
     resume = sse.parse_last_event_id(last_event_id)
-    sub = sse.subscribe(svc.orch, job_id, resume if resume is not None else after)
+    events = svc.orch.follow(job_id, resume if resume is not None else after,
+                             keepalive=svc.settings.sse_keepalive_s)
     return StreamingResponse(
-        sse.stream(sub, keepalive=svc.settings.sse_keepalive_s),
+        sse.stream(events),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from orchestrator.errors import NotFound
 from orchestrator.nodes import NodeInfo, node_config
 from orchestrator.service import Orchestrator
 from orchestrator.web.auth import Admin, Caller, Svc
@@ -28,11 +27,7 @@ router = APIRouter(tags=["nodes"], route_class=JsonBodyRoute)
 
 
 def _node(orch: Orchestrator, name: str) -> NodeInfo:
-    checked_name(name, "node name", NODE_NAME_RE)
-    found = next((n for n in orch.nodes() if n.name == name), None)
-    if found is None:
-        raise NotFound("node", name)
-    return found
+    return orch.node(checked_name(name, "node name", NODE_NAME_RE))
 
 
 @router.get("/v1/nodes", response_model=NodeList,
@@ -40,7 +35,7 @@ def _node(orch: Orchestrator, name: str) -> NodeInfo:
 def list_nodes(svc: Svc, who: Caller) -> NodeList:
     """Node addresses and last errors are shown to admins only."""
     return NodeList(nodes=[NodeOut.of(n, admin=who.admin) for n in svc.orch.nodes()],
-                    queued=svc.orch.store.queued_count())
+                    queued=svc.orch.queued_count())
 
 
 @router.post("/v1/nodes", status_code=201, response_model=NodeOut, summary="Add a ComfyUI node")

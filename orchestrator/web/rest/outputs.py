@@ -8,23 +8,19 @@ or 416 outside the file), so browsers cache them and video players can seek.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
-from orchestrator import embedded
-from orchestrator.errors import JobNotFound, WorkflowNotFound
-from orchestrator.jobs import Job
+from orchestrator.errors import InputsNotShared
 from orchestrator.outputs import THUMBNAIL_FORMAT, OutputRecord
-from orchestrator.store import OutputPage
 from orchestrator.tokens import Principal
 from orchestrator.web import content
-from orchestrator.web.auth import Caller, Services, Svc, visible_output
+from orchestrator.web.auth import Caller, Services, Svc
 from orchestrator.web.body import JsonBodyRoute
 from orchestrator.web.errors import Forbidden, InvalidRequest
-from orchestrator.web.jobs import check_queue, job_out
+from orchestrator.web.rest.jobs import job_out
 from orchestrator.web.schemas import (
     JobOut,
     OutputOut,
@@ -33,7 +29,6 @@ from orchestrator.web.schemas import (
     base_url,
     checked_name,
 )
-from placeholders import CATALOG, ValueType
 
 router = APIRouter(tags=["outputs"], route_class=JsonBodyRoute)
 
@@ -45,21 +40,11 @@ THUMBNAIL_DEFAULT = 256  # pixels, longest side
 
 
 def _record(svc: Services, who: Principal, output_id: str) -> OutputRecord:
-    return visible_output(svc.orch, who, checked_name(output_id, "output id"))
+    return svc.orch.output_for(who, checked_name(output_id, "output id"))
 
 
-def _shown(svc: Services, who: Principal, records: list[OutputRecord], base: str
-           ) -> list[OutputOut]:
-    """Records as the caller may see them: another owner's without the image values
-    (an avatar sent as base64 text) that made them; prompts and settings stay."""
-    return [OutputOut.of(r if r.owner == who.owner else _without_images(svc, r), base)
-            for r in records]
-
-
-def _without_images(svc: Services, record: OutputRecord) -> OutputRecord:
-    images = _image_placeholders(svc, record.workflow)
-    return record.model_copy(update={"values": {
-        name: value for name, value in record.values.items() if name not in images}})
+def _shown(records: list[OutputRecord], base: str) -> list[OutputOut]:
+    return [OutputOut.of(r, base) for r in records]
 
 
 @router.get("/v1/outputs", response_model=OutputPageOut,
@@ -72,18 +57,17 @@ def list_outputs(request: Request, svc: Svc, who: Caller, workflow: str | None =
     """Every given filter must match. A token sees its own outputs and public ones (so
     ``?owner=`` of another owner lists their public outputs); an admin sees all. Pass
     ``next_cursor`` back as ``cursor`` for the next page."""
-    page = svc.orch.store.list_outputs(
-        owner=owner, job_id=job, character=character, conversation=conversation,
-        workflow=workflow, visible_to=None if who.admin else who.owner,
-        limit=min(limit, svc.settings.max_page_size), cursor=cursor)
-    return OutputPageOut(outputs=_shown(svc, who, page.outputs, base_url(request)),
+    page = svc.orch.outputs_for(
+        who, owner=owner, job_id=job, character=character, conversation=conversation,
+        workflow=workflow, limit=min(limit, svc.settings.max_page_size), cursor=cursor)
+    return OutputPageOut(outputs=_shown(page.outputs, base_url(request)),
                          next_cursor=page.next_cursor)
 
 
 @router.get("/v1/outputs/{output_id}", response_model=OutputOut, summary="An output's metadata")
 def get_output(output_id: str, request: Request, svc: Svc, who: Caller) -> OutputOut:
     """Another owner's output comes without the image values that made it."""
-    return _shown(svc, who, [_record(svc, who, output_id)], base_url(request))[0]
+    return _shown([_record(svc, who, output_id)], base_url(request))[0]
 
 
 @router.get("/v1/outputs/{output_id}/content", summary="An output's bytes",
@@ -98,16 +82,12 @@ def get_content(output_id: str, svc: Svc, who: Caller,
     without the graph ComfyUI embeds (prompt text, input images), with its own ETag, and
     ranges count in that copy's bytes."""
     record = _record(svc, who, output_id)
-    public = _public_variant(record, who)
+    public = svc.orch.gets_public_copy(who, record)
     etag = content.etag_of(record.sha256, PUBLIC_VARIANT if public else "")
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Accept-Ranges": "bytes"}
     if content.not_modified(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    blobs = svc.orch.blobs
-    path = blobs.public_copy(record.sha256, record.mime) if public else blobs.path(
-        record.sha256)
-    if not path.is_file():
-        raise JobNotFound(output_id, what="output")
+    path = svc.orch.output_file(who, record).path
     size = path.stat().st_size
     span = content.parse_range(range, size)
     first, last = span or (0, size - 1)
@@ -117,12 +97,6 @@ def get_content(output_id: str, svc: Svc, who: Caller,
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     return StreamingResponse(content.file_chunks(path, first, last), media_type=record.mime,
                              status_code=206 if span else 200, headers=headers)
-
-
-def _public_variant(record: OutputRecord, who: Principal) -> bool:
-    """Whether the caller gets the copy without embedded metadata (not the owner, and the
-    format has something to strip)."""
-    return record.owner != who.owner and embedded.strippable(record.mime)
 
 
 @router.get("/v1/outputs/{output_id}/thumbnail", summary="A small preview of an image output",
@@ -136,9 +110,7 @@ def get_thumbnail(output_id: str, svc: Svc, who: Caller,
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
     if content.not_modified(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    path = svc.orch.blobs.thumbnail(record.sha256, size)
-    if path is None:
-        raise JobNotFound(output_id, what="thumbnail of output")
+    path = svc.orch.output_thumbnail(record, size)
     return content.file_response(path, media_type=THUMBNAIL_MIME, headers=headers)
 
 
@@ -152,42 +124,15 @@ def regenerate(output_id: str, body: RegenerateRequest, request: Request, respon
     403 when it was made from their input images or from a graph of their own, which
     stay theirs as they do in the image's served bytes. A raw graph gets the new seed in
     its seed inputs; 422 when it has none (it would make the same image)."""
-    record = _record(svc, who, output_id)
-    job = svc.orch.get(record.job_id)
-    if record.owner != who.owner:
-        _refuse_private_inputs(svc, job, record)
-    check_queue(svc, who.owner, job.spec.count)
-    handle = svc.orch.regenerate(record.id, body.seed, owner=who.owner)
+    try:
+        handle = svc.orch.regenerate_for(who, checked_name(output_id, "output id"),
+                                         body.seed, bound=svc.queue_bound())
+    except InputsNotShared as exc:
+        raise Forbidden(str(exc), details={"output": exc.output_id,
+                                           "inputs": exc.inputs}) from None
     out = job_out(svc, handle.get(), base_url(request))
     response.headers["Location"] = out.url
     return out
-
-
-def _refuse_private_inputs(svc: Services, job: Job, record: OutputRecord) -> None:
-    spec = job.spec
-    if spec.graph is not None:
-        raise Forbidden(
-            f"output {record.id} was made from {record.owner}'s own graph, which is not "
-            "shared; regenerate your own outputs, or submit a workflow with your values",
-            details={"output": record.id, "inputs": ["graph"]})
-    private = sorted(set(spec.images) | (set(spec.values) & _image_placeholders(
-        svc, spec.workflow)))
-    if private:
-        raise Forbidden(
-            f"output {record.id} was made from {record.owner}'s input images "
-            f"({', '.join(private)}), which are not shared; submit workflow "
-            f"{spec.workflow!r} with your own images instead",
-            details={"output": record.id, "inputs": private})
-
-
-def _image_placeholders(svc: Services, workflow: str | None) -> set[str]:
-    """Names whose values are images: the built-in ones and those the workflow declares."""
-    specs = list(CATALOG.values())
-    registry = svc.orch.registry
-    if workflow is not None and registry is not None:
-        with contextlib.suppress(WorkflowNotFound):
-            specs += registry.get(workflow).specs
-    return {spec.name for spec in specs if spec.type == ValueType.IMAGE}
 
 
 @router.delete("/v1/outputs/{output_id}", status_code=204, summary="Delete an output")
@@ -195,11 +140,7 @@ def delete_output(output_id: str, svc: Svc, who: Caller) -> Response:
     """The owner's (or, with an admin token, anyone's) output record goes; its bytes go
     too unless another output, a job's input image, a v2 asset or a gateway upload uses
     the same content. Another owner's output answers 404, public or not."""
-    record = _record(svc, who, output_id)
-    if not (who.admin or record.owner == who.owner):
-        raise JobNotFound(output_id, what="output")
-    svc.orch.store.delete_output(record.id)
-    svc.orch.release_blob(record.sha256)
+    svc.orch.delete_output(who, checked_name(output_id, "output id"))
     return Response(status_code=204)
 
 
@@ -212,18 +153,7 @@ def gallery(request: Request, svc: Svc, who: Caller, character: str | None = Non
     caller's outputs in that conversation (every owner's for an admin). Newest first."""
     if (character is None) == (conversation is None):
         raise InvalidRequest("give exactly one of ?character= and ?conversation=")
-    limit = min(limit, svc.settings.max_page_size)
-    page = _gallery_page(svc, who, character, conversation, limit, cursor)
-    return OutputPageOut(outputs=_shown(svc, who, page.outputs, base_url(request)),
+    page = svc.orch.gallery_for(who, character=character, conversation=conversation,
+                                limit=min(limit, svc.settings.max_page_size), cursor=cursor)
+    return OutputPageOut(outputs=_shown(page.outputs, base_url(request)),
                          next_cursor=page.next_cursor)
-
-
-def _gallery_page(svc: Services, who: Principal, character: str | None,
-                  conversation: str | None, limit: int, cursor: str | None) -> OutputPage:
-    store = svc.orch.store
-    if character is not None:
-        return store.gallery_character(character, limit=limit, cursor=cursor)
-    assert conversation is not None
-    if who.admin:
-        return store.list_outputs(conversation=conversation, limit=limit, cursor=cursor)
-    return store.gallery_conversation(conversation, who.owner, limit=limit, cursor=cursor)
