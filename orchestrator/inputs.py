@@ -34,8 +34,6 @@ if TYPE_CHECKING:  # the store imports this module's models
     from orchestrator.outputs import BlobStore
     from orchestrator.store import JobStore
 
-FOLDERS = frozenset({"input", "temp", "output"})  # ComfyUI's upload/view folder types
-NAME_MAX = 255  # characters of a file name, as most file systems allow
 SWEEP_EVERY_S = 60.0  # expired files are deleted at most this often
 SWEEP_BATCH = 500  # records one sweep deletes at most
 
@@ -102,25 +100,6 @@ class InputPage(BaseModel):
 def graph_path(subfolder: str, name: str) -> str:
     """How a graph names ``name`` in ``subfolder`` (``LoadImage`` takes ``subfolder/name``)."""
     return f"{subfolder}/{name}" if subfolder else name
-
-
-def safe_name(filename: str) -> str | None:
-    """``filename`` if it is one plain file name, else None."""
-    bad = ("/" in filename or "\\" in filename or "\0" in filename
-           or filename in ("", ".", "..") or len(filename) > NAME_MAX)
-    return None if bad else filename
-
-
-def safe_subfolder(subfolder: str) -> str | None:
-    """The normalised relative subfolder, or None when it would leave its folder."""
-    if "\\" in subfolder or "\0" in subfolder:
-        return None
-    if subfolder in ("", "."):
-        return ""
-    normal = posixpath.normpath(subfolder)
-    if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):
-        return None
-    return "" if normal == "." else normal
 
 
 def choose_name(path: str, sha256: str, existing: Callable[[str], str | None]) -> str:

@@ -57,7 +57,7 @@ from orchestrator.library import CheckReport as CheckReport
 from orchestrator.library import WorkflowFacts as WorkflowFacts
 from orchestrator.nodefacts import NodeFacts as NodeFacts
 from orchestrator.nodes import NodeConfig, NodeHealth, NodeInfo, node_config
-from orchestrator.outputs import BlobStore, OutputRecord
+from orchestrator.outputs import BlobStore, OutputRecord, sniff_mime
 from orchestrator.planner import Planner
 from orchestrator.pool import NodePool
 from orchestrator.registry import WorkflowRegistry
@@ -889,6 +889,12 @@ class Orchestrator:
     def next_queue_number(self) -> int:
         """The next ComfyUI queue ``number`` (0, 1, 2, ... over the database's life)."""
         return self.store.next_count("prompt")
+
+    @staticmethod
+    def sniff_mime(data: bytes) -> str | None:
+        """The mime type the first bytes of ``data`` announce, or None: a face checks an
+        upload's declared type with it before storing anything."""
+        return sniff_mime(data)
 
     # --- lifecycle ---------------------------------------------------------------------
 

@@ -212,6 +212,62 @@ def test_raw_graph_naming_an_uploaded_image_gets_it_staged_on_the_node(
         assert all(abs(a - b) <= 1 for a, b in zip(pixel, (55, 245, 225), strict=True))
 
 
+def _png(color: tuple[int, int, int]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (10, 6), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_regenerate_passes_its_image_by_reference_never_reading_or_hashing_it_again(
+    comfy_url: str, workflows: Path, orch_factory: Callable[..., Orchestrator],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hashlib
+
+    photo = {"1": {"class_type": "LoadImage", "inputs": {"image": "%photo%"}},
+             "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                          "filename_prefix": "photo"}}}
+    (workflows / "photo.json").write_text(json.dumps(photo))
+    (workflows / "photo.meta.json").write_text(
+        json.dumps({"placeholders": {"photo": {"type": "image"}}}))
+    data = _png((10, 200, 30))
+    orch = orch_factory([comfy_url])
+    first = orch.submit("photo", images={"photo": data}).wait(timeout=60)
+    assert first.status == JobStatus.SUCCEEDED, first.items[0].error
+    hashed: list[int] = []
+    sha256 = hashlib.sha256
+
+    def counting(value: bytes = b"", **kwargs: bool) -> hashlib._Hash:
+        if bytes(value) == data:
+            hashed.append(1)
+        return sha256(value, **kwargs)
+
+    monkeypatch.setattr(hashlib, "sha256", counting)
+    again = orch.regenerate(first.items[0].output_ids[0]).wait(timeout=60)
+
+    assert again.status == JobStatus.SUCCEEDED, again.items[0].error
+    assert again.spec.images == first.spec.images  # the same blob, by its sha256
+    assert hashed == []  # neither at submit nor for the upload's name at dispatch
+
+
+def test_an_image_passed_by_a_reference_to_no_stored_blob_records_nothing(
+    orch_factory: Callable[..., Orchestrator],
+) -> None:
+    from orchestrator.errors import NotFound
+    from orchestrator.service import StoredImage
+
+    orch = orch_factory([])
+    graph = {"1": {"class_type": "LoadImage", "inputs": {"image": "gone.png"}},
+             "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}
+    with pytest.raises(NotFound, match="gone.png"):
+        orch.submit(graph=graph, images={"gone.png": StoredImage("0" * 64)})
+    assert orch.list().jobs == []
+
+
 def test_preflight_names_node_and_input_against_the_pools_object_info(
     comfy_url: str, orch_factory: Callable[..., Orchestrator]
 ) -> None:

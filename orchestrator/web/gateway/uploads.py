@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import io
 import mimetypes
+import posixpath
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from PIL import Image
 
-from orchestrator.inputs import FOLDERS, InputFile, OnName, graph_path, safe_name, safe_subfolder
+from orchestrator.inputs import InputFile, OnName
 from orchestrator.service import Orchestrator
 from orchestrator.tokens import Principal
 
-KINDS = FOLDERS  # ComfyUI's upload/view folder types
+KINDS = frozenset({"input", "temp", "output"})  # ComfyUI's upload/view folder types
+NAME_MAX = 255  # characters of a file name, as most file systems allow
 # Mime types a browser would run as a page or script are served as downloads (ComfyUI too).
 _UNSAFE_MIME = frozenset({"text/html", "text/html-sandboxed", "application/xhtml+xml",
                           "text/javascript", "text/css"})
@@ -42,7 +44,29 @@ class Upload:
     @property
     def graph_name(self) -> str:
         """How a graph names it (``LoadImage`` takes ``subfolder/name``)."""
-        return graph_path(self.subfolder, self.name)
+        return f"{self.subfolder}/{self.name}" if self.subfolder else self.name
+
+
+# --- names (pure) ----------------------------------------------------------------------------
+
+
+def safe_name(filename: str) -> str | None:
+    """``filename`` if it is one plain file name, else None."""
+    bad = ("/" in filename or "\\" in filename or "\0" in filename
+           or filename in ("", ".", "..") or len(filename) > NAME_MAX)
+    return None if bad else filename
+
+
+def safe_subfolder(subfolder: str) -> str | None:
+    """The normalised relative subfolder, or None when it would leave its folder."""
+    if "\\" in subfolder or "\0" in subfolder:
+        return None
+    if subfolder in ("", "."):
+        return ""
+    normal = posixpath.normpath(subfolder)
+    if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):
+        return None
+    return "" if normal == "." else normal
 
 
 def is_image(data: bytes) -> bool:

@@ -22,7 +22,7 @@ from blake3 import blake3
 from orchestrator.errors import JobNotFound
 from orchestrator.errors import NotFound as CoreNotFound
 from orchestrator.inputs import InputFile, OnName
-from orchestrator.outputs import OutputRecord, kind_of, sniff_mime
+from orchestrator.outputs import OutputRecord
 from orchestrator.service import Orchestrator
 from orchestrator.tokens import Principal
 from orchestrator.web.errors import UnsupportedMedia
@@ -93,8 +93,8 @@ def checked_upload(data: bytes, upload: Upload, max_bytes: int) -> str:
                                "an image, a video or an audio file")
     if family == "image":
         check_image(upload.file_path, data, max_bytes)
-    sniffed = sniff_mime(data)
-    if family != "image" and (sniffed is None or kind_of(sniffed).value != family):
+    sniffed = Orchestrator.sniff_mime(data)
+    if family != "image" and (sniffed is None or sniffed.partition("/")[0] != family):
         raise UnsupportedMedia(f"upload {upload.file_path!r} is not {family} "
                                f"({sniffed or 'unrecognised content'})")
     return sniffed or upload.content_type
