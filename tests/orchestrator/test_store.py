@@ -1148,3 +1148,78 @@ class TestTokensAndCountersContract:
     def test_a_counter_counts_from_zero_across_reopens(self, make_store: StoreFactory) -> None:
         assert [make_store().next_count("prompt") for _ in range(3)] == [0, 1, 2]
         assert make_store().next_count("other") == 0
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str | None:
+    """The ``url`` of ``open_store``: None for the data directory's SQLite file."""
+    return str(request.getfixturevalue("postgres_url")) if request.param == "postgres" else None
+
+
+def _older_layout(data_dir: Path) -> None:
+    """The three files a data directory had beside the job database, as they were written."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "tokens.sqlite3": (
+            "CREATE TABLE tokens (id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, owner TEXT"
+            " NOT NULL, admin INTEGER NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT);"
+            "INSERT INTO tokens VALUES ('0123abcd', 'digest', 'alice', 1,"
+            " '2026-01-01T00:00:00+00:00', NULL);"),
+        "comfyui-uploads.sqlite3": (
+            "CREATE TABLE uploads (owner TEXT NOT NULL, kind TEXT NOT NULL, subfolder TEXT NOT"
+            " NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL, created_at TEXT NOT NULL,"
+            " PRIMARY KEY (owner, kind, subfolder, name));"
+            "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+            f"INSERT INTO uploads VALUES ('alice', 'input', 'sub', 'x.png', '{'ab' * 32}',"
+            " '2026-01-01T00:00:00+00:00');"
+            "INSERT INTO counters VALUES ('prompt', 7);"),
+        "v2.sqlite3": (
+            "CREATE TABLE idempotency_keys (owner TEXT NOT NULL, key TEXT NOT NULL, job_id TEXT"
+            " NOT NULL, used_at REAL NOT NULL, PRIMARY KEY (owner, key));"
+            "CREATE TABLE assets (id TEXT PRIMARY KEY, owner TEXT NOT NULL, blake3 TEXT NOT"
+            " NULL, sha256 TEXT NOT NULL, size_bytes INTEGER NOT NULL, content_type TEXT NOT"
+            " NULL, file_path TEXT, tags TEXT NOT NULL, created_at TEXT NOT NULL, expires_at"
+            " TEXT);"
+            f"INSERT INTO assets VALUES ('asset-1', 'bob', '{'cd' * 32}', '{'ef' * 32}', 3,"
+            " 'image/png', 'a.png', '[\"t\"]', '2026-01-01T00:00:00+00:00', NULL);"
+            f"INSERT INTO idempotency_keys VALUES ('bob', 'k', 'job-1', {9e9});"),
+    }
+    for name, script in files.items():
+        with sqlite3.connect(data_dir / name) as conn:
+            conn.executescript(script)
+        conn.close()
+
+
+def test_the_older_layouts_files_are_imported_once_and_set_aside(
+        tmp_path: Path, db_url: str | None) -> None:
+    data = tmp_path / "data"
+    _older_layout(data)
+    with open_store(data, db_url) as store:
+        assert [t.owner for t in store.tokens()] == ["alice"]
+        upload = store.input_file_named("alice", "sub/x.png")
+        assert upload is not None and upload.sha256 == "ab" * 32
+        asset = store.input_file("bob", "asset-1")
+        assert asset is not None and (asset.blake3, asset.tags) == ("cd" * 32, ("t",))
+        assert not store.claim_key("bob", "k", "job-2")
+        assert store.next_count("prompt") == 8
+        assert store.blob_in_use("ef" * 32) and store.blob_in_use("ab" * 32)
+    names = {path.name for path in data.iterdir()}
+    assert {"tokens.sqlite3.imported", "v2.sqlite3.imported",
+            "comfyui-uploads.sqlite3.imported"} <= names
+    assert not {"tokens.sqlite3", "v2.sqlite3", "comfyui-uploads.sqlite3"} & names
+    # A start that died between the import's commit and the rename imports again: no copy.
+    _older_layout(tmp_path / "again")
+    for path in (tmp_path / "again").iterdir():
+        path.replace(data / path.name)
+    with open_store(data, db_url) as store:
+        assert len(store.tokens()) == 1
+        assert len(store.list_input_files("alice").files) == 1
+        assert len(store.list_input_files("bob").files) == 1
+        assert store.next_count("prompt") == 9
+
+
+def test_an_unreadable_old_file_is_named_and_nothing_is_set_aside(tmp_path: Path) -> None:
+    (tmp_path / "v2.sqlite3").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StoreError, match="v2.sqlite3"):
+        open_store(tmp_path)
+    assert (tmp_path / "v2.sqlite3").is_file()
