@@ -153,24 +153,35 @@ class Subscription:
         """``get`` for asyncio code: the wait is on the event loop itself.
 
         Waiting in a worker thread instead costs two thread hops per event; on a busy
-        machine each can take milliseconds, and a stream makes several per job.
+        machine each can take milliseconds, and a stream makes several per job. The wait
+        is a bare future and a timer, not ``wait_for`` (which makes a task per event).
         """
+        with contextlib.suppress(queue.Empty):
+            return self.queue.get_nowait()
         loop = asyncio.get_running_loop()
-        ready = asyncio.Event()
+        deadline = None if timeout is None else loop.time() + timeout
+        waiter: asyncio.Future[None] | None = None
 
         def wake() -> None:
-            with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
-                loop.call_soon_threadsafe(ready.set)
+            if waiter is not None:
+                with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+                    loop.call_soon_threadsafe(_resolve, waiter)
 
         self._waker = wake
         try:
             # Armed before looking: an event put in between wakes us or is seen here.
             while self.queue.empty() and not self.closed:
-                try:
-                    await asyncio.wait_for(ready.wait(), timeout)
-                except TimeoutError:
+                waiter = loop.create_future()
+                if deadline is None:
+                    await waiter
+                    continue
+                if deadline <= loop.time():
                     return None
-                ready.clear()
+                timer = loop.call_at(deadline, _resolve, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
         finally:
             self._waker = None
         try:
@@ -198,6 +209,11 @@ class Subscription:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class EventBus:

@@ -90,3 +90,37 @@ def test_aget_times_out_with_none_and_close_wakes_a_waiter() -> None:
     started = time.monotonic()
     assert asyncio.run(wait()) == (None, None, True)
     assert time.monotonic() - started < 2  # woken by the close, not by the 5 s timeout
+
+
+def test_aget_takes_every_event_of_a_publishing_thread_in_order() -> None:
+    bus = EventBus()
+
+    async def drain() -> list[int]:
+        with bus.subscribe("a") as sub:
+            def publish() -> None:
+                for count in range(200):
+                    bus.publish(Queued(job_id="a", count=count))
+            threading.Thread(target=publish).start()
+            seen: list[int] = []
+            while len(seen) < 200:
+                event = await sub.aget(timeout=5)
+                assert isinstance(event, Queued)
+                seen.append(event.count)
+            return seen
+
+    assert asyncio.run(drain()) == list(range(200))
+
+
+def test_a_canceled_aget_leaves_the_subscription_usable() -> None:
+    bus = EventBus()
+
+    async def cancel_then_read() -> object:
+        with bus.subscribe("a") as sub:
+            waiting = asyncio.ensure_future(sub.aget(timeout=5))
+            await asyncio.sleep(0.01)
+            waiting.cancel()  # a client that went away mid-wait
+            await asyncio.gather(waiting, return_exceptions=True)
+            bus.publish(Queued(job_id="a", count=1))  # no waiter left to wake
+            return await sub.aget(timeout=5)
+
+    assert isinstance(asyncio.run(cancel_then_read()), Queued)
