@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from orchestrator.settings import Settings
+from orchestrator.tokens import Principal
 from orchestrator.web.auth import Caller
 from orchestrator.web.content import disposition, etag_of, file_chunks, parse_range
 from orchestrator.web.digits import parse_decimal
@@ -36,6 +37,7 @@ from orchestrator.web.v2.assets import (
 from orchestrator.web.v2.errors import InvalidBody, NotFound
 from orchestrator.web.v2.idempotency import checked_key
 
+PUBLIC_VARIANT = "public"  # ETag suffix of the copy without embedded metadata, as /v1's
 FORM_FIELDS = frozenset({"file", "content_type", "file_path", "expected_hash", "tags",
                          "expires_in"})
 # The upload reads its own form (to check it whole before storing), so it is documented here.
@@ -98,19 +100,19 @@ def add(router: APIRouter, assets: Assets, settings: Settings,
 
     @router.get("/assets/{asset_id}", summary="An asset's record")
     def get_asset(asset_id: str, request: Request, who: Caller) -> dict[str, Any]:
-        return asset_body(assets.get(who.owner, asset_id), base_url(request), now())
+        return asset_body(assets.get(who, asset_id), base_url(request), now())
 
     @router.delete("/assets/{asset_id}", status_code=204, summary="Delete an asset record")
     def delete_asset(asset_id: str, who: Caller) -> Response:
         """The record goes, and its bytes too unless another record uses the same content."""
-        assets.delete(who.owner, asset_id)
+        assets.delete(who, asset_id)
         return Response(status_code=204)
 
     @router.get("/assets/{asset_id}/content", summary="An asset's bytes (Range supported)",
                 response_class=StreamingResponse)
     def content(asset_id: str, who: Caller,
                 range: Annotated[str | None, Header()] = None) -> StreamingResponse:
-        return _content(assets, assets.get(who.owner, asset_id), range)
+        return _content(assets, assets.get(who, asset_id), who, range)
 
 
 async def _read_upload(form: FormData, max_bytes: int) -> tuple[bytes, Upload]:
@@ -159,13 +161,14 @@ def _store_upload(assets: Assets, owner: str, data: bytes, meta: Upload,
     return assets.store.upload(owner, data, meta, content_type)
 
 
-def _content(assets: Assets, record: AssetRecord,
+def _content(assets: Assets, record: AssetRecord, who: Principal,
              range_header: str | None) -> StreamingResponse:
-    path = assets.store.path(record)
+    path, public = assets.store.path(record, who)
     size = path.stat().st_size
     span = parse_range(range_header, size)
     first, last = span if span is not None else (0, size - 1)
-    headers = {"Accept-Ranges": "bytes", "ETag": etag_of(record.sha256),
+    etag = etag_of(record.sha256, PUBLIC_VARIANT if public else "")
+    headers = {"Accept-Ranges": "bytes", "ETag": etag,
                "Content-Length": str(max(last - first + 1, 0)),
                "Content-Disposition": disposition(record.file_path or record.id)}
     if span is not None:

@@ -6,8 +6,9 @@ kept in the job database. The server always computes the hash; a client's
 ``expected_hash`` only verifies it. An owner uploading bytes they already have under the
 same name gets the same record back (dedup), so re-running a script re-uploads nothing.
 Deleting the last record over some bytes deletes the bytes. Job outputs are assets too:
-they are read as outputs (see ``Assets.get``) and are held by their job, so they cannot
-be deleted here.
+they are read as outputs, under the façade's one rule of who may read an output (its
+owner, anyone when public, an admin always; see ``Assets.get``), and are held by their
+job, so they cannot be deleted here.
 """
 
 from __future__ import annotations
@@ -186,19 +187,21 @@ class AssetStore:
         except CoreNotFound:
             return None
 
-    def path(self, record: AssetRecord) -> Path:
-        """Where the record's bytes are (an upload's, or the owner's own output's);
+    def path(self, record: AssetRecord, who: Principal) -> tuple[Path, bool]:
+        """Where the record's bytes are as ``who`` gets them, and whether that is the copy
+        without the graph ComfyUI embeds (an output read by anyone but its owner);
         ``NotFound`` when they are gone."""
         source = record.source
         if isinstance(source, OutputRecord):
             try:
-                return self.orch.output_file(_caller(record.owner), source).path
+                found = self.orch.output_file(who, source)
             except JobNotFound as exc:
                 raise NotFound("the asset's bytes are gone") from exc
+            return found.path, found.public
         path = None if source is None else self.orch.input_path(source)
         if path is None or not path.is_file():
             raise NotFound("the asset's bytes are gone")
-        return path
+        return path, False
 
 
 def output_asset(record: OutputRecord) -> AssetRecord:
@@ -210,31 +213,30 @@ def output_asset(record: OutputRecord) -> AssetRecord:
 
 
 class Assets:
-    """Uploads and outputs behind one lookup, scoped to an owner."""
+    """Uploads and outputs behind one lookup, for a caller."""
 
     def __init__(self, store: AssetStore) -> None:
         self.store = store
 
-    def get(self, owner: str, asset_id: str) -> AssetRecord:
-        """The owner's upload or output with that id; ``NotFound`` otherwise."""
-        found = self.store.get(owner, asset_id)
+    def get(self, who: Principal, asset_id: str) -> AssetRecord:
+        """The caller's upload, or an output the caller may read (``output_for``), with
+        that id; ``NotFound`` otherwise."""
+        found = self.store.get(who.owner, asset_id)
         if found is not None:
             return found
         try:
-            record = self.store.orch.output(asset_id)
-        except JobNotFound:
-            record = None
-        if record is None or record.owner != owner:
-            raise NotFound(f"no asset with id {asset_id!r}")
+            record = self.store.orch.output_for(who, asset_id)
+        except JobNotFound as exc:
+            raise NotFound(f"no asset with id {asset_id!r}") from exc
         return output_asset(record)
 
-    def delete(self, owner: str, asset_id: str) -> AssetRecord:
-        """Delete an upload (and its bytes once nothing names them) and return its record;
-        ``AssetInUse`` for an output (its job holds it), ``NotFound`` for an id the owner
-        has neither of."""
-        deleted = self.store.delete(owner, asset_id)
+    def delete(self, who: Principal, asset_id: str) -> AssetRecord:
+        """Delete the caller's upload (and its bytes once nothing names them) and return
+        its record; ``AssetInUse`` for an output (its job holds it), ``NotFound`` for an
+        id the caller may see neither of."""
+        deleted = self.store.delete(who.owner, asset_id)
         if deleted is not None:
             return deleted
-        if self.get(owner, asset_id).job_id is not None:
+        if self.get(who, asset_id).job_id is not None:
             raise AssetInUse("this asset cannot be deleted while the service holds it")
         raise NotFound(f"no asset with id {asset_id!r}")

@@ -124,7 +124,7 @@ def _job_routes(router: APIRouter, v2: V2) -> None:
                      idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
         key = checked_key(idempotency_key)
         body = _json_body(await request.body())
-        job = await run_in_threadpool(v2.submitter().submit, who.owner, body, key)
+        job = await run_in_threadpool(v2.submitter().submit, who, body, key)
         return JSONResponse(v2.job_body(job, base_url(request)), status_code=201)
 
     @router.get("/jobs", summary="The caller's jobs (every owner's for an admin), newest "

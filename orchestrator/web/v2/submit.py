@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from orchestrator.admission import Admission, QueueBound
 from orchestrator.jobs import Job
 from orchestrator.service import Orchestrator
+from orchestrator.tokens import Principal
 from orchestrator.web.v2.assets import AssetRecord, Assets
 from orchestrator.web.v2.errors import InvalidBody, MissingAsset, NotFound, WorkflowFormatUi
 from orchestrator.web.v2.idempotency import KeyStore, job_exists
@@ -44,12 +45,13 @@ class Submitter:
     keys: KeyStore
     bound: QueueBound
 
-    def submit(self, owner: str, body: Any, key: str | None) -> Job:
-        """Record the job ``body`` asks for; raise a v2 refusal otherwise."""
+    def submit(self, who: Principal, body: Any, key: str | None) -> Job:
+        """Record the job ``body`` asks for, as ``who``'s; raise a v2 refusal otherwise."""
+        owner = who.owner
         job_id = uuid.uuid4().hex
         with self.keys.held(owner, key, job_id, job_exists(self.orch.get)):
             request = parse_request(body)
-            graph, files = resolve_assets(request.workflow, owner, self.assets)
+            graph, files = resolve_assets(request.workflow, who, self.assets)
             extra = request.extra_data.model_dump(exclude_none=True) if (
                 request.extra_data is not None) else {}
             handle = self.orch.admit(Admission(
@@ -107,13 +109,13 @@ def check_metadata(labels: Mapping[str, str]) -> None:
 # --- assets in a graph --------------------------------------------------------------------
 
 
-def resolve_assets(graph: dict[str, Any], owner: str,
+def resolve_assets(graph: dict[str, Any], who: Principal,
                    assets: Assets) -> tuple[dict[str, Any], dict[str, str]]:
     """The graph with ``core/ASSET`` references turned into file names, and the stored
     hash (sha256) of every file the graph names (references, and plain names of the
-    owner's uploads).
+    caller's uploads).
 
-    ``MissingAsset`` for a malformed reference or one the owner does not have. A node or
+    ``MissingAsset`` for a malformed reference or one the caller may not read. A node or
     inputs of the wrong shape are left as they are, for admission to refuse by name.
     """
     files: dict[str, AssetRecord] = {}
@@ -124,13 +126,13 @@ def resolve_assets(graph: dict[str, Any], owner: str,
             resolved[node_id] = node
             continue
         resolved[node_id] = {**node, "inputs": {
-            name: _resolve_reference(value, owner, assets, files)
+            name: _resolve_reference(value, who, assets, files)
             for name, value in inputs.items()}}
-    files.update(assets.store.by_file_path(owner, _plain_names(resolved)))
+    files.update(assets.store.by_file_path(who.owner, _plain_names(resolved)))
     return resolved, {name: rec.sha256 for name, rec in files.items()}
 
 
-def _resolve_reference(value: Any, owner: str, assets: Assets,
+def _resolve_reference(value: Any, who: Principal, assets: Assets,
                        files: dict[str, AssetRecord]) -> Any:
     if not (isinstance(value, dict) and value.get("__type") == ASSET_TYPE):
         return value
@@ -139,7 +141,7 @@ def _resolve_reference(value: Any, owner: str, assets: Assets,
     if not isinstance(asset_id, str) or not asset_id:
         raise MissingAsset('a core/ASSET reference needs "info": {"id": "<asset id>"}')
     try:
-        record = assets.get(owner, asset_id)
+        record = assets.get(who, asset_id)
     except NotFound as exc:
         raise MissingAsset(f"asset {asset_id!r} does not exist or is not yours; upload it "
                            "with POST /api/v2/assets first") from exc

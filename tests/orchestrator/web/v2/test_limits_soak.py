@@ -34,7 +34,9 @@ def via_events(client: Comfy) -> tuple[str, str, list[bytes]]:
     seen, blobs = "", []
     for event in job.events():
         if isinstance(event, OutputReady):
-            blobs.append(event.output.to_bytes())
+            data = event.output.to_bytes()
+            assert isinstance(data, bytes)  # the sync client's output (typed for both)
+            blobs.append(data)
         elif isinstance(event, StatusChange) and event.status in TERMINAL:
             seen = event.status
     return job.id, seen, blobs

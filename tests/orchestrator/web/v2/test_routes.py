@@ -280,6 +280,24 @@ def test_an_admin_reads_lists_follows_and_cancels_another_owners_job(
     assert (refused.status_code, refused.json()["error"]["code"]) == (404, "not_found")
 
 
+def test_an_admin_downloads_the_outputs_of_another_owners_job(sdk_for: SdkFactory,
+                                                              v2: V2Service) -> None:
+    """Seeing a job includes its outputs: the URLs an admin is given answer it, as /v1
+    serves an admin any output (the copy without the embedded graph, as anyone but the
+    owner gets); another owner still gets not_found."""
+    root = v2.tokens.create("root", admin=True)
+    alice = sdk_for(v2, v2.alice)
+    done = alice.run(alice.workflows.from_json(graphs.solid("#00ff00")), timeout=JOB_TIMEOUT)
+
+    seen = sdk_for(v2, root).jobs.get(done.id)
+    data = seen.outputs[0].to_bytes()
+
+    assert pixel(data) == (0, 255, 0)
+    assert b"prompt" in done.outputs[0].to_bytes() and b"prompt" not in data
+    with pytest.raises(NotFound):
+        sdk_for(v2, v2.bob).assets.get(done.outputs[0].id)
+
+
 def test_health_needs_no_token(v2: V2Service, raw: Raw) -> None:
     body = raw(v2, "GET", "/api/v2/health").json()
 
