@@ -57,6 +57,7 @@ from orchestrator.library import CheckReport as CheckReport
 from orchestrator.library import WorkflowFacts as WorkflowFacts
 from orchestrator.nodefacts import NodeFacts as NodeFacts
 from orchestrator.nodes import NodeConfig, NodeHealth, NodeInfo, node_config
+from orchestrator.outputs import THUMBNAIL_FORMAT as THUMBNAIL_FORMAT
 from orchestrator.outputs import BlobStore, OutputRecord, sniff_mime
 from orchestrator.planner import Planner
 from orchestrator.pool import NodePool

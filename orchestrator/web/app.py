@@ -19,14 +19,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, QueueFull
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.tokens import TokenStore
 from orchestrator.web import gateway, rest, v2
 from orchestrator.web.auth import Services
 from orchestrator.web.docs import mount_docs
-from orchestrator.web.errors import TooManyRequests, body, envelope
+from orchestrator.web.errors import TooManyRequests, body, envelope, queue_full
 from orchestrator.web.gateway.routes import HEADER_PREFIXES
 from orchestrator.web.limits import BodyLimit, Clock, Limits, comfy_error_body
 from orchestrator.web.openapi import document
@@ -107,6 +107,8 @@ def _body_limit(settings: Settings, content_type: str) -> int:
 
 async def _orchestrator_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OrchestratorError)
+    if isinstance(exc, QueueFull):
+        exc = queue_full(exc)  # a 429 like the others, so the gateway's shape applies too
     env = envelope(exc)
     if isinstance(exc, TooManyRequests) and _on_gateway(request.url.path):
         return JSONResponse(comfy_error_body(exc), status_code=env.status, headers=env.headers)

@@ -17,8 +17,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from orchestrator.jobs import Visibility
-from orchestrator.outputs import OutputRecord
 from orchestrator.service import Orchestrator, QueueBound
 from orchestrator.settings import Settings
 from orchestrator.tokens import Principal, TokenStore
@@ -90,9 +88,3 @@ Svc = Annotated[Services, Depends(services)]
 Caller = Annotated[Principal, Depends(principal)]
 Listener = Annotated[Principal, Depends(listener)]
 Admin = Annotated[Principal, Depends(admin)]
-
-
-def can_read_output(who: Principal, record: OutputRecord) -> bool:
-    """Kept for the gateway's file route until it reads through ``Orchestrator.output_for``."""
-    return (who.admin or record.owner == who.owner
-            or record.visibility == Visibility.PUBLIC)

@@ -1,12 +1,13 @@
-"""Request limits: body size, prompt length, uploads, the queue, and the request rates.
+"""Request limits: body size, prompt length, uploads, and the request rates.
 
 Each check raises an ``ApiError`` naming the limit and the value received, so the caller
 knows what to change. Uploads are opened with Pillow before anything is stored: ComfyUI
 itself keeps any bytes sent as an image.
 
 The limits protect the GPUs, not the reads: the costly thing, images waiting for a node,
-is bounded per owner and for the whole service (``check_queue``); request bodies are
-metered in bytes per owner; every other request draws on one generous bucket per token
+is bounded per owner and for the whole service by the core's admission (``QueueBound``;
+``errors.py`` answers its ``QueueFull`` as 429 ``queue_full``); request bodies are metered
+in bytes per owner; every other request draws on one generous bucket per token
 (``Limits``), which a client polling every 100 ms, or ten of them, never empties. A 429
 always says in its message the same whole number of seconds its ``Retry-After`` gives.
 """
@@ -20,7 +21,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,11 +42,6 @@ IMAGE_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"})
 
 # A refused body up to this size is read and dropped before answering (see ``_drain``).
 DRAIN_MAX_BYTES = 256 * 1024 * 1024
-# Seconds a client is told to wait when the queue is full; a few images' worth of work.
-QUEUE_FULL_RETRY_S = 30
-# Seconds an owner whose share of the queue is full is told to wait: about one image's time
-# on a GPU, after which one of its waiting images has usually started and freed a place.
-OWNER_QUEUE_RETRY_S = 10
 # Seconds the settings' rates are given per (``rate_per_minute``, ``upload_bytes_per_minute``).
 RATE_WINDOW_S = 60
 # Scope key where ``BodyLimit`` leaves a request body's size, for ``body_bytes``.
@@ -188,38 +184,6 @@ def _image_format(data: bytes) -> str | None:
         return None
 
 
-# --- the queue: what costs GPU time ---------------------------------------------------------
-
-
-class QueueCounter(Protocol):
-    """What ``check_queue`` reads: the store's count of items waiting for a node."""
-
-    def queued_count(self, owner: str | None = None) -> int: ...
-
-
-def check_queue(store: QueueCounter, owner: str, count: int, *, max_queued: int,
-                max_per_owner: int) -> None:
-    """Refuse ``count`` more images (429 ``queue_full``) when the service's queue or the
-    owner's share of it is full.
-
-    This is the limit that protects the GPUs: a client that waits for its results never
-    meets it however fast it polls or resubmits; one that floods does, after
-    ``max_per_owner`` images, and other owners still find room.
-    """
-    queued = store.queued_count()
-    if queued + count > max_queued:
-        raise TooManyRequests("queue_full", f"{queued} images are waiting, the most this "
-                              f"service queues is {max_queued}", QUEUE_FULL_RETRY_S,
-                              details={"limit": max_queued, "queued": queued,
-                                       "scope": "service"})
-    mine = store.queued_count(owner)
-    if mine + count > max_per_owner:
-        raise TooManyRequests("queue_full", f"{owner} has {mine} images waiting, the most "
-                              f"one owner may queue is {max_per_owner}", OWNER_QUEUE_RETRY_S,
-                              details={"limit": max_per_owner, "queued": mine,
-                                       "scope": "owner"})
-
-
 # --- rate: requests and bytes ---------------------------------------------------------------
 
 
@@ -265,7 +229,7 @@ class Limits:
     loop, never a client that polls. Event streams and sockets are never refused (a stream
     that reconnects mid-job is not new work). Request bodies (uploads, base64 avatars) are
     metered in bytes per owner. What costs GPU time is bounded where work is submitted
-    (``check_queue``), where the number of images is known.
+    (the core's admission), where the number of images is known.
     """
 
     def __init__(self, settings: Settings, *, clock: Clock = time.monotonic) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal, Self, TypeVar
 
 from fastapi import Request
@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from orchestrator.jobs import MAX_COUNT, Item, Job
 from orchestrator.nodes import NodeInfo
 from orchestrator.outputs import OutputRecord
-from orchestrator.retention import expires_at
 from orchestrator.web.echo import echoed
 from orchestrator.web.errors import InvalidRequest
 
@@ -213,11 +212,11 @@ class JobOut(BaseModel):
     @classmethod
     def of(cls, job: Job, base: str, *, progress: float = 0.0,
            positions: Mapping[int, int | None] | None = None,
-           keep: timedelta | None = None,
+           expires: datetime | None = None,
            etas: Mapping[int, float | None] | None = None) -> JobOut:
         """``positions`` maps item index to its queue position (absent: not queued), and
-        ``etas`` to its expected seconds to done; ``keep`` is the service's job retention
-        (None: kept until deleted)."""
+        ``etas`` to its expected seconds to done; ``expires`` is when the service's job
+        retention may delete it (None: kept until deleted)."""
         spec = job.spec
         positions, etas = positions or {}, etas or {}
         url = f"{base}/v1/jobs/{job.id}"
@@ -231,7 +230,7 @@ class JobOut(BaseModel):
             items=[ItemOut.of(i, positions.get(i.index), etas.get(i.index))
                    for i in job.items],
             output_ids=[o for i in job.items for o in i.output_ids], progress=progress,
-            expires_at=aware(expires_at(job.created_at, keep)), url=url,
+            expires_at=aware(expires), url=url,
             events_url=f"{url}/events",
         )
 

@@ -86,8 +86,7 @@ def job_out(svc: Services, job: Job, base: str) -> JobOut:
     etas = {index: svc.orch.eta_s(job, ahead) for index, ahead in positions.items()
             if ahead is not None}
     return JobOut.of(job, base, progress=svc.orch.progress(job.id), positions=positions,
-                     etas=etas,
-                     keep=svc.orch.retention)
+                     etas=etas, expires=svc.orch.expiry_of(job))
 
 
 def _checked_key(key: str | None) -> str | None:

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
 from orchestrator.errors import InputsNotShared
-from orchestrator.outputs import THUMBNAIL_FORMAT, OutputRecord
+from orchestrator.outputs import OutputRecord
+from orchestrator.service import THUMBNAIL_FORMAT
 from orchestrator.tokens import Principal
 from orchestrator.web import content
 from orchestrator.web.auth import Caller, Services, Svc

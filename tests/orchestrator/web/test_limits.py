@@ -344,7 +344,7 @@ def test_a_flood_of_submissions_fills_the_owners_share_and_no_more(
             flood.append(answer.json()["id"])
 
         assert len(flood) == share // MAX_COUNT
-        assert svc.orch.store.queued_count("alice") == len(flood) * MAX_COUNT
+        assert svc.orch.queued_count("alice") == len(flood) * MAX_COUNT
         v1 = refusal(answer, "queue_full")
         v2 = refusal(svc.api.post("/api/v2/jobs", token=svc.alice,
                                   json={"workflow": graphs.solid_image(seed=1)}), "queue_full")
