@@ -35,12 +35,18 @@ def parse_last_event_id(value: str | None) -> int | None:
     return seq
 
 
+def frame(name: str, data: Any, *, event_id: int | None = None) -> bytes:
+    """One SSE frame, the one way every face writes one: ``id:`` (only for a stream a
+    client can resume), ``event:`` and one compact JSON ``data:`` line."""
+    head = "" if event_id is None else f"id: {event_id}\n"
+    text = json.dumps(data, separators=(",", ":"))
+    return f"{head}event: {name}\ndata: {text}\n\n".encode()
+
+
 def encode(event: BaseModel) -> bytes:
     """One SSE frame for ``event``."""
-    kind = getattr(event, "type", "message")
-    seq = getattr(event, "seq", 0)
-    data = json.dumps(_payload(event), separators=(",", ":"))
-    return f"id: {seq}\nevent: {kind}\ndata: {data}\n\n".encode()
+    return frame(getattr(event, "type", "message"), _payload(event),
+                 event_id=getattr(event, "seq", 0))
 
 
 def _payload(event: BaseModel) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,7 +41,7 @@ from orchestrator.events import (
 from orchestrator.jobs import Job, JobStatus
 from orchestrator.outputs import OutputRecord
 from orchestrator.service import Orchestrator
-from orchestrator.web.sse import KEEPALIVE_COMMENT
+from orchestrator.web import sse
 from orchestrator.web.v2 import mapping, schemas
 
 Frame = tuple[str, BaseModel]
@@ -154,8 +153,7 @@ def _preview(event: PreviewEvent, node_id: str) -> schemas.PreviewEvent:
 def encode(frame: Frame) -> bytes:
     """One SSE frame: ``event:`` and ``data:`` lines, no id (the stream has no resume)."""
     name, payload = frame
-    data = json.dumps(schemas.dump(payload), separators=(",", ":"))
-    return f"event: {name}\ndata: {data}\n\n".encode()
+    return sse.frame(name, schemas.dump(payload))
 
 
 async def stream(orch: Orchestrator, translator: Translator, *,
@@ -175,7 +173,7 @@ async def stream(orch: Orchestrator, translator: Translator, *,
                                                    keepalive=keepalive)) as events:
             async for event in events:
                 if event is None:
-                    yield KEEPALIVE_COMMENT
+                    yield sse.KEEPALIVE_COMMENT
                     continue
                 for frame in await _frames(translator, event):
                     yield encode(frame)
