@@ -61,7 +61,8 @@ class V2Route(JsonBodyRoute):
 
 @dataclass(frozen=True)
 class V2:
-    """What the v2 routes share: the orchestrator and the v2 tables over its data dir."""
+    """What the v2 routes share: the façade, the settings, and the v2 views of the
+    caller's input files (assets) and single-use keys, both kept by the core."""
 
     orch: Orchestrator
     settings: Settings
