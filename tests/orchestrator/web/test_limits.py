@@ -326,6 +326,32 @@ def test_a_full_queue_is_429_queue_full(service_factory: ServiceFactory) -> None
         svc.orch.drain_node(name, False)
 
 
+def test_a_full_queue_still_names_what_is_wrong_with_a_bad_graph_first(
+        service_factory: ServiceFactory) -> None:
+    """Admission runs in one order on every face: the graph's shape and the pre-flight
+    come before the queue bound, so a client fixes its graph before it is told to wait."""
+    svc = service_factory(max_queued=2)  # lowered so two images fill the queue
+    name = svc.orch.nodes()[0].name
+    svc.orch.drain_node(name)
+    try:
+        first = svc.api.post("/v1/jobs", token=svc.alice, json={"workflow": "solid", "count": 2})
+        assert first.status_code == 202
+        shapeless = svc.api.post("/v1/jobs", token=svc.bob,
+                                 json={"graph": {"1": {"inputs": {}}}})
+        assert shapeless.status_code == 422, shapeless.text
+        assert "class_type" in shapeless.json()["error"]["message"]
+        bad = graphs.solid_image(16, 16)
+        bad["1"]["inputs"]["width"] = -5
+        rejected = svc.api.post("/v1/jobs", token=svc.bob, json={"graph": bad})
+        assert rejected.status_code == 422, rejected.text
+        assert [p["input"] for p in rejected.json()["error"]["details"]["problems"]] == ["width"]
+        refusal(svc.api.post("/v1/jobs", token=svc.bob, json={"graph": graphs.solid_image()}),
+                "queue_full")
+    finally:
+        svc.orch.cancel(first.json()["id"])
+        svc.orch.drain_node(name, False)
+
+
 def test_a_flood_of_submissions_fills_the_owners_share_and_no_more(
         service_factory: ServiceFactory) -> None:
     """At the shipped limits: an owner's flood stops at its share of the queue, on every
