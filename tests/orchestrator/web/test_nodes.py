@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from tests.orchestrator.web.conftest import Api, Service, wait_until
+from tests.helpers import wait_until
+from tests.orchestrator.web.conftest import Api, Service
 
 
 def closed_port() -> int:

@@ -12,13 +12,8 @@ import requests
 from orchestrator.events import PreviewEvent, Queued
 from orchestrator.web import sse
 from orchestrator.web.errors import InvalidRequest
-from tests.orchestrator.web.conftest import (
-    Api,
-    Service,
-    ServiceFactory,
-    read_events,
-    wait_until,
-)
+from tests.helpers import wait_until
+from tests.orchestrator.web.conftest import Api, Service, ServiceFactory, read_events
 
 KEEPALIVE_S = 0.3
 
