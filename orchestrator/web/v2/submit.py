@@ -140,14 +140,24 @@ def _resolve_reference(value: Any, who: Principal, assets: Assets,
     asset_id = info.get("id") if isinstance(info, dict) else None
     if not isinstance(asset_id, str) or not asset_id:
         raise MissingAsset('a core/ASSET reference needs "info": {"id": "<asset id>"}')
-    try:
-        record = assets.get(who, asset_id)
-    except NotFound as exc:
-        raise MissingAsset(f"asset {asset_id!r} does not exist or is not yours; upload it "
-                           "with POST /api/v2/assets first") from exc
+    record = _usable(who, assets, asset_id)
     name = f"asset-{record.id}"
     files[name] = record
     return name
+
+
+def _usable(who: Principal, assets: Assets, asset_id: str) -> AssetRecord:
+    """The asset ``who`` may name in a graph: one they may read that is theirs (any for an
+    admin). Another's public output reads as a copy without its embedded graph; its
+    stored bytes, graph included, never go into the caller's job."""
+    try:
+        record = assets.get(who, asset_id)
+    except NotFound:
+        record = None
+    if record is None or not (who.admin or record.owner == who.owner):
+        raise MissingAsset(f"asset {asset_id!r} does not exist or is not yours; upload it "
+                           "with POST /api/v2/assets first")
+    return record
 
 
 def _plain_names(graph: Mapping[str, Any]) -> set[str]:

@@ -218,6 +218,30 @@ def test_an_unknown_asset_reference_is_missing_asset(v2: V2Service, raw: Raw) ->
     assert (answer.status_code, answer.json()["error"]["code"]) == (422, "missing_asset")
 
 
+def test_anothers_public_output_named_in_a_graph_is_missing_asset(v2: V2Service,
+                                                                    raw: Raw) -> None:
+    """A public output reads as its copy without the embedded graph; naming it in a graph
+    would put its stored bytes, graph included, into another owner's job."""
+    made = raw(v2, "POST", "/v1/jobs", token=v2.alice,
+               json={"graph": graphs.solid("#0000ff"), "visibility": "public"})
+    assert made.status_code == 202, made.text
+    job_id = made.json()["id"]
+    wait_until(lambda: raw(v2, "GET", f"/api/v2/jobs/{job_id}", token=v2.alice
+                           ).json()["status"] == "succeeded", JOB_TIMEOUT, "the job to end")
+    output = raw(v2, "GET", f"/api/v2/jobs/{job_id}", token=v2.alice).json()["outputs"][0]
+    reference = {"__type": "core/ASSET", "info": {"id": output["id"]}}
+
+    readable = raw(v2, "GET", f"/api/v2/assets/{output['id']}", token=v2.bob)
+    named = raw(v2, "POST", "/api/v2/jobs", token=v2.bob,
+                json={"workflow": graphs.invert(reference)})
+    own = raw(v2, "POST", "/api/v2/jobs", token=v2.alice,
+              json={"workflow": graphs.invert(reference)})
+
+    assert readable.status_code == 200
+    assert (named.status_code, named.json()["error"]["code"]) == (422, "missing_asset")
+    assert own.status_code == 201, own.text
+
+
 def test_reserved_fields_are_refused(v2: V2Service, raw: Raw) -> None:
     answer = raw(v2, "POST", "/api/v2/jobs", token=v2.alice,
                  json={"workflow": graphs.solid(), "webhook_url": "http://127.0.0.1/"})
