@@ -22,8 +22,8 @@ def test_public_api_is_pinned() -> None:
     assert sorted(orchestrator.__all__) == [
         "AccessDenied", "ConfigError", "GraphRejected", "ItemStatus", "Job", "JobCancelled",
         "JobError", "JobFailed", "JobHandle", "JobNotFound", "JobSpec", "JobStatus", "NodeError",
-        "NodeTimeout", "NodeUnreachable", "NotFound", "Orchestrator", "OrchestratorError", "StoreError",
-        "SubstitutionError", "Visibility", "WorkflowError", "WorkflowFormatError",
+        "NodeTimeout", "NodeUnreachable", "NotFound", "Orchestrator", "OrchestratorError",
+        "StoreError", "SubstitutionError", "Visibility", "WorkflowError", "WorkflowFormatError",
         "WorkflowNotFound",
     ]
     for name in orchestrator.__all__:
