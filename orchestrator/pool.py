@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from orchestrator import dispatch
+from orchestrator import dispatch, overtake
 from orchestrator.comfy.watch import STREAM_CONNECT_WAIT
 from orchestrator.dispatch import Requirements
 from orchestrator.errors import ConfigError, OrchestratorError
@@ -44,6 +44,9 @@ class NodeWorker:
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.stopped = threading.Event()
+        # The highest priority queued since this node last found nothing to overtake with
+        # (``offer``); None: no claim beyond ``max_in_flight`` is worth a look.
+        self.offered: int | None = None
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._loop, name=f"node-{self.node.name}",
@@ -67,17 +70,29 @@ class NodeWorker:
                 and busy < self.node.config.max_in_flight)
 
     def run_once(self) -> bool:
-        """Claim and start one item if the node has room; True when one was started."""
-        if not self.has_room():
+        """Claim and start one item if the node has room, or one of a higher priority than
+        a prompt waiting on the node (``overtake``); True when one was started."""
+        if self.has_room():
+            return self._claim(self.node.config.max_in_flight)
+        floor = self._overtake_floor()
+        if floor is None:
             return False
+        claimed = self._claim(self.node.config.max_in_flight + 1, above=floor)
+        if not claimed:
+            with self.lock:
+                self.offered = None  # nothing above the floor waits: until the next offer
+        return claimed
+
+    def _claim(self, max_on_node: int, *, above: int | None = None) -> bool:
         caps = self.node.capabilities
         if caps is None:
             return False
         claimed = self.pool.ctx.store.claim_next(
             self.node.name,
-            can_run=lambda job, item: self._takes(job, item, caps),
+            can_run=lambda job, item: ((above is None or job.spec.priority > above)
+                                       and self._takes(job, item, caps)),
             prompt_id=lambda item: dispatch.prompt_id_for(item.id, len(item.attempts) + 1),
-            max_on_node=self.node.config.max_in_flight,  # across replicas sharing a database
+            max_on_node=max_on_node,  # across replicas sharing a database
         )
         if claimed is None:
             if self.pool.planner.settle():
@@ -85,6 +100,37 @@ class NodeWorker:
             return False
         self.execute(*claimed, submit=True)
         return True
+
+    def offer(self, priority: int) -> None:
+        """Work of ``priority`` was queued: worth a look whether it overtakes here."""
+        with self.lock:
+            self.offered = priority if self.offered is None else max(self.offered, priority)
+
+    def _waiting(self, besides: ItemExecution | None = None) -> list[overtake.Waiting]:
+        """This node's prompts posted and not started yet (caller holds ``lock``)."""
+        return [overtake.Waiting(e.job.spec.priority, e.number)
+                for e in self.running.values() if e is not besides
+                and e.number is not None and e.item.status == ItemStatus.DISPATCHED]
+
+    def _overtake_floor(self) -> int | None:
+        """The priority an item must exceed to be claimed beyond ``max_in_flight`` (by one),
+        or None when no such claim is worth trying: the node is unwell, already one over,
+        or nothing of a higher priority than its waiting prompts was offered since."""
+        node = self.node
+        if node.health != NodeHealth.UP or node.draining:
+            return None
+        with self.lock:
+            if len(self.running) != node.config.max_in_flight or self.offered is None:
+                return None
+            floor = overtake.overtake_floor(self._waiting())
+            offered = self.offered
+        return floor if floor is not None and offered > floor else None
+
+    def _queue_number(self, execution: ItemExecution) -> float | None:
+        """Where ``execution``'s prompt goes in the node's queue (``overtake``)."""
+        with self.lock:
+            waiting = self._waiting(besides=execution)
+        return overtake.queue_number(execution.job.spec.priority, waiting)
 
     def _takes(self, job: Job, item: Item, caps: dispatch.Capabilities) -> bool:
         """Whether this node takes ``item`` now; runs inside the store's claim, so it
@@ -97,6 +143,7 @@ class NodeWorker:
 
     def execute(self, job: Job, item: Item, *, submit: bool) -> ItemExecution:
         execution = ItemExecution(self.pool.ctx, self.node, job, item)
+        execution.place = self._queue_number
         with self.lock:
             self.running[item.id] = execution
 
@@ -294,7 +341,14 @@ class NodePool:
 
     # --- waking -----------------------------------------------------------------------------
 
-    def wake(self) -> None:
+    def wake(self, priority: int | None = None) -> None:
+        """Wake the workers; ``priority``: new work of that priority was queued, which a
+        full node may claim to overtake what waits on it (``NodeWorker.run_once``)."""
+        if priority is not None:
+            with self.lock:
+                workers = list(self.workers.values())
+            for worker in workers:
+                worker.offer(priority)
         with self.work:
             self.wakes += 1
             self.work.notify_all()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +107,10 @@ class ItemExecution:
         self.tracker: GraphProgress | None = None
         self.output_ids: list[str] = []
         self.value_ids: list[str] = []  # the node's non-file UI keys, recorded as outputs
+        # Where to post the prompt in the node's own queue (``overtake.queue_number``, set
+        # by the node's worker; None: at the back), and the number the node gave it.
+        self.place: Callable[[ItemExecution], float | None] | None = None
+        self.number: float | None = None
 
     @property
     def prompt_id(self) -> str:
@@ -158,8 +163,10 @@ class ItemExecution:
         assert self.graph is not None
         if self.canceled:
             raise JobCancelled(self.prompt_id, "canceled")
-        client.submit(self.graph, prompt_id=self.prompt_id, client_id=client_id,
-                      extra_data=self.job.spec.extra_data)
+        number = self.place(self) if self.place is not None else None
+        submitted = client.submit(self.graph, prompt_id=self.prompt_id, client_id=client_id,
+                                  extra_data=self.job.spec.extra_data, number=number)
+        self.number = submitted.number
         self._publish_dispatched()
         if self.canceled:
             # The cancel landed while the prompt was on its way and found nothing to

@@ -256,7 +256,7 @@ class Orchestrator:
             return JobHandle(self, job.id, replayed=True)
         self.bus.publish(Queued(job_id=job.id, count=count))
         self.pool.fail_unrunnable(job)
-        self.pool.wake()
+        self.pool.wake(priority=job.spec.priority)
         return JobHandle(self, job.id)
 
     def _with_pool_model(self, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -419,8 +419,9 @@ class Orchestrator:
     def retry(self, job_id: str) -> JobHandle:
         """Run a finished job's failed and canceled items again; they fail at once, with
         the reason, when no node of the pool can run them."""
-        self.pool.fail_unrunnable(self.store.retry_job(job_id))
-        self.pool.wake()
+        job = self.store.retry_job(job_id)
+        self.pool.fail_unrunnable(job)
+        self.pool.wake(priority=job.spec.priority)
         return JobHandle(self, job_id)
 
     def regenerate(self, output_id: str, seed: int | None = None, *,

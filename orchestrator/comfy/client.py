@@ -187,8 +187,12 @@ class ComfyClient:
         client_id: str | None = None,
         extra_data: Mapping[str, Any] | None = None,
         front: bool = False,
+        number: float | None = None,
     ) -> Submitted:
         """Queue ``graph`` under ``prompt_id`` (ours to choose; a uuid4 when omitted).
+
+        ``number`` places it in the node's queue (ComfyUI runs the lowest first); without
+        it the node gives the next of its counter (the back, or the front with ``front``).
 
         Raises ``PromptIdRejected`` without sending when the node's release would refuse
         the id (0.26+ takes canonical lowercase UUIDs only). ComfyUI queues a duplicate id
@@ -205,6 +209,8 @@ class ComfyClient:
             graph, client_id=client_id or uuid.uuid4().hex, prompt_id=prompt_id,
             extra_data=extra_data, front=front,
         )
+        if number is not None:
+            body["number"] = number
         try:
             resp = self._request("POST", "/prompt", json_body=body)
         except (NodeTimeout, NodeUnreachable):

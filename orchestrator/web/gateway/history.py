@@ -141,14 +141,15 @@ def queue_body(jobs: Sequence[Job], output_classes: Iterable[str],
 
 def run_order(job: Job, position: int | None) -> tuple[float, ...]:
     """Where a pending job runs: prompts already handed to a node (waiting in its own
-    queue) first, in the order they went; then the pool's queue in its claim order,
+    queue) first, a higher priority first (it was placed before lower ones there), else
+    in the order they went; then the pool's queue in its claim order,
     which ComfyUI's ``number`` does not decide here: by ``position`` where given (fair
     share between owners included), else by priority, then age, the claim order within
     one owner."""
     if any(i.status.on_node for i in job.items):
         sent = [a.started_at.timestamp() for i in job.items if i.status.on_node
                 for a in i.attempts[-1:]]
-        return 0, min(sent, default=0.0), number_of(job)
+        return 0, -job.spec.priority, min(sent, default=0.0), number_of(job)
     return (1, float("inf") if position is None else position, -job.spec.priority,
             job.created_at.timestamp(), number_of(job))
 

@@ -44,16 +44,19 @@ def test_a_front_prompt_runs_before_the_prompts_queued_before_it(alice: ComfyApi
     earlier = [alice.prompt(graphs.sleep(0.2, 1, seed=901 + i)) for i in range(3)]
     _wait_queued(alice, earlier)
     # The node holds one prompt in its own queue beside the running one (max_in_flight 2):
-    # that one is already handed over, as ComfyUI's own "running next" would be.
+    # the front prompt overtakes it there too, and runs right after the running one.
     on_node = [i[1] for i in _queue(alice)["queue_pending"]][0]
     waiting = [p for p in earlier if p != on_node]
 
     front = alice.prompt(graphs.sleep(0.2, 1, seed=950), front=True)
 
-    pending = [i[1] for i in _queue(alice)["queue_pending"]]
-    assert pending == [on_node, front, *waiting], "listed in the order they will run"
-    started = {p: _started_at(alice, p) for p in [front, *waiting]}
-    assert all(started[front] < started[p] for p in waiting), started
+    order = [front, on_node, *waiting]  # as they will run: the front one on the node first
+    wait_until(lambda: [i[1] for i in _queue(alice)["queue_pending"]] == order, 30,
+               f"the pending prompts listed as {order}")
+    assert [i[1] for i in _queue(alice)["queue_running"]] == [blocker]
+    started = {p: _started_at(alice, p) for p in [blocker, front, *earlier]}
+    assert started[blocker] < started[front], started
+    assert all(started[front] < started[p] for p in earlier), started
 
 
 def test_a_lower_number_runs_before_the_prompts_queued_before_it(alice: ComfyApi) -> None:
@@ -66,10 +69,13 @@ def test_a_lower_number_runs_before_the_prompts_queued_before_it(alice: ComfyApi
 
     first = alice.prompt(graphs.sleep(0.2, 1, seed=960), number=-5)
 
-    pending = [i[1] for i in _queue(alice)["queue_pending"]]
-    assert pending == [on_node, first, *waiting]
-    started = {p: _started_at(alice, p) for p in [first, *waiting]}
-    assert all(started[first] < started[p] for p in waiting), started
+    order = [first, on_node, *waiting]
+    wait_until(lambda: [i[1] for i in _queue(alice)["queue_pending"]] == order, 30,
+               f"the pending prompts listed as {order}")
+    assert [i[1] for i in _queue(alice)["queue_running"]] == [blocker]
+    started = {p: _started_at(alice, p) for p in [blocker, first, *earlier]}
+    assert started[blocker] < started[first], started
+    assert all(started[first] < started[p] for p in earlier), started
 
 
 def test_an_admins_queue_interleaves_owners_as_the_pool_runs_them(
