@@ -102,20 +102,21 @@ class Placement:
 
     def loads(self, job: Job, workers: list[NodeWorker] | None = None) -> list[NodeLoad]:
         """Each candidate node's backlog and speed for ``job``'s workload."""
-        key = self.key_of(job)
+        key, steps = self.key_of(job), speed.graph_steps(job.spec.graph)
         if workers is None:
             workers = self._candidates(self.pool.requirements_of(job))
-        return [self._load(worker, key) for worker in workers]
+        return [self._load(worker, key, steps) for worker in workers]
 
-    def _load(self, worker: NodeWorker, key: str) -> NodeLoad:
+    def _load(self, worker: NodeWorker, key: str, steps: int | None = None) -> NodeLoad:
         name = worker.node.name
-        item_s = self.book.item_seconds(name, key)
+        item_s = self.book.item_seconds(name, key, steps)
         with worker.lock:
             executions = list(worker.running.values())
         now = self.clock()
         backlog = 0.0
         for execution in executions:
-            own = self.book.item_seconds(name, self.key_of(execution.job))
+            own = self.book.item_seconds(name, self.key_of(execution.job),
+                                         speed.graph_steps(execution.graph))
             started = execution.item.started_at
             running_for = ((now - started).total_seconds()
                            if started is not None and execution.item.status == ItemStatus.RUNNING

@@ -58,6 +58,18 @@ def _is_model_file(value: str) -> bool:
     return value.lower().endswith(MODEL_SUFFIXES)
 
 
+def graph_steps(graph: Graph | None) -> int | None:
+    """The sampler steps a graph asks for: the sum of every node's whole-number ``steps``
+    input (KSampler and its kin). None when no node has one (or it is a link, or not
+    filled in yet): the item's length then comes from its workload's mean."""
+    total = 0
+    for node in (graph or {}).values():
+        steps = (node.get("inputs") or {}).get("steps")
+        if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0:
+            total += steps
+    return total or None
+
+
 def workload_key(*, workflow: str | None, graph: Graph | None,
                  models: Iterable[tuple[str, str, str]] = ()) -> str:
     """A short stable key for "the same work": a registry workflow's name or a raw graph's
@@ -74,6 +86,14 @@ class Estimate:
     item_s: float
     step_s: float | None
     runs: int
+
+    def seconds(self, steps: int | None = None) -> float:
+        """Expected seconds for one item: ``steps`` times the measured seconds per step
+        when both are known (the workload's key leaves the step count out, so one
+        workload's items can differ tenfold), else the measured seconds per item."""
+        if steps and self.step_s is not None:
+            return steps * self.step_s
+        return self.item_s
 
 
 class SpeedBook:
@@ -109,14 +129,15 @@ class SpeedBook:
         with self._lock:
             return self._estimates.get((node, key))
 
-    def item_seconds(self, node: str, key: str) -> float | None:
-        """Expected seconds for one item of ``key`` on ``node``: measured there, else
-        scaled from what both this node and others ran, else None (not known yet)."""
+    def item_seconds(self, node: str, key: str, steps: int | None = None) -> float | None:
+        """Expected seconds for one item of ``key`` on ``node`` (of ``steps`` sampler
+        steps, when known: ``Estimate.seconds``): measured there, else scaled from what
+        both this node and others ran, else None (not known yet)."""
         with self._lock:
             own = self._estimates.get((node, key))
             if own is not None:
-                return own.item_s
-            return _scaled_guess(self._estimates, node, key)
+                return own.seconds(steps)
+            return _scaled_guess(self._estimates, node, key, steps)
 
     def last_workload(self, node: str) -> str | None:
         with self._lock:
@@ -138,10 +159,11 @@ def _blend(old: float | None, new: float | None, weight: float) -> float | None:
 
 
 def _scaled_guess(estimates: Mapping[tuple[str, str], Estimate], node: str,
-                  key: str) -> float | None:
+                  key: str, steps: int | None = None) -> float | None:
     """``key`` on ``node`` from ``key`` elsewhere times how much slower ``node`` ran the
     workloads both ran (1.0 when they share none)."""
-    others = {n: e.item_s for (n, k), e in estimates.items() if k == key and n != node}
+    others = {n: e.seconds(steps) for (n, k), e in estimates.items()
+              if k == key and n != node}
     if not others:
         return None
     ratios: list[float] = []

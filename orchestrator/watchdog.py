@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from orchestrator import stall
+from orchestrator import speed, stall
 from orchestrator.comfy.client import ComfyClient
 from orchestrator.comfy.protocol import PromptPhase
 from orchestrator.errors import NodeError, OrchestratorError
@@ -139,9 +139,7 @@ class Watchdog:
                 self._fruitless.pop(worker.node.name, None)
             if execution.item.status == ItemStatus.RUNNING and seen.running_since is None:
                 seen.running_since = now
-            tracker = execution.tracker
-            if tracker is not None and tracker.steps:
-                seen.steps = max(seen.steps or 0, tracker.steps)
+            seen.steps = _steps(execution, seen.steps)
 
     def _idle_s(self, seen: _Seen, now: float) -> float:
         since = max(seen.changed_at, seen.running_since or seen.changed_at)
@@ -175,7 +173,9 @@ class Watchdog:
         return self._idle_s(seen, now) >= limit
 
     def _expected(self, seen: _Seen) -> float | None:
-        return self.book.item_seconds(seen.node, seen.key)
+        """The prompt's expected duration on its node: its steps times the measured
+        seconds per step where both are known, else the workload's seconds per item."""
+        return self.book.item_seconds(seen.node, seen.key, seen.steps)
 
     def _phases(self, worker: NodeWorker,
                 executions: list[ItemExecution]) -> dict[str, PromptPhase] | None:
@@ -256,6 +256,18 @@ class Watchdog:
         seconds = (item.completed_at - item.started_at).total_seconds()
         if seconds > 0:
             self.book.record(seen.node, seen.key, seconds, seen.steps)
+
+
+def _steps(execution: ItemExecution, known: int | None) -> int | None:
+    """The item's sampler steps: as its rendered graph asks (``speed.graph_steps``), else
+    the most a progress bar of it has counted so far."""
+    steps = speed.graph_steps(execution.graph)
+    if steps:
+        return steps
+    tracker = execution.tracker
+    if tracker is not None and tracker.steps:
+        return max(known or 0, tracker.steps)
+    return known
 
 
 def _progress_signature(execution: ItemExecution) -> Any:

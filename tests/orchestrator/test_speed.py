@@ -10,9 +10,11 @@ from orchestrator.speed import (
     best_nodes,
     eta_s,
     graph_shape,
+    graph_steps,
     remaining_s,
     workload_key,
 )
+from orchestrator.stall import StallLimits, progress_limit
 from tests import graphs
 
 
@@ -85,3 +87,32 @@ def test_eta_follows_each_item_to_the_node_that_finishes_it_soonest() -> None:
     assert eta_s([NodeLoad("a", 0.0, None)], 3) is None
     # far back in a long queue the pool's rate (4/3 items a second) takes over
     assert eta_s(loads, 100_000) == pytest.approx(100_000 * 0.75, rel=0.01)
+
+
+def test_a_graph_asks_for_the_sum_of_its_samplers_steps() -> None:
+    assert graph_steps(graphs.txt2img(steps=20)) == 20
+    assert graph_steps(graphs.sleep(1.0, steps=6)) == 6
+    assert graph_steps(graphs.failing()) is None
+    assert graph_steps({"1": {"class_type": "KSampler", "inputs": {"steps": ["2", 0]}}}) is None
+
+
+def test_an_item_is_expected_to_take_its_steps_times_the_measured_seconds_per_step() -> None:
+    book = SpeedBook()
+    book.record("a", "w", 10.0, steps=20)  # 0.5 s a step
+    assert book.item_seconds("a", "w", steps=80) == 40.0
+    assert book.item_seconds("a", "w") == 10.0  # steps unknown: the item's mean
+    book.record("b", "w2", 3.0, steps=3)
+    book.record("a", "w2", 1.0, steps=3)
+    # b is three times slower than a on what both ran
+    assert book.item_seconds("b", "w", steps=80) == pytest.approx(120.0)
+
+
+def test_the_stall_limit_and_the_eta_follow_the_items_steps() -> None:
+    book = SpeedBook()
+    book.record("a", "w", 10.0, steps=20)
+    limits = StallLimits(floor_s=1.0, ceiling_s=10_000.0, factor=4.0)
+    # A 200-step item is not stalled at a 20-step item's limit (40 s), but at 400 s.
+    assert progress_limit(book.item_seconds("a", "w", steps=200), limits) == 400.0
+    assert progress_limit(book.item_seconds("a", "w", steps=20), limits) == 40.0
+    loads = [NodeLoad("a", 0.0, book.item_seconds("a", "w", steps=200))]
+    assert eta_s(loads, 1) == 200.0
