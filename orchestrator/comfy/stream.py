@@ -37,6 +37,24 @@ RECV_POLL = 1.0             # how often the reader checks whether it should stop
 RECONNECT_PAUSES = (0.2, 0.5, 1.0, 2.0, 5.0)  # then 5 s between tries
 
 
+# Bytes asked of the socket per read: a prompt's burst of small messages in one call.
+READ_CHUNK = 65536
+
+
+class BufferedWebSocket(websocket.WebSocket):
+    """websocket-client asking the socket for whole chunks.
+
+    Left alone, it asks for a frame's header, its length and its body separately: two or
+    three system calls (each with a poll for the timeout) per frame, and a trivial prompt
+    sends a dozen frames. Its frame buffer keeps whatever a read brings beyond the frame it
+    wanted, so asking for more is safe and the next frames come without a system call.
+    """
+
+    def _recv(self, bufsize: int) -> bytes:
+        data: bytes = super()._recv(max(bufsize, READ_CHUNK))  # type: ignore[no-untyped-call]
+        return data
+
+
 def open_event_socket(url: str, client_id: str, *, connect_timeout: float,
                       poll: float) -> websocket.WebSocket:
     """ComfyUI's ``/ws`` for ``client_id``, asking for previews tagged with their prompt id
@@ -47,7 +65,7 @@ def open_event_socket(url: str, client_id: str, *, connect_timeout: float,
     """
     ws_url = "ws" + url[len("http"):] + f"/ws?clientId={client_id}"
     ws = websocket.create_connection(ws_url, timeout=connect_timeout,
-                                     skip_utf8_validation=True)
+                                     skip_utf8_validation=True, class_=BufferedWebSocket)
     ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
     ws.settimeout(poll)
     return ws
