@@ -93,6 +93,8 @@ ImageInput = bytes | os.PathLike[str] | StoredImage
 # Event sequence numbers a process may use per second of its start time; keeps ids of a
 # later process above an earlier one's while staying below 2**53 (exact in JSON).
 EVENT_IDS_PER_SECOND = 1_000_000
+# The store lock admissions hold from the queue bound's count to the insert.
+ADMISSION_LOCK = "admission"
 
 
 class JobHandle:
@@ -182,7 +184,6 @@ class Orchestrator:
         if stall_limits is not None:
             self.pool.watchdog.limits = stall_limits
         self._closed = False
-        self._admitting = threading.Lock()  # the queue bound's count and the insert, as one
         # Deletes a blob once nothing names it. A front end with records of its own over
         # the blobs (the web service's uploads and assets) puts its own check here.
         self.release_blob: Callable[[str], object] = self._release_unreferenced
@@ -675,7 +676,7 @@ class Orchestrator:
         private = access.may_regenerate_with(who, record, job.spec.graph is not None, images)
         if private:
             raise InputsNotShared(record.id, record.owner, private, job.spec.workflow)
-        with self._admitting:
+        with self.store.exclusive(ADMISSION_LOCK):  # the count and the insert, as one
             if bound is not None:
                 admission.check_room(_AdmissionDoor(self), who.owner, job.spec.count, bound)
             return self.regenerate(record.id, seed, owner=who.owner)
@@ -959,7 +960,7 @@ class _AdmissionDoor:
         return self.orch.input_files(owner, graph)
 
     def exclusive(self) -> contextlib.AbstractContextManager[object]:
-        return self.orch._admitting
+        return self.orch.store.exclusive(ADMISSION_LOCK)  # across every replica
 
     def record(self, admitted: Admitted) -> JobHandle:
         req = admitted.request

@@ -10,6 +10,8 @@ a change reads before it writes:
 - a claim holds an advisory lock on its node (claims for one node run one at a time, across
   replicas) and takes the item it found only if it is still queued once its job is locked
   (a job another transaction holds is skipped, not waited for: ``SKIP LOCKED``);
+- ``exclusive(name)`` holds an advisory lock every replica takes (the queue bound's count
+  and the insert that follows it, as one step across replicas);
 - a new idempotency key holds an advisory lock on (owner, key), so two replicas given the
   same key make one job.
 
@@ -179,6 +181,16 @@ class PostgresJobStore(SqlJobStore):
         with (_translated(self.where, what), self._pool.connection() as conn,
               conn.transaction()):
             yield PgConn(conn)
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """See ``JobStore.exclusive``: this process's lock, then an advisory lock every
+        replica takes, held by a transaction open until the block ends (a replica that
+        dies mid-way lets go with its connection)."""
+        with super().exclusive(name), self._tx(f"holding the {name} lock") as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 4))",
+                         [json.dumps(["exclusive", name])])
+            yield
 
     # --- the hooks that make concurrent transactions safe ---------------------------------
 

@@ -16,6 +16,7 @@ to all methods:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -173,6 +174,11 @@ class JobStore(Protocol):
 
     def queued_count(self, owner: str | None = None) -> int:
         """How many items wait in the queue (``owner``'s only, when given)."""
+
+    def exclusive(self, name: str) -> AbstractContextManager[None]:
+        """One holder at a time of the lock called ``name``, in every process on this
+        database: what is read and then written inside (a queue bound's count, then the
+        insert) stays true for every replica until the block ends."""
 
     def queue_position(self, item_id: str) -> int | None:
         """How many queued items are ahead of the item, or None when it is not queued.

@@ -9,8 +9,10 @@ as safe as the first; on SQLite they do nothing.
 from __future__ import annotations
 
 import abc
+import contextlib
+import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -52,6 +54,12 @@ def _item_of(job: Job, item_id: str) -> Item:
     return next(item for item in job.items if item.id == item_id)
 
 
+@contextlib.contextmanager
+def _held(lock: threading.Lock) -> Iterator[None]:
+    with lock:
+        yield
+
+
 def _with_items(job: Job, items: Sequence[Item], **update: object) -> Job:
     return job.model_copy(update={"items": list(items), **update})
 
@@ -66,6 +74,8 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
     def __init__(self, *, clock: Clock = utcnow, dialect: Dialect) -> None:
         self._clock = clock
         self._dialect = dialect
+        self._exclusive: dict[str, threading.Lock] = {}
+        self._exclusive_guard = threading.Lock()
 
     def __enter__(self) -> Self:
         return self
@@ -95,6 +105,12 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
                 legacy.import_file(conn, path, Path(data_dir) / "blobs")
             legacy.set_aside(path)
         return found
+
+    def exclusive(self, name: str) -> AbstractContextManager[None]:
+        """See ``JobStore.exclusive``: a lock of this process (one process writes a SQLite
+        file); ``PostgresJobStore`` adds one every replica shares."""
+        with self._exclusive_guard:
+            return _held(self._exclusive.setdefault(name, threading.Lock()))
 
     def _lock_job(self, conn: Conn, job_id: str) -> None:
         """Hold the job against other writers until the transaction ends."""

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from tests import graphs
 from tests.helpers import wait_until
 from tests.orchestrator.cli.test_serve_cmd import wait_for_url
 from tests.orchestrator.web.conftest import read_events
+from tests.postgres import restart
 
 HTTP_TIMEOUT = 30.0
 JOB_TIMEOUT_S = 240.0
@@ -79,7 +81,7 @@ StartReplica = Callable[..., Replica]
 def start_replica(postgres_url: str, comfy_url: str, tmp_path: Path) -> Iterator[StartReplica]:
     """Start replicas over one database and one data directory; all stopped at the end."""
     data = tmp_path / "shared"
-    with TokenStore.open(data) as tokens:
+    with TokenStore.open(data, postgres_url) as tokens:  # the replicas' database
         token = tokens.create("alice")
     started: list[Replica] = []
 
@@ -180,3 +182,59 @@ def test_events_of_an_item_run_by_one_replica_are_read_from_another(
     kinds = [frame["event"] for frame in events]
     assert kinds[-1] == "finished" and events[-1]["data"]["status"] == "succeeded"
     assert "progress" in kinds and "output" in kinds
+
+
+def _settled(replica: Replica, job_id: str) -> Callable[[], bool]:
+    """``_finished``, answering False while the replica cannot reach its database."""
+
+    def check() -> bool:
+        try:
+            return _finished(replica, job_id)()
+        except (AssertionError, requests.RequestException):
+            return False
+
+    return check
+
+
+def test_a_postgresql_restart_mid_run_loses_nothing_and_runs_each_job_once(
+        start_replica: StartReplica, postgres_server: str, postgres_url: str,
+        comfy_url: str) -> None:
+    a, b = start_replica(), start_replica()
+    before = set(_history_prompts(comfy_url))
+    jobs = [(a if n % 2 else b).submit(graphs.sleep(seconds=0.5, steps=2, seed=n))
+            for n in range(12)]
+    wait_until(lambda: any(a.job(job_id)["status"] == "running" for job_id in jobs),
+               JOB_TIMEOUT_S, "a job to run")
+    restart(postgres_server)  # every replica's connections drop mid-run
+    late = [(a if n % 2 else b).submit(graphs.sleep(seconds=0.2, steps=1, seed=100 + n))
+            for n in range(4)]  # both replicas take work again once reconnected
+    jobs += late
+    for job_id in jobs:
+        wait_until(_settled(a, job_id), JOB_TIMEOUT_S, f"job {job_id} to finish")
+    done = [b.job(job_id) for job_id in jobs]
+    assert [job["status"] for job in done] == ["succeeded"] * len(jobs)
+    assert all(len(item["output_ids"]) == 1 for job in done for item in job["items"])
+    with psycopg.connect(postgres_url) as conn:
+        prompt_ids = {row[0] for row in conn.execute(
+            "SELECT body::jsonb ->> 'prompt_id' FROM items WHERE job_id = ANY(%s)", [jobs])}
+    ran = set(_history_prompts(comfy_url)) - before
+    assert len(prompt_ids) == len(jobs) and ran == prompt_ids  # each job ran once
+
+
+def test_the_owner_queue_bound_holds_for_concurrent_submits_on_two_replicas(
+        start_replica: StartReplica, postgres_url: str) -> None:
+    # No node: nothing leaves the queue, so the shipped per-owner bound (1000 images) is
+    # met by this test's submits alone, 8 images each, sent to both replicas at once.
+    a, b = start_replica(node=False), start_replica(node=False)
+    body = {"graph": graphs.solid_image(8, 8), "count": 8}
+
+    def post(n: int) -> int:
+        return (a if n % 2 else b).request("POST", "/v1/jobs", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as workers:
+        codes = list(workers.map(post, range(160)))
+    assert set(codes) == {202, 429}
+    assert codes.count(202) == 1000 // 8
+    with psycopg.connect(postgres_url) as conn:
+        (queued,) = conn.execute("SELECT count(*) FROM items").fetchone() or (0,)
+    assert queued == 1000

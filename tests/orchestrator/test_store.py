@@ -881,6 +881,33 @@ def test_one_idempotency_key_sent_to_two_replicas_at_once_makes_one_job(
     assert sorted(replayed for _, replayed in made) == [False] + [True] * 7
 
 
+def test_a_bound_checked_under_exclusive_holds_across_replicas(postgres_url: str) -> None:
+    """The queue bound's count and the insert after it, under ``exclusive``, as admission
+    runs them: two replicas filling owners' shares at once never overfill one."""
+    replicas = [PostgresJobStore(postgres_url) for _ in range(2)]
+    owners, bound, tries = [f"owner{n}" for n in range(8)], 3, 3
+    barrier = threading.Barrier(len(replicas) * 4)
+
+    def fill(store: JobStore) -> None:
+        barrier.wait()
+        for owner in owners:  # each owner's share is filled at once by both replicas
+            for _ in range(tries):
+                with store.exclusive("admission"):
+                    if store.queued_count(owner) < bound:
+                        store.create_job(spec(owner=owner))
+
+    threads = [threading.Thread(target=fill, args=(store,))
+               for store in replicas for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counts = {owner: replicas[0].queued_count(owner) for owner in owners}
+    for store in replicas:
+        store.close()
+    assert counts == dict.fromkeys(owners, bound)
+
+
 def test_open_store_with_a_url_opens_postgres(postgres_url: str, tmp_path: Path) -> None:
     with open_store(tmp_path / "data", postgres_url) as store:
         assert isinstance(store, PostgresJobStore)
