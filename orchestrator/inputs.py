@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.jobs import utcnow
 
 if TYPE_CHECKING:  # the store imports this module's models
-    from orchestrator.outputs import BlobStore
+    from orchestrator.blobs import Blobs
     from orchestrator.store import JobStore
 
 SWEEP_EVERY_S = 60.0  # expired files are deleted at most this often
@@ -140,7 +140,7 @@ class InputFiles:
     bytes go in a sweep run at most every ``SWEEP_EVERY_S`` when files are stored.
     """
 
-    def __init__(self, store: JobStore, blobs: BlobStore, release: Callable[[str], object],
+    def __init__(self, store: JobStore, blobs: Blobs, release: Callable[[str], object],
                  *, clock: Callable[[], datetime] = utcnow,
                  ticks: Callable[[], float] = time.monotonic) -> None:
         self.store, self.blobs, self.release = store, blobs, release

@@ -10,6 +10,7 @@ queries over them. ``probe`` is pure: bytes and a file name in, ``Media`` out.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import importlib
 import io
@@ -19,9 +20,7 @@ import os
 import re
 import struct
 import tempfile
-import threading
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -197,13 +196,6 @@ def _flac_seconds(data: bytes) -> float | None:
 # --- blobs ----------------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
-class _Release:
-    """A release in progress; ``held`` once a writer held its blob since it began."""
-
-    held: bool = False
-
-
 @dataclass(frozen=True)
 class BlobRef:
     """A stored blob: its sha256 (its address), size, and blake3 when available."""
@@ -223,6 +215,10 @@ def _disk(what: str) -> Iterator[None]:
                          "permissions") from exc
 
 
+# Under a blob root: one lock file per blob being held or released (``BlobStore.holding``).
+HOLDS_DIR = ".holds"
+
+
 def _checked(sha256: str) -> str:
     if not _SHA256.fullmatch(sha256):
         raise NotFound("blob", sha256)
@@ -234,16 +230,13 @@ class BlobStore:
 
     Writes are atomic (temporary file, fsync, rename), so concurrent writers of the
     same bytes both succeed and one copy remains. Deleting a blob that no record names
-    goes through ``release``, which never removes bytes that a writer in this process is
-    recording or has stored since the check began (see ``storing``).
+    goes through ``release``, which never removes bytes that a writer - in this process
+    or in another replica sharing ``root`` - is recording (see ``storing``): a hold is
+    a shared lock on the blob's file under ``root/.holds``, a release its exclusive lock.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self._lock = threading.Lock()
-        self._holds: Counter[str] = Counter()  # writers between storing and recording
-        # Releases in progress, each told when a hold of its blob starts or ends.
-        self._releases: dict[str, list[_Release]] = {}
 
     def put(self, data: bytes) -> BlobRef:
         """Store ``data`` (once per content) and return its reference.
@@ -267,21 +260,21 @@ class BlobStore:
 
     @contextlib.contextmanager
     def holding(self, sha256: str) -> Iterator[None]:
-        """Keep the blob from being released while the block runs (and by any release
-        whose check began before the block ended)."""
-        self._hold(sha256, +1)
+        """Keep the blob from being released while the block runs, by any process that
+        shares ``root``. A hold waits only for a release already removing the blob."""
+        path = self._hold_path(sha256)
+        with _disk(f"holding blob {sha256} under {self.root}"):
+            fd = _hold_lock(path, fcntl.LOCK_SH)
+        if fd is None:  # never: a blocking lock waits instead of being refused
+            raise StoreError(f"could not hold blob {sha256} under {self.root}")
         try:
+            os.write(fd, b"h")  # a release whose check runs now sees the file grow
             yield
         finally:
-            self._hold(sha256, -1)
+            _let_go(fd, path)
 
-    def _hold(self, sha256: str, change: int) -> None:
-        with self._lock:
-            self._holds[sha256] += change
-            if not self._holds[sha256]:
-                del self._holds[sha256]
-            for release in self._releases.get(sha256, ()):
-                release.held = True
+    def _hold_path(self, sha256: str) -> Path:
+        return self.root / HOLDS_DIR / _checked(sha256)
 
     def _write(self, data: bytes, sha256: str) -> BlobRef:
         blake3 = None if _BLAKE3 is None else str(_BLAKE3.blake3(data).hexdigest())
@@ -295,31 +288,29 @@ class BlobStore:
         """Delete the blob if ``unused()`` (which asks every kind of record) says nothing
         names it; True if it went.
 
-        The check reads databases and takes time: a writer may store the same bytes
-        meanwhile and record them after the check. So the removal happens under the
-        lock only if no writer held the blob since the check began; otherwise the bytes
-        stay (an unnamed blob costs disk space, a record without bytes loses data).
+        The check reads databases and takes time: a writer (of any process sharing
+        ``root``) may store the same bytes meanwhile and record them after the check.
+        So the removal happens, under the blob's exclusive lock, only if no writer holds
+        the blob and none held it since the check began (each hold adds a byte to the
+        lock file, and the last holder removes it); otherwise the bytes stay (an unnamed
+        blob costs disk space, a record without bytes loses data).
         """
-        release = _Release()
-        with self._lock:
-            self._releases.setdefault(sha256, []).append(release)
+        path = self._hold_path(sha256)
+        with _disk(f"releasing blob {sha256} under {self.root}"):
+            fd = _open_lock(path)
         try:
+            before = os.fstat(fd)
             if not unused():
                 return False
-            with self._lock:
-                if self._holds[sha256] or release.held:
-                    return False
-                self.delete(sha256)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not _is_file_at(fd, path) or os.fstat(fd).st_size != before.st_size:
+                return False
+            self.delete(sha256)
             return True
+        except BlockingIOError:
+            return False  # a writer holds it now
         finally:
-            with self._lock:
-                self._forget(sha256, release)
-
-    def _forget(self, sha256: str, release: _Release) -> None:
-        watching = self._releases[sha256]
-        watching.remove(release)
-        if not watching:
-            del self._releases[sha256]
+            _let_go(fd, path)
 
     def path(self, sha256: str) -> Path:
         """Where the blob lives (whether or not it exists); NotFound for a bad hash."""
@@ -398,6 +389,50 @@ def _write_atomic(target: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _hold_lock(path: Path, mode: int) -> int | None:
+    """A descriptor of ``path`` locked with ``mode`` (``flock``), or None when a
+    non-blocking lock is refused. The last holder may remove the file between our
+    opening and locking it; then the lock is taken again on the file now there."""
+    while True:
+        fd = _open_lock(path)
+        try:
+            fcntl.flock(fd, mode)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        if _is_file_at(fd, path):
+            return fd
+        os.close(fd)
+
+
+def _open_lock(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _let_go(fd: int, path: Path) -> None:
+    """Unlock ``fd``; the last holder (the one that then gets it alone) removes the
+    file, so ``root/.holds`` keeps only the files of blobs held now."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if _is_file_at(fd, path):
+            path.unlink(missing_ok=True)
+    except BlockingIOError:
+        pass  # others hold it still: the last of them removes it
+    finally:
+        os.close(fd)
 
 
 def _thumbnail_bytes(source: BinaryIO, size: int) -> bytes | None:

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import dispatch
+from orchestrator.blobs import Blobs
 from orchestrator.dispatch import Requirements
 from orchestrator.errors import OrchestratorError, WorkflowNotFound
 from orchestrator.jobs import Item, Job, JobSpec
-from orchestrator.outputs import BlobStore
 from orchestrator.registry import WorkflowRegistry
 from orchestrator.rendering import checked_nodes, render_workflow
 from orchestrator.staging import stage_named_inputs
@@ -58,7 +58,7 @@ class Planner:
     guards it (the service draws from it too).
     """
 
-    def __init__(self, store: JobStore, blobs: BlobStore, registry: WorkflowRegistry | None,
+    def __init__(self, store: JobStore, blobs: Blobs, registry: WorkflowRegistry | None,
                  *, rng: random.Random, rng_lock: threading.Lock) -> None:
         self.store, self.blobs, self.registry = store, blobs, registry
         self.rng, self.rng_lock = rng, rng_lock

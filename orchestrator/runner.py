@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import dispatch
+from orchestrator.blobs import Blobs
 from orchestrator.comfy.client import ComfyClient
 from orchestrator.comfy.messages import Executed, ExecutionStart, Message, Preview
 from orchestrator.comfy.progress import GraphProgress
@@ -40,7 +41,6 @@ from orchestrator.events import (
 from orchestrator.jobs import Item, ItemError, ItemStatus, Job
 from orchestrator.nodes import Node
 from orchestrator.outputs import (
-    BlobStore,
     OutputRecord,
     new_output,
     new_value_output,
@@ -87,7 +87,7 @@ class PoolContext:
 
     store: JobStore
     bus: EventBus
-    blobs: BlobStore
+    blobs: Blobs
     planner: Planner
     progress: JobProgress = field(default_factory=JobProgress)
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT

@@ -36,6 +36,7 @@ from orchestrator import access, admission, embedded, library, nodefacts
 from orchestrator.admission import Admission as Admission
 from orchestrator.admission import Admitted
 from orchestrator.admission import QueueBound as QueueBound
+from orchestrator.blobs import Blobs
 from orchestrator.comfy.features import JOB_CANCEL as JOB_CANCEL
 from orchestrator.comfy.features import JOBS_API as JOBS_API
 from orchestrator.comfy.features import UUID_PROMPT_IDS as UUID_PROMPT_IDS
@@ -168,7 +169,7 @@ class Orchestrator:
         self._rng = rng or random.SystemRandom()
         self._rng_lock = threading.Lock()
         self.store: JobStore = open_store(data_dir, db)  # db: a postgresql:// URL
-        self.blobs = BlobStore(data_dir / "blobs")
+        self.blobs: Blobs = BlobStore(data_dir / "blobs")  # any Blobs slots in here
         # Event ids of this process sort after every earlier one's (see EventBus).
         self.bus = EventBus(seq_base=int(time.time()) * EVENT_IDS_PER_SECOND) if (
             db is None) else RelayedBus(db, uuid.uuid4().hex,  # to every replica on db

@@ -10,6 +10,8 @@ import hashlib
 import io
 import os
 import struct
+import subprocess
+import sys
 import threading
 import wave
 from pathlib import Path
@@ -237,6 +239,46 @@ def test_a_writer_after_a_release_writes_the_bytes_again(blobs: BlobStore) -> No
     assert blobs.release(ref.sha256, lambda: True)
     with blobs.storing(data) as again:
         assert blobs.path(again.sha256).read_bytes() == data
+
+
+def _in_another_process(root: Path, code: str) -> subprocess.Popen[str]:
+    """A replica sharing the blob directory ``root``: runs ``code`` with ``blobs`` open
+    there and ``data`` the test image; prints "held" when it says so."""
+    script = ("import sys\nfrom pathlib import Path\nfrom orchestrator.outputs import "
+              "BlobStore\nfrom tests.orchestrator.test_outputs import image_bytes\n"
+              f"blobs = BlobStore(Path({str(root)!r}))\ndata = image_bytes('PNG')\n{code}")
+    return subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def test_a_hold_in_another_process_keeps_the_bytes(blobs: BlobStore) -> None:
+    """Two replicas share the blob directory: one storing bytes it has not recorded yet
+    keeps them from the other's release, until it is done."""
+    ref = blobs.put(image_bytes("PNG"))
+    other = _in_another_process(blobs.root, "with blobs.storing(data):\n"
+                                "    print('held', flush=True)\n    sys.stdin.readline()\n")
+    assert other.stdout is not None and other.stdin is not None
+    assert other.stdout.readline().strip() == "held"
+    assert not blobs.release(ref.sha256, lambda: True)
+    assert blobs.exists(ref.sha256)
+    other.communicate("done\n", timeout=60)
+    assert other.returncode == 0
+    assert blobs.release(ref.sha256, lambda: True) and not blobs.exists(ref.sha256)
+    assert list((blobs.root / outputs.HOLDS_DIR).iterdir()) == []  # no lock file left
+
+
+def test_bytes_another_process_stores_during_the_check_are_kept(blobs: BlobStore) -> None:
+    """A replica stores and records the same bytes while this one's release checks the
+    records (and finds none): the bytes stay."""
+    ref = blobs.put(image_bytes("PNG"))
+
+    def check_while_another_replica_uploads() -> bool:
+        other = _in_another_process(blobs.root, "blobs.put(data)\n")
+        other.communicate(timeout=60)
+        return other.returncode == 0
+
+    assert not blobs.release(ref.sha256, check_while_another_replica_uploads)
+    assert blobs.exists(ref.sha256)
 
 
 AVATAR_GRAPH = {
