@@ -94,6 +94,8 @@ ImageInput = bytes | os.PathLike[str] | StoredImage
 # Event sequence numbers a process may use per second of its start time; keeps ids of a
 # later process above an earlier one's while staying below 2**53 (exact in JSON).
 EVENT_IDS_PER_SECOND = 1_000_000
+# The counter of process starts whose value (at least the clock's second) bases event ids.
+EVENT_EPOCH = "event_epoch"
 # The store lock admissions hold from the queue bound's count to the insert.
 ADMISSION_LOCK = "admission"
 
@@ -170,10 +172,12 @@ class Orchestrator:
         self._rng_lock = threading.Lock()
         self.store: JobStore = open_store(data_dir, db)  # db: a postgresql:// URL
         self.blobs: Blobs = BlobStore(data_dir / "blobs")  # any Blobs slots in here
-        # Event ids of this process sort after every earlier one's (see EventBus).
-        self.bus = EventBus(seq_base=int(time.time()) * EVENT_IDS_PER_SECOND) if (
-            db is None) else RelayedBus(db, uuid.uuid4().hex,  # to every replica on db
-                                        seq_base=int(time.time()) * EVENT_IDS_PER_SECOND)
+        # Event ids of this process sort after every earlier one's and apart from every
+        # other replica's on db (see EventBus): a Last-Event-ID of another is never misread.
+        seq_base = self.store.next_count(EVENT_EPOCH, at_least=int(time.time())) * (
+            EVENT_IDS_PER_SECOND)
+        self.bus = EventBus(seq_base=seq_base) if db is None else RelayedBus(
+            db, uuid.uuid4().hex, seq_base=seq_base)  # to every replica on db
         self.registry = WorkflowRegistry(workflows_dir, watch=watch_workflows) if (
             workflows_dir is not None) else None
         planner = Planner(self.store, self.blobs, self.registry, rng=self._rng,

@@ -77,7 +77,7 @@ class AccessMethods:
 
     # --- counters -----------------------------------------------------------------------
 
-    def next_count(self, name: str) -> int:
+    def next_count(self, name: str, *, at_least: int = 0) -> int:
         """See ``JobStore.next_count``."""
         with self._tx(f"counting {name}") as conn:
-            return tables.next_count(conn, name)
+            return tables.next_count(conn, name, at_least)

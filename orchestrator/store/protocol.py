@@ -298,8 +298,9 @@ class JobStore(Protocol):
     def revoke_token(self, token_id: str, at: datetime) -> TokenRow | None:
         """Mark the token revoked at ``at`` (the first time counts); the token, or None."""
 
-    def next_count(self, name: str) -> int:
-        """The named counter's next value: 0, 1, 2, ... over the database's life."""
+    def next_count(self, name: str, *, at_least: int = 0) -> int:
+        """The named counter's next value: 0, 1, 2, ... over the database's life, and
+        never below ``at_least``; no two callers, in any process, get the same one."""
 
     def import_old_files(self, data_dir: Path) -> list[Path]:
         """Import the separate files of the older data-directory layout, then rename

@@ -342,11 +342,13 @@ def release_single_use(conn: Conn, owner: str, key: str, job_id: str) -> None:
 # --- counters -------------------------------------------------------------------------------
 
 
-def next_count(conn: Conn, name: str) -> int:
-    """The counter's next value: 0, 1, 2, ... over the database's life."""
+def next_count(conn: Conn, name: str, at_least: int = 0) -> int:
+    """The counter's next value: 0, 1, 2, ... over the database's life, never below
+    ``at_least`` (a counter that follows the clock, yet gives each caller its own)."""
     row = conn.execute(
-        "INSERT INTO counters (name, value) VALUES (?, 0) ON CONFLICT (name) DO UPDATE"
-        " SET value = counters.value + 1 RETURNING value", (name,)).fetchone()
+        "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE"
+        " SET value = CASE WHEN counters.value + 1 < excluded.value THEN excluded.value"
+        " ELSE counters.value + 1 END RETURNING value", (name, at_least)).fetchone()
     return int(row[0])
 
 

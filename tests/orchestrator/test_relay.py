@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from orchestrator.events import Finished, OutputEvent, PreviewEvent, ProgressEvent, Started
 from orchestrator.relay import RelayedBus, decode, encode
+from orchestrator.service import EVENT_IDS_PER_SECOND, Orchestrator
 
 WAIT_S = 30.0
 
@@ -49,3 +51,19 @@ def test_previews_and_own_or_foreign_payloads_are_not_relayed() -> None:
     assert decode("a", payload) is None
     assert decode("b", payload) == progress
     assert decode("b", "not json") is None and decode("b", '{"event": {}}') is None
+
+
+def test_replicas_started_in_the_same_second_number_events_apart(
+        postgres_url: str, tmp_path: Path) -> None:
+    """Each replica numbers events from its own base, and a ``Last-Event-ID`` it never
+    gave must not read as one of its own: bases of replicas on one database are a whole
+    range apart even when they start together (as an orchestrator restarts them)."""
+    replicas = [Orchestrator(data_dir=tmp_path / name, db=postgres_url, start=False)
+                for name in ("a", "b", "c")]
+    try:
+        bases = sorted(orch.replay_after() for orch in replicas)
+    finally:
+        for orch in replicas:
+            orch.close()
+    assert all(later - earlier >= EVENT_IDS_PER_SECOND
+               for earlier, later in zip(bases, bases[1:], strict=False))

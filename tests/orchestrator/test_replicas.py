@@ -43,7 +43,7 @@ class Replica:
         self.process, self.url, self.token = process, url, token
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token}"}
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
         return requests.request(method, self.url + path, headers=headers,
                                 timeout=HTTP_TIMEOUT, **kwargs)
 
@@ -238,3 +238,35 @@ def test_the_owner_queue_bound_holds_for_concurrent_submits_on_two_replicas(
     with psycopg.connect(postgres_url) as conn:
         (queued,) = conn.execute("SELECT count(*) FROM items").fetchone() or (0,)
     assert queued == 1000
+
+
+def test_a_client_resuming_on_another_replica_gets_a_snapshot_then_the_rest(
+        start_replica: StartReplica) -> None:
+    """Event ids are a replica's own: a ``Last-Event-ID`` from the runner, sent to the
+    other replica, starts there with the job's snapshot (never a replay of that replica's
+    events that happen to bear the same numbers), then every later event to the end."""
+    replicas: dict[bool, Replica] = {}
+
+    def start(node: bool) -> None:
+        replicas[node] = start_replica(node=node)
+
+    starting = [threading.Thread(target=start, args=(node,))
+                for node in (True, False)]  # started together: their ids must still differ
+    for thread in starting:
+        thread.start()
+    for thread in starting:
+        thread.join()
+    runner, reader = replicas[True], replicas[False]
+    job_id = runner.submit(graphs.sleep(seconds=3.0, steps=6))
+    first = runner.request("GET", f"/v1/jobs/{job_id}/events", stream=True)
+    seen = read_events(first, stop=lambda frame: frame["event"] == "progress")
+    first.close()
+    response = reader.request("GET", f"/v1/jobs/{job_id}/events", stream=True,
+                              headers={"Last-Event-ID": seen[-1]["id"]})
+    assert response.status_code == 200
+    rest = read_events(response, stop=lambda frame: frame["event"] == "finished")
+    assert rest[0]["event"] == "snapshot"
+    assert rest[-1]["event"] == "finished" and rest[-1]["data"]["status"] == "succeeded"
+    outputs = rest[0]["data"]["outputs"] + [frame["data"]["output_id"] for frame in rest
+                                            if frame["event"] == "output"]
+    assert sorted(outputs) == sorted(runner.job(job_id)["items"][0]["output_ids"])
