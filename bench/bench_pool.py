@@ -133,7 +133,7 @@ def enqueue(workdir: Path, jobs: int) -> None:
         for i in range(jobs):
             orch.submit(graph=solid(i))
         elapsed = time.perf_counter() - t0
-        assert orch.store.queued_count() == jobs
+        assert orch.queued_count() == jobs
         after = rss_mb()
     print(f"enqueue {jobs} jobs through Orchestrator.submit: {jobs / elapsed:,.0f} jobs/s; "
           f"orchestrator RSS {after:.0f} MB with {jobs} queued (+{after - before:.0f} MB)")

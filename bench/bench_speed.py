@@ -49,16 +49,16 @@ def run_batch(nodes: list[LocalComfy], data: Path, *, speed_aware: bool, items: 
               seconds: float) -> tuple[float, dict[str, int], dict[str, float]]:
     """(makespan, items per node, measured seconds per item per node) for one policy."""
     with Orchestrator(data_dir=data, nodes=[n.url for n in nodes]) as orch:
-        orch.pool.placement.speed_aware = speed_aware
+        orch._pool.placement.speed_aware = speed_aware
         names = [n.url.split("//")[1] for n in nodes]
         for name in names:  # one warm-up item on each node, so both are measured
             for other in names:
-                orch.pool.drain(other, other != name)
+                orch._pool.drain(other, other != name)
             warm = orch.submit(graph=nap(seconds)).wait(timeout=300)
             assert warm.status == JobStatus.SUCCEEDED, warm
         for name in names:
-            orch.pool.drain(name, False)
-        time.sleep(2 * orch.pool.watchdog.interval)  # the watchdog records the last run
+            orch._pool.drain(name, False)
+        time.sleep(2 * orch._pool.watchdog.interval)  # the watchdog records the last run
         start = time.perf_counter()
         # One job per item (a job holds at most MAX_COUNT images): a batch of separate
         # requests, as a platform sends them.
@@ -68,9 +68,9 @@ def run_batch(nodes: list[LocalComfy], data: Path, *, speed_aware: bool, items: 
         assert all(job.status == JobStatus.SUCCEEDED for job in jobs), jobs
         per_node = {name: sum(1 for j in jobs for i in j.items if i.node == name)
                     for name in names}
-        time.sleep(2 * orch.pool.watchdog.interval)
-        key = orch.pool.placement.key_of(jobs[0])
-        speeds = {name: orch.pool.speeds.item_seconds(name, key) or 0.0 for name in names}
+        time.sleep(2 * orch._pool.watchdog.interval)
+        key = orch._pool.placement.key_of(jobs[0])
+        speeds = {name: orch._pool.speeds.item_seconds(name, key) or 0.0 for name in names}
     return makespan, per_node, speeds
 
 

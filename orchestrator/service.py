@@ -170,40 +170,37 @@ class Orchestrator:
         self.data_dir = data_dir
         self._rng = rng or random.SystemRandom()
         self._rng_lock = threading.Lock()
-        self.store: JobStore = open_store(data_dir, db)  # db: a postgresql:// URL
-        self.blobs: Blobs = BlobStore(data_dir / "blobs")  # any Blobs slots in here
+        self._store: JobStore = open_store(data_dir, db)  # db: a postgresql:// URL
+        self._blobs: Blobs = BlobStore(data_dir / "blobs")  # any Blobs slots in here
         # Event ids of this process sort after every earlier one's and apart from every
         # other replica's on db (see EventBus): a Last-Event-ID of another is never misread.
-        seq_base = self.store.next_count(EVENT_EPOCH, at_least=int(time.time())) * (
+        seq_base = self._store.next_count(EVENT_EPOCH, at_least=int(time.time())) * (
             EVENT_IDS_PER_SECOND)
-        self.bus = EventBus(seq_base=seq_base) if db is None else RelayedBus(
+        self._bus = EventBus(seq_base=seq_base) if db is None else RelayedBus(
             db, uuid.uuid4().hex, seq_base=seq_base)  # to every replica on db
-        self.registry = WorkflowRegistry(workflows_dir, watch=watch_workflows) if (
+        self._registry = WorkflowRegistry(workflows_dir, watch=watch_workflows) if (
             workflows_dir is not None) else None
-        planner = Planner(self.store, self.blobs, self.registry, rng=self._rng,
+        planner = Planner(self._store, self._blobs, self._registry, rng=self._rng,
                           rng_lock=self._rng_lock)
-        ctx = PoolContext(self.store, self.bus, self.blobs, planner)
+        ctx = PoolContext(self._store, self._bus, self._blobs, planner)
         if idle_timeout is not None:
             ctx.idle_timeout = idle_timeout
-        self.pool = NodePool(ctx)
+        self._pool = NodePool(ctx)
         if stall_limits is not None:
-            self.pool.watchdog.limits = stall_limits
+            self._pool.watchdog.limits = stall_limits
         self._closed = False
-        # Deletes a blob once nothing names it. A front end with records of its own over
-        # the blobs (the web service's uploads and assets) puts its own check here.
-        self.release_blob: Callable[[str], object] = self._release_unreferenced
-        self._inputs = InputFiles(self.store, self.blobs, lambda sha256: self.release_blob(sha256))
+        self._inputs = InputFiles(self._store, self._blobs, self._release_unreferenced)
         # The API tokens live in the same database (a view of the store, closed with it).
-        self.tokens = TokenStore(self.store)
-        self.retention = retention  # None: keep every job (see orchestrator.retention)
+        self._tokens = TokenStore(self._store)
+        self._retention = retention  # None: keep every job (see orchestrator.retention)
         self._sweep = None if retention is None else RetentionSweep(
-            self.store, lambda sha256: self.release_blob(sha256), keep=retention,
+            self._store, self._release_unreferenced, keep=retention,
             every=retention_sweep_s)
         for node in nodes:
-            self.pool.add(node_config(node), start=False)
+            self._pool.add(node_config(node), start=False)
         if start:
             self.recover()
-            self.pool.start()
+            self._pool.start()
             if self._sweep is not None:
                 self._sweep.start()
 
@@ -245,7 +242,7 @@ class Orchestrator:
         elif workflow is not None:
             values = self._with_pool_model(workflow, values or {})
         # Checked (not rendered) before anything is stored: bad values leave no blobs.
-        requirements = self.pool.planner.requirements(
+        requirements = self._pool.planner.requirements(
             workflow=workflow, graph=graph, values=values or {}, images=images.keys())
         with self._storing(images) as stored:
             spec = JobSpec(
@@ -255,14 +252,14 @@ class Orchestrator:
                 priority=priority, images=stored, metadata=dict(metadata or {}),
                 extra_data=dict(extra_data or {}),
             )
-            job, replayed = self.store.create_job_idempotent(
+            job, replayed = self._store.create_job_idempotent(
                 spec, idempotency_key=idempotency_key, job_id=job_id,
                 requirements=requirements.record())
         if replayed:
             return JobHandle(self, job.id, replayed=True)
-        self.bus.publish(Queued(job_id=job.id, count=count))
-        self.pool.fail_unrunnable(job)
-        self.pool.wake(priority=job.spec.priority)
+        self._bus.publish(Queued(job_id=job.id, count=count))
+        self._pool.fail_unrunnable(job)
+        self._pool.wake(priority=job.spec.priority)
         return JobHandle(self, job.id)
 
     def _with_pool_model(self, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -273,7 +270,7 @@ class Orchestrator:
         if not needs_pool_model(workflow, values):
             return dict(values)
         sites = [(cls, inp) for _, cls, inp in model_sites(workflow)]
-        offered = {value for caps in self.pool.capabilities() for site in sites
+        offered = {value for caps in self._pool.capabilities() for site in sites
                    for value in caps.combos.get(site, ())}
         return with_pool_model(workflow, values, sorted(offered))
 
@@ -286,35 +283,35 @@ class Orchestrator:
 
     def _stored(self, held: contextlib.ExitStack, name: str, image: ImageInput) -> str:
         if isinstance(image, StoredImage):
-            held.enter_context(self.blobs.holding(image.sha256))
-            if not self.blobs.path(image.sha256).is_file():
+            held.enter_context(self._blobs.holding(image.sha256))
+            if not self._blobs.path(image.sha256).is_file():
                 raise NotFound(f"stored image for {name!r}", image.sha256)
             return image.sha256
         data = Path(image).read_bytes() if isinstance(image, os.PathLike) else image
-        return held.enter_context(self.blobs.storing(data)).sha256
+        return held.enter_context(self._blobs.storing(data)).sha256
 
     def _workflow(self, name: str | None) -> Workflow:
-        return self.pool.planner.workflow(name)
+        return self._pool.planner.workflow(name)
 
     # --- reading -----------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job:
-        return self.store.get_job(job_id)
+        return self._store.get_job(job_id)
 
     def list(self, **filters: Any) -> JobPage:
-        return self.store.list_jobs(**filters)
+        return self._store.list_jobs(**filters)
 
     def queued_count(self, owner: str | None = None) -> int:
         """Items waiting for a node (not yet dispatched); ``owner``'s only, when given."""
-        return self.store.queued_count(owner)
+        return self._store.queued_count(owner)
 
     def backlog(self) -> int:
         """Items not finished yet, pool-wide: waiting for a node plus running on one."""
-        return self.store.queued_count() + self.pool.in_flight()
+        return self._store.queued_count() + self._pool.in_flight()
 
     def progress(self, job_id: str) -> float:
         """The job's progress, 0..1 over all its items and their whole graphs."""
-        return self.pool.ctx.progress.get(self.get(job_id))
+        return self._pool.ctx.progress.get(self.get(job_id))
 
     def queue_position(self, item_id: str) -> int | None:
         """How many queued items go before this one, or None once it left the queue.
@@ -322,12 +319,12 @@ class Orchestrator:
         The order is the pool's: priority, then the fair share between owners, then age
         (``store/position.py``). ``JobNotFound`` for an unknown item.
         """
-        return self.store.queue_position(item_id)
+        return self._store.queue_position(item_id)
 
     def eta_s(self, job: Job, ahead: int) -> float | None:
         """Seconds until a queued item of ``job`` with ``ahead`` queued items before it is
         expected to be done, from the nodes' measured speeds (None: none measured yet)."""
-        return self.pool.placement.eta_s(job, ahead)
+        return self._pool.placement.eta_s(job, ahead)
 
     def gallery(self, *, character: str | None = None, conversation: str | None = None,
                 owner: str | None = None, limit: int = 50,
@@ -335,29 +332,29 @@ class Orchestrator:
         """A character's public gallery, or a conversation's gallery of ``owner``."""
         if conversation is not None:
             if owner is None:
-                return self.store.list_outputs(conversation=conversation, limit=limit,
+                return self._store.list_outputs(conversation=conversation, limit=limit,
                                                cursor=cursor, files_only=True)
-            return self.store.gallery_conversation(conversation, owner, limit=limit,
+            return self._store.gallery_conversation(conversation, owner, limit=limit,
                                                    cursor=cursor)
         if character is not None:
-            return self.store.gallery_character(character, limit=limit, cursor=cursor)
-        return self.store.list_outputs(owner=owner, limit=limit, cursor=cursor)
+            return self._store.gallery_character(character, limit=limit, cursor=cursor)
+        return self._store.list_outputs(owner=owner, limit=limit, cursor=cursor)
 
     def outputs_of(self, job_id: str) -> builtins.list[OutputRecord]:
         records: builtins.list[OutputRecord] = []
         cursor = None
         while True:
-            page = self.store.list_outputs(job_id=job_id, limit=500, cursor=cursor)
+            page = self._store.list_outputs(job_id=job_id, limit=500, cursor=cursor)
             records.extend(page.outputs)
             if page.next_cursor is None:
                 return records
             cursor = page.next_cursor
 
     def output(self, output_id: str) -> OutputRecord:
-        return self.store.get_output(output_id)
+        return self._store.get_output(output_id)
 
     def output_bytes(self, output_id: str) -> bytes:
-        return self.blobs.path(self.output(output_id).sha256).read_bytes()
+        return self._blobs.path(self.output(output_id).sha256).read_bytes()
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """Block until the job is terminal; raise ``JobError`` on timeout."""
@@ -375,7 +372,7 @@ class Orchestrator:
     def events(self, job_id: str, *, after: int | None = None) -> Subscription:
         """Subscribe to a job's events: a snapshot of its state first, then changes."""
         self.get(job_id)  # JobNotFound for an unknown id
-        return self.bus.subscribe(job_id, after=after, snapshot=lambda: self._snapshot(job_id))
+        return self._bus.subscribe(job_id, after=after, snapshot=lambda: self._snapshot(job_id))
 
     async def aevents(self, job_id: str, *, after: int | None = None
                       ) -> AsyncIterator[BaseModel]:
@@ -400,7 +397,7 @@ class Orchestrator:
         job = self.get(job_id)
         return Snapshot(
             job_id=job.id, status=job.status.value,
-            progress=self.pool.ctx.progress.get(job),
+            progress=self._pool.ctx.progress.get(job),
             items=[{"index": i.index, "status": i.status.value, "node": i.node, "seed": i.seed,
                     "error": i.error.message if i.error else None,
                     "queue_position": self._position(i)} for i in job.items],
@@ -414,20 +411,20 @@ class Orchestrator:
 
     def cancel(self, job_id: str) -> Job:
         """Cancel: queued items never run; items on a node are removed or interrupted there."""
-        job = self.store.request_cancel(job_id)
+        job = self._store.request_cancel(job_id)
         for item in job.items:
             if item.status.on_node:
-                self.pool.cancel_item(item)
+                self._pool.cancel_item(item)
         job = self.get(job_id)
-        publish_if_finished(self.bus, job)
+        publish_if_finished(self._bus, job)
         return job
 
     def retry(self, job_id: str) -> JobHandle:
         """Run a finished job's failed and canceled items again; they fail at once, with
         the reason, when no node of the pool can run them."""
-        job = self.store.retry_job(job_id)
-        self.pool.fail_unrunnable(job)
-        self.pool.wake(priority=job.spec.priority)
+        job = self._store.retry_job(job_id)
+        self._pool.fail_unrunnable(job)
+        self._pool.wake(priority=job.spec.priority)
         return JobHandle(self, job_id)
 
     def regenerate(self, output_id: str, seed: int | None = None, *,
@@ -464,21 +461,21 @@ class Orchestrator:
         config = config.model_copy(update={"name": name or config.name, "tags": list(tags),
                                            **({"max_in_flight": max_in_flight}
                                               if max_in_flight else {})})
-        self.pool.add(config)
-        return next(n for n in self.pool.nodes() if n.name == config.name)
+        self._pool.add(config)
+        return next(n for n in self._pool.nodes() if n.name == config.name)
 
     def remove_node(self, name: str) -> None:
-        self.pool.remove(name)
+        self._pool.remove(name)
 
     def drain_node(self, name: str, draining: bool = True) -> None:
-        self.pool.drain(name, draining)
+        self._pool.drain(name, draining)
 
     def nodes(self) -> builtins.list[NodeInfo]:
-        return self.pool.nodes()
+        return self._pool.nodes()
 
     def object_info(self) -> dict[str, Any]:
         """The pool's merged ``/object_info`` (every class some node has)."""
-        return self.pool.object_info()
+        return self._pool.object_info()
 
     def preflight(self, graph: Mapping[str, Any], *, source: str = "prompt") -> None:
         """Check a raw graph against the pool's merged ``/object_info``.
@@ -496,7 +493,7 @@ class Orchestrator:
     def progress_of(self, job: Job) -> float:
         """``progress`` of a job already read: 0..1 over all its items and whole graphs,
         never decreasing while it runs."""
-        return self.pool.ctx.progress.get(job)
+        return self._pool.ctx.progress.get(job)
 
     def latest_event(self, job_id: str, kind: type[EventT]) -> EventT | None:
         """The newest event of ``kind`` still kept for the job, or None.
@@ -504,20 +501,20 @@ class Orchestrator:
         The kept history is bounded and holds nothing from before this process, so a
         face uses this only to show a late client the last progress step or preview.
         """
-        for event in reversed(self.bus.history(job_id)):
+        for event in reversed(self._bus.history(job_id)):
             if isinstance(event, kind):
                 return event
         return None
 
     def expiry_of(self, job: Job) -> datetime | None:
         """When the retention sweep may delete ``job``; None when jobs are kept."""
-        return expires_at(job.created_at, self.retention)
+        return expires_at(job.created_at, self._retention)
 
     def pool_counts(self) -> PoolCounts:
         """Nodes up, nodes known and items waiting for a node."""
-        nodes = self.pool.nodes()
+        nodes = self._pool.nodes()
         return PoolCounts(nodes_up=sum(n.health == NodeHealth.UP for n in nodes),
-                          nodes_total=len(nodes), queued=self.store.queued_count())
+                          nodes_total=len(nodes), queued=self._store.queued_count())
 
     # --- access: one rule of who may read and act, for every face -----------------------
 
@@ -549,7 +546,7 @@ class Orchestrator:
                     conversation: str | None = None, workflow: str | None = None,
                     limit: int = 50, cursor: str | None = None) -> OutputPage:
         """A page of the outputs ``who`` may read that match every filter given."""
-        return self._shown_page(who, self.store.list_outputs(
+        return self._shown_page(who, self._store.list_outputs(
             owner=owner, job_id=job_id, character=character, conversation=conversation,
             workflow=workflow, visible_to=access.output_viewer(who), limit=limit,
             cursor=cursor))
@@ -579,12 +576,12 @@ class Orchestrator:
     def delete_output(self, who: Principal, output_id: str) -> None:
         """Delete the output record, if ``who`` may (its owner or an admin; a public
         output reads, but does not delete, like another's: ``JobNotFound``). Its bytes go
-        too unless something else still names them (``release_blob``)."""
+        too unless something else still names them (``JobStore.blob_in_use``)."""
         record = self.output_for(who, output_id)
         if not access.can_delete_output(who, record):
             raise JobNotFound(output_id, what="output")
-        self.store.delete_output(record.id)
-        self.release_blob(record.sha256)
+        self._store.delete_output(record.id)
+        self._release_unreferenced(record.sha256)
 
     def _acted_on(self, who: Principal, job_id: str) -> Job:
         job = self.get(job_id)
@@ -631,7 +628,7 @@ class Orchestrator:
                 yield event
 
     def _subscription(self, job_id: str, after: int | None) -> Subscription:
-        last = self.bus.last_seq(job_id)
+        last = self._bus.last_seq(job_id)
         if after is None or after > last:
             return self.events(job_id)
         if after == last and self.get(job_id).status.terminal:
@@ -645,8 +642,8 @@ class Orchestrator:
         gets them: the owner the file as ComfyUI wrote it, anyone else (an admin too) a
         copy without the graph ComfyUI embeds. ``JobNotFound`` when the bytes are gone."""
         public = self.gets_public_copy(who, record)
-        path = (self.blobs.public_copy(record.sha256, record.mime) if public
-                else self.blobs.path(record.sha256))
+        path = (self._blobs.public_copy(record.sha256, record.mime) if public
+                else self._blobs.path(record.sha256))
         if not path.is_file():
             raise JobNotFound(record.id, what="output")
         return OutputFile(record, path, public)
@@ -661,7 +658,7 @@ class Orchestrator:
     def output_thumbnail(self, record: OutputRecord, size: int) -> Path:
         """A thumbnail of ``record`` (read through ``output_for``), longest side ``size``;
         ``JobNotFound`` (what="thumbnail of output") for an output that is not an image."""
-        path = self.blobs.thumbnail(record.sha256, size)
+        path = self._blobs.thumbnail(record.sha256, size)
         if path is None:
             raise JobNotFound(record.id, what="thumbnail of output")
         return path
@@ -677,11 +674,11 @@ class Orchestrator:
         record = self.output_for(who, output_id)
         job = self.get(record.job_id)
         images = frozenset(job.spec.images) | (frozenset(job.spec.values) & frozenset(
-            library.image_placeholders(self.registry, job.spec.workflow)))
+            library.image_placeholders(self._registry, job.spec.workflow)))
         private = access.may_regenerate_with(who, record, job.spec.graph is not None, images)
         if private:
             raise InputsNotShared(record.id, record.owner, private, job.spec.workflow)
-        with self.store.exclusive(ADMISSION_LOCK):  # the count and the insert, as one
+        with self._store.exclusive(ADMISSION_LOCK):  # the count and the insert, as one
             if bound is not None:
                 admission.check_room(_AdmissionDoor(self), who.owner, job.spec.count, bound)
             return self.regenerate(record.id, seed, owner=who.owner)
@@ -691,7 +688,7 @@ class Orchestrator:
         avatar sent as base64 text) that made it; prompts and settings stay."""
         if access.sees_inputs(who, record):
             return record
-        images = library.image_placeholders(self.registry, record.workflow)
+        images = library.image_placeholders(self._registry, record.workflow)
         return record.model_copy(update={"values": {
             name: value for name, value in record.values.items() if name not in images}})
 
@@ -702,15 +699,15 @@ class Orchestrator:
 
     def workflows(self, who: Principal) -> builtins.list[WorkflowFacts]:
         """Every workflow, loaded or not; server paths in errors for admins only."""
-        return library.Library(self.registry).list(full_paths=who.admin)
+        return library.Library(self._registry).list(full_paths=who.admin)
 
     def workflow(self, who: Principal, name: str) -> WorkflowFacts:
         """One workflow with its graph, metadata and presence list (``WorkflowNotFound``)."""
-        return library.Library(self.registry).read(name, full_paths=who.admin)
+        return library.Library(self._registry).read(name, full_paths=who.admin)
 
     def workflow_preview(self, name: str) -> Path:
         """The workflow's preview image file (``NotFound`` when it has none)."""
-        return library.Library(self.registry).preview(name)
+        return library.Library(self._registry).preview(name)
 
     @staticmethod
     def workflow_name_problem(name: str) -> tuple[str, str] | None:
@@ -720,18 +717,18 @@ class Orchestrator:
     def check_workflow(self, name: str, graph_text: str,
                        meta_text: str | None) -> CheckReport:
         """What storing the workflow would meet, and what the pool says; writes nothing."""
-        return library.Library(self.registry).check(name, graph_text, meta_text,
+        return library.Library(self._registry).check(name, graph_text, meta_text,
                                                     self.object_info())
 
     def put_workflow(self, name: str, graph_text: str, meta_text: str | None) -> bool:
         """Store the workflow once it loads as a dropped file would (else
         ``WorkflowFormatError``, nothing written); True when it is new. The registry has
         reloaded it when this returns."""
-        return library.Library(self.registry).put(name, graph_text, meta_text)
+        return library.Library(self._registry).put(name, graph_text, meta_text)
 
     def delete_workflow(self, name: str) -> None:
         """Delete the workflow's files (``WorkflowNotFound`` when it has none)."""
-        library.Library(self.registry).delete(name)
+        library.Library(self._registry).delete(name)
 
     # --- nodes by name ---------------------------------------------------------------
 
@@ -747,21 +744,21 @@ class Orchestrator:
     def node_facts(self, name: str) -> NodeFacts | None:
         """A node's ``/system_stats`` and feature flags as it last answered; None when it
         left the pool."""
-        return nodefacts.facts(self.pool, name)
+        return nodefacts.facts(self._pool, name)
 
     def models(self, folder: str | None = None) -> builtins.list[str] | None:
         """Model folders (``folder`` None) or one folder's files, merged over the healthy
         nodes; None when no node has that folder."""
-        return nodefacts.models(self.pool, folder)
+        return nodefacts.models(self._pool, folder)
 
     def node_history(self, job: Job) -> dict[str, Any] | None:
         """The node's own ``/history`` entry of a finished single-item job (every UI key,
         the cached nodes); None when the node forgot it or is gone."""
-        return nodefacts.history_entry(self.pool, job)
+        return nodefacts.history_entry(self._pool, job)
 
     def capable_node_free(self, graph: Mapping[str, Any]) -> bool:
         """Whether a node that can run ``graph`` has room now (it would start at once)."""
-        return nodefacts.capable_node_free(self.pool, graph)
+        return nodefacts.capable_node_free(self._pool, graph)
 
     def check_as_comfyui(self, graph: Mapping[str, Any], inputs: Iterable[str] = (), *,
                          waive: frozenset[str] = frozenset()) -> None:
@@ -779,7 +776,7 @@ class Orchestrator:
     def replay_after(self) -> int:
         """An ``after`` for ``events`` and ``follow`` that replays every event this process
         holds for a job: for a job just submitted, nothing it went through is missed."""
-        return self.bus.seq_base
+        return self._bus.seq_base
 
     @property
     def closed(self) -> bool:
@@ -792,10 +789,10 @@ class Orchestrator:
         not ended. ``JobNotFound`` for a job ``who`` may not act on."""
         job = self._acted_on(who, job_id)
         outputs = self.outputs_of(job_id)
-        if not self.store.delete_finished_job(job_id):
+        if not self._store.delete_finished_job(job_id):
             return False
         for sha256 in sorted(freed_blobs(job, outputs)):
-            self.release_blob(sha256)
+            self._release_unreferenced(sha256)
         return True
 
     # --- input files: what an owner gave us, by name and by hash (orchestrator.inputs) ---
@@ -833,14 +830,14 @@ class Orchestrator:
     def input_file(self, who: Principal, file_id: str) -> InputFile:
         """The caller's input file with that id; ``NotFound("input file", id)`` for an
         unknown, expired or another owner's id alike."""
-        found = self.store.input_file(who.owner, file_id)
+        found = self._store.input_file(who.owner, file_id)
         if found is None:
             raise NotFound("input file", file_id)
         return found
 
     def input_named(self, who: Principal, path: str, *, folder: str = "input") -> InputFile:
         """The caller's newest input file under that name; ``NotFound("file", path)``."""
-        found = self.store.input_file_named(who.owner, path, folder=folder)
+        found = self._store.input_file_named(who.owner, path, folder=folder)
         if found is None:
             raise NotFound("file", path)
         return found
@@ -849,19 +846,19 @@ class Orchestrator:
                      folder: str = "input") -> dict[str, InputFile]:
         """``{path: file}`` for each of ``paths`` the caller has an input file under (the
         names a graph uses; the others are left out)."""
-        return self.store.input_files_named(who.owner, paths, folder=folder)
+        return self._store.input_files_named(who.owner, paths, folder=folder)
 
     def input_by_hash(self, who: Principal, *, sha256: str | None = None,
                       blake3: str | None = None) -> InputFile | None:
         """The caller's newest input file whose bytes have that hash (hex) and are still
         stored, or None."""
-        found = self.store.input_file_by_hash(who.owner, sha256=sha256, blake3=blake3)
-        return found if found is not None and self.blobs.exists(found.sha256) else None
+        found = self._store.input_file_by_hash(who.owner, sha256=sha256, blake3=blake3)
+        return found if found is not None and self._blobs.exists(found.sha256) else None
 
     def list_inputs(self, who: Principal, *, limit: int = 50,
                     cursor: str | None = None) -> InputPage:
         """The caller's input files, newest first, a page at a time."""
-        return self.store.list_input_files(who.owner, limit=limit, cursor=cursor)
+        return self._store.list_input_files(who.owner, limit=limit, cursor=cursor)
 
     def delete_input(self, who: Principal, file_id: str) -> InputFile:
         """Delete the caller's input file, and its bytes unless another record names
@@ -874,7 +871,7 @@ class Orchestrator:
     def input_path(self, file: InputFile) -> Path:
         """Where an input file's bytes are (read them, stream them); the file comes from
         one of the methods above, which checked the caller."""
-        return self.blobs.path(file.sha256)
+        return self._blobs.path(file.sha256)
 
     def sweep_inputs(self) -> int:
         """Delete expired input files now (and bytes nothing else names); how many went.
@@ -884,19 +881,19 @@ class Orchestrator:
     def claim_key(self, who: Principal, key: str, job_id: str) -> bool:
         """Claim a single-use idempotency key for a job about to be made (Comfy API v2:
         a key refuses any second use for 24 h); False when the key was used."""
-        return self.store.claim_key(who.owner, key, job_id)
+        return self._store.claim_key(who.owner, key, job_id)
 
     def release_key(self, who: Principal, key: str, job_id: str) -> None:
         """Forget ``claim_key(who, key, job_id)``: the submit definitely failed."""
-        self.store.release_key(who.owner, key, job_id)
+        self._store.release_key(who.owner, key, job_id)
 
     def key_job(self, who: Principal, key: str) -> str | None:
         """The job a key the caller used in the last 24 h names, or None."""
-        return self.store.key_job(who.owner, key)
+        return self._store.key_job(who.owner, key)
 
     def next_queue_number(self) -> int:
         """The next ComfyUI queue ``number`` (0, 1, 2, ... over the database's life)."""
-        return self.store.next_count("prompt")
+        return self._store.next_count("prompt")
 
     @staticmethod
     def sniff_mime(data: bytes) -> str | None:
@@ -904,12 +901,19 @@ class Orchestrator:
         upload's declared type with it before storing anything."""
         return sniff_mime(data)
 
+    # --- API tokens ------------------------------------------------------------------------
+
+    def token_store(self) -> TokenStore:
+        """The API tokens in this orchestrator's own database (one connection, closed with
+        it): what a web service authenticates its callers with."""
+        return self._tokens
+
     # --- lifecycle ---------------------------------------------------------------------
 
     def recover(self) -> int:
         """Reconcile items left on nodes by a previous process (see ``NodePool.recover``)."""
-        self.pool.check_health()
-        return self.pool.recover()
+        self._pool.check_health()
+        return self._pool.recover()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -923,7 +927,7 @@ class Orchestrator:
     def _release_unreferenced(self, sha256: str) -> bool:
         """Delete the blob unless a record names it: the store decides, in one query over
         outputs, jobs' inputs and input files (``JobStore.blob_in_use``)."""
-        return self.blobs.release(sha256, lambda: not self.store.blob_in_use(sha256))
+        return self._blobs.release(sha256, lambda: not self._store.blob_in_use(sha256))
 
     def close(self) -> None:
         """Stop workers (items on nodes stay recorded for the next process) and close."""
@@ -932,12 +936,12 @@ class Orchestrator:
         self._closed = True
         if self._sweep is not None:
             self._sweep.close()
-        self.pool.close()
-        if isinstance(self.bus, RelayedBus):
-            self.bus.close()
-        if self.registry is not None:
-            self.registry.close()
-        self.store.close()
+        self._pool.close()
+        if isinstance(self._bus, RelayedBus):
+            self._bus.close()
+        if self._registry is not None:
+            self._registry.close()
+        self._store.close()
 
     def __enter__(self) -> Orchestrator:
         return self
@@ -965,7 +969,7 @@ class _AdmissionDoor:
         return self.orch.input_files(owner, graph)
 
     def exclusive(self) -> contextlib.AbstractContextManager[object]:
-        return self.orch.store.exclusive(ADMISSION_LOCK)  # across every replica
+        return self.orch._store.exclusive(ADMISSION_LOCK)  # across every replica
 
     def record(self, admitted: Admitted) -> JobHandle:
         req = admitted.request

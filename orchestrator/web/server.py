@@ -127,7 +127,7 @@ def service(settings: Settings) -> Iterator[tuple[Orchestrator, TokenStore]]:
             retention=settings.job_retention,
             retention_sweep_s=settings.retention_sweep_s, db=settings.db,
             stall_limits=settings.stall_limits) as orch:
-        yield orch, orch.tokens
+        yield orch, orch.token_store()
 
 
 def serve(settings: Settings, *, announce: Callable[[str], None] = print,

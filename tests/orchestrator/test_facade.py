@@ -139,7 +139,7 @@ def test_input_files_named_in_a_graph_pass_the_preflight_and_run(orch: Orchestra
     png = graphs_png()
     job = orch.admit(alices(LOAD_AND_SAVE, images={"photo.png": png})).wait(60)
     assert job.status == JobStatus.SUCCEEDED
-    with orch.blobs.storing(png) as blob:
+    with orch._blobs.storing(png) as blob:
         sha = blob.sha256
         by_ref = orch.admit(alices(LOAD_AND_SAVE, inputs={"photo.png": sha}))
     assert by_ref.wait(60).status == JobStatus.SUCCEEDED

@@ -350,15 +350,15 @@ def test_a_jobs_input_images_are_held_until_the_job_names_them(
     bytes were stored, before the job row exists) keeps them."""
     data = image_bytes("PNG")
     with Orchestrator(data_dir=tmp_path, start=False) as orch:
-        create = orch.store.create_job_idempotent
+        create = orch._store.create_job_idempotent
         released: list[bool] = []
 
         def release_then_create(spec: JobSpec, **kwargs: Any) -> tuple[Job, bool]:
             sha256 = spec.images["char_avatar"]
-            released.append(orch.blobs.release(sha256, lambda: True))
+            released.append(orch._blobs.release(sha256, lambda: True))
             return create(spec, **kwargs)
 
-        monkeypatch.setattr(orch.store, "create_job_idempotent", release_then_create)
+        monkeypatch.setattr(orch._store, "create_job_idempotent", release_then_create)
         job = orch.submit(graph=AVATAR_GRAPH, images={"char_avatar": data}).get()
         assert released == [False]
-        assert orch.blobs.path(job.spec.images["char_avatar"]).read_bytes() == data
+        assert orch._blobs.path(job.spec.images["char_avatar"]).read_bytes() == data

@@ -62,11 +62,11 @@ def test_an_item_waits_for_the_fast_node_instead_of_taking_the_free_slow_one(
     warm = orch.submit(graph=graphs.sleep(ITEM_S, steps=4, seed=seed()), count=2).wait(120)
     assert warm.status == JobStatus.SUCCEEDED
     assert {item.node for item in warm.items} == {fast, slow}
-    key = orch.pool.placement.key_of(warm)
-    wait_until(lambda: all(orch.pool.speeds.estimate(n, key) for n in (fast, slow)), 10,
+    key = orch._pool.placement.key_of(warm)
+    wait_until(lambda: all(orch._pool.speeds.estimate(n, key) for n in (fast, slow)), 10,
                "both nodes measured")
-    fast_s = orch.pool.speeds.item_seconds(fast, key)
-    slow_s = orch.pool.speeds.item_seconds(slow, key)
+    fast_s = orch._pool.speeds.item_seconds(fast, key)
+    slow_s = orch._pool.speeds.item_seconds(slow, key)
     assert fast_s is not None and slow_s is not None and slow_s > 2 * fast_s, (fast_s, slow_s)
 
     # The fast node is busy with one item; the slow one is free.

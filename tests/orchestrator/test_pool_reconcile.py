@@ -44,11 +44,11 @@ def test_recovery_collects_a_prompt_that_ends_between_the_two_reads(
     # The process is gone; the prompt still runs on the node.
     with Orchestrator(data_dir=data, workflows_dir=workflows, nodes=[comfy_url],
                       start=False) as orch:
-        client = orch.pool.worker(node_name(comfy_url)).node.client
+        client = orch._pool.worker(node_name(comfy_url)).node.client
         client.features = dataclasses.replace(client.features, jobs_api=False)  # two reads
         client.between_reads = finish_before_second_read(observer)
         assert orch.recover() == 1
-        orch.pool.start()
+        orch._pool.start()
         job = orch.wait(handle.id, timeout=60)
     item = job.items[0]
     assert job.status == JobStatus.SUCCEEDED and len(item.attempts) == 1
@@ -71,7 +71,7 @@ def test_a_cancel_that_never_reached_the_node_is_carried_out_on_recovery(
         wait_until(lambda: observer.queue().holds(pending_prompt)
                    and blocker.get().items[0].status == ItemStatus.RUNNING, 60,
                    "one item running and one pending on the node")
-        first.store.request_cancel(waiting.id)  # recorded; the process dies before telling
+        first._store.request_cancel(waiting.id)  # recorded; the process dies before telling
     with Orchestrator(data_dir=data, workflows_dir=workflows, nodes=[comfy_url]) as orch:
         job = orch.wait(waiting.id, timeout=30)
         assert job.status == JobStatus.CANCELED and len(job.items[0].attempts) == 1
@@ -105,7 +105,7 @@ def test_a_cancel_landing_while_the_prompt_is_on_its_way_still_reaches_the_node(
     """The item is dispatched (recorded) before its prompt is posted; a cancel in between
     found nothing on the node to remove, and the prompt then ran, orphaned."""
     orch = orch_factory([comfy_url], start=False)
-    client = orch.pool.worker(node_name(comfy_url)).node.client
+    client = orch._pool.worker(node_name(comfy_url)).node.client
     client.features = dataclasses.replace(client.features, jobs_api=False)  # two reads
     blocker = orch.submit("nap", {"seconds": 30.0})
     waiting = orch.submit("nap", {"seconds": 0.2})
@@ -118,7 +118,7 @@ def test_a_cancel_landing_while_the_prompt_is_on_its_way_still_reaches_the_node(
 
     client.between_reads = cancel_before_the_post
     orch.recover()
-    orch.pool.start()
+    orch._pool.start()
     job = waiting.wait(timeout=60)
     assert job.status == JobStatus.CANCELED
     assert blocker.get().status == JobStatus.RUNNING  # so that prompt would be pending

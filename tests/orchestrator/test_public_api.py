@@ -15,7 +15,10 @@ from orchestrator.provision.install import (
 from orchestrator.provision.releases import DEFAULT_VERSION
 from orchestrator.provision.server import prepare_base_dir
 from orchestrator.registry import read_workflow
+from orchestrator.tokens import Principal
 from tests import graphs
+
+ANYONE = Principal(owner="me", admin=False, token_id="")
 
 
 def test_public_api_is_pinned() -> None:
@@ -42,7 +45,7 @@ def test_paths_may_be_given_as_text(comfy_url: str, tmp_path: Path,
         job = orch.submit("solid")
         assert job.wait(timeout=120).status == orchestrator.JobStatus.SUCCEEDED
         assert orch.output_bytes(job.outputs()[0].id).startswith(b"\x89PNG")
-        assert orch.registry is not None and orch.registry.get("solid").name == "solid"
+        assert orch.workflow(ANYONE, "solid").name == "solid"
     assert (tmp_path / "data").is_dir()
     assert read_workflow("workflows/solid.json").name == "solid"
 

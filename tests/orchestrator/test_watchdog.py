@@ -83,7 +83,7 @@ def test_a_frozen_socket_is_reconnected_within_seconds_and_the_item_runs_once(
     proxy: FaultProxy, comfy_url: str, orch_factory: Callable[..., Orchestrator]
 ) -> None:
     orch = orch_factory([proxy.url])
-    stream = orch.pool.worker(proxy.url.split("//")[1]).node.stream
+    stream = orch._pool.worker(proxy.url.split("//")[1]).node.stream
     # Long enough to still run when the socket is back (~6 s after the freeze), with room
     # for a loaded machine: the test then sees progress arrive on the new socket.
     handle = orch.submit(graph=graphs.sleep(20.0, steps=80, seed=seed()))
@@ -92,11 +92,11 @@ def test_a_frozen_socket_is_reconnected_within_seconds_and_the_item_runs_once(
         wait_until(lambda: len(log.times) >= 2, 60, "progress from the running prompt")
         frozen_at = time.monotonic()
         assert proxy.freeze() == 1
-        wait_until(lambda: orch.pool.watchdog.reconnects, 30, "the watchdog to reconnect")
+        wait_until(lambda: orch._pool.watchdog.reconnects, 30, "the watchdog to reconnect")
         wait_until(lambda: stream.connects >= 2 and stream.wait_connected(0), 10,
                    "the socket to be open again")
         back_at = time.monotonic()
-        detected = orch.pool.watchdog.reconnects[0].at - frozen_at
+        detected = orch._pool.watchdog.reconnects[0].at - frozen_at
         print(f"\nfrozen socket: reconnect decided {detected:.1f}s after the freeze, "
               f"socket back after {back_at - frozen_at:.1f}s")
         assert detected < 10 and back_at - frozen_at < 12
@@ -157,11 +157,11 @@ def test_a_hung_prompt_is_interrupted_and_finished_on_the_other_node(
                             stall_floor_s=1.0, stall_ceiling_s=3.0)
     try:
         orch = running.orch
-        orch.pool.drain(fast_name)  # the first attempt must land on the hung node
+        orch._pool.drain(fast_name)  # the first attempt must land on the hung node
         handle = orch.submit(graph=graphs.sleep(2.0, steps=1, seed=seed()))
         wait_until(lambda: handle.get().items[0].status == ItemStatus.RUNNING, 60,
                    "the prompt running on the hung node")
-        orch.pool.drain(fast_name, False)
+        orch._pool.drain(fast_name, False)
         job = handle.wait(timeout=90)
         token = running.tokens.create("ops", admin=True)
         shown = requests.get(f"{running.url}/v1/jobs/{job.id}", timeout=10,

@@ -226,7 +226,7 @@ def test_the_listing_pages_with_its_cursor(api: Api, service: Service) -> None:
 
 
 def blob(service: Service, output: dict[str, Any]) -> Any:
-    return service.orch.blobs.path(output["sha256"])
+    return service.orch._blobs.path(output["sha256"])
 
 
 def test_an_owner_deletes_an_output_and_its_unshared_bytes(api: Api, service: Service) -> None:
@@ -257,7 +257,7 @@ def test_another_owners_output_is_404_even_when_public(api: Api, service: Servic
 def test_bytes_another_output_shares_are_kept(api: Api, service: Service) -> None:
     output = finished_output(api, service.alice)
     record = service.orch.output(output["id"])
-    twin = service.orch.store.add_output(record.model_copy(
+    twin = service.orch._store.add_output(record.model_copy(
         update={"id": uuid.uuid4().hex, "filename": "twin.png"}))
     assert api.delete(f"/v1/outputs/{output['id']}", token=service.alice).status_code == 204
     assert blob(service, output).is_file()
@@ -293,7 +293,7 @@ def test_an_upload_of_the_same_bytes_during_a_delete_keeps_them(
     output = finished_output(api, service.alice, values={"color": f"#{uuid.uuid4().hex[:6]}"})
     data = api.get(f"/v1/outputs/{output['id']}/content", token=service.alice).content
     uploaded: list[dict[str, Any]] = []
-    check = service.orch.store.blob_in_use  # the one query that decides a release
+    check = service.orch._store.blob_in_use  # the one query that decides a release
 
     def check_then_upload(sha256: str) -> bool:
         in_use = check(sha256)
@@ -304,7 +304,7 @@ def test_an_upload_of_the_same_bytes_during_a_delete_keeps_them(
         uploaded.append(response.json())
         return in_use
 
-    monkeypatch.setattr(service.orch.store, "blob_in_use", check_then_upload)
+    monkeypatch.setattr(service.orch._store, "blob_in_use", check_then_upload)
     assert api.delete(f"/v1/outputs/{output['id']}", token=service.alice).status_code == 204
     monkeypatch.undo()
     (asset,) = uploaded

@@ -90,7 +90,7 @@ def test_resume_with_last_event_id_sends_only_what_followed(api: Api, service: S
 def test_resume_with_the_query_parameter_works_too(api: Api, service: Service) -> None:
     job = api.submit(service.alice, workflow="nap", values={"seconds": 0.2})
     api.wait_job(service.alice, job["id"])
-    first = service.orch.bus.history(job["id"])[0].seq  # type: ignore[attr-defined]
+    first = service.orch._bus.history(job["id"])[0].seq  # type: ignore[attr-defined]
     response = api.get(f"/v1/jobs/{job['id']}/events", token=service.alice, stream=True,
                        params={"after": str(first)})
     with response:
@@ -143,7 +143,7 @@ def test_a_client_that_disconnects_releases_its_subscription(api: Api,
     with stream(api, service.alice, job["id"]) as response:
         read_events(response, stop=lambda e: True)
     # The bus has no public subscriber count; its table is the only witness of a leak.
-    wait_until(lambda: not service.orch.bus._subs.get(job["id"]), 3,
+    wait_until(lambda: not service.orch._bus._subs.get(job["id"]), 3,
                "the server to drop the subscription of a client that left")
     assert api.job(service.alice, job["id"])["status"] in ("queued", "running")
     api.delete(f"/v1/jobs/{job['id']}", token=service.alice)

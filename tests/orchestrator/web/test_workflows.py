@@ -79,7 +79,7 @@ def test_unknown_placeholders_are_flagged(api: Api, service: Service) -> None:
 
 def test_a_broken_file_is_listed_with_its_error(api: Api, service: Service) -> None:
     (service.workflows / "broken.json").write_text('{"1": {"inputs": {}}}')
-    service.orch.registry.reload(["broken"])  # type: ignore[union-attr]
+    service.orch._registry.reload(["broken"])  # type: ignore[union-attr]
     broken = by_name(api, service.alice)["broken"]
     assert broken["ok"] is False and broken["serving"] is None
     assert "class_type" in broken["error"]
@@ -295,7 +295,7 @@ def test_load_errors_show_server_paths_to_admins_only(api: Api, service: Service
     folder = str(service.workflows.resolve())
     (service.workflows / "pathy.json").write_text("{")
     (service.workflows / "pathy.meta.json").write_text('{"preview_image": "gone.png"}')
-    service.orch.registry.reload(["pathy"])  # type: ignore[union-attr]
+    service.orch._registry.reload(["pathy"])  # type: ignore[union-attr]
     admin = by_name(api, service.admin)["pathy"]
     assert admin["error"].startswith(f"{folder}/pathy.json, line 1")
     for token in (service.alice, service.bob):
@@ -309,7 +309,7 @@ def test_load_errors_show_server_paths_to_admins_only(api: Api, service: Service
         assert "pathy.json" in job.json()["error"]["message"]
     (service.workflows / "pathy.json").unlink()
     (service.workflows / "pathy.meta.json").unlink()
-    service.orch.registry.reload(["pathy"])  # type: ignore[union-attr]
+    service.orch._registry.reload(["pathy"])  # type: ignore[union-attr]
 
 
 def test_check_of_deeply_nested_text_names_the_file_and_place(api: Api, service: Service) -> None:

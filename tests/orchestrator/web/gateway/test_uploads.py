@@ -49,7 +49,7 @@ def test_the_store_keeps_names_per_owner_and_counts_prompts(tmp_path: Path) -> N
         assert store.save(bob, where, b"2", overwrite=False).name == "x.png"
         assert store.save(alice, where, b"3", overwrite=True).name == "x.png"
         found = store.inputs_named(alice, ["sub/x.png", "sub/x (1).png", "other.png"])
-        assert {name: orch.blobs.path(sha).read_bytes() for name, sha in found.items()} == {
+        assert {name: orch._blobs.path(sha).read_bytes() for name, sha in found.items()} == {
             "sub/x.png": b"3", "sub/x (1).png": b"2"}
         assert [store.next_number() for _ in range(2)] == [0, 1]
     with Orchestrator(data_dir=tmp_path, start=False) as orch:

@@ -83,7 +83,7 @@ def test_deleting_an_upload_works_once_and_an_output_is_held(sdk: Comfy, raw: Ra
 
 def test_deleting_an_upload_deletes_its_bytes(raw: Raw, v2: V2Service) -> None:
     data = png_bytes("#0d0e0f")
-    blob = v2.orch.blobs.path(hashlib.sha256(data).hexdigest())
+    blob = v2.orch._blobs.path(hashlib.sha256(data).hexdigest())
     asset = _upload(raw, v2, data, "alone.png").json()
     assert blob.is_file()
 
@@ -95,7 +95,7 @@ def test_deleting_an_upload_deletes_its_bytes(raw: Raw, v2: V2Service) -> None:
 
 def test_bytes_two_assets_share_go_with_the_second_delete(raw: Raw, v2: V2Service) -> None:
     data = png_bytes("#101112")
-    blob = v2.orch.blobs.path(hashlib.sha256(data).hexdigest())
+    blob = v2.orch._blobs.path(hashlib.sha256(data).hexdigest())
     first = _upload(raw, v2, data, "first.png")
     second = _upload(raw, v2, data, "second.png")
     assert (first.status_code, second.status_code) == (201, 200)  # the bytes are deduplicated
