@@ -74,6 +74,7 @@ from orchestrator.runner import PoolContext, publish_if_finished
 from orchestrator.seeds import reseeded
 from orchestrator.stall import StallLimits
 from orchestrator.store import JobPage, JobStore, OutputPage, open_store
+from orchestrator.store.rates import Rate
 from orchestrator.tokens import Principal, TokenStore
 from orchestrator.validation import check_against_object_info, raise_for_problems
 from orchestrator.workflow import Workflow, check_graph_shape
@@ -907,6 +908,17 @@ class Orchestrator:
         """The API tokens in this orchestrator's own database (one connection, closed with
         it): what a web service authenticates its callers with."""
         return self._tokens
+
+    # --- request rates shared by replicas ------------------------------------------------
+
+    def take_rate(self, key: str, amount: float, *, per_minute: float,
+                  burst: int) -> float | None:
+        """Draw ``amount`` from ``key``'s bucket shared by every replica on the database;
+        the seconds to wait (0: go ahead), or None when this process is the only one on
+        its database, whose faces meter in memory (no database round trip a request)."""
+        if not self._store.replicated:
+            return None
+        return self._store.take_rate(key, amount, Rate(per_minute=per_minute, burst=burst))
 
     # --- lifecycle ---------------------------------------------------------------------
 

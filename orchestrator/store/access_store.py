@@ -1,5 +1,5 @@
 """The job store's small records besides jobs: API tokens, single-use idempotency keys
-and named counters.
+named counters and request rates.
 
 A mixin of ``SqlJobStore`` (it gives ``_tx``, ``_now`` and ``_lock_key``): they live in the
 one database, so a PostgreSQL deployment keeps them there for every replica, and a data
@@ -11,8 +11,9 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
-from orchestrator.store import tables, token_rows
+from orchestrator.store import rates, tables, token_rows
 from orchestrator.store.dialect import Conn
+from orchestrator.store.rates import Rate
 from orchestrator.store.token_rows import TokenRow
 
 SINGLE_USE_TTL = timedelta(hours=24)  # how long a used single-use key is remembered
@@ -81,3 +82,10 @@ class AccessMethods:
         """See ``JobStore.next_count``."""
         with self._tx(f"counting {name}") as conn:
             return tables.next_count(conn, name, at_least)
+
+    # --- request rates --------------------------------------------------------------------
+
+    def take_rate(self, key: str, amount: float, rate: Rate) -> float:
+        """See ``JobStore.take_rate``."""
+        with self._tx(f"metering the requests of {key}") as conn:
+            return rates.take(conn, key, amount, rate, round(self._now().timestamp() * rates.US))

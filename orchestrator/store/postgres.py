@@ -116,6 +116,8 @@ class PostgresJobStore(SqlJobStore):
     created or migrated on open.
     """
 
+    replicated = True  # any number of replicas share the database
+
     def __init__(self, url: str, *, clock: Clock = utcnow,
                  pool_size: int = DEFAULT_POOL_SIZE) -> None:
         super().__init__(clock=clock, dialect=POSTGRES)

@@ -35,6 +35,7 @@ from orchestrator.jobs import (
     Visibility,
 )
 from orchestrator.outputs import OutputRecord
+from orchestrator.store.rates import Rate
 from orchestrator.store.token_rows import TokenRow
 
 CanRun = Callable[[Job, Item], bool]
@@ -301,6 +302,13 @@ class JobStore(Protocol):
     def next_count(self, name: str, *, at_least: int = 0) -> int:
         """The named counter's next value: 0, 1, 2, ... over the database's life, and
         never below ``at_least``; no two callers, in any process, get the same one."""
+
+    replicated: bool
+    """Whether several processes may share this database (then rates are metered here)."""
+
+    def take_rate(self, key: str, amount: float, rate: Rate) -> float:
+        """Draw ``amount`` from ``key``'s bucket (``store/rates.py``), for every process on
+        this database at once; the seconds to wait, 0 when the request may go ahead."""
 
     def import_old_files(self, data_dir: Path) -> list[Path]:
         """Import the separate files of the older data-directory layout, then rename

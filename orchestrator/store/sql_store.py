@@ -71,6 +71,8 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
     and counters come from the mixins (``input_store``, ``access_store``).
     """
 
+    replicated = False  # one process writes a SQLite file
+
     def __init__(self, *, clock: Clock = utcnow, dialect: Dialect) -> None:
         self._clock = clock
         self._dialect = dialect

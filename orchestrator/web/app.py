@@ -49,7 +49,7 @@ def create_app(orch: Orchestrator, tokens: TokenStore, settings: Settings, *,
     app = FastAPI(title=TITLE, description=DESCRIPTION, version=_version(), docs_url=None,
                   redoc_url=None)
     mount_docs(app)
-    limiter = Limits(settings, clock=clock)
+    limiter = Limits(settings, clock=clock, shared=orch.take_rate)  # replicas: the db's buckets
     app.state.services = Services(orch=orch, tokens=tokens, settings=settings, limiter=limiter)
     routes: list[BaseRoute] = []
     for router in (rest.router(), gateway.gateway_router(orch, tokens),

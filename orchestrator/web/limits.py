@@ -21,7 +21,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,6 +48,13 @@ RATE_WINDOW_S = 60
 BODY_BYTES_KEY = "orchestrator.body_bytes"
 
 Clock = Callable[[], float]
+
+
+class SharedRate(Protocol):
+    """The façade's ``take_rate``: a bucket every replica draws on, or None in one process."""
+
+    def __call__(self, key: str, amount: float, *, per_minute: float,
+                 burst: int) -> float | None: ...
 
 
 # --- body size ------------------------------------------------------------------------------
@@ -199,9 +206,13 @@ class RateLimiter:
     ``take(key, amount)`` returns 0 when the request may go ahead, else the seconds to wait.
     An amount over the burst is charged as the burst, so one request the body limit lets
     through never waits forever. The clock is a parameter so tests can move time by hand.
+    With ``shared`` (replicas on one database), the bucket ``name:key`` is the database's,
+    so a client spreading requests over replicas meets the same limit.
     """
 
-    def __init__(self, per_minute: float, burst: int, *, clock: Clock = time.monotonic) -> None:
+    def __init__(self, per_minute: float, burst: int, *, clock: Clock = time.monotonic,
+                 name: str = "", shared: SharedRate | None = None) -> None:
+        self.name, self.shared = name, shared
         self.per_minute = per_minute
         self.rate = per_minute / RATE_WINDOW_S
         self.burst = burst
@@ -211,6 +222,11 @@ class RateLimiter:
 
     def take(self, key: str, amount: float = 1) -> float:
         amount = min(amount, self.burst)
+        if self.shared is not None:
+            wait = self.shared(f"{self.name}:{key}", amount, per_minute=self.per_minute,
+                               burst=self.burst)
+            if wait is not None:
+                return wait
         with self._lock:
             now = self.clock()
             bucket = self._buckets.setdefault(key, _Bucket(float(self.burst), now))
@@ -232,11 +248,14 @@ class Limits:
     (the core's admission), where the number of images is known.
     """
 
-    def __init__(self, settings: Settings, *, clock: Clock = time.monotonic) -> None:
-        self.requests = RateLimiter(settings.rate_per_minute, settings.rate_burst, clock=clock)
+    def __init__(self, settings: Settings, *, clock: Clock = time.monotonic,
+                 shared: SharedRate | None = None) -> None:
+        self.requests = RateLimiter(settings.rate_per_minute, settings.rate_burst, clock=clock,
+                                    name="requests", shared=shared)
         self.uploads = RateLimiter(settings.upload_bytes_per_minute,
                                    max(settings.upload_burst_bytes,
-                                       settings.max_multipart_bytes), clock=clock)
+                                       settings.max_multipart_bytes), clock=clock,
+                                   name="upload-bytes", shared=shared)
 
     def admit(self, who: Principal, *, body_bytes: int = 0, stream: bool = False) -> None:
         """Return when ``who`` may go ahead; raise 429 ``rate_limited`` otherwise."""

@@ -85,13 +85,13 @@ def start_replica(postgres_url: str, comfy_url: str, tmp_path: Path) -> Iterator
         token = tokens.create("alice")
     started: list[Replica] = []
 
-    def start(*, node: bool = True) -> Replica:
+    def start(*, node: bool = True, env: dict[str, str] | None = None) -> Replica:
         command = [sys.executable, "-m", "orchestrator", "serve", "--port", "0",
                    "--data", str(data), "--db", postgres_url]
         process = subprocess.Popen(
             command + (["--node", comfy_url] if node else []),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         replica = Replica(process, "", token)
         started.append(replica)
         replica.url = wait_for_url(process)
@@ -270,3 +270,16 @@ def test_a_client_resuming_on_another_replica_gets_a_snapshot_then_the_rest(
     outputs = rest[0]["data"]["outputs"] + [frame["data"]["output_id"] for frame in rest
                                             if frame["event"] == "output"]
     assert sorted(outputs) == sorted(runner.job(job_id)["items"][0]["output_ids"])
+
+
+def test_a_tokens_request_rate_is_one_limit_across_replicas(
+        start_replica: StartReplica) -> None:
+    # The rate is lowered (shipped: bursts of 2000, 12000 a minute) so a few dozen
+    # requests empty the bucket, and the refill (one request per 10 s) stays out of it.
+    env = {"COMFY_ORCH_RATE_BURST": "10", "COMFY_ORCH_RATE_PER_MINUTE": "6"}
+    a, b = start_replica(node=False, env=env), start_replica(node=False, env=env)
+    codes = [(a if n % 2 else b).request("GET", "/v1/jobs").status_code for n in range(30)]
+    assert set(codes) == {200, 429}
+    assert 10 <= codes.count(200) <= 12  # one bucket: its burst, and a refill at most
+    refused = [n for n, code in enumerate(codes) if code == 429]
+    assert {n % 2 for n in refused} == {0, 1}  # both replicas refuse

@@ -51,6 +51,7 @@ from orchestrator.store import (
     schema,
 )
 from orchestrator.store.postgres import PostgresJobStore
+from orchestrator.store.rates import Rate
 from orchestrator.store.rules import new_job, transition
 from orchestrator.store.schema import SCHEMA_VERSION
 from orchestrator.store.token_rows import TokenRow
@@ -1175,6 +1176,20 @@ class TestTokensAndCountersContract:
     def test_a_counter_counts_from_zero_across_reopens(self, make_store: StoreFactory) -> None:
         assert [make_store().next_count("prompt") for _ in range(3)] == [0, 1, 2]
         assert make_store().next_count("other") == 0
+
+    def test_a_rate_bucket_is_one_for_every_store_on_the_database(
+            self, make_store: StoreFactory, clock: FakeClock) -> None:
+        """Two replicas draw on one bucket: a burst of 4, refilled at 60 a minute."""
+        a, b = make_store(), make_store()
+        rate = Rate(per_minute=60, burst=4)
+        assert [store.take_rate("t", 1, rate) for store in (a, b, a, b)] == [0.0] * 4
+        assert b.take_rate("t", 1, rate) == pytest.approx(1.0)  # empty: a second's refill
+        assert a.take_rate("other", 1, rate) == 0.0  # keys apart
+        clock.advance(seconds=2)
+        assert a.take_rate("t", 2, rate) == 0.0
+        assert b.take_rate("t", 1, rate) == pytest.approx(1.0)
+        assert b.take_rate("t", 99, rate) == pytest.approx(4.0)  # charged as the burst
+        assert a.replicated == isinstance(a, PostgresJobStore)
 
     def test_a_counter_that_follows_the_clock_still_gives_each_caller_its_own(
             self, make_store: StoreFactory) -> None:
