@@ -134,6 +134,11 @@ def yappi_paths(setup: Setup, paths: list[str], jobs: int, seed: int) -> None:
         stats = yappi.get_func_stats()
         rows = [(stat.ttot, stat.tsub, stat.ncall, frame_name(f"{stat.name} ({stat.module})"))
                 for stat in stats]
+        store = sorted((row for row, stat in zip(rows, stats, strict=True)
+                        if "/orchestrator/store/" in stat.module and row[2] >= jobs / 2),
+                       key=lambda r: -r[2])
+        print("store calls per job: " + ", ".join(f"{r[3].split(' ')[0]} {r[2] / jobs:.1f}"
+                                                  for r in store))
         for title, key in (("inclusive", 0), ("self", 1)):
             print(f"{title}:")
             for row in sorted(rows, key=lambda r: -r[key])[:TOP * (3 if key == 0 else 1)]:
