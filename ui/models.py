@@ -186,6 +186,9 @@ class JobPage(_Answer):
 
 
 class Output(_Answer):
+    """One output of a job: a file (``kind`` image, video, audio or file), or a value a
+    node reported in its UI result (``kind`` value: ``value`` is its JSON, under ``key``)."""
+
     id: str
     job_id: str
     index: int
@@ -194,8 +197,11 @@ class Output(_Answer):
     size_bytes: int
     width: int | None = None
     height: int | None = None
+    duration: float | None = None  # seconds, for audio and video the service could read
     filename: str
     node_id: str = ""
+    key: str | None = None  # the node's UI result key (images, audio, text...); None: older
+    value: Any = None  # kind value: what the node reported under ``key``; None for files
     seed: int | None = None
     workflow: str | None = None
     values: dict[str, Any] = Field(default_factory=dict)

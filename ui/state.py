@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from ui.api import ApiClient
-from ui.models import Me
+from ui.models import Me, Output
 from ui.watcher import Watchers
 
 # --- Connection (sidebar) -------------------------------------------------------------------
@@ -31,6 +31,8 @@ SELECTED_OUTPUT = "selected_output"  # output id whose detail is open
 GALLERY_CURSORS = "gallery_cursors"  # cursors of the gallery pages before the one shown
 PREVIEWS = "preview_cache"  # (workflow, version) → preview image bytes
 THUMBNAILS = "thumbnail_cache"  # output id → thumbnail bytes (outputs never change)
+OUTPUTS = "output_cache"  # output id → its record (kind, mime, key, value...): never changes
+MEDIA = "media_cache"  # output id → an audio or video file's bytes, for its player
 # --- Jobs -----------------------------------------------------------------------------------
 WATCHERS = "job_watchers"  # Watchers: background readers of job event streams
 SHOWN_PROGRESS = "shown_progress"  # job id → ui.eta.Shown, so a bar never goes back
@@ -42,6 +44,8 @@ DEFAULT_API_URL = "http://127.0.0.1:8288"
 ENV_API = "COMFY_ORCH_API"
 ENV_TOKEN = "COMFY_ORCH_TOKEN"
 THUMBNAIL_CACHE_MAX = 500  # entries; a 256 px PNG thumbnail is some tens of kB
+OUTPUT_CACHE_MAX = 2000  # entries; a record is under a kB unless a node reported a lot
+MEDIA_CACHE_MAX = 16  # entries; a clip or a sound can be megabytes, held per session
 SUBMITTED_MAX = 50
 
 
@@ -157,11 +161,26 @@ def preview_cache() -> dict[tuple[str, str], bytes]:
 
 
 def thumbnail_cache() -> dict[str, bytes]:
-    cache = st.session_state.setdefault(THUMBNAILS, {})
-    if len(cache) > THUMBNAIL_CACHE_MAX:
-        cache.clear()
-    found: dict[str, bytes] = cache
+    found: dict[str, bytes] = _bounded(THUMBNAILS, THUMBNAIL_CACHE_MAX)
     return found
+
+
+def output_cache() -> dict[str, Output]:
+    found: dict[str, Output] = _bounded(OUTPUTS, OUTPUT_CACHE_MAX)
+    return found
+
+
+def media_cache() -> dict[str, bytes]:
+    found: dict[str, bytes] = _bounded(MEDIA, MEDIA_CACHE_MAX)
+    return found
+
+
+def _bounded(key: str, most: int) -> dict[str, Any]:
+    """The session's cache under ``key``, emptied once it holds more than ``most``."""
+    cache: dict[str, Any] = st.session_state.setdefault(key, {})
+    if len(cache) > most:
+        cache.clear()
+    return cache
 
 
 def blocked_cache() -> dict[tuple[str, str, str], str | None]:

@@ -1,5 +1,5 @@
-"""Render functions the views share: the connection sidebar, a job card with live progress,
-and an image grid.
+"""Render functions the views share: the connection sidebar, a job card with live progress
+and its outputs (drawn by ``ui.outputs``), and a pager.
 
 Each catches ``PanelError`` where it calls the service and shows its message, so a
 failing request costs one red line in its own place instead of the whole page.
@@ -12,15 +12,13 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from ui import eta, pool, state
+from ui import eta, outputs, pool, state
 from ui.api import ApiClient, PanelError
 from ui.events import ItemProgress, JobProgress
 from ui.models import Item, Job, Node, WorkflowSummary
 
 REFRESH_S = 0.5  # seconds between live updates of a running job's card (its bar's lag)
-THUMB_SIZE = 256  # pixels, longest side
 GALLERY_PAGE = "views/gallery.py"
-GALLERY_LINK = "gallery?output={}"  # the Gallery page opened on one output
 OUTPUT_PARAM = "output"
 STATUS_ICONS = {"queued": "⏳", "dispatched": "📤", "running": "⚙️", "canceling": "✋",
                 "succeeded": "✅", "partially_failed": "⚠️", "failed": "❌",
@@ -122,8 +120,7 @@ def _job_card_body(job_id: str, *, live: bool) -> None:
             _item_line(item, progress.item(item.index) if progress else None)
         _job_actions(client, job)
         if job.output_ids:
-            image_grid([(o, f"image {n + 1}") for n, o in enumerate(job.output_ids)],
-                       key=f"job-{job.id}", open_page=GALLERY_PAGE, columns=4)
+            outputs.job_outputs(client, job, key=f"job-{job.id}", open_page=GALLERY_PAGE)
     if live and job.terminal:
         st.rerun()  # the next full run draws this card without a refresh timer
 
@@ -210,34 +207,7 @@ def _act(action: Callable[[], Job], done: str) -> None:
     st.rerun()
 
 
-# --- image grid -----------------------------------------------------------------------------
-
-
-def thumbnail(client: ApiClient, output_id: str) -> bytes:
-    """The output's thumbnail, fetched once per session (outputs never change)."""
-    cache = state.thumbnail_cache()
-    if output_id not in cache:
-        cache[output_id] = client.thumbnail(output_id, THUMB_SIZE)
-    return cache[output_id]
-
-
-def image_grid(tiles: Sequence[tuple[str, str]], *, key: str, open_page: str | None = None,
-               columns: int = 4) -> None:
-    """Thumbnails with captions; "Open" selects the output (and goes to ``open_page``)."""
-    client = state.client()
-    cols = st.columns(columns)
-    for n, (output_id, caption) in enumerate(tiles):
-        with cols[n % columns]:
-            try:
-                st.image(thumbnail(client, output_id), caption=caption,
-                         link=GALLERY_LINK.format(output_id))
-            except PanelError as exc:
-                st.caption(f"{caption}: {exc}")
-            if st.button("Open", key=f"{key}-open-{output_id}"):
-                st.session_state[state.SELECTED_OUTPUT] = output_id
-                if open_page:
-                    st.switch_page(open_page)
-                st.rerun()
+# --- paging ---------------------------------------------------------------------------------
 
 
 def pager(cursors: list[str], next_cursor: str | None, *, key: str) -> None:

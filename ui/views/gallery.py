@@ -13,14 +13,13 @@ from dataclasses import asdict, dataclass
 
 import streamlit as st
 
-from ui import state, widgets
+from ui import outputs, state, widgets
 from ui.api import ApiClient, PanelError
 from ui.models import Output, OutputPage
 
 GENERATE_PAGE = "views/generate.py"
 GALLERY_LIMIT = 60
 REGENERATED = "gallery:regenerated"  # job id of the last regenerate, shown under the detail
-OUTPUTS = "gallery:outputs"  # output id → metadata (outputs never change)
 FILTERS = ("Character", "Conversation", "Workflow", "Owner")
 
 
@@ -58,7 +57,7 @@ def render() -> None:
         st.info("No images match: generate some, or change the filters.")
         return
     st.caption(f"{len(page.outputs)} image(s)")
-    widgets.image_grid([(o.id, _caption(o)) for o in page.outputs], key="gallery", columns=5)
+    outputs.output_grid([(o, _caption(o)) for o in page.outputs], key="gallery", columns=5)
     widgets.pager(cursors, page.next_cursor, key="gallery")
 
 
@@ -91,13 +90,12 @@ def _page(client: ApiClient, filters: Filters, cursor: str | None) -> OutputPage
     page = client.outputs(limit=GALLERY_LIMIT, cursor=cursor, **filters.query())
     # A node's UI values (text, numbers: kind "value") are outputs too, but no picture.
     page = page.model_copy(update={"outputs": [o for o in page.outputs if o.kind != "value"]})
-    cache: dict[str, Output] = st.session_state.setdefault(OUTPUTS, {})
-    cache.update((o.id, o) for o in page.outputs)
+    state.output_cache().update((o.id, o) for o in page.outputs)
     return page
 
 
 def _output(client: ApiClient, output_id: str) -> Output:
-    cache: dict[str, Output] = st.session_state.setdefault(OUTPUTS, {})
+    cache = state.output_cache()
     if output_id not in cache:
         cache[output_id] = client.output(output_id)
     return cache[output_id]
@@ -113,7 +111,8 @@ def _detail(client: ApiClient, output_id: str) -> None:
         return
     with st.container(border=True):
         picture, info = st.columns(2)
-        picture.image(data, caption=out.filename)
+        with picture:
+            outputs.show(out, data)
         with info:
             _facts(out)
             _actions(client, out, data)
@@ -122,11 +121,16 @@ def _detail(client: ApiClient, output_id: str) -> None:
 
 def _facts(out: Output) -> None:
     seed = "" if out.seed is None else f" · seed `{out.seed}`"
-    st.markdown(f"**{out.workflow or 'raw graph'}**{seed} · "
-                f"{out.width}×{out.height} · {out.visibility}")
+    st.markdown(f"**{out.workflow or 'raw graph'}**{seed} · {_measure(out)}{out.visibility}")
     st.caption(f"owner {out.owner} · character {out.character or '—'} · conversation "
                f"{out.conversation or '—'} · job `{out.job_id}` · output `{out.id}`")
     st.json(shown_values(out), expanded=True)
+
+
+def _measure(out: Output) -> str:
+    """The picture's size and the clip's length, where the service could read them."""
+    size = f"{out.width}×{out.height} · " if out.width and out.height else ""
+    return size + (f"{out.duration:.1f} s · " if out.duration else "")
 
 
 def _actions(client: ApiClient, out: Output, data: bytes) -> None:
@@ -183,7 +187,7 @@ def _delete(client: ApiClient, out: Output) -> None:
         st.error(f"Could not delete {out.filename}: {exc}")
         return
     st.session_state.pop(state.SELECTED_OUTPUT, None)
-    st.session_state.get(OUTPUTS, {}).pop(out.id, None)
+    state.output_cache().pop(out.id, None)
     state.flash("success", f"Deleted {out.filename}")
     st.rerun()
 
