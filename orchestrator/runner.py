@@ -17,7 +17,7 @@ from orchestrator import dispatch
 from orchestrator.blobs import Blobs
 from orchestrator.comfy.client import ComfyClient
 from orchestrator.comfy.messages import Executed, ExecutionStart, Message, Preview
-from orchestrator.comfy.progress import GraphProgress
+from orchestrator.comfy.progress import GraphProgress, ProgressSnapshot
 from orchestrator.comfy.protocol import OutputFile, UiValue, outputs_from_ui, values_from_ui
 from orchestrator.comfy.watch import HISTORY_CHECK_INTERVAL, PromptWatch
 from orchestrator.errors import (
@@ -56,6 +56,9 @@ from placeholders import fill_uploads, upload_requests
 DEFAULT_IDLE_TIMEOUT = 600.0
 # How often a reattached prompt (posted before a crash) is looked up in /history.
 REATTACH_HISTORY_INTERVAL = 0.5
+# The most an estimate from measured speed shows of an item (``progress_estimate``): only
+# the node's own word says it is done.
+ESTIMATE_CAP = 0.95
 
 
 @dataclass
@@ -111,6 +114,7 @@ class ItemExecution:
         # by the node's worker; None: at the back), and the number the node gave it.
         self.place: Callable[[ItemExecution], float | None] | None = None
         self.number: float | None = None
+        self.shown_fraction = 0.0  # the item's progress as last published
 
     @property
     def prompt_id(self) -> str:
@@ -193,12 +197,29 @@ class ItemExecution:
         assert self.tracker is not None
         snap = self.tracker.update(msg)
         if snap is not None:
-            fraction = self.ctx.progress.set(self.job, self.item.index, snap.fraction)
-            self.ctx.bus.publish(ProgressEvent(
-                job_id=self.job.id, item=self.item.index, node=self.node.name,
-                node_id=snap.current_node, class_type=snap.current_class, value=snap.step,
-                max=snap.steps, item_fraction=snap.fraction, fraction=fraction,
-                nodes_done=snap.nodes_done, nodes_total=snap.nodes_total))
+            self._publish_progress(snap, snap.fraction)
+
+    def progress_estimate(self, fraction: float) -> None:
+        """The node's socket is silent while HTTP shows this prompt running: progress from
+        its measured speed (``fraction``: time running over expected duration), shown
+        below ``ESTIMATE_CAP``, never behind what the socket last brought."""
+        tracker = self.tracker
+        if tracker is None:
+            return
+        snap = tracker.snapshot()
+        estimate = max(snap.fraction, min(fraction, ESTIMATE_CAP))
+        if estimate > self.shown_fraction:
+            self._publish_progress(snap, estimate)
+
+    def _publish_progress(self, snap: ProgressSnapshot, item_fraction: float) -> None:
+        # An estimate may run ahead of the socket's own count: the item never goes back.
+        item_fraction = self.shown_fraction = max(self.shown_fraction, item_fraction)
+        fraction = self.ctx.progress.set(self.job, self.item.index, item_fraction)
+        self.ctx.bus.publish(ProgressEvent(
+            job_id=self.job.id, item=self.item.index, node=self.node.name,
+            node_id=snap.current_node, class_type=snap.current_class, value=snap.step,
+            max=snap.steps, item_fraction=item_fraction, fraction=fraction,
+            nodes_done=snap.nodes_done, nodes_total=snap.nodes_total))
 
     # --- outputs -----------------------------------------------------------------------------
 

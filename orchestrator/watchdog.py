@@ -60,6 +60,7 @@ class _Seen:
     changed_at: float
     running_since: float | None = None
     steps: int | None = None
+    moved_at: float | None = None  # when its progress (not its status) last changed
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,11 @@ class Watchdog:
             if seen is None or seen.execution is not execution:
                 seen = self._seen[execution.item.id] = _Seen(
                     worker.node.name, execution, self.placement.key_of(execution.job),
-                    signature, now)
+                    signature, now, moved_at=now)
             elif signature != seen.signature:
+                if signature is None or seen.signature is None or (
+                        signature[:-1] != seen.signature[:-1]):
+                    seen.moved_at = now
                 seen.signature, seen.changed_at = signature, now
                 self._fruitless.pop(worker.node.name, None)
             if execution.item.status == ItemStatus.RUNNING and seen.running_since is None:
@@ -151,7 +155,11 @@ class Watchdog:
         silence = now - stream.last_frame
         suspects = [e for e in executions if self._maybe_stalled(e, now)]
         fruitless = self._fruitless.get(worker.node.name, 0)
-        if silence < stall.socket_silence_needed(self.limits, fruitless) and not suspects:
+        # Work whose progress stopped is looked up every round, however long reconnects
+        # back off (each resets the socket's silence): its progress falls back to HTTP.
+        quiet = {e.item.id for e in executions if self._quiet_s(self._seen[e.item.id], now)
+                 >= self.limits.socket_silence_s}
+        if silence < self.limits.socket_silence_s and not suspects and not quiet:
             return
         phases = self._phases(worker, executions)
         if phases is None:
@@ -160,10 +168,24 @@ class Watchdog:
             seen = self._seen[execution.item.id]
             if phases.get(execution.item.id) == PromptPhase.RUNNING:
                 seen.running_since = seen.running_since or now
+                if execution.item.id in quiet:
+                    self._estimate(execution, seen, now)
         if stall.socket_is_stale(silence, list(phases.values()), self.limits, fruitless):
             self._reconnect(worker, silence, now)
         for execution in suspects:
             self._judge(worker, execution, phases.get(execution.item.id), now)
+
+    @staticmethod
+    def _quiet_s(seen: _Seen, now: float) -> float:
+        """Seconds since the item's progress last moved (a status change is no progress)."""
+        return now - (seen.changed_at if seen.moved_at is None else seen.moved_at)
+
+    def _estimate(self, execution: ItemExecution, seen: _Seen, now: float) -> None:
+        """Progress of a prompt HTTP shows running while its socket says nothing: time
+        running over its expected duration (none while that is unknown)."""
+        expected = self._expected(seen)
+        if expected and seen.running_since is not None:
+            execution.progress_estimate((now - seen.running_since) / expected)
 
     def _maybe_stalled(self, execution: ItemExecution, now: float) -> bool:
         seen = self._seen[execution.item.id]

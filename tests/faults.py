@@ -71,6 +71,7 @@ class FaultProxy:
         self._threads: list[threading.Thread] = []
         self.websockets_opened = 0
         self._delay = 0.0
+        self._freeze_new = False
         self._spawn(self._accept_forever, "proxy-accept")
 
     @property
@@ -79,9 +80,12 @@ class FaultProxy:
 
     # --- faults ------------------------------------------------------------------------
 
-    def freeze(self) -> int:
-        """Drop every server→client byte of the websockets open now; how many were frozen."""
+    def freeze(self, *, new_too: bool = False) -> int:
+        """Drop every server→client byte of the websockets open now; how many were frozen.
+        ``new_too``: websockets opened later are frozen as soon as their handshake has
+        passed (a node whose socket stays silent whatever the client does)."""
         with self._lock:
+            self._freeze_new = self._freeze_new or new_too
             links = [link for link in self._links if link.websocket]
         for link in links:
             link.frozen = True
@@ -165,6 +169,8 @@ class FaultProxy:
                 link.held.append((time.monotonic() + link.delay, data))
             elif not self._send(link.client, data):
                 break
+            elif link.websocket and self._freeze_new:
+                link.frozen = True  # its handshake went through: nothing after it does
         self._forget(link)
 
     def _release_held(self, link: _Link) -> None:

@@ -116,7 +116,7 @@ class PromptWatch:
                 self._check_deadlines(now, deadline, timeout, last_seen, idle_timeout)
                 if now - last_check > self.history_interval:
                     last_check = now
-                    if self._ended_per_lookup():
+                    if self._ended_per_lookup(on_message):
                         return
                 continue
             if not self._mine(msg):
@@ -181,10 +181,13 @@ class PromptWatch:
         self.__exit__()
         self._connect()
 
-    def _ended_per_lookup(self) -> bool:
+    def _ended_per_lookup(self, on_message: MessageHandler | None = None) -> bool:
         """Ask the node where the prompt is: True once it ended well; raise if it failed,
-        was interrupted, or is confirmed gone."""
+        was interrupted, or is confirmed gone. A start the socket never brought is
+        delivered from what HTTP shows (an ``execution_start`` without a timestamp)."""
         state = self.client.locate(self.prompt_id)
+        if state.phase == PromptPhase.RUNNING and not self.started:
+            self._handle(ExecutionStart(prompt_id=self.prompt_id), on_message)
         if state.phase == PromptPhase.ABSENT:
             if self.client.was_cancelled(self.prompt_id):
                 # ComfyUI 0.30 drops a canceled pending prompt without a trace.

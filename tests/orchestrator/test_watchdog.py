@@ -179,3 +179,47 @@ def test_a_hung_prompt_is_interrupted_and_finished_on_the_other_node(
         state = client.lookup(first.prompt_id)
     assert state.phase == PromptPhase.DONE and state.entry is not None
     assert state.entry.interrupted
+
+
+@pytest.mark.every_comfyui
+def test_progress_moves_over_http_while_the_socket_stays_silent(
+    proxy: FaultProxy, comfy_url: str, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    orch = orch_factory([proxy.url])
+    # One run measures the workload's seconds per step on this node.
+    first = orch.submit(graph=graphs.sleep(2.0, steps=8, seed=seed())).wait(timeout=120)
+    wait_until(lambda: orch.eta_s(first, 0) is not None, 10, "the run measured")
+    # From now on the node's socket says nothing, on every connection, reconnects too.
+    proxy.freeze(new_too=True)
+    frozen_at = time.monotonic()
+    handle = orch.submit(graph=graphs.sleep(16.0, steps=64, seed=seed()))
+    fractions: list[float] = []
+    sub = orch.events(handle.id)
+
+    def collect() -> None:
+        for event in sub:
+            if isinstance(event, ProgressEvent):
+                fractions.append(event.item_fraction)
+
+    thread = threading.Thread(target=collect, daemon=True)
+    thread.start()
+    try:
+        # The start the socket never brought is read from HTTP...
+        wait_until(lambda: handle.get().items[0].status == ItemStatus.RUNNING, 60,
+                   "the item running per HTTP")
+        started_seen = time.monotonic() - frozen_at
+        # ...and its progress moves from the measured speed while it runs.
+        wait_until(lambda: len(fractions) >= 2, 60, "progress while the socket is silent")
+        moved_at = time.monotonic() - frozen_at
+        job = handle.wait(timeout=120)
+    finally:
+        sub.close()
+        thread.join(5)
+    print(f"\nsilent socket: running seen after {started_seen:.1f}s, progress moving "
+          f"after {moved_at:.1f}s, {len(fractions)} updates {fractions[:6]}")
+    assert len(fractions) >= 3 and fractions == sorted(fractions)
+    assert 0 < fractions[0] < fractions[-1] <= 0.95
+    item = job.items[0]
+    assert job.status == JobStatus.SUCCEEDED and len(item.output_ids) == 1
+    assert len(item.attempts) == 1 and proxy.dropped() > 0
+    assert times_run_on(comfy_url, [item.attempts[0].prompt_id]) == 1
