@@ -62,3 +62,19 @@ def test_a_node_an_item_stalled_on_leaves_it_to_the_others_unless_it_is_alone() 
     alone = Placement(pool_of("fast"), SpeedBook())
     alone.avoided("i1", "fast")
     assert alone.accepts("fast", the_job, the_job.items[0])
+
+
+def sampler_job(steps: int) -> Job:
+    spec = JobSpec(graph={"1": {"class_type": "KSampler", "inputs": {"steps": steps}}})
+    return Job(id=f"j{steps}", spec=spec, items=[Item(id=f"i{steps}", job_id=f"j{steps}",
+                                                       index=0)])
+
+
+def test_an_eta_counts_the_items_steps_at_the_measured_seconds_per_step() -> None:
+    placement = Placement(pool_of("fast"), SpeedBook())
+    short, long = sampler_job(20), sampler_job(80)
+    assert placement.key_of(short) == placement.key_of(long)  # one workload: steps are values
+    placement.book.record("fast", placement.key_of(short), 10.0, steps=20)
+    assert placement.eta_s(short, 0) == 10.0
+    assert placement.eta_s(long, 0) == 40.0  # not the workload's mean of 10 s
+    assert placement.eta_s(long, 2) == 120.0
