@@ -155,10 +155,11 @@ class Watchdog:
         silence = now - stream.last_frame
         suspects = [e for e in executions if self._maybe_stalled(e, now)]
         fruitless = self._fruitless.get(worker.node.name, 0)
-        # Work whose progress stopped is looked up every round, however long reconnects
-        # back off (each resets the socket's silence): its progress falls back to HTTP.
-        quiet = {e.item.id for e in executions if self._quiet_s(self._seen[e.item.id], now)
-                 >= self.limits.socket_silence_s}
+        # A running prompt whose progress stopped is looked up every round, however long
+        # reconnects back off (each resets the socket's silence): its progress falls back
+        # to HTTP. A prompt waiting in the node's queue is quiet by right: not polled.
+        quiet = {e.item.id for e in executions if e.item.status == ItemStatus.RUNNING
+                 and self._quiet_s(self._seen[e.item.id], now) >= self.limits.socket_silence_s}
         if silence < self.limits.socket_silence_s and not suspects and not quiet:
             return
         phases = self._phases(worker, executions)
