@@ -92,7 +92,7 @@ def test_a_frozen_socket_is_reconnected_within_seconds_and_the_item_runs_once(
         wait_until(lambda: len(log.times) >= 2, 60, "progress from the running prompt")
         frozen_at = time.monotonic()
         assert proxy.freeze() == 1
-        wait_until(lambda: orch._pool.watchdog.reconnects, 30, "the watchdog to reconnect")
+        wait_until(lambda: bool(orch._pool.watchdog.reconnects), 30, "the watchdog to reconnect")
         wait_until(lambda: stream.connects >= 2 and stream.wait_connected(0), 10,
                    "the socket to be open again")
         back_at = time.monotonic()
