@@ -153,7 +153,8 @@ class NodeWorker:
             finally:
                 with self.lock:
                     self.running.pop(item.id, None)
-                self.pool.wake()
+                requeued = execution.item.status == ItemStatus.QUEUED  # may overtake elsewhere
+                self.pool.wake(priority=job.spec.priority if requeued else None)
 
         threading.Thread(target=run, name=f"item-{item.id}", daemon=True).start()
         return execution

@@ -262,7 +262,7 @@ class Watchdog:
         ctx.bus.publish(ItemFailed(job_id=item.job_id, item=item.index, node=node,
                                    message=reason, will_retry=item.status == ItemStatus.QUEUED))
         publish_if_finished(ctx.bus, ctx.store.get_job(item.job_id))
-        self.pool.wake()
+        self.pool.wake(priority=execution.job.spec.priority)  # it may overtake elsewhere
 
     # --- measuring ---------------------------------------------------------------------
 
