@@ -115,6 +115,7 @@ class ItemExecution:
         self.place: Callable[[ItemExecution], float | None] | None = None
         self.number: float | None = None
         self.shown_fraction = 0.0  # the item's progress as last published
+        self._progress_lock = threading.Lock()  # the socket's reader and the watchdog
 
     @property
     def prompt_id(self) -> str:
@@ -213,13 +214,14 @@ class ItemExecution:
 
     def _publish_progress(self, snap: ProgressSnapshot, item_fraction: float) -> None:
         # An estimate may run ahead of the socket's own count: the item never goes back.
-        item_fraction = self.shown_fraction = max(self.shown_fraction, item_fraction)
-        fraction = self.ctx.progress.set(self.job, self.item.index, item_fraction)
-        self.ctx.bus.publish(ProgressEvent(
-            job_id=self.job.id, item=self.item.index, node=self.node.name,
-            node_id=snap.current_node, class_type=snap.current_class, value=snap.step,
-            max=snap.steps, item_fraction=item_fraction, fraction=fraction,
-            nodes_done=snap.nodes_done, nodes_total=snap.nodes_total))
+        with self._progress_lock:
+            item_fraction = self.shown_fraction = max(self.shown_fraction, item_fraction)
+            fraction = self.ctx.progress.set(self.job, self.item.index, item_fraction)
+            self.ctx.bus.publish(ProgressEvent(
+                job_id=self.job.id, item=self.item.index, node=self.node.name,
+                node_id=snap.current_node, class_type=snap.current_class, value=snap.step,
+                max=snap.steps, item_fraction=item_fraction, fraction=fraction,
+                nodes_done=snap.nodes_done, nodes_total=snap.nodes_total))
 
     # --- outputs -----------------------------------------------------------------------------
 
