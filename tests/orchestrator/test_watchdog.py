@@ -217,7 +217,9 @@ def test_progress_moves_over_http_while_the_socket_stays_silent(
         thread.join(5)
     print(f"\nsilent socket: running seen after {started_seen:.1f}s, progress moving "
           f"after {moved_at:.1f}s, {len(fractions)} updates {fractions[:6]}")
-    assert len(fractions) >= 3 and fractions == sorted(fractions)
+    # Expected: 64 steps at the measured seconds per step (~16 s), so it climbs a little
+    # each second; at the 8-step item's mean (~2.4 s) it would hit the cap in three.
+    assert len(fractions) >= 5 and fractions == sorted(fractions)
     assert 0 < fractions[0] < fractions[-1] <= 0.95
     item = job.items[0]
     assert job.status == JobStatus.SUCCEEDED and len(item.output_ids) == 1
