@@ -402,8 +402,16 @@ class Orchestrator:
             items=[{"index": i.index, "status": i.status.value, "node": i.node, "seed": i.seed,
                     "error": i.error.message if i.error else None,
                     "queue_position": self._position(i)} for i in job.items],
-            outputs=[oid for i in job.items for oid in i.output_ids],
+            outputs=self._snapshot_outputs(job),
         )
+
+    def _snapshot_outputs(self, job: Job) -> builtins.list[str]:
+        """The job's outputs, in its items' order, plus any recorded but not yet listed on
+        its item: an output event goes out before the item's success writes its ids, and a
+        subscriber who arrives in between must still learn the output."""
+        listed = [oid for i in job.items for oid in i.output_ids]
+        known = set(listed)
+        return listed + [o.id for o in self.outputs_of(job.id) if o.id not in known]
 
     def _position(self, item: Item) -> int | None:
         return self.queue_position(item.id) if item.status == ItemStatus.QUEUED else None
