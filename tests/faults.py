@@ -70,6 +70,7 @@ class FaultProxy:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.websockets_opened = 0
+        self._dropped_closed = 0  # bytes dropped on connections closed since (reconnects)
         self._delay = 0.0
         self._freeze_new = False
         self._spawn(self._accept_forever, "proxy-accept")
@@ -101,9 +102,10 @@ class FaultProxy:
                     link.delay = seconds
 
     def dropped(self) -> int:
-        """Server→client websocket bytes swallowed by freezes so far."""
+        """Server→client websocket bytes swallowed by freezes so far, on every connection,
+        closed ones too (a reconnect must not hide what its frozen predecessor dropped)."""
         with self._lock:
-            return sum(link.dropped for link in self._links)
+            return self._dropped_closed + sum(link.dropped for link in self._links)
 
     def open_websockets(self) -> int:
         with self._lock:
@@ -201,6 +203,7 @@ class FaultProxy:
         with self._lock:
             if link in self._links:
                 self._links.remove(link)
+                self._dropped_closed += link.dropped
 
     def close(self) -> None:
         """Stop accepting, close every connection and join every thread. Safe to repeat."""
