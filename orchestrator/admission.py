@@ -96,8 +96,6 @@ class Door(Protocol[Handle_co]):
 
     def queued_count(self, owner: str | None = None) -> int: ...
 
-    def input_files(self, owner: str, graph: Mapping[str, Any]) -> dict[str, str]: ...
-
     def exclusive(self) -> AbstractContextManager[object]: ...
 
     def record(self, admitted: Admitted) -> Handle_co: ...
@@ -106,9 +104,8 @@ class Door(Protocol[Handle_co]):
 def admit(request: Admission, door: Door[Handle]) -> Handle:
     """Check ``request`` in the one order and record it; the first refusal raises."""
     graph = shape(request)
-    inputs = dict(request.inputs)
+    inputs = dict(request.inputs)  # resolved by the face through Orchestrator.inputs_named
     if graph is not None:
-        inputs = {**door.input_files(request.owner, graph), **inputs}
         if request.preflight:
             named = {**inputs, **dict.fromkeys(request.images, "")}
             preflight(graph, named, door.object_info(), source=request.source)

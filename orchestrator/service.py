@@ -608,14 +608,6 @@ class Orchestrator:
         self._check_open()
         return admission.admit(request, _AdmissionDoor(self))
 
-    def input_files(self, owner: str, graph: Mapping[str, Any]) -> dict[str, str]:
-        """The input files of ``owner`` that ``graph``'s inputs name (name → sha256).
-
-        None yet: faces pass the files they resolved in ``Admission.inputs``; the core's
-        input-file store answers here once it exists.
-        """
-        return {}
-
     # --- following a job: the one event stream every face translates -------------------
 
     async def follow(self, job_id: str, after: int | None = None, *,
@@ -984,9 +976,6 @@ class _AdmissionDoor:
 
     def queued_count(self, owner: str | None = None) -> int:
         return self.orch.queued_count(owner)
-
-    def input_files(self, owner: str, graph: Mapping[str, Any]) -> dict[str, str]:
-        return self.orch.input_files(owner, graph)
 
     def exclusive(self) -> contextlib.AbstractContextManager[object]:
         return self.orch._store.exclusive(ADMISSION_LOCK)  # across every replica
