@@ -169,8 +169,12 @@ class ItemExecution:
         if self.canceled:
             raise JobCancelled(self.prompt_id, "canceled")
         number = self.place(self) if self.place is not None else None
+        # Only a claim brings an item here, and each claim mints a new attempt's prompt id
+        # in the same transaction, so no node can hold it yet (``fresh``): a re-attached
+        # prompt (recovery, adoption) never comes through here.
         submitted = client.submit(self.graph, prompt_id=self.prompt_id, client_id=client_id,
-                                  extra_data=self.job.spec.extra_data, number=number)
+                                  extra_data=self.job.spec.extra_data, number=number,
+                                  fresh=True)
         self.number = submitted.number
         self._publish_dispatched()
         if self.canceled:

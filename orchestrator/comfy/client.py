@@ -188,6 +188,7 @@ class ComfyClient:
         extra_data: Mapping[str, Any] | None = None,
         front: bool = False,
         number: float | None = None,
+        fresh: bool = False,
     ) -> Submitted:
         """Queue ``graph`` under ``prompt_id`` (ours to choose; a uuid4 when omitted).
 
@@ -199,10 +200,14 @@ class ComfyClient:
         a second time rather than refusing it, so a chosen id is looked up first, and
         again when the post fails on the way (a timeout, a reset): a prompt the node
         already holds is answered as submitted (``number`` NaN), never sent twice.
+
+        ``fresh`` says the caller minted ``prompt_id`` durably and no one has posted it
+        yet (the first post after a claim): no node can hold it, so the look-up, a round
+        trip to the node on every job, is skipped. A failed post is still looked up.
         """
         if prompt_id is not None:
             self.check_prompt_id(prompt_id)
-            if self.lookup(prompt_id).known:
+            if not fresh and self.lookup(prompt_id).known:
                 return Submitted(prompt_id, math.nan)
         prompt_id = prompt_id or str(uuid.uuid4())
         body = protocol.prompt_body(

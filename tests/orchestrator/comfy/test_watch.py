@@ -141,6 +141,20 @@ def test_an_id_the_node_already_holds_is_never_queued_twice(client: ComfyClient)
     wait_until(lambda: client.lookup(prompt_id).phase == PromptPhase.DONE, 30, "it ran once")
 
 
+def test_a_fresh_id_is_posted_without_a_look_up(client: ComfyClient) -> None:
+    """``fresh`` (a claim's newly minted id) skips the look-up: posted over an id the node
+    holds, it is queued again, which shows no round trip asked the node first."""
+    blocker = client.submit(graphs.sleep(seconds=3, steps=6, seed=fresh_seed()))
+    prompt_id = str(uuid.uuid4())
+    graph = graphs.solid_image(seed=fresh_seed())
+    client.submit(graph, prompt_id=prompt_id, fresh=True)
+    again = client.submit(graph, prompt_id=prompt_id, fresh=True)
+    assert again.prompt_id == prompt_id and again.number == again.number  # not NaN
+    assert client.queue().pending.count(prompt_id) == 2
+    client.cancel(blocker.prompt_id)
+    wait_until(lambda: client.lookup(prompt_id).phase == PromptPhase.DONE, 30, "it ran")
+
+
 def test_a_watch_ends_within_a_second_of_a_stop(client: ComfyClient) -> None:
     posted = client.submit(graphs.sleep(seconds=5, steps=10, seed=fresh_seed()))
     stop = threading.Event()
