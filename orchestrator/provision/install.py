@@ -159,6 +159,11 @@ def ensure_installed(
     a second process installing the same version (it waits for the first). Raises
     ``ProvisionError`` with one clear sentence (and the tail of the failing tool's output)
     when a download or install step fails; the half-built folder is removed then.
+
+    An outdated install that once finished (another recipe, say from another checkout) is
+    moved aside, not deleted, until the new one is complete: a reinstall that fails
+    (offline, an index down) puts it back, so a machine that had a working ComfyUI still
+    has one. An unfinished folder is worth nothing and is removed.
     """
     home = Path(home)
     inst = install_location(home, version)
@@ -167,16 +172,45 @@ def ensure_installed(
     with _locked(home, f"comfyui-{version}"):
         if inst.is_complete():  # another process finished it while we waited
             return inst
-        if inst.root.exists():
-            progress(f"removing outdated or unfinished install at {inst.root}")
-            shutil.rmtree(inst.root)
+        previous = _set_aside(inst, progress)
         inst.root.mkdir(parents=True)
         try:
             _install_into(home, inst, progress)
         except BaseException:
             shutil.rmtree(inst.root, ignore_errors=True)
+            if previous is not None:
+                previous.rename(inst.root)
+                progress(f"the earlier install at {inst.root} is kept as it was")
             raise
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
     return inst
+
+
+def _set_aside(inst: ComfyInstall, progress: Progress) -> Path | None:
+    """Clear ``inst.root`` for a new install: a tree that once finished is renamed aside
+    (its path returned, to restore or delete), anything else is removed."""
+    if not inst.root.exists():
+        return None
+    if not _finished_once(inst):
+        progress(f"removing outdated or unfinished install at {inst.root}")
+        shutil.rmtree(inst.root)
+        return None
+    aside = inst.root.with_name(f"{inst.root.name}.previous")
+    shutil.rmtree(aside, ignore_errors=True)  # left by a process killed mid-install
+    progress(f"moving the outdated install at {inst.root} aside until the new one is done")
+    inst.root.rename(aside)
+    return aside
+
+
+def _finished_once(inst: ComfyInstall) -> bool:
+    """Whether ``inst``'s folder holds an install that finished, under any recipe."""
+    try:
+        info = json.loads(inst.marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(info, dict) and info.get("comfyui_version") == inst.version
+            and inst.python.exists() and inst.main_py.exists())
 
 
 @contextmanager

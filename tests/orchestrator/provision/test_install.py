@@ -115,6 +115,25 @@ def test_failed_download_leaves_nothing_that_looks_installed(
     assert not leftover.root.exists() and installed_versions(tmp_path) == []
 
 
+@pytest.mark.timeout(120)
+def test_a_failed_reinstall_puts_the_outdated_working_install_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no index: the download fails
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    outdated = fake_finished(tmp_path, "0.30.0", recipe=1)  # finished, under another recipe
+    (outdated.src / "custom_nodes").mkdir()
+    marker = outdated.marker.read_text()
+    lines: list[str] = []
+    with pytest.raises(ProvisionError, match="download of"):
+        ensure_installed(tmp_path, "0.30.0", progress=lines.append)
+    assert lines[0].startswith("moving the outdated install at")
+    assert lines[-1].startswith("the earlier install at")
+    assert outdated.marker.read_text() == marker and (outdated.src / "custom_nodes").is_dir()
+    assert outdated.python.exists() and outdated.main_py.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("comfyui-")) \
+        == ["comfyui-0.30.0"]
+
+
 @pytest.mark.every_comfyui
 def test_each_version_has_its_own_venv_over_the_one_shared_torch(
         comfy_install: ComfyInstall) -> None:
