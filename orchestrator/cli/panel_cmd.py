@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 from orchestrator.errors import ConfigError
+from orchestrator.provision.lifeline import tied_to_parent
 from orchestrator.settings import DEFAULT_HOST, DEFAULT_PORT, MAX_UPLOAD_BYTES
 
 DEFAULT_PANEL_PORT = 8501  # Streamlit's own default
@@ -68,8 +69,9 @@ def run_panel(args: argparse.Namespace) -> int:
           "(Ctrl-C stops it)", flush=True)
     env = {**os.environ, ENV_API: api, ENV_TOKEN: token}
     signal.signal(signal.SIGTERM, _interrupt)
-    process = subprocess.Popen(panel_argv(api, port=args.port), env=env,
-                               stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(tied_to_parent(panel_argv(api, port=args.port),
+                                              on_death=signal.SIGTERM),
+                               env=env, stdin=subprocess.DEVNULL)
     try:
         return process.wait()
     except KeyboardInterrupt:

@@ -28,6 +28,7 @@ from orchestrator.comfy.client import ComfyClient
 from orchestrator.errors import ConfigError, NodeError
 from orchestrator.provision.checkpoint import TINY_CHECKPOINT_NAME
 from orchestrator.provision.install import default_home, ensure_installed, newest_install
+from orchestrator.provision.lifeline import tied_to_parent
 from orchestrator.provision.server import LocalComfy, free_port, prepare_base_dir
 from orchestrator.settings import Settings, load_settings
 from orchestrator.tokens import TokenStore
@@ -201,7 +202,10 @@ class Panel:
 
     def __enter__(self) -> Panel:
         env = {**os.environ, "COMFY_ORCH_API": self.api_url, "COMFY_ORCH_TOKEN": self.token}
-        self.process = subprocess.Popen(self.argv(), env=env, stdin=subprocess.DEVNULL,
+        # Its own session, so stopping it by PID takes Streamlit's children too; tied to
+        # this process, so a SIGKILL of `up` does not leave it holding its port.
+        self.process = subprocess.Popen(tied_to_parent(self.argv(), on_death=signal.SIGTERM),
+                                        env=env, stdin=subprocess.DEVNULL,
                                         start_new_session=True)
         return self
 

@@ -24,6 +24,7 @@ import requests
 
 from orchestrator.errors import ProvisionError
 from orchestrator.provision.install import ComfyInstall
+from orchestrator.provision.lifeline import tied_to_parent
 
 BASE_SUBDIRS = ("custom_nodes", "input", "output", "temp", "user", "models/checkpoints")
 # ComfyUI needs 10-40 s to import torch on this class of machine; 180 s leaves room for
@@ -33,17 +34,6 @@ STOP_GRACE_S = 10.0
 # The node ComfyUI ships in its own custom_nodes/ (SaveImageWebsocket). --base-directory
 # hides it, so it is linked into every base dir to behave like a stock install.
 STOCK_CUSTOM_NODES = ("websocket_image_save.py",)
-# Runs before ComfyUI in the same process: asks the kernel for SIGKILL (9) when the parent
-# dies (prctl PR_SET_PDEATHSIG = 1; it survives the exec), exits if the parent is already
-# gone, then becomes ComfyUI. A shim rather than a preexec_fn, which is unsafe in a parent
-# with threads.
-DIE_WITH_PARENT_SHIM = (
-    "import ctypes, os, sys\n"
-    "ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)\n"
-    "if os.getppid() != int(sys.argv[1]):\n"
-    "    sys.exit(1)\n"
-    "os.execv(sys.argv[2], sys.argv[2:])\n"
-)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -136,8 +126,7 @@ class LocalComfy:
             tied = threading.current_thread() is threading.main_thread()
         if not tied:
             return self.argv()
-        return [str(self.install.python), "-c", DIE_WITH_PARENT_SHIM, str(os.getpid()),
-                *self.argv()]
+        return tied_to_parent(self.argv(), python=str(self.install.python))
 
     def start(self, *, timeout: float = DEFAULT_START_TIMEOUT_S) -> LocalComfy:
         """Start the process and block until ``/system_stats`` answers.

@@ -177,6 +177,29 @@ def test_up_killed_outright_takes_its_managed_comfyui_with_it(up: object) -> Non
     wait_gone(pid)
 
 
+def panel_answers(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).ok
+    except requests.ConnectionError:
+        return False
+
+
+def test_up_killed_outright_takes_its_panel_with_it(up: object, comfy_url: str) -> None:
+    panel_port = free_port()
+    proc = up("--node", comfy_url, "--panel-port", str(panel_port))  # type: ignore[operator]
+    read_until(proc, "service:", "panel:", timeout=120)
+    deadline = time.monotonic() + 60
+    while not panel_answers(panel_port):
+        assert time.monotonic() < deadline, "the panel never answered"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # no handler of `up` runs
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while panel_answers(panel_port):
+        assert time.monotonic() < deadline, "the panel outlived `comfy-orch up`"
+        time.sleep(0.2)
+
+
 def test_up_that_fails_after_starting_comfyui_stops_it(up: object, tmp_path: Path) -> None:
     with socket.socket() as taken:  # the service's port is in use: `up` fails late
         taken.bind(("127.0.0.1", 0))
