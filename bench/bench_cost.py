@@ -14,6 +14,12 @@ every path alike:
 
 - direct: ComfyUI's websocket example flow (``POST /prompt``, the socket until ``executing``
   null, ``/history``, ``/view``) against the node;
+- relay: the same client through ``bench/bare_relay.py``, a pass-through relay on the
+  service's own stack (uvicorn with httptools and uvloop, Starlette, a process of its own)
+  that writes and hashes nothing: what any relay adds before durability, authentication,
+  queueing and output storage. A reference, not a face: the gap between direct and relay
+  is the floor of the added wall time on this machine, the gap between relay and a face is
+  the service's own work;
 - gateway: the same client against ``/comfyui/<token>`` of ``comfy-orch serve``;
 - rest: ``POST /v1/jobs`` with the graph, its SSE stream to the end, the output's bytes;
 - v2: ``comfy-sdk``: ``submit`` + ``events()`` + ``OutputReady.output.to_bytes()``;
@@ -22,12 +28,16 @@ every path alike:
 The HTTP clients run in a process of their own (their CPU is a client's, not the
 service's). Around each block the utime+stime of the service's process tree and of the
 ComfyUI process tree are read from ``/proc``; for the in-process Python API, this process's
-own. Printed per path: wall p50/p99, added wall over direct, CPU per job of the service and
-of ComfyUI, and the service's CPU per job as a multiple of ComfyUI's own (ComfyUI's CPU per
-job on the direct path).
+own; for the relay, the relay's. Printed per path: wall p50/p99, added wall over direct,
+CPU per job of the service and of ComfyUI, and the service's CPU per job as a multiple of
+ComfyUI's own (ComfyUI's CPU per job on the direct path). Then the floor: the relay's added
+wall time, its cost per relayed request (the added p50 over the flow's three HTTP round
+trips, the frames the socket relays included), and for each face the share of its added
+p50 the relay already explains.
 
-Load phase: 16 concurrent clients over ``--load-nodes`` nodes, one block per path; CPU per
-job against the sequential figure. On a 2-core machine the nodes, the service and the 16
+Load phase: 16 concurrent clients over ``--load-nodes`` nodes, one block per path (the
+relay, in front of one node, runs in the sequential phase only); CPU per job against the
+sequential figure. On a 2-core machine the nodes, the service and the 16
 clients share two cores, so wall times under load say how the machine queues, not what
 the service adds: they are printed for reference only. CPU time per job stays measurable
 (a process is charged for what it ran, whoever waited).
@@ -74,8 +84,12 @@ from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.tokens import TokenStore  # noqa: E402
 
 TEST_PACK = ROOT / "tests" / "comfy_nodes"
-PATHS = ("direct", "gateway", "rest", "v2", "python")
+PATHS = ("direct", "relay", "gateway", "rest", "v2", "python")
+LOAD_PATHS = tuple(path for path in PATHS if path != "relay")  # the relay fronts one node
 FACES = ("gateway", "rest", "v2")
+# HTTP round trips of the example flow the relay adds a hop to: POST /prompt, GET /history,
+# GET /view (the socket's frames cross it too, one way, and are counted in with them).
+RELAY_ROUND_TRIPS = 3
 LOAD_CLIENTS = 16
 LOAD_JOBS_PER_CLIENT = 4
 # Goals (issue 17)
@@ -226,6 +240,9 @@ def _client_runner(path: str, config: dict[str, Any], index: int) -> tuple[Runne
         nodes = config["nodes"]
         example = ExampleClient(nodes[index % len(nodes)])
         return example.run, example
+    if path == "relay":
+        example = ExampleClient(config["relay"])
+        return example.run, example
     if path == "gateway":
         example = ExampleClient(config["service"].removeprefix("http://")
                                 + f"/comfyui/{config['token']}")
@@ -307,9 +324,10 @@ class ClientProcess:
         return answer
 
     def close(self) -> None:
-        assert self.process.stdin is not None
+        assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.close()
         self.process.wait(timeout=30)
+        self.process.stdout.close()
 
 
 @dataclass
@@ -344,6 +362,7 @@ class Setup:
     orch: Orchestrator
     python_outputs: list[str] = field(default_factory=list)
     python_late: int = 0  # jobs whose events ended without naming their output
+    relay_pid: int = 0  # the bare relay in front of the first node (0: none)
 
 
 def python_runner(setup: Setup) -> Runner:
@@ -366,7 +385,7 @@ def python_runner(setup: Setup) -> Runner:
         ids = list(dict.fromkeys(ids))
         if status == "succeeded" and not ids:
             setup.python_late += 1  # the events did not name the output: read the job
-            ids = orch.get(handle.id).output_ids
+            ids = [out for item in orch.get(handle.id).items for out in item.output_ids]
         for output_id in ids:
             orch.output_bytes(output_id)
         took = time.perf_counter() - started
@@ -380,7 +399,7 @@ def python_runner(setup: Setup) -> Runner:
 
 def block(setup: Setup, path: str, jobs: int, seed: int, clients: int = 1) -> Tally:
     """One block of ``jobs`` jobs per client on ``path``, with the CPU it cost each side."""
-    service_roots = [os.getpid()] if path == "python" else [setup.service_pid]
+    service_roots = [setup.relay_pid if path == "relay" else setup.service_pid]
     read_service = own_cpu if path == "python" else (lambda: tree_cpu(service_roots))
     comfy_before, service_before = tree_cpu(setup.comfy_pids), read_service()
     started = time.perf_counter()
@@ -416,7 +435,7 @@ def under_load(setup: Setup, seed: int) -> dict[str, Tally]:
     """One block per path of 16 concurrent clients (after a warm-up block, dropped)."""
     tallies = {}
     per_block = LOAD_CLIENTS * LOAD_JOBS_PER_CLIENT
-    for offset, path in enumerate(PATHS):
+    for offset, path in enumerate(LOAD_PATHS):
         block(setup, path, 1, seed + offset * 2 * per_block, clients=LOAD_CLIENTS)
         tallies[path] = block(setup, path, LOAD_JOBS_PER_CLIENT,
                               seed + (offset * 2 + 1) * per_block, clients=LOAD_CLIENTS)
@@ -452,9 +471,49 @@ def print_sequential(tallies: dict[str, Tally]) -> float:
         print(f"{path:>8} | {ms(statistics.median(tally.times))} | {ms(p99(tally.times))} | "
               f"{added} | {tally.service_per_job() * 1000:14.2f} | {ratio:8.2f}x | "
               f"{tally.comfy_per_job() * 1000:18.2f}")
-    print("  (direct's 'svc CPU/job' is the service's idle cost while it is not used; python's "
-          "is this whole process: the caller, the in-process service and its threads)")
+    print("  (direct's 'svc CPU/job' is the service's idle cost while it is not used; "
+          "relay's is the bare relay's process; python's is this whole process: the caller, "
+          "the in-process service and its threads)")
     return own
+
+
+def added_ms(seq: dict[str, Tally], path: str) -> tuple[float, float]:
+    """(p50, p99) wall time ``path`` adds to the direct path, in ms."""
+    direct = seq["direct"]
+    return ((statistics.median(seq[path].times) - statistics.median(direct.times)) * 1000,
+            (p99(seq[path].times) - p99(direct.times)) * 1000)
+
+
+def print_floor(seq: dict[str, Tally], own: float) -> None:
+    """The bare relay against direct: what any relay on this stack adds, per job and per
+    relayed request, before any of the service's own work."""
+    relay = seq["relay"]
+    add50, add99 = added_ms(seq, "relay")
+    print(f"\nthe floor: a bare relay on the service's stack (uvicorn + httptools + uvloop, "
+          f"Starlette; writes and hashes nothing), {relay.jobs} jobs")
+    print(f"  relay wall p50 {ms(statistics.median(relay.times)).strip()} ms, p99 "
+          f"{ms(p99(relay.times)).strip()} ms; added to direct p50 {add50:+.1f} ms, p99 "
+          f"{add99:+.1f} ms; relay CPU per job {relay.service_per_job() * 1000:.2f} ms "
+          f"({relay.service_per_job() / own:.2f}x ComfyUI's own)")
+    print(f"  per relayed request (added p50 / {RELAY_ROUND_TRIPS} HTTP round trips, the "
+          f"relayed socket frames counted in): {add50 / RELAY_ROUND_TRIPS:+.2f} ms wall, "
+          f"{relay.service_per_job() * 1000 / RELAY_ROUND_TRIPS:.2f} ms relay CPU")
+
+
+def floor_verdict(seq: dict[str, Tally]) -> list[str]:
+    """For each face, how much of its added p50 the relay's already explains, and what is
+    left for the service's own work (durability, auth, queueing, output storage)."""
+    floor50, floor99 = added_ms(seq, "relay")
+    lines = [f"relay: added p50 {floor50:+.1f} ms, p99 {floor99:+.1f} ms: the +"
+             f"{ADDED_P50_MS:.0f} ms p50 goal leaves {ADDED_P50_MS - floor50:+.1f} ms for "
+             f"the service's own work on this machine"]
+    for path in FACES:
+        add50, _ = added_ms(seq, path)
+        share = f"{floor50 / add50:.0%}" if add50 > 0 else "all"
+        lines.append(f"{path}: added p50 {add50:+.1f} ms, of which the relay floor "
+                     f"{floor50:+.1f} ms ({share}); the service's own work "
+                     f"{add50 - floor50:+.1f} ms")
+    return lines
 
 
 def print_load(load: dict[str, Tally], seq: dict[str, Tally], nodes: int) -> None:
@@ -534,9 +593,22 @@ def start_nodes(version: str, count: int, workdir: Path) -> list[LocalComfy]:
 
 
 @contextlib.contextmanager
-def phase(nodes: list[LocalComfy], workdir: Path, *, lift: bool) -> Iterator[Setup]:
+def relay_process(node: str, workdir: Path) -> Iterator[tuple[str, int]]:
+    """``bench/bare_relay.py`` in front of ``node`` (``http://host:port``), a process of
+    its own like ``serve``; yields its ``host:port`` and pid."""
+    argv = [sys.executable, "-m", "bench.bare_relay", "--node",
+            node.removeprefix("http://"), "--host", "127.0.0.1"]
+    with server_process(lambda port: [*argv, "--port", str(port)], workdir / "relay.log",
+                        "/", "the bare relay") as base:
+        yield base.removeprefix("http://"), _listener_pid(base, b"bench.bare_relay")
+
+
+@contextlib.contextmanager
+def phase(nodes: list[LocalComfy], workdir: Path, *, lift: bool,
+          relay: bool = False) -> Iterator[Setup]:
     """``comfy-orch serve`` over ``nodes`` (a process of its own), the client process and
-    an in-process Orchestrator over the same nodes."""
+    an in-process Orchestrator over the same nodes; with ``relay``, the bare relay in
+    front of the first node too."""
     urls = [node.url for node in nodes]
     data = workdir / f"service-{len(nodes)}"
     with TokenStore.open(data) as tokens:
@@ -547,19 +619,23 @@ def phase(nodes: list[LocalComfy], workdir: Path, *, lift: bool) -> Iterator[Set
     with server_process(lambda port: [*argv, "--port", str(port)],
                         workdir / f"service-{len(nodes)}.log", "/api/v2/health",
                         "the service", env=env) as base, Orchestrator(
-            data_dir=workdir / f"python-{len(nodes)}", nodes=urls) as orch:
-        service_pid = _listener_pid(base)
+            data_dir=workdir / f"python-{len(nodes)}", nodes=urls) as orch, \
+            contextlib.ExitStack() as stack:
+        service_pid = _listener_pid(base, b"serve")
+        relay_base, relay_pid = (stack.enter_context(relay_process(urls[0], workdir))
+                                 if relay else ("", 0))
         clients = ClientProcess({"nodes": [url.removeprefix("http://") for url in urls],
-                                 "service": base, "token": token})
+                                 "service": base, "token": token, "relay": relay_base})
         try:
             yield Setup(base, token, service_pid, [n.pid for n in nodes if n.pid], clients,
-                        orch)
+                        orch, relay_pid=relay_pid)
         finally:
             clients.close()
 
 
-def _listener_pid(base: str) -> int:
-    """The pid of our ``serve`` child (the one child whose argv names that port)."""
+def _listener_pid(base: str, marker: bytes) -> int:
+    """The pid of our child listening on ``base``: the one child whose argv has ``marker``
+    (``serve``, ``bench.bare_relay``) and names that port."""
     port = base.rsplit(":", 1)[1]
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -567,10 +643,10 @@ def _listener_pid(base: str) -> int:
         with contextlib.suppress(OSError):
             argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
             stat = _stat(int(entry))
-            if (stat and stat[0] == os.getpid() and b"serve" in argv
+            if (stat and stat[0] == os.getpid() and marker in argv
                     and port.encode() in argv):
                 return int(entry)
-    raise RuntimeError(f"no serve process of ours listens on {base}")
+    raise RuntimeError(f"no {marker.decode()} process of ours listens on {base}")
 
 
 def print_limits(lift: bool, version: str, args: argparse.Namespace) -> None:
@@ -610,7 +686,7 @@ def main() -> None:
 def run_all(args: argparse.Namespace, workdir: Path, seed: int) -> None:
     nodes = start_nodes(args.comfyui, max(1, args.load_nodes), workdir)
     try:
-        with phase(nodes[:1], workdir, lift=args.lift_limits) as setup:
+        with phase(nodes[:1], workdir, lift=args.lift_limits, relay=True) as setup:
             seq = sequential(setup, args.block, args.rounds, seed)
             rest = setup.clients.run("rest", 0, 0, 1)
             durable = check_durable(setup, rest["rest_outputs"])
@@ -620,6 +696,7 @@ def run_all(args: argparse.Namespace, workdir: Path, seed: int) -> None:
                     f"{setup.python_late}/{len(setup.python_outputs)}")
         own = print_sequential(seq)
         print("  " + late)
+        print_floor(seq, own)
         load = None
         if args.load_nodes:
             with phase(nodes, workdir, lift=args.lift_limits) as setup:
@@ -631,6 +708,9 @@ def run_all(args: argparse.Namespace, workdir: Path, seed: int) -> None:
     print("\ngoals (issue 17):")
     for what, met in [*goal_lines(seq, load, own), durable]:
         print(f"  {'MET   ' if met else 'MISSED'} {what}")
+    print("where the added wall time's floor is (the bare relay, see above):")
+    for line in floor_verdict(seq):
+        print(f"  {line}")
 
 
 if __name__ == "__main__":

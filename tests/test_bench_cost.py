@@ -1,11 +1,32 @@
 """The cost bench's own instruments: what it reads from /proc and the jobs it makes."""
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import cast
 
-from bench.bench_cost import graph, own_cpu, p99, tree_cpu
+import pytest
+
+from bench.bare_relay import Upstream
+from bench.bench_cost import (
+    ClientProcess,
+    Setup,
+    Tally,
+    added_ms,
+    block,
+    floor_verdict,
+    graph,
+    own_cpu,
+    p99,
+    print_floor,
+    relay_process,
+    tree_cpu,
+)
+from orchestrator.provision.server import LocalComfy
+from orchestrator.service import Orchestrator
 
 
 def test_every_job_has_a_colour_and_seed_of_its_own() -> None:
@@ -35,3 +56,85 @@ def test_tree_cpu_counts_a_busy_child_under_its_root() -> None:
 def test_p99_is_the_nearest_rank() -> None:
     assert p99([float(i) for i in range(1, 101)]) == 99.0
     assert p99([3.0]) == 3.0
+
+
+# --- the bare relay: the floor of the added wall time --------------------------------
+
+def _tally(ms_each: float, jobs: int = 100, cpu_ms: float = 0.0) -> Tally:
+    return Tally(times=[ms_each / 1000] * jobs, service_cpu=cpu_ms * jobs / 1000)
+
+
+def test_the_floor_verdict_splits_each_faces_added_time_at_the_relay() -> None:
+    seq = {"direct": _tally(10.0), "relay": _tally(12.0), "gateway": _tally(20.0),
+           "rest": _tally(14.0), "v2": _tally(11.0)}
+    assert added_ms(seq, "relay") == pytest.approx((2.0, 2.0))
+    relay, gateway, rest, v2 = floor_verdict(seq)
+    assert "added p50 +2.0 ms" in relay and "leaves +1.0 ms" in relay  # +3 ms goal - floor
+    assert "relay floor +2.0 ms (20%)" in gateway and "own work +8.0 ms" in gateway
+    assert "(50%)" in rest and "own work +2.0 ms" in rest
+    assert "(200%)" in v2 and "own work -1.0 ms" in v2  # a face faster than the relay says so
+
+
+def test_the_floor_prints_the_relays_cost_per_relayed_request(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    seq = {"direct": _tally(10.0), "relay": _tally(13.0, cpu_ms=1.5)}
+    print_floor(seq, own=0.003)
+    out = capsys.readouterr().out
+    assert "added to direct p50 +3.0 ms" in out
+    assert "relay CPU per job 1.50 ms (0.50x ComfyUI's own)" in out
+    assert "+1.00 ms wall, 0.50 ms relay CPU" in out  # over its 3 HTTP round trips
+
+
+def test_the_relays_node_client_resends_on_a_new_connection_after_an_idle_close() -> None:
+    """The node may close a kept-alive connection between two requests (its keep-alive
+    timeout): the relay's next request must not fail for it."""
+    async def scenario() -> tuple[list[bytes], int]:
+        connections = 0
+
+        async def answer_once(reader: asyncio.StreamReader,
+                              writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                         b"Content-Length: 2\r\n\r\nok")
+            await writer.drain()
+            writer.close()  # kept alive as far as the client knows, then closed
+
+        server = await asyncio.start_server(answer_once, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        upstream = Upstream("127.0.0.1", port)
+        bodies = []
+        for _ in range(2):
+            answer = await upstream.request("GET", "/history/x")
+            assert answer.status == 200 and answer.content_type == "text/plain"
+            bodies.append(b"".join(answer.body))
+            await asyncio.sleep(0.05)  # the close reaches the client's idle connection
+        upstream.close()
+        server.close()
+        await server.wait_closed()
+        return bodies, connections
+
+    bodies, connections = asyncio.run(scenario())
+    assert bodies == [b"ok", b"ok"] and connections == 2
+
+
+def test_the_relay_path_runs_the_example_flow_and_charges_the_relays_process(
+        comfy_server: LocalComfy, tmp_path: Path) -> None:
+    """The bench's relay path: ComfyUI's example flow through the bare relay to a real
+    node, the relay's CPU read from its own process (not the service's)."""
+    with relay_process(comfy_server.url, tmp_path) as (address, pid):
+        assert f"--port\0{address.rsplit(':', 1)[1]}" in Path(
+            f"/proc/{pid}/cmdline").read_text()
+        clients = ClientProcess({"nodes": [], "service": "", "token": "", "relay": address})
+        try:
+            setup = Setup("", "", 0, [comfy_server.pid or 0], clients,
+                          cast(Orchestrator, None), relay_pid=pid)
+            before = tree_cpu([pid])
+            tally = block(setup, "relay", 20, seed=int(time.time()) % 1000 * 10_000)
+            relay_spent = tree_cpu([pid]) - before
+        finally:
+            clients.close()
+    assert tally.jobs == 20 and all(0 < took < 30 for took in tally.times)
+    assert 0 < tally.service_cpu <= relay_spent  # the relay's process, nothing else
+    assert tally.comfy_cpu > 0
