@@ -18,7 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orchestrator.errors import ConfigError
 from orchestrator.jobs import MAX_COUNT
 from orchestrator.retention import DEFAULT_SWEEP_S
-from orchestrator.stall import STALL_CEILING_S, STALL_FLOOR_S, StallLimits
+from orchestrator.stall import (
+    SOCKET_SILENCE_MAX_S,
+    SOCKET_SILENCE_S,
+    STALL_CEILING_S,
+    STALL_FLOOR_S,
+    StallLimits,
+)
 
 # --- Network -------------------------------------------------------------------------------
 DEFAULT_HOST = "127.0.0.1"  # loopback: exposing the service is an explicit choice
@@ -119,6 +125,11 @@ class Settings(BaseModel):
     # node: four times its measured duration there, within these bounds (stall.py says why)
     stall_floor_s: float = Field(default=STALL_FLOOR_S, gt=0)
     stall_ceiling_s: float = Field(default=STALL_CEILING_S, gt=0)
+    # seconds a node's socket may stay silent, with a prompt running there, before it is
+    # reconnected: at least the first; three times the longest gap the running work is
+    # known to leave between frames when that is longer (slow steps); at most the second
+    stall_socket_silence_s: float = Field(default=SOCKET_SILENCE_S, gt=0)
+    stall_socket_silence_max_s: float = Field(default=SOCKET_SILENCE_MAX_S, gt=0)
 
     @property
     def workflows_folder(self) -> Path:
@@ -133,9 +144,13 @@ class Settings(BaseModel):
 
     @property
     def stall_limits(self) -> StallLimits:
-        """The watchdog's limits (a ceiling below the floor lifts the ceiling to it)."""
-        return StallLimits(floor_s=self.stall_floor_s,
-                           ceiling_s=max(self.stall_ceiling_s, self.stall_floor_s))
+        """The watchdog's limits (a ceiling below its floor is lifted to it)."""
+        return StallLimits(
+            floor_s=self.stall_floor_s,
+            ceiling_s=max(self.stall_ceiling_s, self.stall_floor_s),
+            socket_silence_s=self.stall_socket_silence_s,
+            socket_silence_max_s=max(self.stall_socket_silence_max_s,
+                                     self.stall_socket_silence_s))
 
     @property
     def max_multipart_bytes(self) -> int:

@@ -7,7 +7,11 @@ where the node has it, else ``/queue`` and ``/history``). The pure ``stall`` mod
 decides; this thread carries it out:
 
 * a socket silent while HTTP shows the prompt running or ended is reconnected (the
-  runner's watch polls ``/history`` meanwhile, so nothing is lost or run twice);
+  runner's watch polls ``/history`` meanwhile, so nothing is lost or run twice), once
+  its silence is longer than the running work explains: a few times the longest gap
+  the prompt has left between progress so far, or its node's measured seconds per step
+  for that workload (``stall.socket_silence_allowed``), so a node whose steps take longer
+  than the floor is not reconnected between every two of them;
 * a prompt running with no progress for longer than its measured speed allows is
   interrupted on that node and requeued for another one, once, with the reason kept in
   the item's attempt history.
@@ -33,7 +37,7 @@ from orchestrator.jobs import ItemError, ItemStatus
 from orchestrator.placement import Placement
 from orchestrator.runner import ItemExecution, publish_if_finished
 from orchestrator.speed import SpeedBook
-from orchestrator.stall import PromptWatchState, StallLimits, Verdict
+from orchestrator.stall import ProgressGaps, PromptWatchState, StallLimits, Verdict
 
 if TYPE_CHECKING:
     from orchestrator.pool import NodePool, NodeWorker
@@ -61,6 +65,7 @@ class _Seen:
     running_since: float | None = None
     steps: int | None = None
     moved_at: float | None = None  # when its progress (not its status) last changed
+    gaps: ProgressGaps = field(default_factory=ProgressGaps)  # its longest quiet stretch
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class Watchdog:
     _seen: dict[str, _Seen] = field(default_factory=dict)
     # node -> reconnects since its work last made progress (see stall.socket_is_stale)
     _fruitless: dict[str, int] = field(default_factory=dict)
+    _reconnected_at: dict[str, float] = field(default_factory=dict)  # node -> last reconnect
     _clients: dict[str, ComfyClient] = field(default_factory=dict)
     _closed: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -138,12 +144,37 @@ class Watchdog:
             elif signature != seen.signature:
                 if signature is None or seen.signature is None or (
                         signature[:-1] != seen.signature[:-1]):
+                    seen.gaps.moved(brought_by_reconnect=self._brought_by_reconnect(
+                        worker.node.name, seen, now))
                     seen.moved_at = now
                 seen.signature, seen.changed_at = signature, now
                 self._fruitless.pop(worker.node.name, None)
+            elif seen.running_since is not None:
+                seen.gaps.quiet(now - max(seen.running_since, seen.moved_at or now))
             if execution.item.status == ItemStatus.RUNNING and seen.running_since is None:
                 seen.running_since = now
             seen.steps = _steps(execution, seen.steps)
+
+    def _brought_by_reconnect(self, node: str, seen: _Seen, now: float) -> bool:
+        """Whether progress seen now is what a reconnect of the node brought back: it
+        came at the first look after that reconnect, made while the item was quiet."""
+        at = self._reconnected_at.get(node)
+        return (at is not None and at >= (seen.moved_at or now)
+                and now - at < 1.5 * self.interval)
+
+    def _expected_gap(self, executions: list[ItemExecution]) -> float | None:
+        """The longest gap between frames the node's running work is expected to leave
+        (``stall.expected_gap``), over its items running as far as we know; over all of
+        them while none is (the socket may have missed the start of one)."""
+        seens = [self._seen[e.item.id] for e in executions if e.item.id in self._seen]
+        running = [s for s in seens if s.execution.item.status == ItemStatus.RUNNING]
+        gaps = []
+        for seen in running or seens:
+            estimate = self.book.estimate(seen.node, seen.key)
+            gaps.append(stall.expected_gap(seen.gaps.witnessed_s,
+                                           estimate.step_s if estimate else None))
+        known = [g for g in gaps if g is not None]
+        return max(known) if known else None
 
     def _idle_s(self, seen: _Seen, now: float) -> float:
         since = max(seen.changed_at, seen.running_since or seen.changed_at)
@@ -155,12 +186,15 @@ class Watchdog:
         silence = now - stream.last_frame
         suspects = [e for e in executions if self._maybe_stalled(e, now)]
         fruitless = self._fruitless.get(worker.node.name, 0)
-        # A running prompt whose progress stopped is looked up every round, however long
-        # reconnects back off (each resets the socket's silence): its progress falls back
-        # to HTTP. A prompt waiting in the node's queue is quiet by right: not polled.
+        gap = self._expected_gap(executions)
+        allowed = stall.socket_silence_allowed(self.limits, gap)
+        # A running prompt whose progress stopped for longer than its gaps explain is
+        # looked up every round, however long reconnects back off (each resets the
+        # socket's silence): its progress falls back to HTTP. A prompt waiting in the
+        # node's queue is quiet by right: not polled.
         quiet = {e.item.id for e in executions if e.item.status == ItemStatus.RUNNING
-                 and self._quiet_s(self._seen[e.item.id], now) >= self.limits.socket_silence_s}
-        if silence < self.limits.socket_silence_s and not suspects and not quiet:
+                 and self._quiet_s(self._seen[e.item.id], now) >= allowed}
+        if silence < allowed and not suspects and not quiet:
             return
         phases = self._phases(worker, executions)
         if phases is None:
@@ -171,7 +205,7 @@ class Watchdog:
                 seen.running_since = seen.running_since or now
                 if execution.item.id in quiet:
                     self._estimate(execution, seen, now)
-        if stall.socket_is_stale(silence, list(phases.values()), self.limits, fruitless):
+        if stall.socket_is_stale(silence, list(phases.values()), self.limits, fruitless, gap):
             self._reconnect(worker, silence, now)
         for execution in suspects:
             self._judge(worker, execution, phases.get(execution.item.id), now)
@@ -229,6 +263,7 @@ class Watchdog:
         del self.reconnects[:-RECONNECTS_KEPT]
         name = worker.node.name
         self._fruitless[name] = self._fruitless.get(name, 0) + 1
+        self._reconnected_at[name] = now
         worker.node.stream.reconnect()
 
     # --- stalls ------------------------------------------------------------------------

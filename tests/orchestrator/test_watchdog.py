@@ -1,9 +1,11 @@
 """The pool's watchdog against real ComfyUI nodes, with faults made by ``tests/faults.py``:
-a silenced websocket is reconnected within seconds and its work finishes once; a hung
-prompt is interrupted and finished on the other node."""
+a silenced websocket is reconnected within seconds and its work finishes once, a healthy
+one on a node slow between steps is left alone; a hung prompt is interrupted and finished
+on the other node."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -19,6 +21,7 @@ from orchestrator.events import ItemFailed, ProgressEvent
 from orchestrator.jobs import ItemStatus, JobStatus
 from orchestrator.provision.server import LocalComfy
 from orchestrator.service import Orchestrator
+from orchestrator.stall import socket_silence_allowed
 from tests import graphs
 from tests.conftest import ComfyFactory
 from tests.faults import FaultProxy, set_slowdown
@@ -130,6 +133,30 @@ def test_a_prompt_ending_while_its_socket_is_frozen_is_collected_not_run_again(
     assert job.status == JobStatus.SUCCEEDED and len(item.output_ids) == 1
     assert len(item.attempts) == 1 and proxy.dropped() > 0
     assert times_run_on(comfy_url, [item.attempts[0].prompt_id]) == 1
+
+
+def test_a_node_slower_than_the_silence_floor_between_steps_is_not_reconnected(
+    comfy_url: str, orch_factory: Callable[..., Orchestrator], caplog: pytest.LogCaptureFixture
+) -> None:
+    orch = orch_factory([comfy_url])
+    name = comfy_url.split("//")[1]
+    watchdog, stream = orch._pool.watchdog, orch._pool.worker(name).node.stream
+    # One run measures the workload's seconds per step on this node: 8 s, over the 5 s
+    # floor (a video model's steps, a large image on a small GPU).
+    first = orch.submit(graph=graphs.sleep(8.0, steps=1, seed=seed())).wait(timeout=120)
+    wait_until(lambda: orch.eta_s(first, 0) is not None, 10, "the run measured")
+    estimate = watchdog.book.estimate(name, watchdog.placement.key_of(first))
+    assert estimate is not None and estimate.step_s is not None
+    reconnects, connects = len(watchdog.reconnects), stream.connects
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="orchestrator"):
+        # Two more such steps: 8 s of silence before each, on a healthy socket.
+        job = orch.submit(graph=graphs.sleep(16.0, steps=2, seed=seed())).wait(timeout=120)
+    print(f"\nslow steps: {estimate.step_s:.1f}s per step measured, socket silence allowed "
+          f"{socket_silence_allowed(watchdog.limits, estimate.step_s):.1f}s")
+    assert job.status == JobStatus.SUCCEEDED
+    assert watchdog.reconnects[reconnects:] == [] and stream.connects == connects
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 @pytest.fixture()
