@@ -1,6 +1,7 @@
-"""The one place urllib3's and websocket-client's exceptions become ``NodeError``s.
+"""The one place urllib3's, ``http11``'s and websocket-client's exceptions become
+``NodeError``s.
 
-The client, the prompt watcher and the shared socket all talk to a node through those two
+The client, the prompt watcher and the shared socket all talk to a node through those
 libraries; each wraps its calls in ``translated`` so a caller only ever sees our error
 tree, with the node's URL attached.
 """
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 import urllib3
 import websocket
 
+from orchestrator.comfy.http11 import MalformedAnswer, NodeSilent
 from orchestrator.errors import NodeError, NodeProtocolError, NodeTimeout, NodeUnreachable
 
 
@@ -28,11 +30,11 @@ def translated(url: str, what: str) -> Iterator[None]:
             websocket.WebSocketException) as exc:
         # Before timeouts: urllib3's NewConnectionError is a ConnectTimeoutError subclass.
         raise NodeUnreachable(url, _reason(exc)) from exc
-    except urllib3.exceptions.TimeoutError as exc:
+    except (urllib3.exceptions.TimeoutError, NodeSilent) as exc:
         raise NodeTimeout(url, f"{what} timed out") from exc
     except OSError as exc:
         raise NodeUnreachable(url, _reason(exc)) from exc
-    except urllib3.exceptions.HTTPError as exc:
+    except (urllib3.exceptions.HTTPError, MalformedAnswer) as exc:
         raise NodeProtocolError(url, f"{what} failed: {exc}") from exc
     except ValueError as exc:  # bad JSON
         raise NodeProtocolError(url, f"{what} answered something that is not JSON") from exc
