@@ -262,7 +262,8 @@ class EventBus:
         ``snapshot`` is called under the bus lock: publishers commit to the store before
         publishing, so no event can fall between the snapshot and the first delivery
         (at worst one is seen twice). With ``after`` (a resume), the kept events numbered
-        above it are replayed instead, so nothing in between is lost.
+        above it are replayed instead, so nothing in between is lost. What ``snapshot``
+        raises reaches the caller, with nothing subscribed.
         """
         sub = Subscription(self, job_id)
         if after is not None and after < self.seq_base:
@@ -275,7 +276,11 @@ class EventBus:
                     if getattr(event, "seq", 0) > after:
                         sub.put(event)
             elif snapshot is not None:
-                snap = snapshot()
+                try:
+                    snap = snapshot()
+                except BaseException:  # the job is missing (or unreadable): nothing stays
+                    self._subs[job_id].remove(sub)
+                    raise
                 if snap is not None:
                     snap.seq = self._seq.get(job_id, self.seq_base)
                     sub.put(snap)

@@ -115,6 +115,9 @@ class ItemExecution:
         self.place: Callable[[ItemExecution], float | None] | None = None
         self.number: float | None = None
         self.shown_fraction = 0.0  # the item's progress as last published
+        # Whether this execution posted the prompt of the item's first attempt: then no
+        # output of the item can be recorded yet, and none needs a look-up first.
+        self.posted = False
         self._progress_lock = threading.Lock()  # the socket's reader and the watchdog
 
     @property
@@ -126,6 +129,7 @@ class ItemExecution:
 
     def run(self, *, submit: bool = True) -> None:
         """Carry the item to a terminal state (or back to the queue). Never raises."""
+        self.posted = submit and len(self.item.attempts) == 1
         try:
             client = self.node.client
             if submit:
@@ -251,15 +255,25 @@ class ItemExecution:
             self.output_ids = [self._store_output(client, f).id for f in files]
             self.value_ids += [self._store_value(v).id for v in entry.values]
         output_ids = list(dict.fromkeys(self.output_ids + self.value_ids))
-        self.item = self.ctx.store.mark_succeeded(self.item.id, output_ids)
+        settled = self.ctx.store.succeed(self.item.id, output_ids)
+        self.item = settled.item
         self.ctx.progress.set(self.job, self.item.index, 1.0)
-        self._maybe_finished()
+        if settled.job_status.terminal:  # the same transaction said so: no read-back
+            self.ctx.bus.publish(Finished(job_id=self.job.id, status=settled.job_status.value,
+                                          error=settled.error))
+
+    def _recorded(self, name: str, node_id: str | None) -> OutputRecord | None:
+        """The record of an output collected before (by a process that crashed after it):
+        never stored twice. The first attempt's prompt, posted here, has none: no look-up
+        then (and ``add_output`` would return a stored record for the same file anyway)."""
+        if self.posted:
+            return None
+        return self.ctx.store.output_for_item_file(self.item.id, name, node_id=node_id)
 
     def _store_output(self, client: ComfyClient, file: OutputFile) -> OutputRecord:
-        existing = self.ctx.store.output_for_item_file(self.item.id, file.filename,
-                                                       node_id=file.node_id)
+        existing = self._recorded(file.filename, file.node_id)
         if existing is not None:
-            return existing  # collected before a crash: never stored twice
+            return existing
         data = client.view(file)
         media = probe(data, file.filename)
         with self.ctx.blobs.storing(data) as blob:  # no release removes it before the record
@@ -274,8 +288,7 @@ class ItemExecution:
     def _store_value(self, found: UiValue) -> OutputRecord:
         """Record a non-file key of a node's UI result (its text, numbers...) as an output
         of kind ``value``, once per (item, node, key), so it outlives the node's memory."""
-        existing = self.ctx.store.output_for_item_file(self.item.id, found.key,
-                                                       node_id=found.node_id)
+        existing = self._recorded(found.key, found.node_id)
         if existing is not None:
             return existing
         with self.ctx.blobs.storing(value_bytes(found.value)) as blob:

@@ -19,7 +19,15 @@ from pathlib import Path
 
 from orchestrator.errors import ConfigError
 from orchestrator.store.postgres import PostgresJobStore
-from orchestrator.store.protocol import CanRun, JobPage, JobStore, OutputPage, PromptId
+from orchestrator.store.protocol import (
+    CanRun,
+    JobPage,
+    JobStore,
+    JobView,
+    OutputPage,
+    PromptId,
+    Settled,
+)
 from orchestrator.store.sqlite import IDEMPOTENCY_TTL, SqliteJobStore
 
 DATABASE_NAME = "orchestrator.sqlite3"  # inside the data directory
@@ -30,9 +38,11 @@ __all__ = [
     "CanRun",
     "JobPage",
     "JobStore",
+    "JobView",
     "OutputPage",
     "PostgresJobStore",
     "PromptId",
+    "Settled",
     "SqliteJobStore",
     "open_store",
 ]

@@ -199,6 +199,10 @@ class PostgresJobStore(SqlJobStore):
     def _lock_job(self, conn: Conn, job_id: str) -> None:
         conn.execute("SELECT 1 FROM jobs WHERE id = ? FOR UPDATE", [job_id])
 
+    def _lock_item_job(self, conn: Conn, item_id: str) -> None:
+        conn.execute("SELECT 1 FROM jobs WHERE id = (SELECT job_id FROM items WHERE id = ?)"
+                     " FOR UPDATE", [item_id])
+
     def _lock_key(self, conn: Conn, owner: str, key: str) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 1))",
                      [json.dumps(["key", owner, key])])
@@ -225,6 +229,11 @@ class PostgresJobStore(SqlJobStore):
             return None
         leases.hold(conn, self.replica, item_id)
         return fresh
+
+    def _anything_queued(self) -> bool:
+        """Every replica queues items: ask the database each time (one index lookup)."""
+        with self._tx("looking for queued items", write=False) as conn:
+            return self._look_for_queued(conn)
 
     # --- leases ------------------------------------------------------------------------------
 

@@ -49,6 +49,25 @@ class JobPage(BaseModel):
     next_cursor: str | None = None
 
 
+class Settled(BaseModel):
+    """An item as one change left it, and its job as that same transaction left it: the
+    caller learns whether the job ended without reading it back."""
+
+    item: Item
+    job_status: JobStatus
+    error: str | None = None  # the job's first item error, once it ended with one
+
+
+class JobView(BaseModel):
+    """A job and what a subscriber's first look at it needs, read in one transaction:
+    the output records not yet listed on their items (an output is recorded before its
+    item succeeds), newest first, and each queued item's queue position."""
+
+    job: Job
+    unlisted_outputs: list[str]
+    positions: dict[str, int]
+
+
 class OutputPage(BaseModel):
     """One page of output records, newest first; ``next_cursor`` as for ``JobPage``."""
 
@@ -89,6 +108,11 @@ class JobStore(Protocol):
 
     def get_job(self, job_id: str) -> Job:
         """The job; ``JobNotFound`` if absent."""
+
+    def job_view(self, job_id: str, *, job: Job | None = None) -> JobView:
+        """The job with its unlisted outputs and queue positions (``JobView``), in one
+        transaction; given ``job`` (just read), only the rest is read. ``JobNotFound`` if
+        absent."""
 
     def get_item(self, item_id: str) -> Item:
         """The item; ``JobNotFound(what="item")`` if absent."""
@@ -133,6 +157,9 @@ class JobStore(Protocol):
 
     def mark_succeeded(self, item_id: str, output_ids: list[str]) -> Item:
         """→ SUCCEEDED (also from CANCELING: the node finished first); closes the attempt."""
+
+    def succeed(self, item_id: str, output_ids: list[str]) -> Settled:
+        """``mark_succeeded``, answering in the same transaction whether the job ended."""
 
     def mark_failed(self, item_id: str, error: ItemError, *, retry: bool) -> Item:
         """Close the attempt with ``error``; QUEUED again if ``retry`` and budget left.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -23,6 +24,7 @@ from orchestrator.errors import IdempotencyKeyReused, JobNotFound
 from orchestrator.jobs import (
     Item,
     ItemError,
+    ItemStatus,
     Job,
     JobRequirements,
     JobSpec,
@@ -36,14 +38,19 @@ from orchestrator.store.access_store import AccessMethods
 from orchestrator.store.claim import ClaimScan
 from orchestrator.store.dialect import Conn, Dialect
 from orchestrator.store.input_store import InputFileMethods
-from orchestrator.store.protocol import CanRun, JobPage, OutputPage, PromptId
+from orchestrator.store.protocol import CanRun, JobPage, JobView, OutputPage, PromptId, Settled
 
 Clock = Callable[[], datetime]
-Change = Callable[[Job, Item, int], Item]  # (job, item, attempts used in budget) -> item
+# (item, attempts used in its budget, its job's spec read on demand) -> the changed item
+Change = Callable[[Item, int, Callable[[], JobSpec]], Item]
 
 # Limits
 MAX_PAGE = 500  # jobs or outputs per page, whatever the caller asks
 IDEMPOTENCY_TTL = timedelta(hours=24)
+# Timeouts (seconds)
+# How long "nothing is queued" is believed without a look at the database, in case a
+# writer this process does not see (another store on the same file) queued something.
+QUEUED_HINT_TTL = 1.0
 
 
 def _limit(limit: int) -> int:
@@ -78,6 +85,9 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
         self._dialect = dialect
         self._exclusive: dict[str, threading.Lock] = {}
         self._exclusive_guard = threading.Lock()
+        # Whether an item may be queued, as this process's own writes tell (``_queued``).
+        self._maybe_queued = True
+        self._idle_since = 0.0
 
     def __enter__(self) -> Self:
         return self
@@ -105,6 +115,7 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
         for path in found:
             with self._tx(f"importing {path.name}") as conn:
                 legacy.import_file(conn, path, Path(data_dir) / "blobs")
+                self._queued()
             legacy.set_aside(path)
         return found
 
@@ -124,6 +135,10 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
 
     def _before_claim(self, conn: Conn, node: str) -> None:
         """Hold the node against other claims for it until the transaction ends."""
+        return
+
+    def _lock_item_job(self, conn: Conn, item_id: str) -> None:
+        """Hold the item's job against other writers until the transaction ends."""
         return
 
     def _take(self, conn: Conn, job: Job, item_id: str) -> Job | None:
@@ -150,6 +165,7 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
         with self._tx(f"creating job {job.id}") as conn:
             if idempotency_key is None:
                 tables.insert_job(conn, job)
+                self._queued()
                 return job, False
             self._lock_key(conn, spec.owner, idempotency_key)
             known = tables.idempotent_job(conn, spec.owner, idempotency_key,
@@ -162,6 +178,7 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
                 return existing, True
             tables.insert_job(conn, job)
             tables.remember_key(conn, spec.owner, idempotency_key, job.id, now, digest)
+            self._queued()
             return job, False
 
     def create_jobs(self, specs: Sequence[JobSpec]) -> list[Job]:
@@ -171,6 +188,7 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
         with self._tx(f"creating {len(jobs)} jobs") as conn:
             for job in jobs:
                 tables.insert_job(conn, job)
+            self._queued()
         return jobs
 
     def get_job(self, job_id: str) -> Job:
@@ -178,10 +196,28 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
         with self._tx(f"reading job {job_id}", write=False) as conn:
             return self._job(conn, job_id)
 
+    def job_view(self, job_id: str, *, job: Job | None = None) -> JobView:
+        """See ``JobStore.job_view``."""
+        with self._tx(f"reading job {job_id}", write=False) as conn:
+            job = job if job is not None else self._job(conn, job_id)
+            listed = {oid for item in job.items for oid in item.output_ids}
+            recorded = conn.execute("SELECT id FROM outputs WHERE job_id = ? ORDER BY seq DESC",
+                                    (job_id,)).fetchall()
+            positions = {}
+            if any(item.status is ItemStatus.QUEUED for item in job.items):
+                rows = conn.execute("SELECT id, priority, owner, job_seq, idx FROM items"
+                                    " WHERE job_id = ? AND status = 'queued'", (job_id,))
+                positions = {row[0]: position.claims_ahead(
+                    conn, priority=row[1], owner=row[2], job_seq=row[3], idx=row[4])
+                    for row in rows.fetchall()}
+        return JobView(job=job, unlisted_outputs=[row[0] for row in recorded
+                                                  if row[0] not in listed],
+                       positions=positions)
+
     def get_item(self, item_id: str) -> Item:
         """See ``JobStore.get_item``."""
         with self._tx(f"reading item {item_id}", write=False) as conn:
-            return self._locate(conn, item_id)[1]
+            return self._item(conn, item_id)[1]
 
     def list_jobs(self, *, owner: str | None = None, status: JobStatus | None = None,
                   workflow: str | None = None, character: str | None = None,
@@ -212,6 +248,8 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
             return None  # without taking the write lock that other writers would wait on
         with self._tx(f"claiming an item for node {node}") as conn:
             self._before_claim(conn, node)
+            if not self._look_for_queued(conn):
+                return None
             if max_on_node is not None and tables.count(
                     conn, "SELECT COUNT(*) FROM items WHERE active_node = ?",
                     [node]) >= max_on_node:
@@ -222,11 +260,31 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
             job, item = found
             claimed = rules.dispatch(item, node=node, prompt_id=prompt_id(item),
                                      now=self._clock())
-            return self._apply(conn, job, claimed)
+            taken = self._apply(conn, job, claimed)
+            self._look_for_queued(conn)  # the next round knows whether to look at all
+            return taken
 
     def _anything_queued(self) -> bool:
+        """Whether a claim may find something. One process writes a SQLite file, so its own
+        writes say when something was queued (``_queued``) and the last claim when nothing
+        was: a claim round then costs no transaction. A look at the database still comes
+        every QUEUED_HINT_TTL, for a writer this process does not see."""
+        if self._maybe_queued:
+            return True
+        if time.monotonic() - self._idle_since <= QUEUED_HINT_TTL:
+            return False
         with self._tx("looking for queued items", write=False) as conn:
-            return tables.top_priority(conn, None) is not None  # one index lookup
+            return self._look_for_queued(conn)
+
+    def _look_for_queued(self, conn: Conn) -> bool:
+        """Whether anything is queued, remembered as the hint (inside a transaction)."""
+        self._idle_since = time.monotonic()
+        self._maybe_queued = tables.top_priority(conn, None) is not None  # one index lookup
+        return self._maybe_queued
+
+    def _queued(self) -> None:
+        """Something was queued by a transaction of this process (call inside it)."""
+        self._maybe_queued = True
 
     def set_requirements(self, job_id: str, requirements: JobRequirements) -> None:
         """See ``JobStore.set_requirements``."""
@@ -237,29 +295,33 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
                      seed: int | None) -> Item:
         """See ``JobStore.set_rendered``."""
         with self._tx(f"storing the rendered graph of item {item_id}") as conn:
-            item = self._locate(conn, item_id, lock=True)[1]
+            item = self._item(conn, item_id, lock=True)[1]
             rendered = item.model_copy(update={"graph": graph, "seed": seed})
             tables.save_graph(conn, rendered)
             return rendered
 
     def mark_running(self, item_id: str) -> Item:
         """See ``JobStore.mark_running``."""
-        return self._change(item_id, "running", lambda _, item, __: rules.start(
-            item, self._clock()))
+        return self._change(item_id, "running", lambda item, _, __: rules.start(
+            item, self._clock())).item
 
     def mark_succeeded(self, item_id: str, output_ids: list[str]) -> Item:
         """See ``JobStore.mark_succeeded``."""
-        return self._change(item_id, "succeeded", lambda _, item, __: rules.succeed(
+        return self.succeed(item_id, output_ids).item
+
+    def succeed(self, item_id: str, output_ids: list[str]) -> Settled:
+        """See ``JobStore.succeed``."""
+        return self._change(item_id, "succeeded", lambda item, _, __: rules.succeed(
             item, output_ids, self._clock()))
 
     def mark_failed(self, item_id: str, error: ItemError, *, retry: bool) -> Item:
         """See ``JobStore.mark_failed``."""
 
-        def change(job: Job, item: Item, used: int) -> Item:
+        def change(item: Item, used: int, spec: Callable[[], JobSpec]) -> Item:
             return rules.fail(item, error, retry=retry, now=self._clock(),
-                              attempts_left=used < job.spec.max_attempts)
+                              attempts_left=used < spec().max_attempts)
 
-        return self._change(item_id, "failed", change)
+        return self._change(item_id, "failed", change).item
 
     def requeue(self, item_id: str, reason: str) -> Item:
         """See ``JobStore.requeue``."""
@@ -268,8 +330,8 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
 
     def mark_canceled(self, item_id: str) -> Item:
         """See ``JobStore.mark_canceled``."""
-        return self._change(item_id, "canceled", lambda _, item, __: rules.cancel(
-            item, self._clock()))
+        return self._change(item_id, "canceled", lambda item, _, __: rules.cancel(
+            item, self._clock())).item
 
     def request_cancel(self, job_id: str) -> Job:
         """See ``JobStore.request_cancel``."""
@@ -291,6 +353,7 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
             for old, new in zip(job.items, items, strict=True):
                 if new is not old:
                     tables.reset_retry_base(conn, new)
+            self._queued()
             return self._save_job(conn, _with_items(job, items, cancel_requested=False), job)
 
     def in_flight(self, node: str | None = None) -> list[tuple[Job, Item]]:
@@ -342,20 +405,35 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
             raise JobNotFound(job_id)
         return job
 
-    def _locate(self, conn: Conn, item_id: str, *,
-                lock: bool = False) -> tuple[Job, Item, int]:
-        """The item's job, the item, and the attempts it used in its current budget."""
-        home = tables.item_home(conn, item_id)
-        if home is None:
+    def _item(self, conn: Conn, item_id: str, *, lock: bool = False) -> tuple[str, Item, int]:
+        """The item's job id, the item (read alone: not its job's other items), and the
+        attempts it used in its current budget."""
+        if lock:
+            self._lock_item_job(conn, item_id)
+        found = tables.load_item(conn, item_id)
+        if found is None:
             raise JobNotFound(item_id, what="item")
-        job = self._job(conn, home[0], lock=lock)
-        item = _item_of(job, item_id)
-        return job, item, len(item.attempts) - home[1]
+        job_id, retry_base, item = found
+        return job_id, item, len(item.attempts) - retry_base
 
-    def _change(self, item_id: str, state: str, change: Change) -> Item:
+    def _change(self, item_id: str, state: str, change: Change) -> Settled:
+        """One item's change and its job's status, in one transaction that reads the item
+        alone and its siblings' status columns (never their bodies)."""
         with self._tx(f"marking item {item_id} {state}") as conn:
-            job, item, used = self._locate(conn, item_id, lock=True)
-            return self._apply(conn, job, change(job, item, used))[1]
+            job_id, item, used = self._item(conn, item_id, lock=True)
+
+            def spec() -> JobSpec:
+                found = tables.job_spec(conn, job_id)
+                if found is None:
+                    raise JobNotFound(job_id)
+                return found
+
+            changed = change(item, used, spec)
+            tables.save_item(conn, changed)
+            if changed.status is ItemStatus.QUEUED:
+                self._queued()
+            status, error = tables.settle_job_state(conn, job_id)
+            return Settled(item=changed, job_status=status, error=error)
 
     def _apply(self, conn: Conn, job: Job, item: Item) -> tuple[Job, Item]:
         items = [item if old.id == item.id else old for old in job.items]
@@ -435,7 +513,7 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
         it (its item may be gone with a purged job: then there is nothing to change)."""
         if tables.item_home(conn, record.item_id) is None:
             return
-        item = self._locate(conn, record.item_id, lock=True)[1]
+        item = self._item(conn, record.item_id, lock=True)[1]
         if record.id in item.output_ids:
             kept = [oid for oid in item.output_ids if oid != record.id]
             tables.save_item(conn, item.model_copy(update={"output_ids": kept}))

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestrator.errors import InvalidCursor, StoreError
-from orchestrator.jobs import Item, Job, JobRequirements, JobSpec
+from orchestrator.jobs import Item, ItemStatus, Job, JobRequirements, JobSpec, JobStatus, job_status
 from orchestrator.store.dialect import SQLITE, Conn, Dialect
 
 ON_NODE_SQL = "active_node IS NOT NULL"
@@ -168,6 +168,53 @@ def item_home(conn: Conn, item_id: str) -> tuple[str, int] | None:
     row = conn.execute("SELECT job_id, retry_base FROM items WHERE id = ?",
                        (item_id,)).fetchone()
     return (row[0], row[1]) if row else None
+
+
+def load_item(conn: Conn, item_id: str) -> tuple[str, int, Item] | None:
+    """The item alone (no other item of its job is read), with its job id and retry base:
+    what an item's change needs, where ``load_job`` would parse every sibling."""
+    row = conn.execute("SELECT job_id, retry_base, body, graph FROM items WHERE id = ?",
+                       (item_id,)).fetchone()
+    if row is None:
+        return None
+    with parsed(f"item {item_id}"):
+        item = Item.model_validate_json(row[2])
+        if row[3] is not None:
+            item = item.model_copy(update={"graph": json.loads(row[3])})
+    return row[0], row[1], item
+
+
+def job_spec(conn: Conn, job_id: str) -> JobSpec | None:
+    """The job's spec alone, or None when the job is gone."""
+    row = conn.execute("SELECT spec FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        return None
+    with parsed(f"job {job_id}"):
+        return JobSpec.model_validate_json(row[0])
+
+
+def settle_job_state(conn: Conn, job_id: str) -> tuple[JobStatus, str | None]:
+    """Write the job's status derived from its items' status columns (no item body is
+    parsed), and return it with the first item error when the job ended in failure: what
+    a change of one item needs to know whether the job ended."""
+    rows = conn.execute(
+        "SELECT j.cancel_requested, i.status FROM jobs AS j JOIN items AS i"
+        " ON i.job_id = j.id WHERE j.id = ? ORDER BY i.idx", (job_id,)).fetchall()
+    with parsed(f"job {job_id}"):
+        status = job_status([ItemStatus(row[1]) for row in rows],
+                            bool(rows[0][0]) if rows else False)
+    conn.execute("UPDATE jobs SET status = ? WHERE id = ?", (status.value, job_id))
+    error = None
+    if status.terminal and any(row[1] == ItemStatus.FAILED.value for row in rows):
+        first = conn.execute("SELECT id, body FROM items WHERE job_id = ? AND status = ?"
+                             " ORDER BY idx", (job_id, ItemStatus.FAILED.value)).fetchall()
+        for item_id, body in first:
+            with parsed(f"item {item_id}"):
+                failed = Item.model_validate_json(body)
+            if failed.error is not None:
+                error = failed.error.message
+                break
+    return status, error
 
 
 def save_item(conn: Conn, item: Item) -> None:

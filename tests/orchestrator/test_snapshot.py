@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.errors import JobNotFound
 from orchestrator.events import Snapshot
 from orchestrator.outputs import BlobRef, Media, OutputKind, new_output
 from orchestrator.service import Orchestrator
@@ -35,3 +36,27 @@ def test_an_output_recorded_before_its_item_succeeds_is_in_the_snapshot(
         first = sub.get(timeout=5)
     assert isinstance(first, Snapshot)
     assert first.outputs == [record.id]
+
+
+def test_a_subscription_reads_the_job_once_and_an_unknown_job_subscribes_nothing(
+        orch: Orchestrator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The snapshot is the subscription's one read (job, outputs, positions in one
+    transaction); its ``JobNotFound`` reaches the caller with nothing left subscribed."""
+    handle = orch.submit(graph={"1": {"class_type": "SaveImage", "inputs": {}}})
+    store = orch._store
+    opened = type(store)._tx
+    whats: list[str] = []
+
+    def counted(this: object, what: str, *, write: bool = True) -> object:
+        whats.append(what)
+        return opened(this, what, write=write)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(store), "_tx", counted)
+    with orch.events(handle.id) as sub:
+        first = sub.get(timeout=5)
+    assert isinstance(first, Snapshot)
+    assert first.items[0]["queue_position"] == 0
+    assert whats == [f"reading job {handle.id}"]
+    with pytest.raises(JobNotFound):
+        orch.events("no-such-job")
+    assert not orch._bus._subs.get("no-such-job")

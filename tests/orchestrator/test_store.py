@@ -49,6 +49,8 @@ from orchestrator.store import (
     open_store,
     pg_schema,
     schema,
+    sql_store,
+    tables,
 )
 from orchestrator.store.postgres import PostgresJobStore
 from orchestrator.store.rates import Rate
@@ -1275,3 +1277,116 @@ def test_an_unreadable_old_file_is_named_and_nothing_is_set_aside(tmp_path: Path
     with pytest.raises(StoreError, match="v2.sqlite3"):
         open_store(tmp_path)
     assert (tmp_path / "v2.sqlite3").is_file()
+
+
+# --- what a job's life costs the store ------------------------------------------------------
+
+
+class _Counted:
+    """Counts the transactions a store opens and the full job loads inside them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, store: JobStore) -> None:
+        self.transactions = 0
+        self.job_loads = 0
+        opened = type(store)._tx
+        load_jobs = tables.load_jobs
+
+        def tx(this: JobStore, what: str, *, write: bool = True) -> object:
+            self.transactions += 1
+            return opened(this, what, write=write)  # type: ignore[arg-type]
+
+        def loads(conn: object, job_ids: object) -> object:
+            self.job_loads += 1
+            return load_jobs(conn, job_ids)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(type(store), "_tx", tx)
+        monkeypatch.setattr(tables, "load_jobs", loads)
+
+    def reset(self) -> None:
+        self.transactions = self.job_loads = 0
+
+
+def test_an_item_change_answers_whether_its_job_ended(store: JobStore) -> None:
+    """The runner learns from the transaction that finished the last item that the job
+    ended, with its first error, instead of reading the job back after each item."""
+    job = store.create_job(spec(count=3))
+    _, first = claim(store)
+    _, second = claim(store)
+    _, third = claim(store)
+    settled = store.succeed(first.id, ["o1"])
+    assert (settled.item.status, settled.job_status) == (ItemStatus.SUCCEEDED,
+                                                        JobStatus.RUNNING)
+    fail(store, second.id, retry=False)
+    last = store.succeed(third.id, [])
+    ended = JobStatus.PARTIALLY_FAILED
+    assert (last.job_status, last.error) == (ended, "it broke")
+    assert store.get_job(job.id).status is ended
+    assert store.list_jobs(status=ended).jobs[0].id == job.id
+
+
+def test_an_item_change_reads_the_item_alone(store: JobStore,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Marking one item of a large job parses none of its siblings (no full job load)."""
+    store.create_job(spec(count=8))
+    _, item = claim(store)
+    counted = _Counted(monkeypatch, store)
+    store.set_rendered(item.id, graph={"1": {}}, seed=7)
+    store.mark_running(item.id)
+    store.succeed(item.id, [])
+    assert store.get_item(item.id).graph == {"1": {}}
+    assert (counted.transactions, counted.job_loads) == (4, 0)
+
+
+def test_a_job_view_reads_outputs_and_positions_in_one_transaction(
+        store: JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subscriber's first look: the job, its outputs not yet listed on an item and its
+    queued items' positions, in one transaction and one job load."""
+    ahead = store.create_job(spec(count=2, owner="a"))
+    job = store.create_job(spec(count=2, owner="a"))
+    _, running = claim(store)
+    stored = store.add_output(record(ahead, running))
+    counted = _Counted(monkeypatch, store)
+    view = store.job_view(ahead.id)
+    assert (counted.transactions, counted.job_loads) == (1, 1)
+    assert view.unlisted_outputs == [stored.id]
+    assert view.positions == {ahead.items[1].id: 0}
+    later = store.job_view(job.id, job=store.get_job(job.id))
+    assert later.positions == {job.items[0].id: 1, job.items[1].id: 2}
+    assert later.unlisted_outputs == []
+    with pytest.raises(JobNotFound):
+        store.job_view("nope")
+
+
+def test_a_claim_round_with_nothing_queued_costs_no_transaction(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One process writes a SQLite file, so its own writes tell when something was
+    queued: the pool's idle claim rounds open no transaction."""
+    store = SqliteJobStore(tmp_path / DATABASE_NAME)
+    with store:
+        job = store.create_job(spec(count=1, max_attempts=3))
+        counted = _Counted(monkeypatch, store)
+        _, item = claim(store)
+        assert counted.transactions == 1  # the claim, without a look beforehand
+        counted.reset()
+        for _ in range(5):
+            assert store.claim_next("n1", can_run=anything, prompt_id=lambda i: "p") is None
+        assert counted.transactions == 0
+        fail(store, item.id)  # back in the queue: the next round claims it
+        assert claim(store)[1].id == item.id
+        store.request_cancel(job.id)
+        store.mark_canceled(item.id)
+        store.retry_job(job.id)
+        assert claim(store)[1].id == item.id
+
+
+def test_work_queued_by_another_store_on_the_file_is_claimed_soon(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer this process does not see (a second store on the same file) is noticed
+    once the hint that nothing is queued has aged (``QUEUED_HINT_TTL``)."""
+    with SqliteJobStore(tmp_path / DATABASE_NAME) as first, \
+            SqliteJobStore(tmp_path / DATABASE_NAME) as second:
+        assert first.claim_next("n1", can_run=anything, prompt_id=lambda i: "p") is None
+        second.create_job(spec())
+        assert first.claim_next("n1", can_run=anything, prompt_id=lambda i: "p") is None
+        monkeypatch.setattr(sql_store, "QUEUED_HINT_TTL", 0.0)
+        assert claim(first)[1].status is ItemStatus.DISPATCHED
