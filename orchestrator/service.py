@@ -53,7 +53,7 @@ from orchestrator.errors import (
 )
 from orchestrator.events import EventBus, Finished, Queued, Snapshot, Subscription
 from orchestrator.inputs import InputFile, InputFiles, InputPage, OnName, StoredInput
-from orchestrator.jobs import Item, ItemStatus, Job, JobSpec, JobStatus, Visibility
+from orchestrator.jobs import Job, JobSpec, JobStatus, Visibility
 from orchestrator.library import CheckReport as CheckReport
 from orchestrator.library import WorkflowFacts as WorkflowFacts
 from orchestrator.nodefacts import NodeFacts as NodeFacts
@@ -73,7 +73,7 @@ from orchestrator.retention import DEFAULT_SWEEP_S, RetentionSweep, expires_at, 
 from orchestrator.runner import PoolContext, publish_if_finished
 from orchestrator.seeds import reseeded
 from orchestrator.stall import StallLimits
-from orchestrator.store import JobPage, JobStore, OutputPage, open_store
+from orchestrator.store import JobPage, JobStore, JobView, OutputPage, open_store
 from orchestrator.store.rates import Rate
 from orchestrator.tokens import Principal, TokenStore
 from orchestrator.validation import check_against_object_info, raise_for_problems
@@ -371,8 +371,12 @@ class Orchestrator:
                 sub.get(timeout=min(left, 1.0) if left is not None else 1.0)
 
     def events(self, job_id: str, *, after: int | None = None) -> Subscription:
-        """Subscribe to a job's events: a snapshot of its state first, then changes."""
-        self.get(job_id)  # JobNotFound for an unknown id
+        """Subscribe to a job's events: a snapshot of its state first, then changes.
+
+        ``JobNotFound`` for an unknown id: the snapshot's own read says so (a resume,
+        which takes no snapshot, reads the job first)."""
+        if after is not None:
+            self.get(job_id)
         return self._bus.subscribe(job_id, after=after, snapshot=lambda: self._snapshot(job_id))
 
     async def aevents(self, job_id: str, *, after: int | None = None
@@ -395,26 +399,22 @@ class Orchestrator:
                     return
 
     def _snapshot(self, job_id: str) -> Snapshot:
-        job = self.get(job_id)
+        """The job, its outputs and queue positions, read in one transaction."""
+        return self._snapshot_view(self._store.job_view(job_id))
+
+    def _snapshot_view(self, view: JobView) -> Snapshot:
+        """The job's outputs are those its items list, plus any recorded but not yet listed
+        on its item: an output event goes out before the item's success writes its ids, and
+        a subscriber who arrives in between must still learn the output."""
+        job = view.job
         return Snapshot(
             job_id=job.id, status=job.status.value,
             progress=self._pool.ctx.progress.get(job),
             items=[{"index": i.index, "status": i.status.value, "node": i.node, "seed": i.seed,
                     "error": i.error.message if i.error else None,
-                    "queue_position": self._position(i)} for i in job.items],
-            outputs=self._snapshot_outputs(job),
+                    "queue_position": view.positions.get(i.id)} for i in job.items],
+            outputs=[oid for i in job.items for oid in i.output_ids] + view.unlisted_outputs,
         )
-
-    def _snapshot_outputs(self, job: Job) -> builtins.list[str]:
-        """The job's outputs, in its items' order, plus any recorded but not yet listed on
-        its item: an output event goes out before the item's success writes its ids, and a
-        subscriber who arrives in between must still learn the output."""
-        listed = [oid for i in job.items for oid in i.output_ids]
-        known = set(listed)
-        return listed + [o.id for o in self.outputs_of(job.id) if o.id not in known]
-
-    def _position(self, item: Item) -> int | None:
-        return self.queue_position(item.id) if item.status == ItemStatus.QUEUED else None
 
     # --- changing ----------------------------------------------------------------------
 
