@@ -12,7 +12,7 @@ import pytest
 from orchestrator.comfy.client import ComfyClient
 from orchestrator.dispatch import prompt_id_for
 from orchestrator.jobs import ItemStatus, JobStatus
-from orchestrator.service import Orchestrator
+from orchestrator.service import JobHandle, Orchestrator
 from tests.helpers import wait_until
 from tests.orchestrator.comfy.test_watch import finish_before_second_read
 from tests.orchestrator.test_pool import orch_factory, workflows  # noqa: F401 - fixtures
@@ -30,6 +30,26 @@ def observer(comfy_url: str) -> Iterator[ComfyClient]:
 
 def node_name(url: str) -> str:
     return url.split("//", 1)[1]
+
+
+def one_running_one_pending(orch: Orchestrator,
+                            observer: ComfyClient) -> tuple[JobHandle, JobHandle, str]:
+    """A long item running on the node and a short one waiting behind it in the node's
+    queue: the blocker, the waiting one, and the waiting one's prompt id.
+
+    The second is submitted once the first runs: each item posts its prompt from a thread
+    of its own, so two submitted together may reach the node in either order, and the
+    short one, posted first, would have run and gone before anything waited.
+    """
+    # Long enough that the other prompt still waits when a later process starts.
+    blocker = orch.submit("nap", {"seconds": 30.0})
+    wait_until(lambda: blocker.get().items[0].status == ItemStatus.RUNNING, 60,
+               "one item running on the node")
+    waiting = orch.submit("nap", {"seconds": 0.2})
+    pending_prompt = prompt_id_for(waiting.get().items[0].id, 1)
+    wait_until(lambda: observer.queue().holds(pending_prompt), 30,
+               "the other item pending on the node")
+    return blocker, waiting, pending_prompt
 
 
 def test_recovery_collects_a_prompt_that_ends_between_the_two_reads(
@@ -64,13 +84,7 @@ def test_a_cancel_that_never_reached_the_node_is_carried_out_on_recovery(
     prompt's disappearance (0.30 drops a canceled pending job) is not read as a loss."""
     data = tmp_path / "data"
     with Orchestrator(data_dir=data, workflows_dir=workflows, nodes=[comfy_url]) as first:
-        # Long enough that the other prompt is still pending when the next process starts.
-        blocker = first.submit("nap", {"seconds": 30.0})
-        waiting = first.submit("nap", {"seconds": 0.2})
-        pending_prompt = prompt_id_for(waiting.get().items[0].id, 1)
-        wait_until(lambda: observer.queue().holds(pending_prompt)
-                   and blocker.get().items[0].status == ItemStatus.RUNNING, 60,
-                   "one item running and one pending on the node")
+        blocker, waiting, pending_prompt = one_running_one_pending(first, observer)
         first._store.request_cancel(waiting.id)  # recorded; the process dies before telling
     with Orchestrator(data_dir=data, workflows_dir=workflows, nodes=[comfy_url]) as orch:
         job = orch.wait(waiting.id, timeout=30)
@@ -85,12 +99,7 @@ def test_cancel_of_an_item_pending_on_the_node_removes_it_and_never_requeues(
     observer: ComfyClient,
 ) -> None:
     orch = orch_factory([comfy_url])
-    blocker = orch.submit("nap", {"seconds": 30.0})
-    waiting = orch.submit("nap", {"seconds": 0.2})
-    pending_prompt = prompt_id_for(waiting.get().items[0].id, 1)
-    wait_until(lambda: observer.queue().holds(pending_prompt)
-               and blocker.get().items[0].status == ItemStatus.RUNNING, 60,
-               "one item running and one pending on the node")
+    blocker, waiting, pending_prompt = one_running_one_pending(orch, observer)
     orch.cancel(waiting.id)
     job = waiting.wait(timeout=30)
     assert job.status == JobStatus.CANCELED and len(job.items[0].attempts) == 1
