@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests import graphs
 from tests.helpers import wait_until
 from tests.orchestrator.web.conftest import Service
@@ -38,38 +40,24 @@ def _wait_queued(api: ComfyApi, prompt_ids: list[str]) -> None:
     wait_until(listed, 30, "prompts to be listed as pending")
 
 
-def test_a_front_prompt_runs_before_the_prompts_queued_before_it(alice: ComfyApi) -> None:
-    blocker = alice.prompt(graphs.sleep(BLOCKER_S, 6, seed=900))
+@pytest.mark.parametrize(("placement", "seed"), [
+    pytest.param({"front": True}, 900, id="front"),
+    pytest.param({"number": -5}, 910, id="lower-number"),
+])
+def test_a_prompt_placed_first_runs_before_the_prompts_queued_before_it(
+        alice: ComfyApi, placement: dict[str, Any], seed: int) -> None:
+    blocker = alice.prompt(graphs.sleep(BLOCKER_S, 6, seed=seed))
     _wait_running(alice, blocker)
-    earlier = [alice.prompt(graphs.sleep(0.2, 1, seed=901 + i)) for i in range(3)]
+    earlier = [alice.prompt(graphs.sleep(0.2, 1, seed=seed + 1 + i)) for i in range(3)]
     _wait_queued(alice, earlier)
     # The node holds one prompt in its own queue beside the running one (max_in_flight 2):
-    # the front prompt overtakes it there too, and runs right after the running one.
+    # the prompt placed first overtakes it there too, and runs right after the running one.
     on_node = [i[1] for i in _queue(alice)["queue_pending"]][0]
     waiting = [p for p in earlier if p != on_node]
 
-    front = alice.prompt(graphs.sleep(0.2, 1, seed=950), front=True)
+    first = alice.prompt(graphs.sleep(0.2, 1, seed=seed + 50), **placement)
 
-    order = [front, on_node, *waiting]  # as they will run: the front one on the node first
-    wait_until(lambda: [i[1] for i in _queue(alice)["queue_pending"]] == order, 30,
-               f"the pending prompts listed as {order}")
-    assert [i[1] for i in _queue(alice)["queue_running"]] == [blocker]
-    started = {p: _started_at(alice, p) for p in [blocker, front, *earlier]}
-    assert started[blocker] < started[front], started
-    assert all(started[front] < started[p] for p in earlier), started
-
-
-def test_a_lower_number_runs_before_the_prompts_queued_before_it(alice: ComfyApi) -> None:
-    blocker = alice.prompt(graphs.sleep(BLOCKER_S, 6, seed=910))
-    _wait_running(alice, blocker)
-    earlier = [alice.prompt(graphs.sleep(0.2, 1, seed=911 + i)) for i in range(3)]
-    _wait_queued(alice, earlier)
-    on_node = [i[1] for i in _queue(alice)["queue_pending"]][0]
-    waiting = [p for p in earlier if p != on_node]
-
-    first = alice.prompt(graphs.sleep(0.2, 1, seed=960), number=-5)
-
-    order = [first, on_node, *waiting]
+    order = [first, on_node, *waiting]  # as they will run: the first one on the node first
     wait_until(lambda: [i[1] for i in _queue(alice)["queue_pending"]] == order, 30,
                f"the pending prompts listed as {order}")
     assert [i[1] for i in _queue(alice)["queue_running"]] == [blocker]
