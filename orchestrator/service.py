@@ -104,10 +104,14 @@ ADMISSION_LOCK = "admission"
 class JobHandle:
     """A submitted job: its id plus ways to watch, wait for and cancel it."""
 
-    def __init__(self, orch: Orchestrator, job_id: str, *, replayed: bool = False) -> None:
+    def __init__(self, orch: Orchestrator, job_id: str, *, replayed: bool = False,
+                 recorded: Job | None = None) -> None:
         self.orch = orch
         self.id = job_id
         self.replayed = replayed  # True when an idempotency key returned an existing job
+        # The job as the submit recorded it (None when the submit changed it since): a
+        # face answers a submit with it instead of reading the job back (``admit_read``).
+        self.recorded = recorded
 
     def get(self) -> Job:
         return self.orch.get(self.id)
@@ -257,11 +261,11 @@ class Orchestrator:
                 spec, idempotency_key=idempotency_key, job_id=job_id,
                 requirements=requirements.record())
         if replayed:
-            return JobHandle(self, job.id, replayed=True)
+            return JobHandle(self, job.id, replayed=True, recorded=job)
         self._bus.publish(Queued(job_id=job.id, count=count))
-        self._pool.fail_unrunnable(job)
+        failed = self._pool.fail_unrunnable(job)
         self._pool.wake(priority=job.spec.priority)
-        return JobHandle(self, job.id)
+        return JobHandle(self, job.id, recorded=None if failed else job)
 
     def _with_pool_model(self, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
         """``values`` with ``%model%`` filled from the pool when it offers one model file
@@ -401,6 +405,10 @@ class Orchestrator:
     def _snapshot(self, job_id: str) -> Snapshot:
         """The job, its outputs and queue positions, read in one transaction."""
         return self._snapshot_view(self._store.job_view(job_id))
+
+    def _snapshot_of(self, job: Job) -> Snapshot:
+        """As ``_snapshot`` for a job just read: only its outputs and positions are read."""
+        return self._snapshot_view(self._store.job_view(job.id, job=job))
 
     def _snapshot_view(self, view: JobView) -> Snapshot:
         """The job's outputs are those its items list, plus any recorded but not yet listed
@@ -920,6 +928,55 @@ class Orchestrator:
             return None
         return self._store.take_rate(key, amount, Rate(per_minute=per_minute, burst=burst))
 
+    # --- face hot paths ---------------------------------------------------------------
+    # What the HTTP faces call once per request, from one worker thread each: one call
+    # that answers everything a handler needs, so a request costs one thread hop and
+    # reads the job once.
+
+    def admit_read(self, request: Admission) -> tuple[JobHandle, Job]:
+        """``admit``, and the job as recorded: what a face answers a submit with, without
+        reading the job back (read again only when the submit changed it, e.g. failed it as
+        unrunnable)."""
+        handle = self.admit(request)
+        return handle, handle.recorded if handle.recorded is not None else handle.get()
+
+    def follow_for(self, who: Principal, job_id: str, after: int | None = None, *,
+                   keepalive: float | None = None) -> Following:
+        """``follow`` for a caller, opened now: blocking (call it from a worker thread), so
+        ``JobNotFound`` (an unknown id, or a job ``who`` may not read, alike) is raised before
+        a face starts its answer. The snapshot a fresh stream starts with is the one read of
+        the job, and the access check reads that same job."""
+        self._check_open()
+        last = self._bus.last_seq(job_id)
+        if after is not None and after <= last:
+            job = self.job_for(who, job_id)
+            if after < last or not job.status.terminal:
+                sub = self._bus.subscribe(job_id, after=after,
+                                          snapshot=lambda: self._snapshot(job_id))
+                return Following(sub, keepalive, lambda: self._closed)
+        return Following(self._subscribe_as(who, job_id), keepalive, lambda: self._closed)
+
+    def _subscribe_as(self, who: Principal, job_id: str) -> Subscription:
+        """A subscription whose snapshot reads the job once, for the caller's access check
+        too; ``JobNotFound`` (and nothing subscribed) when it is missing or not theirs."""
+        refused: builtins.list[JobNotFound] = []
+
+        def snapshot() -> Snapshot | None:
+            try:
+                job = self.get(job_id)
+            except JobNotFound:
+                job = None
+            if job is None or not access.can_read_job(who, job):
+                refused.append(JobNotFound(job_id))
+                return None
+            return self._snapshot_of(job)
+
+        sub = self._bus.subscribe(job_id, snapshot=snapshot)
+        if refused:
+            sub.close()
+            raise refused[0]
+        return sub
+
     # --- lifecycle ---------------------------------------------------------------------
 
     def recover(self) -> int:
@@ -962,6 +1019,32 @@ class Orchestrator:
         self.close()
 
 
+class Following:
+    """A job's events for one client over a subscription already open (``follow_for``):
+    as ``follow``, ending after the job's terminal event, ``None`` after each quiet
+    ``keepalive``. ``aclose`` releases the subscription, even before the first event (a
+    client that left before its stream started holds nothing)."""
+
+    def __init__(self, sub: Subscription, keepalive: float | None,
+                 closed: Callable[[], bool]) -> None:
+        self.sub = sub
+        self._events = _until_end(sub, keepalive, closed)
+
+    def __aiter__(self) -> Following:
+        return self
+
+    async def __anext__(self) -> BaseModel | None:
+        try:
+            return await self._events.__anext__()
+        except BaseException:
+            self.sub.close()
+            raise
+
+    async def aclose(self) -> None:
+        self.sub.close()
+        await self._events.aclose()
+
+
 # --- admission and following: helpers of the façade sections above ---------------------
 
 
@@ -1001,7 +1084,7 @@ def _ends(event: BaseModel) -> bool:
 
 
 async def _until_end(sub: Subscription, keepalive: float | None,
-                     closed: Callable[[], bool]) -> AsyncIterator[BaseModel | None]:
+                     closed: Callable[[], bool]) -> AsyncGenerator[BaseModel | None, None]:
     """``sub``'s events up to the job's last; ``None`` after each quiet ``keepalive``."""
     while True:
         event = await sub.aget(keepalive if keepalive is not None else 1.0)

@@ -3,9 +3,14 @@
 A token reads ``co_<id>_<secret>``: ``id`` is 8 hex characters, public, used to list and
 revoke; ``secret`` is 32 random bytes (urlsafe base64). Only the sha256 of the secret is
 stored, in the job database (the data directory's one file, or the PostgreSQL database
-every replica shares), so ``comfy-orch token`` manages them while the service runs and
-a revocation reaches every replica at the next request. The plaintext is returned once
-by ``create`` and cannot be recovered.
+every replica shares), so ``comfy-orch token`` manages them while the service runs. The
+plaintext is returned once by ``create`` and cannot be recovered.
+
+Every request authenticates, so ``authenticate`` keeps the tokens it has seen valid in
+memory (``TokenCache``) instead of reading the store each time. A revocation made in this
+process (by any ``TokenStore``) takes effect at the next request; one made elsewhere (the
+``comfy-orch token`` command, another replica) within ``CACHE_TTL_S`` seconds, after
+which a cached token is read from the store again.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import hmac
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +48,10 @@ _SECRET_PLACES = (
     # The id stays: it is public and says which token was used.
     (re.compile(rf"\b({TOKEN_PREFIX}_[0-9a-f]{{{ID_HEX}}}_)[A-Za-z0-9_-]+"), rf"\g<1>{REDACTED}"),
 )
+# Seconds a token found valid is trusted without reading the store again: how long a
+# revocation made in another process (the CLI, another replica) may go unnoticed here.
+CACHE_TTL_S = 5.0
+CACHE_MAX_TOKENS = 10_000  # a cache this full starts over: tokens are few, this is a bound
 
 @dataclass(frozen=True)
 class Principal:
@@ -99,6 +109,68 @@ def _token_id_of(ref: str) -> str:
     return rest.partition("_")[0] if head == TOKEN_PREFIX else ref
 
 
+# Revocations made in this process, by any TokenStore: each cache starts over when the
+# count moves, so a revocation through one store object reaches every other at once.
+_revocations = 0
+_revocations_lock = threading.Lock()
+
+
+def _revoked_here() -> None:
+    global _revocations
+    with _revocations_lock:
+        _revocations += 1
+
+
+class TokenCache:
+    """Tokens found valid, by id, each trusted for ``ttl`` seconds after its read.
+
+    Holds the digest of the secret, never the secret, so a cached id with a wrong secret
+    is refused as the store would. Entries older than ``ttl`` are read again (bounded
+    staleness for revocations made by other processes); every entry is dropped when this
+    process revokes any token (see ``_revocations``). Thread-safe.
+    """
+
+    def __init__(self, *, ttl: float = CACHE_TTL_S, clock: Callable[[], float] = time.monotonic,
+                 max_tokens: int = CACHE_MAX_TOKENS) -> None:
+        self.ttl, self.clock, self.max_tokens = ttl, clock, max_tokens
+        self._entries: dict[str, tuple[float, str, Principal]] = {}
+        self._generation = _revocations
+        self._lock = threading.Lock()
+
+    def get(self, token_id: str, digest: str) -> Principal | None:
+        """The cached caller of ``token_id`` when fresh and ``digest`` matches, else None."""
+        with self._lock:
+            self._sync()
+            entry = self._entries.get(token_id)
+            if entry is None:
+                return None
+            read_at, stored, who = entry
+            if self.clock() - read_at >= self.ttl:
+                del self._entries[token_id]
+                return None
+        return who if hmac.compare_digest(stored, digest) else None
+
+    def put(self, token_id: str, digest: str, who: Principal, generation: int) -> None:
+        """Remember ``who``, read from the store when the revocation count was
+        ``generation``: a revocation in between leaves it out."""
+        with self._lock:
+            self._sync()
+            if generation != self._generation:
+                return
+            if len(self._entries) >= self.max_tokens:
+                self._entries.clear()
+            self._entries[token_id] = (self.clock(), digest, who)
+
+    def drop(self, token_id: str) -> None:
+        with self._lock:
+            self._entries.pop(token_id, None)
+
+    def _sync(self) -> None:
+        if self._generation != _revocations:
+            self._entries.clear()
+            self._generation = _revocations
+
+
 def _check_owner(owner: str) -> str:
     if not owner.strip() or len(owner) > OWNER_MAX_CHARS:
         raise ConfigError(f"owner name {owner!r} must be 1-{OWNER_MAX_CHARS} characters")
@@ -115,11 +187,12 @@ class TokenStore:
     """
 
     def __init__(self, store: JobStore, *, clock: Callable[[], datetime] = utcnow,
-                 owns: bool = False) -> None:
+                 owns: bool = False, cache: TokenCache | None = None) -> None:
         self._store: JobStore | None = store
         self._clock = clock
         self._owns = owns
         self._lock = threading.Lock()
+        self._cache = cache or TokenCache()
 
     @classmethod
     def open(cls, data_dir: Path, url: str | None = None, *,
@@ -149,6 +222,8 @@ class TokenStore:
         """
         token_id = _token_id_of(ref.strip())
         row = self._open().revoke_token(token_id, self._clock())
+        _revoked_here()  # every cache in this process forgets its tokens
+        self._cache.drop(token_id)
         if row is None:
             raise NotFound("token", token_id)
         return _info(row)
@@ -167,17 +242,29 @@ class TokenStore:
         return [_info(row) for row in self._open().tokens()]
 
     def authenticate(self, token: str) -> Principal | None:
-        """The caller ``token`` stands for, or None (malformed, unknown or revoked)."""
+        """The caller ``token`` stands for, or None (malformed, unknown or revoked).
+
+        A token found valid is answered from memory for ``CACHE_TTL_S`` seconds (see the
+        module's docstring for when a revocation takes effect); an unknown, wrong or
+        revoked one is read from the store every time.
+        """
         parts = split_token(token)
         if parts is None:
             return None
         token_id, secret = parts
+        digest = _digest(secret)
+        cached = self._cache.get(token_id, digest)
+        if cached is not None:
+            return cached
+        generation = _revocations
         row = self._open().token(token_id)
         # Compare digests in constant time so response timing says nothing about the secret.
         if row is None or row.revoked_at is not None or not hmac.compare_digest(
-                row.secret_sha256, _digest(secret)):
+                row.secret_sha256, digest):
             return None
-        return Principal(owner=row.owner, admin=row.admin, token_id=token_id)
+        who = Principal(owner=row.owner, admin=row.admin, token_id=token_id)
+        self._cache.put(token_id, row.secret_sha256, who, generation)
+        return who
 
     # --- lifecycle -----------------------------------------------------------------------
 

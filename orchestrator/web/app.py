@@ -30,7 +30,7 @@ from orchestrator.web.errors import TooManyRequests, body, envelope, queue_full
 from orchestrator.web.gateway.routes import HEADER_PREFIXES
 from orchestrator.web.limits import BodyLimit, Clock, Limits, comfy_error_body
 from orchestrator.web.openapi import document
-from orchestrator.web.routing import RouteIndex
+from orchestrator.web.routing import FastRoute, FastRouter, RouteIndex, with_fast_routes
 
 TITLE = "comfy-orchestrator"
 DESCRIPTION = (
@@ -52,10 +52,13 @@ def create_app(orch: Orchestrator, tokens: TokenStore, settings: Settings, *,
     limiter = Limits(settings, clock=clock, shared=orch.take_rate)  # replicas: the db's buckets
     app.state.services = Services(orch=orch, tokens=tokens, settings=settings, limiter=limiter)
     routes: list[BaseRoute] = []
+    fast: list[FastRoute] = []
     for router in (rest.router(), gateway.gateway_router(orch, tokens),
                    v2.v2_router(orch, tokens, settings)):
         routes += flat_routes(router)
-    app.router.routes.append(RouteIndex(routes))
+        fast += router.fast if isinstance(router, FastRouter) else []
+    # The hot routes are served plainly ahead of their documented twins (routing.py).
+    app.router.routes.append(RouteIndex(with_fast_routes(routes, fast)))
     app.openapi = _documented(app, routes)  # type: ignore[method-assign]
     app.add_exception_handler(OrchestratorError, _orchestrator_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -16,6 +16,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from orchestrator.service import Orchestrator, QueueBound
 from orchestrator.settings import Settings
@@ -62,15 +63,39 @@ async def principal(
     return who
 
 
+def caller(request: Request, *, stream: bool = False) -> tuple[Services, Principal]:
+    """``principal`` (or, with ``stream``, ``listener``) without dependency solving, for
+    the plain hot routes (``routing.FastRoute``): the same checks in the same order, the
+    same refusals. The services come along, as the routes need both."""
+    svc: Services = request.app.state.services
+    who = _authenticated(svc, bearer_token(request.headers.get("authorization")))
+    if not stream:
+        svc.limiter.admit(who, body_bytes=body_bytes(request.scope))
+    return svc, who
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The credentials of an ``Authorization: Bearer`` header, read as ``HTTPBearer`` does
+    (scheme case-insensitive); None when absent or another scheme."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
+        return None
+    return credentials
+
+
 async def listener(
     svc: Annotated[Services, Depends(services)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller of a valid, unrevoked bearer token, for an event stream; else 401."""
-    if credentials is None:
+    return _authenticated(svc, None if credentials is None else credentials.credentials)
+
+
+def _authenticated(svc: Services, token: str | None) -> Principal:
+    if token is None:
         raise Unauthorized("send 'Authorization: Bearer <token>'; an operator makes tokens "
                            "with 'comfy-orch token create --owner NAME'")
-    who = svc.tokens.authenticate(credentials.credentials)
+    who = svc.tokens.authenticate(token)
     if who is None:
         raise Unauthorized("the token is unknown or was revoked; ask the operator for a new "
                            "one")

@@ -77,9 +77,8 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        limit = self.limit_for(headers.get("content-type", ""))
-        declared = headers.get("content-length")
+        kind, declared = _body_headers(scope["headers"])
+        limit = self.limit_for(kind)
         if declared is not None:
             size = _declared_size(declared, limit)
             if size > limit:
@@ -105,6 +104,19 @@ class BodyLimit:
                 return
         await self.app({**scope, BODY_BYTES_KEY: size}, _replay(b"".join(chunks), receive),
                        send)
+
+
+def _body_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str, str | None]:
+    """The ``Content-Type`` ("" when absent) and ``Content-Length`` of a request (the last
+    of each when repeated), read without decoding every header: every request passes
+    here."""
+    kind, declared = "", None
+    for name, value in headers:
+        if len(name) == 12 and name.lower() == b"content-type":
+            kind = value.decode("latin-1")
+        elif len(name) == 14 and name.lower() == b"content-length":
+            declared = value.decode("latin-1")
+    return kind, declared
 
 
 def _declared_size(declared: str, limit: int) -> int:

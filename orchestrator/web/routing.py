@@ -5,15 +5,25 @@ each route four times over) and ``/api/v2``: over a hundred routes, which the fr
 tries one by one, a regular expression each, on every request. ``RouteIndex`` is one
 route that holds them all, grouped by their first literal segment, and tries only the
 group a request's path names. Order within a group is kept, so routing is unchanged.
+
+The hot routes of a job's life (submit, its event stream, its output's bytes, on each
+face) are also served by a ``FastRoute``: a plain Starlette route placed just before the
+documented FastAPI route of the same path and methods, which authenticates once and makes
+one call of the façade, with no dependency solving. The documented route stays what the
+OpenAPI document describes, and takes any request the fast one does not (``when``), so
+unusual requests keep the framework's exact answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from fastapi import APIRouter
 from starlette.datastructures import URLPath
-from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import Receive, Scope, Send
 
 _CHOSEN = "orchestrator.route"  # scope key: the route ``matches`` picked for ``handle``
@@ -64,3 +74,65 @@ class RouteIndex(BaseRoute):
             except NoMatchFound:
                 continue
         raise NoMatchFound(name, path_params)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def always(scope: Scope) -> bool:
+    return True
+
+
+def no_query(scope: Scope) -> bool:
+    """A request without a query string: the fast route has no query parameter to check."""
+    return not scope.get("query_string")
+
+
+class FastRoute(Route):
+    """A plain route answering ``path`` and ``methods`` ahead of a documented one.
+
+    ``when(scope)`` says whether this request is the fast route's; any other goes to the
+    documented route (``fallback``, set by ``with_fast_routes``). Errors raised by the
+    endpoint reach the app's handlers as from any route.
+    """
+
+    def __init__(self, path: str, endpoint: Endpoint, *, methods: Sequence[str],
+                 when: Callable[[Scope], bool] = always) -> None:
+        super().__init__(path, endpoint, methods=list(methods), include_in_schema=False)
+        self.methods: set[str] = {m.upper() for m in methods}  # as FastAPI's: no HEAD added
+        self.when = when
+        self.fallback: BaseRoute | None = None
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fallback is not None and not (scope["method"] in self.methods
+                                              and self.when(scope)):
+            await self.fallback.handle(scope, receive, send)
+            return
+        await super().handle(scope, receive, send)
+
+
+class FastRouter(APIRouter):
+    """An ``APIRouter`` that also carries the fast routes of some of its routes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fast: list[FastRoute] = []
+
+
+def with_fast_routes(routes: Sequence[BaseRoute], fast: Sequence[FastRoute]
+                     ) -> list[BaseRoute]:
+    """``routes`` with each fast route just before the route of the same path and
+    methods, which becomes its fallback; ``ValueError`` for a fast route with none."""
+    ahead: dict[tuple[str, frozenset[str]], FastRoute] = {
+        (f.path, frozenset(f.methods or ())): f for f in fast}
+    served: list[BaseRoute] = []
+    for route in routes:
+        methods = getattr(route, "methods", None)
+        found = ahead.pop((str(getattr(route, "path", "")), frozenset(methods or ())), None)
+        if found is not None:
+            found.fallback = route
+            served.append(found)
+        served.append(route)
+    if ahead:
+        raise ValueError(f"fast routes without a documented route: {sorted(ahead)}")
+    return served

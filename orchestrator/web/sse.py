@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -22,6 +22,15 @@ from orchestrator.web.digits import parse_decimal
 from orchestrator.web.errors import InvalidRequest
 
 KEEPALIVE_COMMENT = b": keep-alive\n\n"
+
+
+class Events(Protocol):
+    """A job's events as the façade gives them (``follow``, ``follow_for``): iterated,
+    then closed however the stream stops."""
+
+    def __aiter__(self) -> AsyncIterator[BaseModel | None]: ...
+
+    async def aclose(self) -> None: ...
 
 
 def parse_last_event_id(value: str | None) -> int | None:
@@ -57,7 +66,7 @@ def _payload(event: BaseModel) -> dict[str, Any]:
     return event.model_dump(mode="json")
 
 
-async def stream(events: AsyncGenerator[BaseModel | None, None]) -> AsyncIterator[bytes]:
+async def stream(events: Events) -> AsyncIterator[bytes]:
     """The frames of a job's events (``Orchestrator.follow`` with a ``keepalive``): a
     keep-alive comment for each quiet ``None``; ends when the events end, and closes
     them however the stream stops (a client that left releases its subscription)."""

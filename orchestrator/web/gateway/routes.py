@@ -8,13 +8,17 @@ literal segment such as ``api`` or ``history`` is never read as a token.
 
 Bodies are read as JSON whatever their content type: ComfyUI's own examples post JSON with
 urllib's default form content type.
+
+A job's hot routes (``POST /prompt``, ``GET /history/{id}``, ``GET /view``) are also
+served as plain routes (``routing.FastRoute``): the same endpoint, called with the caller
+authenticated once, without dependency solving.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations
 # at registration, and they name ``Who``, which exists only inside ``gateway_router``.
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -35,6 +39,10 @@ from orchestrator.web.gateway.hub import ClientHub
 from orchestrator.web.gateway.prompts import Gateway
 from orchestrator.web.gateway.socket import socket_endpoint
 from orchestrator.web.gateway.uploads import UploadStore
+from orchestrator.web.routing import FastRoute, FastRouter, no_query
+
+# A hot route's plain twin: the request and its caller in, the answer out.
+Fast = Callable[[Request, Principal], Awaitable[Response]]
 
 HEADER_PREFIXES = ("/comfyui", "/comfyui/api")
 TOKEN_PREFIXES = ("/comfyui/{token}", "/comfyui/{token}/api")
@@ -62,6 +70,8 @@ class Route:
     endpoint: Callable[..., Any]
     # ComfyUI serves its newer /api/jobs routes only under /api: no second, bare copy.
     api_only: bool = False
+    fast: Fast | None = None  # served ahead as a plain route (see the module's docstring)
+    fast_when: Callable[[Any], bool] | None = None  # which requests the plain route takes
 
 
 async def json_body(request: Request) -> Any:
@@ -79,16 +89,26 @@ def gateway_router(orch: Orchestrator, tokens: TokenStore) -> APIRouter:
     gw = Gateway(orch, UploadStore(orch), ClientHub(orch))
     auth = TokenAuth(tokens)
     routes = _prompt_routes(gw, auth) + _file_routes(gw, auth) + _info_routes(gw, auth)
-    router = APIRouter(tags=[TAG])
+    router = FastRouter(tags=[TAG])
     for prefixes in (HEADER_PREFIXES, TOKEN_PREFIXES):
         for route in routes:
             for prefix in prefixes[:1] if route.api_only else prefixes:
                 router.add_api_route(prefix + route.path, route.endpoint,
                                      methods=route.methods,
                                      include_in_schema=prefix == TOKEN_PREFIXES[0])
+                if route.fast is not None:
+                    router.fast.append(FastRoute(
+                        prefix + route.path, _plain(auth, route.fast),
+                        methods=route.methods, when=route.fast_when or (lambda scope: True)))
         for prefix in prefixes:
             router.add_api_websocket_route(prefix + "/ws", socket_endpoint(gw, auth))
     return router
+
+
+def _plain(auth: TokenAuth, fast: Fast) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        return await fast(request, auth.caller(request))
+    return endpoint
 
 
 def mount_gateway(app: FastAPI, orch: Orchestrator, tokens: TokenStore) -> None:
@@ -128,7 +148,8 @@ def _prompt_routes(gw: Gateway, auth: TokenAuth) -> list[Route]:
         await run_in_threadpool(gw.interrupt, who, str(prompt_id) if prompt_id else None)
         return Response(status_code=200)
 
-    return [Route("/prompt", ["POST"], post_prompt), Route("/prompt", ["GET"], get_prompt),
+    return [Route("/prompt", ["POST"], post_prompt, fast=post_prompt),
+            Route("/prompt", ["GET"], get_prompt),
             Route("/queue", ["GET"], get_queue), Route("/queue", ["POST"], post_queue),
             Route("/interrupt", ["POST"], post_interrupt)] + _history_routes(gw, Who)
 
@@ -141,8 +162,13 @@ def _history_routes(gw: Gateway, Who: Any) -> list[Route]:
     def get_history_of(prompt_id: str, who: Who) -> dict[str, Any]:
         return gw.history_of(who, prompt_id)
 
+    async def history_of_fast(request: Request, who: Principal) -> Response:
+        found = await run_in_threadpool(gw.history_of, who, request.path_params["prompt_id"])
+        return JSONResponse(found)
+
     return [Route("/history", ["GET"], get_history),
-            Route("/history/{prompt_id}", ["GET"], get_history_of)] + _job_routes(gw, Who)
+            Route("/history/{prompt_id}", ["GET"], get_history_of, fast=history_of_fast,
+                  fast_when=no_query)] + _job_routes(gw, Who)
 
 
 def _job_routes(gw: Gateway, Who: Any) -> list[Route]:
@@ -202,6 +228,9 @@ def _file_routes(gw: Gateway, auth: TokenAuth) -> list[Route]:
         return file_response(found.path, media_type=found.mime,
                              headers={"Content-Disposition": disposition(found.filename)})
 
+    async def view_fast(request: Request, who: Principal) -> Response:
+        return await run_in_threadpool(view, request, who)
+
     async def upload_image(request: Request, who: Who) -> dict[str, str]:
         limits = settings_of(request.app)
         async with request.form(max_files=1, max_fields=10,
@@ -214,7 +243,8 @@ def _file_routes(gw: Gateway, auth: TokenAuth) -> list[Route]:
         return await run_in_threadpool(files.upload, gw.orch, gw.uploads, who, fields, data,
                                        max_bytes=limits.max_upload_bytes)
 
-    return [Route("/view", ["GET"], view), Route("/upload/image", ["POST"], upload_image)]
+    return [Route("/view", ["GET"], view, fast=view_fast),
+            Route("/upload/image", ["POST"], upload_image)]
 
 
 def _info_routes(gw: Gateway, auth: TokenAuth) -> list[Route]:

@@ -5,10 +5,15 @@ A submit is parsed and its wire limits checked (prompt length, images opened wit
 here; the façade's ``admit`` then checks the rest in the core's one order (graph shape,
 pre-flight, queue bound) before anything is stored, so a refused request leaves no blob
 and no job behind. Who may read or act on a job is the façade's ``*_for`` rule.
+
+The submit and the event stream are a job's hot path: ``fast_routes`` serves both as
+plain routes (``routing.FastRoute``) that authenticate once and make one façade call in
+one worker thread; the documented routes below answer the same through the same code.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any
 
@@ -16,16 +21,18 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request as PlainRequest
 
 from orchestrator.errors import AccessDenied
 from orchestrator.jobs import ItemStatus, Job, JobStatus, Visibility
-from orchestrator.service import Admission, JobHandle
+from orchestrator.service import Admission
 from orchestrator.tokens import Principal
 from orchestrator.web import sse
-from orchestrator.web.auth import Caller, Listener, Services, Svc
+from orchestrator.web.auth import Caller, Listener, Services, Svc, caller
 from orchestrator.web.body import JsonBodyRoute, read_json
 from orchestrator.web.errors import Forbidden, InvalidRequest, UnsupportedMedia
 from orchestrator.web.limits import check_image, check_prompts
+from orchestrator.web.routing import FastRoute, no_query
 from orchestrator.web.schemas import (
     PLACEHOLDER_RE,
     JobOut,
@@ -67,16 +74,32 @@ async def submit_job(request: Request, svc: Svc, who: Caller,
                      idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
     """202 with the job and its ``Location``; replaying an ``Idempotency-Key`` returns the
     job made the first time (header ``Idempotent-Replayed: true``)."""
+    return await _submitted(request, svc, who, idempotency_key)
+
+
+async def _submit_fast(request: PlainRequest) -> JSONResponse:
+    svc, who = caller(request)
+    return await _submitted(request, svc, who, request.headers.get("idempotency-key"))
+
+
+async def _submitted(request: PlainRequest, svc: Services, who: Principal,
+                     idempotency_key: str | None) -> JSONResponse:
     key = _checked_key(idempotency_key)
     job_request, images = await _read_submit(request, svc)
     check_prompts(job_request.values, svc.settings.max_prompt_chars)
-    handle = await run_in_threadpool(_submit, svc, who, job_request, images, key)
-    job = await run_in_threadpool(handle.get)
-    out = await run_in_threadpool(job_out, svc, job, base_url(request))
-    headers = {"Location": out.url}
-    if handle.replayed:
+    replayed, body = await run_in_threadpool(_submit_answer, svc, who, job_request, images,
+                                             key, base_url(request))
+    headers = {"Location": body["url"]}
+    if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(out.model_dump(mode="json"), status_code=202, headers=headers)
+    return JSONResponse(body, status_code=202, headers=headers)
+
+
+def _submit_answer(svc: Services, who: Principal, req: JobRequest, images: dict[str, bytes],
+                   key: str | None, base: str) -> tuple[bool, dict[str, Any]]:
+    """Admit the job and make its answer: one worker thread, the job read once."""
+    handle, job = svc.orch.admit_read(_admission(svc, who, req, images, key))
+    return handle.replayed, job_out(svc, job, base).model_dump(mode="json")
 
 
 def job_out(svc: Services, job: Job, base: str) -> JobOut:
@@ -85,7 +108,7 @@ def job_out(svc: Services, job: Job, base: str) -> JobOut:
                  if item.status == ItemStatus.QUEUED}
     etas = {index: svc.orch.eta_s(job, ahead) for index, ahead in positions.items()
             if ahead is not None}
-    return JobOut.of(job, base, progress=svc.orch.progress(job.id), positions=positions,
+    return JobOut.of(job, base, progress=svc.orch.progress_of(job), positions=positions,
                      etas=etas, expires=svc.orch.expiry_of(job))
 
 
@@ -95,17 +118,17 @@ def _checked_key(key: str | None) -> str | None:
     return key
 
 
-def _submit(svc: Services, who: Principal, req: JobRequest, images: dict[str, bytes],
-            key: str | None) -> JobHandle:
-    return svc.orch.admit(Admission(
+def _admission(svc: Services, who: Principal, req: JobRequest, images: dict[str, bytes],
+               key: str | None) -> Admission:
+    return Admission(
         workflow=req.workflow, graph=req.graph, values=req.values, count=req.count,
         images=images, owner=who.owner, visibility=Visibility(req.visibility),
         character=req.character, conversation=req.conversation, priority=req.priority,
         metadata=req.metadata,
-        idempotency_key=key, bound=svc.queue_bound(), source="graph"))
+        idempotency_key=key, bound=svc.queue_bound(), source="graph")
 
 
-async def _read_submit(request: Request, svc: Services) -> tuple[JobRequest, dict[str, bytes]]:
+async def _read_submit(request: PlainRequest, svc: Services) -> tuple[JobRequest, dict[str, bytes]]:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         return parse_model(JobRequest, read_json(await request.body())), {}
@@ -198,16 +221,42 @@ def retry_job(job_id: str, request: Request, svc: Svc, who: Caller) -> JobOut:
 @router.get("/{job_id}/events", summary="The job's events as Server-Sent Events",
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-def job_events(job_id: str, svc: Svc, who: Listener,
-               last_event_id: Annotated[str | None, Header()] = None,
-               after: Annotated[int | None, Query(ge=0)] = None) -> StreamingResponse:
+async def job_events(job_id: str, svc: Svc, who: Listener,
+                     last_event_id: Annotated[str | None, Header()] = None,
+                     after: Annotated[int | None, Query(ge=0)] = None) -> StreamingResponse:
     """A snapshot, then each event (``id:`` is its number). Reconnect with
     ``Last-Event-ID`` (or ``?after=``) to get what was missed. Ends after the job ends."""
-    svc.orch.job_for(who, checked_name(job_id, "job id"))
-    resume = sse.parse_last_event_id(last_event_id)
-    events = svc.orch.follow(job_id, resume if resume is not None else after,
-                             keepalive=svc.settings.sse_keepalive_s)
+    return await _event_stream(svc, who, job_id, last_event_id, after)
+
+
+async def _events_fast(request: PlainRequest) -> StreamingResponse:
+    svc, who = caller(request, stream=True)
+    return await _event_stream(svc, who, request.path_params["job_id"],
+                               request.headers.get("last-event-id"), None)
+
+
+async def _event_stream(svc: Services, who: Principal, job_id: str,
+                        last_event_id: str | None, after: int | None) -> StreamingResponse:
+    """The stream, opened (access checked, subscribed, snapshot read) in one façade call."""
+    checked_name(job_id, "job id")
+    try:
+        resume = sse.parse_last_event_id(last_event_id)
+    except InvalidRequest:
+        await run_in_threadpool(svc.orch.job_for, who, job_id)  # a 404 goes first
+        raise
+    events = await run_in_threadpool(
+        functools.partial(svc.orch.follow_for, who, job_id,
+                          resume if resume is not None else after,
+                          keepalive=svc.settings.sse_keepalive_s))
     return StreamingResponse(
         sse.stream(events),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def fast_routes() -> list[FastRoute]:
+    """The submit and the event stream as plain routes (see the module's docstring); a
+    stream asked with ``?after=`` goes to the documented route, which checks it."""
+    return [FastRoute("/v1/jobs", _submit_fast, methods=["POST"]),
+            FastRoute("/v1/jobs/{job_id}/events", _events_fast, methods=["GET"],
+                      when=no_query)]

@@ -12,16 +12,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request as PlainRequest
 
 from orchestrator.errors import InputsNotShared
 from orchestrator.outputs import OutputRecord
 from orchestrator.service import THUMBNAIL_FORMAT
 from orchestrator.tokens import Principal
 from orchestrator.web import content
-from orchestrator.web.auth import Caller, Services, Svc
+from orchestrator.web.auth import Caller, Services, Svc, caller
 from orchestrator.web.body import JsonBodyRoute
 from orchestrator.web.errors import Forbidden, InvalidRequest
 from orchestrator.web.rest.jobs import job_out
+from orchestrator.web.routing import FastRoute
 from orchestrator.web.schemas import (
     JobOut,
     OutputOut,
@@ -82,6 +85,26 @@ def get_content(output_id: str, svc: Svc, who: Caller,
     The owner gets the file as ComfyUI wrote it; anyone else (an admin too) gets it
     without the graph ComfyUI embeds (prompt text, input images), with its own ETag, and
     ranges count in that copy's bytes."""
+    return _content(svc, who, output_id, range, if_none_match)
+
+
+async def _content_fast(request: PlainRequest) -> Response:
+    svc, who = caller(request)
+    headers = request.headers
+    return await run_in_threadpool(_content, svc, who, request.path_params["output_id"],
+                                   headers.get("range"), headers.get("if-none-match"))
+
+
+def fast_routes() -> list[FastRoute]:
+    """An output's bytes as a plain route (see ``routing.FastRoute``): one worker thread
+    reads the record and, for a small file, its bytes."""
+    return [FastRoute("/v1/outputs/{output_id}/content", _content_fast, methods=["GET"])]
+
+
+def _content(svc: Services, who: Principal, output_id: str, range: str | None,
+             if_none_match: str | None) -> Response:
+    """``get_content``'s answer; blocking (a worker thread). A small file is read here
+    and sent whole (no further thread hop per chunk); a large one is streamed."""
     record = _record(svc, who, output_id)
     public = svc.orch.gets_public_copy(who, record)
     etag = content.etag_of(record.sha256, PUBLIC_VARIANT if public else "")
@@ -96,6 +119,11 @@ def get_content(output_id: str, svc: Svc, who: Caller,
                 "Content-Disposition": content.disposition(record.filename)}
     if span is not None:
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    if size <= content.INLINE_MAX_BYTES:
+        data = b"".join(content.file_chunks(path, first, last))
+        if len(data) == last - first + 1:  # else the file changed under us: stream it
+            return Response(data, media_type=record.mime, status_code=206 if span else 200,
+                            headers=headers)
     return StreamingResponse(content.file_chunks(path, first, last), media_type=record.mime,
                              status_code=206 if span else 200, headers=headers)
 

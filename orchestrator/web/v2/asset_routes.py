@@ -19,9 +19,16 @@ from starlette.datastructures import FormData, UploadFile
 
 from orchestrator.settings import Settings
 from orchestrator.tokens import Principal
-from orchestrator.web.auth import Caller
-from orchestrator.web.content import disposition, etag_of, file_chunks, parse_range
+from orchestrator.web.auth import Caller, caller
+from orchestrator.web.content import (
+    INLINE_MAX_BYTES,
+    disposition,
+    etag_of,
+    file_chunks,
+    parse_range,
+)
 from orchestrator.web.digits import parse_decimal
+from orchestrator.web.routing import FastRoute
 from orchestrator.web.schemas import base_url
 from orchestrator.web.v2 import mapping, schemas
 from orchestrator.web.v2.assets import (
@@ -34,7 +41,7 @@ from orchestrator.web.v2.assets import (
     checked_upload,
     parse_hash,
 )
-from orchestrator.web.v2.errors import InvalidBody, NotFound
+from orchestrator.web.v2.errors import InvalidBody, NotFound, response, v2_error
 from orchestrator.web.v2.idempotency import checked_key
 
 PUBLIC_VARIANT = "public"  # ETag suffix of the copy without embedded metadata, as /v1's
@@ -111,8 +118,26 @@ def add(router: APIRouter, assets: Assets, settings: Settings,
     @router.get("/assets/{asset_id}/content", summary="An asset's bytes (Range supported)",
                 response_class=StreamingResponse)
     def content(asset_id: str, who: Caller,
-                range: Annotated[str | None, Header()] = None) -> StreamingResponse:
+                range: Annotated[str | None, Header()] = None) -> Response:
         return _content(assets, assets.get(who, asset_id), who, range)
+
+
+def content_route(assets: Assets) -> FastRoute:
+    """``GET /assets/{id}/content`` as a plain route (``routing.FastRoute``): an output's
+    download is part of every v2 job. Failures leave in the v2 envelope, as ``V2Route``
+    gives them."""
+
+    async def content(request: Request) -> Response:
+        try:
+            _, who = caller(request)
+            asset_id = request.path_params["asset_id"]
+            range_header = request.headers.get("range")
+            return await run_in_threadpool(
+                lambda: _content(assets, assets.get(who, asset_id), who, range_header))
+        except Exception as exc:  # noqa: BLE001 - every failure gets its v2 answer
+            return response(v2_error(exc))
+
+    return FastRoute("/api/v2/assets/{asset_id}/content", content, methods=["GET"])
 
 
 async def _read_upload(form: FormData, max_bytes: int) -> tuple[bytes, Upload]:
@@ -162,7 +187,9 @@ def _store_upload(assets: Assets, owner: str, data: bytes, meta: Upload,
 
 
 def _content(assets: Assets, record: AssetRecord, who: Principal,
-             range_header: str | None) -> StreamingResponse:
+             range_header: str | None) -> Response:
+    """The bytes (blocking: a worker thread); a small file read whole here, so sending
+    it takes no further thread hop; a large one streamed."""
     path, public = assets.store.path(record, who)
     size = path.stat().st_size
     span = parse_range(range_header, size)
@@ -173,5 +200,10 @@ def _content(assets: Assets, record: AssetRecord, who: Principal,
                "Content-Disposition": disposition(record.file_path or record.id)}
     if span is not None:
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    if size <= INLINE_MAX_BYTES:
+        data = b"".join(file_chunks(path, first, last))
+        if len(data) == max(last - first + 1, 0):  # else the file changed: stream it
+            return Response(data, status_code=206 if span else 200,
+                            media_type=record.content_type, headers=headers)
     return StreamingResponse(file_chunks(path, first, last), status_code=206 if span else 200,
                              media_type=record.content_type, headers=headers)

@@ -156,21 +156,25 @@ def encode(frame: Frame) -> bytes:
     return sse.frame(name, schemas.dump(payload))
 
 
-async def stream(orch: Orchestrator, translator: Translator, *,
-                 keepalive: float) -> AsyncIterator[bytes]:
+async def stream(orch: Orchestrator, translator: Translator, *, keepalive: float,
+                 opened: sse.Events | None = None) -> AsyncIterator[bytes]:
     """The job's frames until its terminal status: where it stands on connect, then each
     change, and a keep-alive comment after each quiet ``keepalive`` seconds.
 
-    A stream that ends on an earlier run's end (a retried job) follows the job again; one
-    that ends because the service closes just stops.
+    ``opened``: the job's events already followed (``Orchestrator.follow_for``, which
+    checked the caller's access), used first. A stream that ends on an earlier run's end
+    (a retried job) follows the job again; one that ends because the service closes just
+    stops.
     """
     again = True
     while again and not translator.done:
         again = False
+        followed: sse.Events = opened if opened is not None else orch.follow(
+            translator.job_id, keepalive=keepalive)
+        opened = None
         # Closed here, not whenever it is collected: a client that leaves ends its
         # subscription at once.
-        async with contextlib.aclosing(orch.follow(translator.job_id,
-                                                   keepalive=keepalive)) as events:
+        async with contextlib.aclosing(followed) as events:
             async for event in events:
                 if event is None:
                     yield sse.KEEPALIVE_COMMENT

@@ -24,10 +24,11 @@ from orchestrator.events import ProgressEvent
 from orchestrator.jobs import Job, JobStatus, utcnow
 from orchestrator.service import Orchestrator
 from orchestrator.settings import Settings
-from orchestrator.tokens import TokenStore
-from orchestrator.web.auth import Caller, Listener
+from orchestrator.tokens import Principal, TokenStore
+from orchestrator.web.auth import Caller, Listener, caller
 from orchestrator.web.body import InvalidJson, JsonBodyRoute, read_json
 from orchestrator.web.openapi import inline_schema
+from orchestrator.web.routing import FastRoute, FastRouter
 from orchestrator.web.schemas import base_url
 from orchestrator.web.v2 import asset_routes, events, mapping, schemas
 from orchestrator.web.v2.assets import Assets, AssetStore
@@ -96,9 +97,10 @@ def v2_router(orch: Orchestrator, tokens: TokenStore, settings: Settings) -> API
     """Every ``/api/v2`` route over ``orch``; callers authenticate with ``tokens``' bearer
     tokens (through the app's ``Services``, which must hold the same store)."""
     v2 = V2.open(orch, settings)
-    router = APIRouter(prefix="/api/v2", route_class=V2Route, tags=["Comfy API v2"])
+    router = FastRouter(prefix="/api/v2", route_class=V2Route, tags=["Comfy API v2"])
     _job_routes(router, v2)
     asset_routes.add(router, v2.assets, settings, v2.now)
+    router.fast.append(asset_routes.content_route(v2.assets))
     router.add_api_route("/health", _health(v2), methods=["GET"], response_model=schemas.V2Health,
                          summary="Whether the service runs (no token needed)")
     return router
@@ -116,17 +118,14 @@ def _health(v2: V2) -> Callable[[], schemas.V2Health]:
 # --- jobs ---------------------------------------------------------------------------------
 
 
-def _job_routes(router: APIRouter, v2: V2) -> None:
+def _job_routes(router: FastRouter, v2: V2) -> None:
     """Add the job routes, each a closure over ``v2``."""
 
     @router.post("/jobs", status_code=201, summary="Submit an API-format graph as a job",
                  openapi_extra=_SUBMIT_DOC)
     async def submit(request: Request, who: Caller,
                      idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
-        key = checked_key(idempotency_key)
-        body = _json_body(await request.body())
-        job = await run_in_threadpool(v2.submitter().submit, who, body, key)
-        return JSONResponse(v2.job_body(job, base_url(request)), status_code=201)
+        return await _submitted(v2, request, who, idempotency_key)
 
     @router.get("/jobs", summary="The caller's jobs (every owner's for an admin), newest "
                 "first")
@@ -156,14 +155,65 @@ def _job_routes(router: APIRouter, v2: V2) -> None:
     @router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
                 summary="The job's live state as Server-Sent Events",
                 responses={200: {"content": {"text/event-stream": {}}}})
-    def job_events(job_id: str, request: Request, who: Listener) -> StreamingResponse:
-        v2.orch.job_for(who, job_id)
-        translator = events.Translator(v2.orch, job_id, base_url(request),
-                                       functools.partial(queue_position, v2.orch), v2.now)
-        return StreamingResponse(
-            events.stream(v2.orch, translator, keepalive=v2.settings.sse_keepalive_s),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    async def job_events(job_id: str, request: Request, who: Listener) -> StreamingResponse:
+        return await _event_stream(v2, request, who, job_id)
+
+    router.fast += [
+        FastRoute("/api/v2/jobs", _fast(v2, _submit_fast), methods=["POST"]),
+        FastRoute("/api/v2/jobs/{job_id}/events", _fast(v2, _events_fast), methods=["GET"])]
+
+
+# --- the hot routes, also served plainly (routing.FastRoute) ---------------------------------
+
+
+async def _submitted(v2: V2, request: Request, who: Principal,
+                     idempotency_key: str | None) -> JSONResponse:
+    key = checked_key(idempotency_key)
+    body = _json_body(await request.body())
+    base = base_url(request)
+
+    def answer() -> dict[str, Any]:  # one worker thread: admit, then the job's body
+        return v2.job_body(v2.submitter().submit(who, body, key), base)
+
+    return JSONResponse(await run_in_threadpool(answer), status_code=201)
+
+
+async def _event_stream(v2: V2, request: Request, who: Principal,
+                        job_id: str) -> StreamingResponse:
+    """The stream, opened (access checked, subscribed, snapshot read) in one façade call."""
+    opened = await run_in_threadpool(functools.partial(
+        v2.orch.follow_for, who, job_id, keepalive=v2.settings.sse_keepalive_s))
+    translator = events.Translator(v2.orch, job_id, base_url(request),
+                                   functools.partial(queue_position, v2.orch), v2.now)
+    return StreamingResponse(
+        events.stream(v2.orch, translator, keepalive=v2.settings.sse_keepalive_s,
+                      opened=opened),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _submit_fast(v2: V2, request: Request) -> Response:
+    _, who = caller(request)
+    return await _submitted(v2, request, who, request.headers.get("idempotency-key"))
+
+
+async def _events_fast(v2: V2, request: Request) -> Response:
+    _, who = caller(request, stream=True)
+    return await _event_stream(v2, request, who, request.path_params["job_id"])
+
+
+def _fast(v2: V2, endpoint: Callable[[V2, Request], Coroutine[Any, Any, Response]]
+          ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    """A plain route's endpoint whose every failure leaves in the v2 envelope, as
+    ``V2Route`` does for the documented one."""
+
+    async def plain(request: Request) -> Response:
+        try:
+            return await endpoint(v2, request)
+        except Exception as exc:  # noqa: BLE001 - every failure gets its v2 answer
+            return response(v2_error(exc))
+
+    return plain
 
 
 def _json_body(raw: bytes) -> Any:

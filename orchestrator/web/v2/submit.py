@@ -54,10 +54,10 @@ class Submitter:
             graph, files = resolve_assets(request.workflow, who, self.assets)
             extra = request.extra_data.model_dump(exclude_none=True) if (
                 request.extra_data is not None) else {}
-            handle = self.orch.admit(Admission(
+            _, job = self.orch.admit_read(Admission(
                 graph=graph, inputs=files, owner=owner, metadata=request.metadata or {},
                 job_id=job_id, extra_data=extra, bound=self.bound, source="workflow"))
-            return handle.get()
+            return job
 
 
 def parse_request(body: Any) -> SubmitRequest:
