@@ -94,8 +94,8 @@ def socket_silence_needed(limits: StallLimits, fruitless: int,
 
 def expected_gap(witnessed_s: float | None, step_s: float | None) -> float | None:
     """The longest gap between frames a running prompt is expected to leave: the longest
-    it has left so far, or its node's measured seconds per step for its workload, which
-    ever is longer (None: neither known yet)."""
+    it has left so far, or its node's measured seconds per step for its workload,
+    whichever is longer (None: neither known yet)."""
     known = [s for s in (witnessed_s, step_s) if s is not None and s > 0]
     return max(known) if known else None
 
