@@ -1,7 +1,7 @@
 """Cost per job: the service's CPU time and added latency, as ratios to ComfyUI's own.
 
-    .venv/bin/python bench/bench_cost.py [--block 10] [--rounds 10] [--load-nodes 4]
-                                         [--comfyui VERSION] [--lift-limits]
+    .venv/bin/python bench/bench_cost.py [--block 10] [--rounds 10] [--pairs 100]
+                                         [--load-nodes 4] [--comfyui VERSION] [--lift-limits]
 
 What limits how many GPUs one service process can feed is its CPU time per job; what a user
 feels is the wall time it adds. Both are printed against ComfyUI itself on the same trivial
@@ -30,10 +30,18 @@ service's). Around each block the utime+stime of the service's process tree and 
 ComfyUI process tree are read from ``/proc``; for the in-process Python API, this process's
 own; for the relay, the relay's. Printed per path: wall p50/p99, added wall over direct,
 CPU per job of the service and of ComfyUI, and the service's CPU per job as a multiple of
-ComfyUI's own (ComfyUI's CPU per job on the direct path). Then the floor: the relay's added
-wall time, its cost per relayed request (the added p50 over the flow's three HTTP round
-trips, the frames the socket relays included), and for each face the share of its added
-p50 the relay already explains.
+ComfyUI's own (ComfyUI's CPU per job on the direct path), and the relay's added wall time
+and CPU per job in these blocks.
+
+Job by job: ``--pairs`` rounds of one job each on direct, relay, gateway, REST and v2 in
+turn (the same clients). Each job is set against its round's direct job, a few ms apart, so
+a drift in the machine's load cancels out where blocks of ten cannot: printed per path, the
+median difference (added p50), half its 95 % interval and its quartiles; the example
+flow's steps (``POST /prompt``, the socket to the prompt's end, ``/history``, ``/view``) for
+direct, relay and gateway; what one extra loopback hop costs (the relay's step minus
+direct's same step, the three HTTP steps pooled, and the relay's added p50 over its three
+round trips). The final verdict says for each face how much of its added p50 the relay's
+floor already explains, and when the run was too noisy to judge a +3 ms goal at all.
 
 Load phase: 16 concurrent clients over ``--load-nodes`` nodes, one block per path (the
 relay, in front of one node, runs in the sequential phase only); CPU per job against the
@@ -52,6 +60,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -61,6 +70,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +102,7 @@ FACES = ("gateway", "rest", "v2")
 # HTTP round trips of the example flow the relay adds a hop to: POST /prompt, GET /history,
 # GET /view (the socket's frames cross it too, one way, and are counted in with them).
 RELAY_ROUND_TRIPS = 3
+PAIRED_PATHS = ("direct", "relay", *FACES)  # the job-by-job rounds (one client process)
 LOAD_CLIENTS = 16
 LOAD_JOBS_PER_CLIENT = 4
 # Goals (issue 17)
@@ -232,19 +245,52 @@ class V2Client:
 
 
 V2_TERMINAL = frozenset({"succeeded", "failed", "canceled", "expired"})
+STEPS = ("POST /prompt", "socket to the end", "GET /history", "GET /view")
+HTTP_STEPS = (0, 2, 3)  # the steps that are one HTTP round trip each
+
+
+class StepClient(ExampleClient):
+    """ComfyUI's example flow (``ExampleClient``'s very calls), keeping each step's seconds
+    (``STEPS``), so a relay's or a face's added time can be placed on the step it is in."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(address)
+        self.steps: list[list[float]] = []
+
+    def run(self, graph: dict[str, Any]) -> float:
+        marks = [time.perf_counter()]
+        prompt_id = str(uuid.uuid4())
+        body = json.dumps({"prompt": graph, "client_id": self.client_id,
+                           "prompt_id": prompt_id}).encode()
+        urllib.request.urlopen(urllib.request.Request(f"http://{self.address}/prompt",
+                                                      data=body)).read()
+        marks.append(time.perf_counter())
+        self._wait_end(prompt_id)
+        marks.append(time.perf_counter())
+        with urllib.request.urlopen(f"http://{self.address}/history/{prompt_id}") as answer:
+            entry = json.loads(answer.read())[prompt_id]
+        marks.append(time.perf_counter())
+        for output in entry["outputs"].values():
+            for image in output.get("images", ()):
+                query = urllib.parse.urlencode(image)
+                with urllib.request.urlopen(f"http://{self.address}/view?{query}") as view:
+                    view.read()
+        marks.append(time.perf_counter())
+        self.steps.append([later - earlier for earlier, later in itertools.pairwise(marks)])
+        return marks[-1] - marks[0]
 
 
 def _client_runner(path: str, config: dict[str, Any], index: int) -> tuple[Runner, Any]:
     """A runner for ``path`` as client number ``index`` (its own connections)."""
     if path == "direct":
         nodes = config["nodes"]
-        example = ExampleClient(nodes[index % len(nodes)])
+        example = StepClient(nodes[index % len(nodes)])
         return example.run, example
     if path == "relay":
-        example = ExampleClient(config["relay"])
+        example = StepClient(config["relay"])
         return example.run, example
     if path == "gateway":
-        example = ExampleClient(config["service"].removeprefix("http://")
+        example = StepClient(config["service"].removeprefix("http://")
                                 + f"/comfyui/{config['token']}")
         return example.run, example
     if path == "rest":
@@ -265,16 +311,35 @@ def client_main(config: dict[str, Any]) -> None:
     for line in sys.stdin:
         command = json.loads(line)
         path, clients, seed = command["path"], command["clients"], command["seed"]
-        for index in range(clients):
-            if (path, index) not in runners:
-                runners[path, index] = _client_runner(path, config, index)
-        times = run_parallel([runners[path, i][0] for i in range(clients)],
-                             command["jobs"], seed)
+        paths = command.get("paths") or [path]
+        for each in paths:
+            for index in range(clients):
+                if (each, index) not in runners:
+                    runners[each, index] = _client_runner(each, config, index)
+        if command.get("paths"):
+            answer: dict[str, Any] = run_rounds({each: runners[each, 0] for each in paths},
+                                                command["jobs"], seed)
+        else:
+            answer = {"times": run_parallel([runners[path, i][0] for i in range(clients)],
+                                            command["jobs"], seed)}
         rests = [obj for (p, _), (_, obj) in runners.items() if p == "rest"]
-        outputs = [pair for rest in rests for pair in rest.outputs]
-        late = sum(rest.late for rest in rests)
-        print(json.dumps({"times": times, "rest_outputs": outputs, "rest_late": late}),
-              flush=True)
+        answer["rest_outputs"] = [pair for rest in rests for pair in rest.outputs]
+        answer["rest_late"] = sum(rest.late for rest in rests)
+        print(json.dumps(answer), flush=True)
+
+
+def run_rounds(runners: dict[str, tuple[Runner, Any]], rounds: int, seed: int
+               ) -> dict[str, Any]:
+    """``rounds`` rounds of one job per path in turn: each job's seconds per path, and
+    the example flow's steps of these jobs where the client keeps them."""
+    kept = {path: len(obj.steps) for path, (_, obj) in runners.items()
+            if isinstance(obj, StepClient)}
+    times: dict[str, list[float]] = {path: [] for path in runners}
+    for round_no in range(rounds):
+        for offset, (path, (run, _)) in enumerate(runners.items()):
+            times[path].append(run(graph(seed + round_no * len(runners) + offset)))
+    steps = {path: runners[path][1].steps[start:] for path, start in kept.items()}
+    return {"paired": times, "steps": steps}
 
 
 def run_parallel(runners: list[Runner], jobs_each: int, seed: int) -> list[float]:
@@ -312,9 +377,13 @@ class ClientProcess:
             [sys.executable, __file__, "--client", json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
 
-    def run(self, path: str, jobs: int, seed: int, clients: int) -> dict[str, Any]:
+    def run(self, path: str, jobs: int, seed: int, clients: int,
+            paths: tuple[str, ...] = ()) -> dict[str, Any]:
+        """``jobs`` jobs per client on ``path``; with ``paths``, ``jobs`` rounds of one job
+        on each of ``paths`` in turn (one client)."""
         assert self.process.stdin is not None and self.process.stdout is not None
-        command = {"path": path, "jobs": jobs, "seed": seed, "clients": clients}
+        command = {"path": path, "jobs": jobs, "seed": seed, "clients": clients,
+                   "paths": list(paths)}
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
@@ -485,34 +554,94 @@ def added_ms(seq: dict[str, Tally], path: str) -> tuple[float, float]:
 
 
 def print_floor(seq: dict[str, Tally], own: float) -> None:
-    """The bare relay against direct: what any relay on this stack adds, per job and per
-    relayed request, before any of the service's own work."""
+    """The bare relay's blocks against direct's: what any relay on this stack adds per job,
+    in wall time and in its own CPU, before any of the service's own work."""
     relay = seq["relay"]
     add50, add99 = added_ms(seq, "relay")
     print(f"\nthe floor: a bare relay on the service's stack (uvicorn + httptools + uvloop, "
-          f"Starlette; writes and hashes nothing), {relay.jobs} jobs")
+          f"Starlette; writes and hashes nothing), {relay.jobs} jobs in the blocks above")
     print(f"  relay wall p50 {ms(statistics.median(relay.times)).strip()} ms, p99 "
           f"{ms(p99(relay.times)).strip()} ms; added to direct p50 {add50:+.1f} ms, p99 "
           f"{add99:+.1f} ms; relay CPU per job {relay.service_per_job() * 1000:.2f} ms "
-          f"({relay.service_per_job() / own:.2f}x ComfyUI's own)")
-    print(f"  per relayed request (added p50 / {RELAY_ROUND_TRIPS} HTTP round trips, the "
-          f"relayed socket frames counted in): {add50 / RELAY_ROUND_TRIPS:+.2f} ms wall, "
-          f"{relay.service_per_job() * 1000 / RELAY_ROUND_TRIPS:.2f} ms relay CPU")
+          f"({relay.service_per_job() / own:.2f}x ComfyUI's own), "
+          f"{relay.service_per_job() * 1000 / RELAY_ROUND_TRIPS:.2f} ms per relayed request")
 
 
-def floor_verdict(seq: dict[str, Tally]) -> list[str]:
-    """For each face, how much of its added p50 the relay's already explains, and what is
-    left for the service's own work (durability, auth, queueing, output storage)."""
-    floor50, floor99 = added_ms(seq, "relay")
-    lines = [f"relay: added p50 {floor50:+.1f} ms, p99 {floor99:+.1f} ms: the +"
-             f"{ADDED_P50_MS:.0f} ms p50 goal leaves {ADDED_P50_MS - floor50:+.1f} ms for "
-             f"the service's own work on this machine"]
+def paired_added(paired: dict[str, list[float]], path: str) -> tuple[float, float, float]:
+    """(median, first quartile, third quartile) in ms of each of ``path``'s jobs minus the
+    direct job of the same round: a drift in the machine's load hits both alike."""
+    diffs = [(took - direct) * 1000
+             for took, direct in zip(paired[path], paired["direct"], strict=True)]
+    first, _, third = statistics.quantiles(diffs, n=4)
+    return statistics.median(diffs), first, third
+
+
+def median_margin(first: float, third: float, count: int) -> float:
+    """Half the 95 % confidence interval of a median of ``count`` differences whose
+    quartiles are ``first`` and ``third`` (normal approximation: sigma = IQR / 1.349, the
+    median's standard error 1.2533 sigma / sqrt(n)); what a run on a busy machine can
+    tell apart."""
+    return 1.96 * 1.2533 * (third - first) / 1.349 / math.sqrt(count)
+
+
+def hop_cost(steps: dict[str, list[list[float]]]) -> tuple[float, float]:
+    """(ms one relayed HTTP round trip adds, ms the relayed socket adds to the wait for the
+    prompt's end): medians of the relay's step minus direct's same step in the same round,
+    the three HTTP steps pooled."""
+    pairs = list(zip(steps["relay"], steps["direct"], strict=True))
+    per_request = statistics.median((relay[i] - direct[i]) * 1000
+                                    for relay, direct in pairs for i in HTTP_STEPS)
+    frames = statistics.median((relay[1] - direct[1]) * 1000 for relay, direct in pairs)
+    return per_request, frames
+
+
+def print_paired(paired: dict[str, list[float]], steps: dict[str, list[list[float]]]
+                 ) -> dict[str, tuple[float, float]]:
+    """The job-by-job rounds; returns each path's added p50 measured in them and half its
+    95 % interval (ms)."""
+    rounds = len(paired["direct"])
+    print(f"\njob by job: {rounds} rounds of {', '.join(paired)} in turn, one job each; "
+          f"each job against its round's direct job, so the machine's drifts cancel out")
+    print(f"{'path':>8} | {'+p50 ms':>7} | {'95% CI':>6} | quartiles of the differences")
+    added = {}
+    for path in paired:
+        if path != "direct":
+            median, first, third = paired_added(paired, path)
+            added[path] = median, median_margin(first, third, rounds)
+            print(f"{path:>8} | {median:+7.1f} | {added[path][1]:6.1f} | {first:+.1f} .. "
+                  f"{third:+.1f} ms")
+    print(f"the example flow's steps, p50 ms: {' | '.join(f'{p:>8}' for p in steps)}")
+    for index, step in enumerate(STEPS):
+        cells = " | ".join(f"{statistics.median(s[index] for s in steps[p]) * 1000:8.2f}"
+                           for p in steps)
+        print(f"  {step:>31} {cells}")
+    per_request, frames = hop_cost(steps)
+    print(f"the extra loopback hops themselves: {per_request:+.2f} ms per relayed HTTP round "
+          f"trip (median of the relay's minus direct's same step, POST /prompt, /history and "
+          f"/view pooled), {frames:+.2f} ms on the wait for the prompt's end (the socket's "
+          f"frames relayed); the relay's added p50 over its {RELAY_ROUND_TRIPS} round trips: "
+          f"{added['relay'][0] / RELAY_ROUND_TRIPS:+.2f} ms each")
+    return added
+
+
+def floor_verdict(added: dict[str, tuple[float, float]]) -> list[str]:
+    """For each face, how much of its added p50 (job by job: ms, half its 95 % interval)
+    the relay's already explains, and what is left for the service's own work
+    (durability, authentication, queueing, output storage)."""
+    floor, margin = added["relay"]
+    lines = [f"relay: added p50 {floor:+.1f} ms (+-{margin:.1f}): the +{ADDED_P50_MS:.0f} ms "
+             f"p50 goal leaves {ADDED_P50_MS - floor:+.1f} ms for the service's own work on "
+             f"this machine"]
+    if margin > ADDED_P50_MS:
+        lines.append(f"too noisy to judge: the floor's 95 % interval (+-{margin:.1f} ms) is "
+                     f"wider than the +{ADDED_P50_MS:.0f} ms goal; the machine was busy "
+                     f"(load average {os.getloadavg()[0]:.1f}); run it again when it is quiet")
     for path in FACES:
-        add50, _ = added_ms(seq, path)
-        share = f"{floor50 / add50:.0%}" if add50 > 0 else "all"
-        lines.append(f"{path}: added p50 {add50:+.1f} ms, of which the relay floor "
-                     f"{floor50:+.1f} ms ({share}); the service's own work "
-                     f"{add50 - floor50:+.1f} ms")
+        face = added[path][0]
+        share = f"{floor / face:.0%}" if face > 0 else "all"
+        lines.append(f"{path}: added p50 {face:+.1f} ms (+-{added[path][1]:.1f}), of which "
+                     f"the relay floor {floor:+.1f} ms ({share}); the service's own work "
+                     f"{face - floor:+.1f} ms")
     return lines
 
 
@@ -659,13 +788,16 @@ def print_limits(lift: bool, version: str, args: argparse.Namespace) -> None:
               f"{shipped.rate_burst:,}, max queued {shipped.max_queued:,}, per owner "
               f"{shipped.max_queued_per_owner:,})")
     print(f"ComfyUI {version}; blocks of {args.block}, {args.rounds} rounds (+1 warm-up); "
-          f"load phase over {args.load_nodes} nodes; {os.cpu_count()} cores")
+          f"{args.pairs} job-by-job rounds; load phase over {args.load_nodes} nodes; "
+          f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--block", type=int, default=10, help="jobs per block")
     parser.add_argument("--rounds", type=int, default=10, help="measured blocks per path")
+    parser.add_argument("--pairs", type=int, default=100,
+                        help="job-by-job rounds of direct, relay and the faces (>= 2)")
     parser.add_argument("--load-nodes", type=int, default=4,
                         help="nodes in the load phase (0: skip it)")
     parser.add_argument("--comfyui", default=DEFAULT_VERSION, help="ComfyUI version")
@@ -683,11 +815,32 @@ def main() -> None:
         run_all(args, workdir, seed)
 
 
+def load_phase(args: argparse.Namespace, nodes: list[LocalComfy], workdir: Path,
+               seed: int) -> dict[str, Tally] | None:
+    """The load phase's tallies; None when it is skipped, or when its service did not
+    start (on a machine shared with other work it can miss its start-up deadline): the
+    reason and the service log's last lines are printed, and the sequential figures
+    already measured still reach the goals."""
+    if not args.load_nodes:
+        return None
+    try:
+        with phase(nodes, workdir, lift=args.lift_limits) as setup:
+            return under_load(setup, seed)
+    except RuntimeError as exc:
+        log = workdir / f"service-{len(nodes)}.log"
+        tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+        print(f"\nthe load phase did not run: {exc}")
+        print("\n".join(f"  | {line}" for line in tail))
+        return None
+
+
 def run_all(args: argparse.Namespace, workdir: Path, seed: int) -> None:
     nodes = start_nodes(args.comfyui, max(1, args.load_nodes), workdir)
     try:
         with phase(nodes[:1], workdir, lift=args.lift_limits, relay=True) as setup:
             seq = sequential(setup, args.block, args.rounds, seed)
+            rounds = setup.clients.run("direct", args.pairs, seed + 4_000_000, 1,
+                                       paths=PAIRED_PATHS)
             rest = setup.clients.run("rest", 0, 0, 1)
             durable = check_durable(setup, rest["rest_outputs"])
             late = (f"streams that ended 'succeeded' without naming their output (the client "
@@ -697,20 +850,22 @@ def run_all(args: argparse.Namespace, workdir: Path, seed: int) -> None:
         own = print_sequential(seq)
         print("  " + late)
         print_floor(seq, own)
-        load = None
-        if args.load_nodes:
-            with phase(nodes, workdir, lift=args.lift_limits) as setup:
-                load = under_load(setup, seed + 5_000_000)
+        added = print_paired(rounds["paired"], rounds["steps"])
+        load = load_phase(args, nodes, workdir, seed + 5_000_000)
+        if load is not None:
             print_load(load, seq, len(nodes))
     finally:
         for node in nodes:
             node.stop()
+    missing = ([("the load phase did not run (see above)", False)]
+               if args.load_nodes and load is None else [])
     print("\ngoals (issue 17):")
-    for what, met in [*goal_lines(seq, load, own), durable]:
+    for what, met in [*goal_lines(seq, load, own), *missing, durable]:
         print(f"  {'MET   ' if met else 'MISSED'} {what}")
-    print("where the added wall time's floor is (the bare relay, see above):")
-    for line in floor_verdict(seq):
+    print("where the added wall time's floor is (the bare relay, job by job, see above):")
+    for line in floor_verdict(added):
         print(f"  {line}")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

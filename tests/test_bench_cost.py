@@ -19,8 +19,11 @@ from bench.bench_cost import (
     block,
     floor_verdict,
     graph,
+    hop_cost,
+    median_margin,
     own_cpu,
     p99,
+    paired_added,
     print_floor,
     relay_process,
     tree_cpu,
@@ -64,25 +67,42 @@ def _tally(ms_each: float, jobs: int = 100, cpu_ms: float = 0.0) -> Tally:
     return Tally(times=[ms_each / 1000] * jobs, service_cpu=cpu_ms * jobs / 1000)
 
 
-def test_the_floor_verdict_splits_each_faces_added_time_at_the_relay() -> None:
-    seq = {"direct": _tally(10.0), "relay": _tally(12.0), "gateway": _tally(20.0),
-           "rest": _tally(14.0), "v2": _tally(11.0)}
-    assert added_ms(seq, "relay") == pytest.approx((2.0, 2.0))
-    relay, gateway, rest, v2 = floor_verdict(seq)
-    assert "added p50 +2.0 ms" in relay and "leaves +1.0 ms" in relay  # +3 ms goal - floor
-    assert "relay floor +2.0 ms (20%)" in gateway and "own work +8.0 ms" in gateway
-    assert "(50%)" in rest and "own work +2.0 ms" in rest
-    assert "(200%)" in v2 and "own work -1.0 ms" in v2  # a face faster than the relay says so
-
-
-def test_the_floor_prints_the_relays_cost_per_relayed_request(
+def test_the_blocks_place_the_relays_added_time_and_cpu(
         capsys: pytest.CaptureFixture[str]) -> None:
     seq = {"direct": _tally(10.0), "relay": _tally(13.0, cpu_ms=1.5)}
+    assert added_ms(seq, "relay") == pytest.approx((3.0, 3.0))
     print_floor(seq, own=0.003)
     out = capsys.readouterr().out
     assert "added to direct p50 +3.0 ms" in out
-    assert "relay CPU per job 1.50 ms (0.50x ComfyUI's own)" in out
-    assert "+1.00 ms wall, 0.50 ms relay CPU" in out  # over its 3 HTTP round trips
+    assert "relay CPU per job 1.50 ms (0.50x ComfyUI's own), 0.50 ms per relayed request" in out
+
+
+def test_job_by_job_each_job_counts_against_its_own_rounds_direct_job() -> None:
+    # The machine slows down halfway: blocks would see +20 ms, each round sees +2 ms.
+    direct = [0.010] * 50 + [0.030] * 50
+    paired = {"direct": direct, "relay": [took + 0.002 for took in direct]}
+    median, first, third = paired_added(paired, "relay")
+    assert (median, first, third) == pytest.approx((2.0, 2.0, 2.0))
+    assert median_margin(1.0, 3.0, 100) == pytest.approx(0.364, abs=0.001)
+
+
+def test_the_hop_is_the_relays_step_minus_directs_same_step() -> None:
+    direct = [[0.001, 0.005, 0.001, 0.001]] * 10
+    relay = [[0.0016, 0.0052, 0.0015, 0.0017]] * 10  # +0.6, +0.2, +0.5, +0.7 ms
+    per_request, frames = hop_cost({"direct": direct, "relay": relay})
+    assert per_request == pytest.approx(0.6) and frames == pytest.approx(0.2)
+
+
+def test_the_floor_verdict_splits_each_faces_added_time_at_the_relay() -> None:
+    added = {"relay": (2.0, 0.5), "gateway": (10.0, 1.0), "rest": (4.0, 1.0),
+             "v2": (1.0, 1.0)}
+    relay, gateway, rest, v2 = floor_verdict(added)
+    assert "added p50 +2.0 ms (+-0.5)" in relay and "leaves +1.0 ms" in relay  # +3 - floor
+    assert "relay floor +2.0 ms (20%)" in gateway and "own work +8.0 ms" in gateway
+    assert "(50%)" in rest and "own work +2.0 ms" in rest
+    assert "(200%)" in v2 and "own work -1.0 ms" in v2  # a face faster than the relay says so
+    noisy = floor_verdict({**added, "relay": (2.0, 4.0)})
+    assert len(noisy) == 5 and "too noisy to judge" in noisy[1]
 
 
 def test_the_relays_node_client_resends_on_a_new_connection_after_an_idle_close() -> None:
@@ -126,15 +146,25 @@ def test_the_relay_path_runs_the_example_flow_and_charges_the_relays_process(
     with relay_process(comfy_server.url, tmp_path) as (address, pid):
         assert f"--port\0{address.rsplit(':', 1)[1]}" in Path(
             f"/proc/{pid}/cmdline").read_text()
-        clients = ClientProcess({"nodes": [], "service": "", "token": "", "relay": address})
+        clients = ClientProcess({"nodes": [comfy_server.url.removeprefix("http://")],
+                                 "service": "", "token": "", "relay": address})
         try:
             setup = Setup("", "", 0, [comfy_server.pid or 0], clients,
                           cast(Orchestrator, None), relay_pid=pid)
+            seed = int(time.time()) % 1000 * 10_000
             before = tree_cpu([pid])
-            tally = block(setup, "relay", 20, seed=int(time.time()) % 1000 * 10_000)
+            tally = block(setup, "relay", 20, seed)
             relay_spent = tree_cpu([pid]) - before
+            rounds = clients.run("direct", 5, seed + 1000, 1, paths=("direct", "relay"))
         finally:
             clients.close()
     assert tally.jobs == 20 and all(0 < took < 30 for took in tally.times)
     assert 0 < tally.service_cpu <= relay_spent  # the relay's process, nothing else
     assert tally.comfy_cpu > 0
+    # job by job: one job per path per round, and the example flow's four steps of each
+    assert {path: len(times) for path, times in rounds["paired"].items()} == {
+        "direct": 5, "relay": 5}
+    for path in ("direct", "relay"):
+        assert len(rounds["steps"][path]) == 5
+        for steps, took in zip(rounds["steps"][path], rounds["paired"][path], strict=True):
+            assert len(steps) == 4 and sum(steps) == pytest.approx(took)
