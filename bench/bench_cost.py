@@ -34,14 +34,15 @@ ComfyUI's own (ComfyUI's CPU per job on the direct path), and the relay's added 
 and CPU per job in these blocks.
 
 Job by job: ``--pairs`` rounds of one job each on direct, relay, gateway, REST and v2 in
-turn (the same clients). Each job is set against its round's direct job, a few ms apart, so
-a drift in the machine's load cancels out where blocks of ten cannot: printed per path, the
-median difference (added p50), half its 95 % interval and its quartiles; the example
-flow's steps (``POST /prompt``, the socket to the prompt's end, ``/history``, ``/view``) for
-direct, relay and gateway; what one extra loopback hop costs (the relay's step minus
-direct's same step, the three HTTP steps pooled, and the relay's added p50 over its three
-round trips). The final verdict says for each face how much of its added p50 the relay's
-floor already explains, and when the run was too noisy to judge a +3 ms goal at all.
+turn (the same clients; each round starts one path further on). Each job is set against
+its round's direct job, a few ms apart, so a drift in the machine's load cancels out where
+blocks of ten cannot: printed per path, the median difference (added p50), half its 95 %
+interval and its quartiles; the example flow's steps (``POST /prompt``, the socket to the
+prompt's end, ``/history``, ``/view``) for direct, relay and gateway; what one extra
+loopback hop costs (the relay's step minus direct's same step, the three HTTP steps
+pooled, and the relay's added p50 over its three round trips). The final verdict says for
+each face how much of its added p50 the relay's floor already explains, and when the run
+was too noisy to judge a +3 ms goal at all.
 
 Load phase: 16 concurrent clients over ``--load-nodes`` nodes, one block per path (the
 relay, in front of one node, runs in the sequential phase only); CPU per job against the
@@ -331,13 +332,17 @@ def client_main(config: dict[str, Any]) -> None:
 def run_rounds(runners: dict[str, tuple[Runner, Any]], rounds: int, seed: int
                ) -> dict[str, Any]:
     """``rounds`` rounds of one job per path in turn: each job's seconds per path, and
-    the example flow's steps of these jobs where the client keeps them."""
+    the example flow's steps of these jobs where the client keeps them. Each round starts
+    one path further on, so every path follows every other equally often (the work a
+    service or a node does after a job's end weighs on whichever path comes next)."""
     kept = {path: len(obj.steps) for path, (_, obj) in runners.items()
             if isinstance(obj, StepClient)}
     times: dict[str, list[float]] = {path: [] for path in runners}
+    paths = list(runners)
     for round_no in range(rounds):
-        for offset, (path, (run, _)) in enumerate(runners.items()):
-            times[path].append(run(graph(seed + round_no * len(runners) + offset)))
+        turn = round_no % len(paths)
+        for offset, path in enumerate(paths[turn:] + paths[:turn]):
+            times[path].append(runners[path][0](graph(seed + round_no * len(paths) + offset)))
     steps = {path: runners[path][1].steps[start:] for path, start in kept.items()}
     return {"paired": times, "steps": steps}
 

@@ -5,8 +5,10 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
@@ -26,6 +28,7 @@ from bench.bench_cost import (
     paired_added,
     print_floor,
     relay_process,
+    run_rounds,
     tree_cpu,
 )
 from orchestrator.provision.server import LocalComfy
@@ -168,3 +171,20 @@ def test_the_relay_path_runs_the_example_flow_and_charges_the_relays_process(
         assert len(rounds["steps"][path]) == 5
         for steps, took in zip(rounds["steps"][path], rounds["paired"][path], strict=True):
             assert len(steps) == 4 and sum(steps) == pytest.approx(took)
+
+
+def test_job_by_job_rounds_rotate_so_every_path_follows_every_other_alike() -> None:
+    order: list[str] = []
+
+    def runner(path: str) -> Callable[[dict[str, Any]], float]:
+        return lambda _graph: order.append(path) or 0.001
+
+    paths = ("direct", "relay", "gateway")
+    answer = run_rounds({path: (runner(path), None) for path in paths}, 6, seed=0)
+    assert {path: len(times) for path, times in answer["paired"].items()} == dict.fromkeys(
+        paths, 6)
+    followers = Counter(zip(order, order[1:], strict=False))
+    assert {pair for pair in followers if pair[0] != pair[1]} == {
+        (a, b) for a in paths for b in paths if a != b}
+    assert order[:3] == ["direct", "relay", "gateway"] and order[3:6] == [
+        "relay", "gateway", "direct"]
