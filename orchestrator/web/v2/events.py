@@ -61,17 +61,30 @@ class Translator:
     last_status: str | None = None
     best_progress: float = -1.0
     job: Job | None = None
+    # The stream's first snapshot was answered already (``greet``): it needs no frames.
+    greeted: bool = False
 
     def reads_store(self, event: BaseModel) -> bool:
         """Whether translating ``event`` reads the store (then it belongs in a worker
         thread, off the event loop); progress, previews and status changes do not."""
         if isinstance(event, ProgressEvent):
             return self.job is None
-        return isinstance(event, Snapshot | OutputEvent | Finished)
+        if isinstance(event, Snapshot):
+            return not self.greeted
+        return isinstance(event, OutputEvent | Finished)
+
+    def greet(self) -> list[Frame]:
+        """``connected``, made where the stream is opened (in the same worker thread, after
+        subscribing), so the snapshot that then arrives first costs no second read."""
+        self.greeted = True
+        return self.connected()
 
     def frames(self, event: BaseModel) -> list[Frame]:
         """The frames ``event`` calls for (often none)."""
         if isinstance(event, Snapshot):
+            if self.greeted:
+                self.greeted = False  # a later snapshot (a retried job) is answered
+                return []
             return self.connected()
         if isinstance(event, Dispatched | Started):
             return self._status("running", None)
@@ -157,31 +170,39 @@ def encode(frame: Frame) -> bytes:
 
 
 async def stream(orch: Orchestrator, translator: Translator, *, keepalive: float,
-                 opened: sse.Events | None = None) -> AsyncIterator[bytes]:
+                 opened: sse.Events | None = None,
+                 greeting: list[Frame] | None = None) -> AsyncIterator[bytes]:
     """The job's frames until its terminal status: where it stands on connect, then each
     change, and a keep-alive comment after each quiet ``keepalive`` seconds.
 
     ``opened``: the job's events already followed (``Orchestrator.follow_for``, which
-    checked the caller's access), used first. A stream that ends on an earlier run's end
-    (a retried job) follows the job again; one that ends because the service closes just
-    stops.
+    checked the caller's access), used first and closed however the stream stops;
+    ``greeting``: the frames ``Translator.greet`` made for it, sent first. A stream that
+    ends on an earlier run's end (a retried job) follows the job again; one that ends
+    because the service closes just stops.
     """
-    again = True
-    while again and not translator.done:
-        again = False
-        followed: sse.Events = opened if opened is not None else orch.follow(
-            translator.job_id, keepalive=keepalive)
-        opened = None
-        # Closed here, not whenever it is collected: a client that leaves ends its
-        # subscription at once.
-        async with contextlib.aclosing(followed) as events:
-            async for event in events:
-                if event is None:
-                    yield sse.KEEPALIVE_COMMENT
-                    continue
-                for frame in await _frames(translator, event):
-                    yield encode(frame)
-                again = _ends(event)
+    try:
+        for frame in greeting or ():
+            yield encode(frame)
+        again = True
+        while again and not translator.done:
+            again = False
+            followed: sse.Events = opened if opened is not None else orch.follow(
+                translator.job_id, keepalive=keepalive)
+            opened = None
+            # Closed here, not whenever it is collected: a client that leaves ends its
+            # subscription at once.
+            async with contextlib.aclosing(followed) as events:
+                async for event in events:
+                    if event is None:
+                        yield sse.KEEPALIVE_COMMENT
+                        continue
+                    for frame in await _frames(translator, event):
+                        yield encode(frame)
+                    again = _ends(event)
+    finally:
+        if opened is not None:  # never iterated: a greeting that ended the job, or a
+            await opened.aclose()  # client that left during it
 
 
 def _ends(event: BaseModel) -> bool:

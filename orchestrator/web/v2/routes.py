@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from orchestrator.admission import QueueBound
 from orchestrator.events import ProgressEvent
 from orchestrator.jobs import Job, JobStatus, utcnow
-from orchestrator.service import Orchestrator
+from orchestrator.service import Following, Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.tokens import Principal, TokenStore
 from orchestrator.web.auth import Caller, Listener, caller
@@ -180,14 +180,23 @@ async def _submitted(v2: V2, request: Request, who: Principal,
 
 async def _event_stream(v2: V2, request: Request, who: Principal,
                         job_id: str) -> StreamingResponse:
-    """The stream, opened (access checked, subscribed, snapshot read) in one façade call."""
-    opened = await run_in_threadpool(functools.partial(
-        v2.orch.follow_for, who, job_id, keepalive=v2.settings.sse_keepalive_s))
+    """The stream, opened (access checked, subscribed, snapshot read) in one façade call,
+    and its first frames made in the same worker thread."""
     translator = events.Translator(v2.orch, job_id, base_url(request),
                                    functools.partial(queue_position, v2.orch), v2.now)
+
+    def open_stream() -> tuple[Following, list[events.Frame]]:
+        opened = v2.orch.follow_for(who, job_id, keepalive=v2.settings.sse_keepalive_s)
+        try:
+            return opened, translator.greet()
+        except BaseException:
+            opened.sub.close()
+            raise
+
+    opened, greeting = await run_in_threadpool(open_stream)
     return StreamingResponse(
         events.stream(v2.orch, translator, keepalive=v2.settings.sse_keepalive_s,
-                      opened=opened),
+                      opened=opened, greeting=greeting),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -119,3 +119,18 @@ def _subscribers(orch: Orchestrator, job_id: str) -> int:
     bus: Any = orch._bus
     with bus._lock:
         return len(bus._subs.get(job_id, []))
+
+
+def test_a_v2_stream_of_an_ended_job_ends_and_leaves_no_subscription(
+        api: Api, service: Service) -> None:
+    job = api.submit(service.alice, workflow="solid")
+    api.wait_job(service.alice, job["id"])
+    before = _subscribers(service.orch, job["id"])
+    with api.get(f"/api/v2/jobs/{job['id']}/events", token=service.alice,
+                 stream=True) as response:
+        frames = read_events(response)
+    assert [f["event"] for f in frames][-1] == "status"
+    assert frames[-1]["data"]["status"] == "succeeded"
+    assert _subscribers(service.orch, job["id"]) == before
+    other = api.get(f"/api/v2/jobs/{job['id']}/events", token=service.bob)
+    assert other.status_code == 404
