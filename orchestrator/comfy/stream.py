@@ -22,6 +22,7 @@ import uuid
 
 import websocket
 
+from orchestrator.comfy import frames
 from orchestrator.comfy.messages import (
     Executing,
     ExecutionStart,
@@ -53,6 +54,44 @@ class BufferedWebSocket(websocket.WebSocket):
     def _recv(self, bufsize: int) -> bytes:
         data: bytes = super()._recv(max(bufsize, READ_CHUNK))  # type: ignore[no-untyped-call]
         return data
+
+
+class EventFrames:
+    """The messages of an open event socket, split by ``frames.Incoming`` from the bytes
+    of its socket rather than by websocket-client's per-frame Python.
+
+    ``recv`` answers a text frame as ``str`` and a binary one as ``bytes``, as
+    ``WebSocket.recv`` does; it answers a ping with a pong and raises
+    ``WebSocketConnectionClosedException`` on a close or a dropped socket, and the
+    socket's timeout as ``TimeoutError`` (a partial frame is kept for the next call).
+    """
+
+    def __init__(self, ws: websocket.WebSocket) -> None:
+        if ws.sock is None:
+            raise websocket.WebSocketConnectionClosedException("the socket was closed")
+        self.ws, self.sock = ws, ws.sock
+        self._incoming = frames.Incoming()
+        self._ready: list[tuple[int, bytes]] = []
+
+    def recv(self) -> str | bytes:
+        while True:
+            while self._ready:
+                opcode, payload = self._ready.pop(0)
+                if opcode == frames.TEXT:
+                    return payload.decode()
+                if opcode == frames.BINARY:
+                    return payload
+                if opcode == frames.PING:
+                    self.ws.pong(payload)
+                elif opcode == frames.CLOSE:
+                    raise websocket.WebSocketConnectionClosedException("the node closed it")
+            data = self.sock.recv(READ_CHUNK)
+            if not data:
+                raise websocket.WebSocketConnectionClosedException("the socket was closed")
+            try:
+                self._ready = self._incoming.feed(data)
+            except frames.BadFrame as exc:
+                raise websocket.WebSocketProtocolException(str(exc)) from exc
 
 
 def open_event_socket(url: str, client_id: str, *, connect_timeout: float,
@@ -146,10 +185,11 @@ class NodeStream:
             return None
 
     def _read(self, ws: websocket.WebSocket) -> None:
+        incoming = EventFrames(ws)
         while not self._closed.is_set():
             try:
-                frame = ws.recv()
-            except websocket.WebSocketTimeoutException:
+                frame = incoming.recv()
+            except TimeoutError:
                 continue
             except UnicodeDecodeError:
                 continue  # a text frame that is not UTF-8: unreadable, like bad JSON
