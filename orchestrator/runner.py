@@ -7,6 +7,7 @@ item is DISPATCHED (with its prompt id) before the prompt is posted, so after a 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Callable
@@ -16,7 +17,14 @@ from typing import Any
 from orchestrator import dispatch
 from orchestrator.blobs import Blobs
 from orchestrator.comfy.client import ComfyClient
-from orchestrator.comfy.messages import Executed, ExecutionStart, Message, Preview
+from orchestrator.comfy.messages import (
+    Executed,
+    Executing,
+    ExecutionStart,
+    Message,
+    Preview,
+    Progress,
+)
 from orchestrator.comfy.progress import GraphProgress, ProgressSnapshot
 from orchestrator.comfy.protocol import OutputFile, UiValue, outputs_from_ui, values_from_ui
 from orchestrator.comfy.watch import HISTORY_CHECK_INTERVAL, PromptWatch
@@ -118,6 +126,11 @@ class ItemExecution:
         # Whether this execution posted the prompt of the item's first attempt: then no
         # output of the item can be recorded yet, and none needs a look-up first.
         self.posted = False
+        # Outputs downloaded, hashed and stored, waiting to be recorded: with the item's
+        # success when no other message comes first (one transaction for both), else as
+        # soon as the node moves on. Their bytes are held from any release meanwhile.
+        self._pending: list[_Pending] = []
+        self._held = contextlib.ExitStack()
         self._progress_lock = threading.Lock()  # the socket's reader and the watchdog
 
     @property
@@ -138,6 +151,8 @@ class ItemExecution:
             self._collect(client)
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded, none lost
             self._record_failure(exc)
+        finally:
+            self._held.close()
 
     def _prepare(self, client: ComfyClient) -> None:
         rendered = self.ctx.planner.plan(self.job, self.item)
@@ -194,6 +209,8 @@ class ItemExecution:
     # --- messages from the node -------------------------------------------------------------
 
     def _on_message(self, msg: Message) -> None:
+        if self._pending and _moves_on(msg):
+            self._record_pending()
         if isinstance(msg, ExecutionStart):
             self.item = self.ctx.store.mark_running(self.item.id)
             self.ctx.bus.publish(Started(job_id=self.job.id, item=self.item.index,
@@ -241,6 +258,7 @@ class ItemExecution:
         Temporary files (PreviewImage) are left to the history fallback in ``_collect``,
         used only when no node saved anything.
         """
+        self._record_pending()  # the node moved on from the outputs before these
         for file in outputs_from_ui({msg.node: msg.output}):
             if file.type == "output":
                 self.output_ids.append(self._store_output(self.node.client, file).id)
@@ -255,7 +273,16 @@ class ItemExecution:
             self.output_ids = [self._store_output(client, f).id for f in files]
             self.value_ids += [self._store_value(v).id for v in entry.values]
         output_ids = list(dict.fromkeys(self.output_ids + self.value_ids))
-        settled = self.ctx.store.succeed(self.item.id, output_ids)
+        pending, self._pending = self._pending, []
+        try:
+            settled = self.ctx.store.succeed(self.item.id, output_ids,
+                                             outputs=[p.record for p in pending])
+        except OrchestratorError:
+            self._pending = pending  # a refused success: the failure path records them
+            raise
+        self._held.close()
+        for waited, stored in zip(pending, settled.outputs, strict=True):
+            self._publish_output(stored, waited)
         self.item = settled.item
         self.ctx.progress.set(self.job, self.item.index, 1.0)
         if settled.job_status.terminal:  # the same transaction said so: no read-back
@@ -276,14 +303,25 @@ class ItemExecution:
             return existing
         data = client.view(file)
         media = probe(data, file.filename)
-        with self.ctx.blobs.storing(data) as blob:  # no release removes it before the record
-            record = self.ctx.store.add_output(new_output(
-                self.job, self.item, blob, media, filename=file.filename,
-                node_id=file.node_id, node=self.node.name, key=file.kind))
-        self.ctx.bus.publish(OutputEvent(job_id=self.job.id, item=self.item.index,
-                                         output_id=record.id, node_id=file.node_id,
-                                         mime=record.mime, filename=file.filename))
+        # No release removes the bytes before the record names them.
+        blob = self._held.enter_context(self.ctx.blobs.storing(data))
+        record = new_output(self.job, self.item, blob, media, filename=file.filename,
+                            node_id=file.node_id, node=self.node.name, key=file.kind)
+        self._pending.append(_Pending(record, file.node_id, file.filename))
         return record
+
+    def _record_pending(self) -> None:
+        """Record the outputs waiting for the item's success (the node moved on, or the
+        item failed), then publish them: recorded before reported."""
+        pending, self._pending = self._pending, []
+        for waited in pending:
+            self._publish_output(self.ctx.store.add_output(waited.record), waited)
+        self._held.close()
+
+    def _publish_output(self, record: OutputRecord, waited: _Pending) -> None:
+        self.ctx.bus.publish(OutputEvent(job_id=self.job.id, item=self.item.index,
+                                         output_id=record.id, node_id=waited.node_id,
+                                         mime=record.mime, filename=waited.name))
 
     def _store_value(self, found: UiValue) -> OutputRecord:
         """Record a non-file key of a node's UI result (its text, numbers...) as an output
@@ -291,13 +329,10 @@ class ItemExecution:
         existing = self._recorded(found.key, found.node_id)
         if existing is not None:
             return existing
-        with self.ctx.blobs.storing(value_bytes(found.value)) as blob:
-            record = self.ctx.store.add_output(new_value_output(
-                self.job, self.item, blob, key=found.key, value=found.value,
-                node_id=found.node_id, node=self.node.name))
-        self.ctx.bus.publish(OutputEvent(job_id=self.job.id, item=self.item.index,
-                                         output_id=record.id, node_id=found.node_id,
-                                         mime=record.mime, filename=found.key))
+        blob = self._held.enter_context(self.ctx.blobs.storing(value_bytes(found.value)))
+        record = new_value_output(self.job, self.item, blob, key=found.key, value=found.value,
+                                  node_id=found.node_id, node=self.node.name)
+        self._pending.append(_Pending(record, found.node_id, found.key))
         return record
 
     # --- failures ----------------------------------------------------------------------------
@@ -305,6 +340,8 @@ class ItemExecution:
     def _record_failure(self, exc: BaseException) -> None:
         if self.detached:
             return
+        with contextlib.suppress(OrchestratorError):
+            self._record_pending()  # what the node made before it failed stays recorded
         if isinstance(exc, JobCancelled) or self.stop.is_set():
             self._record_canceled()
             return
@@ -352,6 +389,23 @@ class ItemExecution:
             self.node.client.cancel(self.prompt_id)
         except OrchestratorError:
             pass  # the node is gone: the item is canceled on our side regardless
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An output stored and not recorded yet, with what its event names."""
+
+    record: OutputRecord
+    node_id: str
+    name: str
+
+
+def _moves_on(msg: Message) -> bool:
+    """Whether the node went on to other work after an output (then the output is recorded
+    now, not held for the item's success): another node runs, steps or previews."""
+    if isinstance(msg, Executing):
+        return msg.node is not None
+    return isinstance(msg, Progress | Preview | ExecutionStart)
 
 
 def publish_if_finished(bus: EventBus, job: Job) -> None:

@@ -56,6 +56,7 @@ class Settled(BaseModel):
     item: Item
     job_status: JobStatus
     error: str | None = None  # the job's first item error, once it ended with one
+    outputs: list[OutputRecord] = []  # the records written with the change, as stored
 
 
 class JobView(BaseModel):
@@ -158,8 +159,13 @@ class JobStore(Protocol):
     def mark_succeeded(self, item_id: str, output_ids: list[str]) -> Item:
         """→ SUCCEEDED (also from CANCELING: the node finished first); closes the attempt."""
 
-    def succeed(self, item_id: str, output_ids: list[str]) -> Settled:
-        """``mark_succeeded``, answering in the same transaction whether the job ended."""
+    def succeed(self, item_id: str, output_ids: list[str], *,
+                outputs: Sequence[OutputRecord] = ()) -> Settled:
+        """``mark_succeeded``, answering in the same transaction whether the job ended.
+
+        ``outputs`` are recorded first in that same transaction (as ``add_output``: for a
+        file already recorded, the stored record, whose id then replaces the new one in
+        ``output_ids``); ``Settled.outputs`` has them as stored."""
 
     def mark_failed(self, item_id: str, error: ItemError, *, retry: bool) -> Item:
         """Close the attempt with ``error``; QUEUED again if ``retry`` and budget left.

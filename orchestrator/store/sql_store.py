@@ -309,10 +309,17 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
         """See ``JobStore.mark_succeeded``."""
         return self.succeed(item_id, output_ids).item
 
-    def succeed(self, item_id: str, output_ids: list[str]) -> Settled:
+    def succeed(self, item_id: str, output_ids: list[str], *,
+                outputs: Sequence[OutputRecord] = ()) -> Settled:
         """See ``JobStore.succeed``."""
-        return self._change(item_id, "succeeded", lambda item, _, __: rules.succeed(
-            item, output_ids, self._clock()))
+        with self._tx(f"marking item {item_id} succeeded") as conn:
+            self._lock_item_job(conn, item_id)
+            stored = [output_rows.insert(conn, record) for record in outputs]
+            renamed = {new.id: kept.id for new, kept in zip(outputs, stored, strict=True)}
+            ids = list(dict.fromkeys(renamed.get(oid, oid) for oid in output_ids))
+            settled = self._change_in(conn, item_id, lambda item, _, __: rules.succeed(
+                item, ids, self._clock()), locked=True)
+            return settled.model_copy(update={"outputs": stored})
 
     def mark_failed(self, item_id: str, error: ItemError, *, retry: bool) -> Item:
         """See ``JobStore.mark_failed``."""
@@ -420,20 +427,25 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
         """One item's change and its job's status, in one transaction that reads the item
         alone and its siblings' status columns (never their bodies)."""
         with self._tx(f"marking item {item_id} {state}") as conn:
-            job_id, item, used = self._item(conn, item_id, lock=True)
+            return self._change_in(conn, item_id, change)
 
-            def spec() -> JobSpec:
-                found = tables.job_spec(conn, job_id)
-                if found is None:
-                    raise JobNotFound(job_id)
-                return found
+    def _change_in(self, conn: Conn, item_id: str, change: Change, *,
+                   locked: bool = False) -> Settled:
+        """``_change`` inside the caller's transaction (``locked``: the job is held)."""
+        job_id, item, used = self._item(conn, item_id, lock=not locked)
 
-            changed = change(item, used, spec)
-            tables.save_item(conn, changed)
-            if changed.status is ItemStatus.QUEUED:
-                self._queued()
-            status, error = tables.settle_job_state(conn, job_id)
-            return Settled(item=changed, job_status=status, error=error)
+        def spec() -> JobSpec:
+            found = tables.job_spec(conn, job_id)
+            if found is None:
+                raise JobNotFound(job_id)
+            return found
+
+        changed = change(item, used, spec)
+        tables.save_item(conn, changed)
+        if changed.status is ItemStatus.QUEUED:
+            self._queued()
+        status, error = tables.settle_job_state(conn, job_id)
+        return Settled(item=changed, job_status=status, error=error)
 
     def _apply(self, conn: Conn, job: Job, item: Item) -> tuple[Job, Item]:
         items = [item if old.id == item.id else old for old in job.items]

@@ -24,9 +24,10 @@ from orchestrator.errors import (
     WorkflowFormatError,
     WorkflowNotFound,
 )
-from orchestrator.events import Finished, Snapshot
+from orchestrator.events import Finished, OutputEvent, Snapshot
 from orchestrator.jobs import JobStatus, Visibility
 from orchestrator.service import Orchestrator
+from orchestrator.store import tables as store_tables
 from orchestrator.tokens import Principal
 from tests import graphs
 from tests.helpers import wait_until
@@ -239,3 +240,41 @@ def test_workflows_are_put_checked_read_and_deleted_through_the_facade(
         bad = orch.check_workflow("broken", "{not json", None)
         assert not bad.ok and "broken.json" in bad.problems[0].text
         assert orch.workflow_name_problem("x.meta") is not None
+
+
+def test_a_job_costs_the_store_its_writes_and_one_read_of_the_job(
+        orch: Orchestrator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A single-item job's life on the store: queued, dispatched, rendered, running, and
+    its output recorded with its success in one transaction; the subscriber's snapshot
+    is the one read of the job. The output is announced before the job's end, and only
+    once it is recorded."""
+    orch.admit(alices())  # a first job warms the node and the pool
+    wait_until(lambda: orch.list().jobs[0].status.terminal, 60, "the first job")
+    store = orch._store
+    opened, load_jobs = type(store)._tx, store_tables.load_jobs
+    whats: list[str] = []
+    loads: list[object] = []
+
+    def counted(this: object, what: str, *, write: bool = True) -> object:
+        whats.append(what.split(" ", 2)[0] + " " + what.split(" ", 2)[1])
+        return opened(this, what, write=write)  # type: ignore[arg-type]
+
+    def loaded(conn: object, job_ids: object) -> object:
+        loads.append(job_ids)
+        return load_jobs(conn, job_ids)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(store), "_tx", counted)
+    monkeypatch.setattr(store_tables, "load_jobs", loaded)
+    handle = orch.submit(graph=graphs.solid_image(16, 16), owner="alice")
+    with handle.events() as sub:
+        events = []
+        while not isinstance(event := sub.get(timeout=60), Finished):
+            events.append(event)
+    life, life_loads = list(whats), len(loads)
+    assert sorted(w for w in life if w != "reading item") == sorted([  # not the watchdog's
+        "creating job", "reading job", "claiming an", "storing the", "marking item",
+        "marking item"])
+    assert life_loads == 2  # the claim's and the snapshot's
+    outputs = [e for e in events if isinstance(e, OutputEvent)]
+    assert len(outputs) == 1 and orch.output(outputs[0].output_id).job_id == handle.id
+    assert orch.get(handle.id).items[0].output_ids == [outputs[0].output_id]

@@ -1390,3 +1390,28 @@ def test_work_queued_by_another_store_on_the_file_is_claimed_soon(
         assert first.claim_next("n1", can_run=anything, prompt_id=lambda i: "p") is None
         monkeypatch.setattr(sql_store, "QUEUED_HINT_TTL", 0.0)
         assert claim(first)[1].status is ItemStatus.DISPATCHED
+
+
+def test_outputs_are_recorded_with_the_success_in_one_transaction(
+        store: JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner's last outputs and its item's success are one transaction; a file
+    recorded before keeps its record (its id replaces the new one); a refused success
+    records nothing, so the runner records the outputs on its failure path."""
+    job = store.create_job(spec(count=2))
+    _, first = claim(store)
+    _, second = claim(store)
+    earlier = store.add_output(record(job, first, "a.png"))
+    again, new = record(job, first, "a.png"), record(job, first, "b.png")
+    counted = _Counted(monkeypatch, store)
+    settled = store.succeed(first.id, [again.id, new.id], outputs=[again, new])
+    assert counted.transactions == 1
+    assert [o.id for o in settled.outputs] == [earlier.id, new.id]
+    assert settled.item.output_ids == [earlier.id, new.id]
+    assert store.get_output(new.id).filename == "b.png"
+    store.request_cancel(job.id)
+    store.mark_canceled(second.id)
+    late = record(job, second, "c.png")
+    with pytest.raises(IllegalTransition):
+        store.succeed(second.id, [late.id], outputs=[late])
+    with pytest.raises(JobNotFound):
+        store.get_output(late.id)
