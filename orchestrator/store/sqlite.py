@@ -83,6 +83,10 @@ class SqliteJobStore(SqlJobStore):
         self.path = Path(path)
         self._lock = threading.RLock()
         self._closed = False
+        # Write transactions of this connection so far: with SQLite's data_version (which
+        # counts other connections' commits) it says whether anything changed since a read.
+        self._writes = 0
+        self._queued_counts: tuple[tuple[int, int], dict[str, int]] | None = None
         with _translated(self.path, "opening the job store"):
             self._conn = _connect(self.path, synchronous, busy_timeout)
         try:
@@ -110,9 +114,28 @@ class SqliteJobStore(SqlJobStore):
             with _translated(self.path, what):
                 try:
                     conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                    self._writes += write
                     yield conn
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
                         conn.rollback()
                     raise
+
+    def queued_count(self, owner: str | None = None) -> int:
+        """See ``JobStore.queued_count``: every owner's count is read at once and kept
+        until the database changes (a write here, or another connection's commit), so an
+        admission's two counts - the service's and the owner's - cost one transaction."""
+        with self._lock:
+            if self._closed:
+                return super().queued_count(owner)  # refused, with the store's message
+            with _translated(self.path, "counting queued items"):
+                version = (self._writes,
+                           int(self._conn.execute("PRAGMA data_version").fetchone()[0]))
+            if self._queued_counts is None or self._queued_counts[0] != version:
+                with self._tx("counting queued items", write=False) as conn:
+                    rows = conn.execute("SELECT owner, COUNT(*) FROM items"
+                                        " WHERE status = 'queued' GROUP BY owner").fetchall()
+                self._queued_counts = (version, {row[0]: int(row[1]) for row in rows})
+            counts = self._queued_counts[1]
+        return sum(counts.values()) if owner is None else counts.get(owner, 0)

@@ -1415,3 +1415,21 @@ def test_outputs_are_recorded_with_the_success_in_one_transaction(
         store.succeed(second.id, [late.id], outputs=[late])
     with pytest.raises(JobNotFound):
         store.get_output(late.id)
+
+
+def test_queued_counts_are_read_once_until_the_database_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An admission reads the service's and the owner's queued counts: one transaction
+    for both on SQLite, read again after any write, here or by another connection."""
+    with SqliteJobStore(tmp_path / DATABASE_NAME) as store, \
+            SqliteJobStore(tmp_path / DATABASE_NAME) as other:
+        store.create_job(spec(count=2, owner="a"))
+        counted = _Counted(monkeypatch, store)
+        assert (store.queued_count(), store.queued_count("a"), store.queued_count("b")) == (
+            2, 2, 0)
+        assert counted.transactions == 1
+        claim(store)
+        assert (store.queued_count(), store.queued_count("a")) == (1, 1)
+        other.create_job(spec(count=3, owner="b"))
+        assert (store.queued_count(), store.queued_count("b")) == (4, 3)
+        assert counted.transactions == 5  # + the claim, a count, the other create, a count
