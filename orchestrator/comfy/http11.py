@@ -300,8 +300,15 @@ class KeptAlive:
 
 
 def _readable(sock: socket.socket) -> bool:
-    """Whether an idle socket has something to read: the node's close (or stray bytes)."""
+    """Whether an idle socket has something to read: the node's close (or stray bytes).
+
+    ``poll`` where there is one: ``select`` refuses descriptors past 1024, which a busy
+    service holding many client connections reaches."""
     try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
         ready, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return True

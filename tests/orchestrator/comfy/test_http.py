@@ -280,3 +280,18 @@ def test_a_request_is_one_buffer_with_its_length() -> None:
     assert b"Content-Length" not in http11.request_bytes("GET", "/queue", "h", {}, None)
     assert http11.request_bytes("GET", "/view?f=a b\u00e9", "h", {}, None).startswith(
         b"GET /view?f=a%20b%C3%A9 HTTP/1.1")
+
+
+def test_an_idle_socket_past_descriptor_1024_is_still_reused(
+        serve: Callable[..., ScriptedServer]) -> None:
+    server = serve(lambda request, n: ok())
+    http = NodeHTTP(server.url, timeout=5)
+    filler = [socket.socket() for _ in range(1030)]  # the node's socket gets a high number
+    try:
+        for _ in range(3):
+            assert http.request("GET", "/queue").status_code == 200
+    finally:
+        for sock in filler:
+            sock.close()
+        http.close()
+    assert server.connections == 1
