@@ -72,7 +72,7 @@ class PromptWatch:
         self.client_id = stream.client_id if stream else (client_id or uuid.uuid4().hex)
         self.history_interval = history_interval
         self._ws: websocket.WebSocket | None = None
-        self._queue: queue.Queue[Message] | None = None
+        self._queue: queue.SimpleQueue[Message] | None = None
         self.started = False
 
     def __enter__(self) -> PromptWatch:
