@@ -66,7 +66,9 @@ class BodyLimit:
     ``limit_for(content_type)`` gives the limit per request (multipart bodies carry files).
     A declared ``Content-Length`` is checked from the header (the HTTP server makes the
     body match it); a chunked body without one is read here up to the limit and replayed,
-    so a route never sees a body it would have to refuse half-way.
+    so a route never sees a body it would have to refuse half-way. A request with neither
+    header has no body (HTTP/1.1) and passes as it is: most requests (GETs, streams) cost
+    this middleware no buffering.
     """
 
     def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
@@ -77,7 +79,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        kind, declared = _body_headers(scope["headers"])
+        kind, declared, chunked = _body_headers(scope["headers"])
+        if declared is None and not chunked:
+            await self.app({**scope, BODY_BYTES_KEY: 0}, receive, send)
+            return
         limit = self.limit_for(kind)
         if declared is not None:
             size = _declared_size(declared, limit)
@@ -106,17 +111,19 @@ class BodyLimit:
                        send)
 
 
-def _body_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str, str | None]:
+def _body_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str, str | None, bool]:
     """The ``Content-Type`` ("" when absent) and ``Content-Length`` of a request (the last
-    of each when repeated), read without decoding every header: every request passes
-    here."""
-    kind, declared = "", None
+    of each when repeated), and whether it has a ``Transfer-Encoding`` (a chunked body),
+    read without decoding every header: every request passes here."""
+    kind, declared, chunked = "", None, False
     for name, value in headers:
         if len(name) == 12 and name.lower() == b"content-type":
             kind = value.decode("latin-1")
         elif len(name) == 14 and name.lower() == b"content-length":
             declared = value.decode("latin-1")
-    return kind, declared
+        elif len(name) == 17 and name.lower() == b"transfer-encoding":
+            chunked = True
+    return kind, declared, chunked
 
 
 def _declared_size(declared: str, limit: int) -> int:
