@@ -295,7 +295,7 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
                      seed: int | None) -> Item:
         """See ``JobStore.set_rendered``."""
         with self._tx(f"storing the rendered graph of item {item_id}") as conn:
-            item = self._item(conn, item_id, lock=True)[1]
+            item = self._item(conn, item_id, lock=True, graph=False)[1]  # replaced here
             rendered = item.model_copy(update={"graph": graph, "seed": seed})
             tables.save_graph(conn, rendered)
             return rendered
@@ -412,12 +412,13 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
             raise JobNotFound(job_id)
         return job
 
-    def _item(self, conn: Conn, item_id: str, *, lock: bool = False) -> tuple[str, Item, int]:
-        """The item's job id, the item (read alone: not its job's other items), and the
-        attempts it used in its current budget."""
+    def _item(self, conn: Conn, item_id: str, *, lock: bool = False,
+              graph: bool = True) -> tuple[str, Item, int]:
+        """The item's job id, the item (read alone: not its job's other items; its graph
+        only with ``graph``), and the attempts it used in its current budget."""
         if lock:
             self._lock_item_job(conn, item_id)
-        found = tables.load_item(conn, item_id)
+        found = tables.load_item(conn, item_id, graph=graph)
         if found is None:
             raise JobNotFound(item_id, what="item")
         job_id, retry_base, item = found

@@ -170,11 +170,14 @@ def item_home(conn: Conn, item_id: str) -> tuple[str, int] | None:
     return (row[0], row[1]) if row else None
 
 
-def load_item(conn: Conn, item_id: str) -> tuple[str, int, Item] | None:
+def load_item(conn: Conn, item_id: str, *,
+              graph: bool = True) -> tuple[str, int, Item] | None:
     """The item alone (no other item of its job is read), with its job id and retry base:
-    what an item's change needs, where ``load_job`` would parse every sibling."""
-    row = conn.execute("SELECT job_id, retry_base, body, graph FROM items WHERE id = ?",
-                       (item_id,)).fetchone()
+    what an item's change needs, where ``load_job`` would parse every sibling. Without
+    ``graph`` its rendered graph is not parsed (a caller about to replace it)."""
+    row = conn.execute(
+        f"SELECT job_id, retry_base, body, {'graph' if graph else 'NULL'} FROM items"
+        " WHERE id = ?", (item_id,)).fetchone()
     if row is None:
         return None
     with parsed(f"item {item_id}"):
