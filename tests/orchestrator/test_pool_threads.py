@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from orchestrator.jobs import JobStatus
-from orchestrator.pool import RunnerThreads
+from orchestrator.runner_threads import RunnerThreads
 from orchestrator.service import Orchestrator
 from tests.helpers import wait_until
 from tests.orchestrator.test_pool import orch_factory, workflows  # noqa: F401 - fixtures
