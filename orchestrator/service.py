@@ -406,10 +406,6 @@ class Orchestrator:
         """The job, its outputs and queue positions, read in one transaction."""
         return self._snapshot_view(self._store.job_view(job_id))
 
-    def _snapshot_of(self, job: Job) -> Snapshot:
-        """As ``_snapshot`` for a job just read: only its outputs and positions are read."""
-        return self._snapshot_view(self._store.job_view(job.id, job=job))
-
     def _snapshot_view(self, view: JobView) -> Snapshot:
         """The job's outputs are those its items list, plus any recorded but not yet listed
         on its item: an output event goes out before the item's success writes its ids, and
@@ -957,19 +953,20 @@ class Orchestrator:
         return Following(self._subscribe_as(who, job_id), keepalive, lambda: self._closed)
 
     def _subscribe_as(self, who: Principal, job_id: str) -> Subscription:
-        """A subscription whose snapshot reads the job once, for the caller's access check
-        too; ``JobNotFound`` (and nothing subscribed) when it is missing or not theirs."""
+        """A subscription whose snapshot is one read of the store (the job with its
+        outputs and queue positions), which the caller's access check also looks at;
+        ``JobNotFound`` (and nothing subscribed) when the job is missing or not theirs."""
         refused: builtins.list[JobNotFound] = []
 
         def snapshot() -> Snapshot | None:
             try:
-                job = self.get(job_id)
+                view = self._store.job_view(job_id)
             except JobNotFound:
-                job = None
-            if job is None or not access.can_read_job(who, job):
+                view = None
+            if view is None or not access.can_read_job(who, view.job):
                 refused.append(JobNotFound(job_id))
                 return None
-            return self._snapshot_of(job)
+            return self._snapshot_view(view)
 
         sub = self._bus.subscribe(job_id, snapshot=snapshot)
         if refused:

@@ -36,15 +36,26 @@ def test_a_submit_answers_with_the_job_it_recorded_without_reading_it_back(
     assert job_reads == []
 
 
-def test_a_stream_reads_the_job_once_for_the_access_check_and_the_snapshot(
-        api: Api, service: Service, job_reads: list[str]) -> None:
+def test_a_stream_reads_the_store_once_for_the_access_check_and_the_snapshot(
+        api: Api, service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     job = api.submit(service.alice, workflow="solid")
     api.wait_job(service.alice, job["id"])
-    job_reads.clear()
+    store: Any = service.orch._store
+    reads: list[str] = []
+    for name in ("get_job", "job_view"):
+        real = getattr(store, name)
+
+        def counting(job_id: str, *args: Any, _name: str = name, _real: Any = real,
+                     **kwargs: Any) -> Any:
+            if job_id == job["id"]:
+                reads.append(_name)
+            return _real(job_id, *args, **kwargs)
+
+        monkeypatch.setattr(store, name, counting)
     with api.get(f"/v1/jobs/{job['id']}/events", token=service.alice, stream=True) as response:
         events = read_events(response)
     assert events[0]["event"] == "snapshot"
-    assert job_reads == [job["id"]]
+    assert reads == ["job_view"]
 
 
 def test_another_owners_stream_is_404_and_subscribes_nothing(api: Api,
