@@ -24,6 +24,7 @@ from orchestrator.jobs import Item, ItemError, ItemStatus, Job, JobStatus
 from orchestrator.nodes import Node, NodeConfig, NodeHealth, NodeInfo
 from orchestrator.placement import Placement
 from orchestrator.planner import Planner
+from orchestrator.post_order import PostOrder
 from orchestrator.reconcile import reconcile
 from orchestrator.runner import ItemExecution, PoolContext, publish_if_finished
 from orchestrator.runner_threads import RunnerThreads
@@ -44,6 +45,7 @@ class NodeWorker:
         self.running: dict[str, ItemExecution] = {}
         self.lock = threading.Lock()
         self.runners = RunnerThreads(node.name)
+        self.post_order = PostOrder()
         self.thread: threading.Thread | None = None
         self.stopped = threading.Event()
         # The highest priority queued since this node last found nothing to overtake with
@@ -146,6 +148,9 @@ class NodeWorker:
     def execute(self, job: Job, item: Item, *, submit: bool) -> ItemExecution:
         execution = ItemExecution(self.pool.ctx, self.node, job, item)
         execution.place = self._queue_number
+        ticket = self.post_order.ticket() if submit else None
+        if ticket is not None:
+            execution.in_turn = lambda: self.post_order.turn(ticket)
         with self.lock:
             self.running[item.id] = execution
 
@@ -153,6 +158,8 @@ class NodeWorker:
             try:
                 execution.run(submit=submit)
             finally:
+                if ticket is not None:
+                    self.post_order.done(ticket)  # an item that never posted frees the line
                 with self.lock:
                     self.running.pop(item.id, None)
                 requeued = execution.item.status == ItemStatus.QUEUED  # may overtake elsewhere

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +123,9 @@ class ItemExecution:
         # by the node's worker; None: at the back), and the number the node gave it.
         self.place: Callable[[ItemExecution], float | None] | None = None
         self.number: float | None = None
+        # Holds the node's line while the prompt is posted, so prompts reach the node in
+        # the order their items were claimed (``post_order``; set by the node's worker).
+        self.in_turn: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
         self.shown_fraction = 0.0  # the item's progress as last published
         # Whether this execution posted the prompt of the item's first attempt: then no
         # output of the item can be recorded yet, and none needs a look-up first.
@@ -185,15 +189,16 @@ class ItemExecution:
 
     def _submit(self, client: ComfyClient, client_id: str) -> None:
         assert self.graph is not None
-        if self.canceled:
-            raise JobCancelled(self.prompt_id, "canceled")
-        number = self.place(self) if self.place is not None else None
-        # Only a claim brings an item here, and each claim mints a new attempt's prompt id
-        # in the same transaction, so no node can hold it yet (``fresh``): a re-attached
-        # prompt (recovery, adoption) never comes through here.
-        submitted = client.submit(self.graph, prompt_id=self.prompt_id, client_id=client_id,
-                                  extra_data=self.job.spec.extra_data, number=number,
-                                  fresh=True)
+        with self.in_turn():
+            if self.canceled:
+                raise JobCancelled(self.prompt_id, "canceled")
+            number = self.place(self) if self.place is not None else None
+            # Only a claim brings an item here, and each claim mints a new attempt's prompt
+            # id in the same transaction, so no node can hold it yet (``fresh``): a
+            # re-attached prompt (recovery, adoption) never comes through here.
+            submitted = client.submit(self.graph, prompt_id=self.prompt_id,
+                                      client_id=client_id, extra_data=self.job.spec.extra_data,
+                                      number=number, fresh=True)
         self.number = submitted.number
         self._publish_dispatched()
         if self.canceled:
