@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 
 import pytest
 import websocket
 
 from orchestrator.comfy import frames
-from orchestrator.comfy.client import ComfyClient
 from orchestrator.comfy.frames import BINARY, CLOSE, PING, PONG, TEXT, BadFrame, Incoming
-from orchestrator.comfy.messages import Executing, Progress, parse_message
-from orchestrator.comfy.stream import EventFrames, open_event_socket
-from tests import graphs
+from orchestrator.comfy.stream import EventFrames
+from tests.orchestrator.comfy.test_stream import burst_steps
 
 
 def frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bytes = b"") -> bytes:
@@ -124,23 +121,5 @@ def test_the_reader_times_out_and_keeps_a_partial_frame() -> None:
 
 
 def test_a_real_nodes_burst_of_frames_comes_through_the_reader_in_order(comfy_url: str) -> None:
-    client_id = uuid.uuid4().hex
-    ws = open_event_socket(comfy_url, client_id, connect_timeout=10, poll=30)
-    reader = EventFrames(ws)
-    try:
-        with ComfyClient(comfy_url) as client:
-            prompt = client.submit(graphs.sleep(seconds=0.0, steps=40,
-                                                seed=uuid.uuid4().int % 10**9),
-                                   client_id=client_id)
-        steps = []
-        while True:
-            message = parse_message(reader.recv())
-            if message.prompt_id != prompt.prompt_id:
-                continue
-            if isinstance(message, Progress):
-                steps.append(message.value)
-            if isinstance(message, Executing) and message.node is None:
-                break
-    finally:
-        ws.close()
+    steps = burst_steps(comfy_url, lambda ws: EventFrames(ws).recv)
     assert steps[0] == 1 and steps[-1] == 40 and steps == sorted(set(steps))
