@@ -145,6 +145,7 @@ class PoolCounts:
     nodes_up: int
     nodes_total: int
     queued: int  # items waiting for a node
+    nodes_draining: int = 0  # of the nodes up, those finishing their work and taking none
 
 
 class Orchestrator:
@@ -524,10 +525,12 @@ class Orchestrator:
         return expires_at(job.created_at, self._retention)
 
     def pool_counts(self) -> PoolCounts:
-        """Nodes up, nodes known and items waiting for a node."""
+        """Nodes up (and of those, draining), nodes known and items waiting for a node."""
         nodes = self._pool.nodes()
-        return PoolCounts(nodes_up=sum(n.health == NodeHealth.UP for n in nodes),
-                          nodes_total=len(nodes), queued=self._store.queued_count())
+        up = [n for n in nodes if n.health == NodeHealth.UP]
+        return PoolCounts(nodes_up=len(up), nodes_total=len(nodes),
+                          queued=self._store.queued_count(),
+                          nodes_draining=sum(n.draining for n in up))
 
     # --- access: one rule of who may read and act, for every face -----------------------
 

@@ -27,6 +27,7 @@ class ServiceHealth(_Answer):
     nodes_up: int
     nodes_total: int
     queued: int
+    nodes_draining: int = 0  # of those up; a service before it was counted says nothing
 
 
 class Me(_Answer):

@@ -59,8 +59,11 @@ def connection_problem(client: ApiClient) -> str | None:
         return str(exc)
     state.set_me(who)
     role = " (admin)" if who.admin else ""
+    # A draining node is up but takes no new work: said apart, so "2/2 up" is not read as
+    # two nodes ready for the next job.
+    draining = f", {health.nodes_draining} draining" if health.nodes_draining else ""
     st.success(f"Connected as {who.owner}{role} · {health.nodes_up}/{health.nodes_total} "
-               f"nodes up · {health.queued} queued", icon=":material/check_circle:")
+               f"nodes up{draining} · {health.queued} queued", icon=":material/check_circle:")
     return None
 
 

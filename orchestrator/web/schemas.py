@@ -430,3 +430,6 @@ class ServiceHealth(BaseModel):
     nodes_up: int
     nodes_total: int
     queued: int
+    nodes_draining: int = Field(
+        default=0, description="of the nodes up, those draining: they finish what they hold "
+                               "and take no new work")

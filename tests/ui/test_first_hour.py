@@ -108,6 +108,7 @@ def test_a_job_waiting_on_a_drained_pool_says_why_and_nodes_do_not_claim_all_up(
         at.session_state[state.SUBMITTED] = [job.id]
         at.run()
         assert any("no node takes work now" in w.value for w in at.warning)
+        assert any("1/1 nodes up, 1 draining" in s.value for s in at.success)  # the sidebar
         at.switch_page("views/nodes.py").run()
         assert at.metric[0].value == "0/1"
         assert any("every node is draining or down" in w.value for w in at.warning)

@@ -31,7 +31,7 @@ def health(svc: Svc) -> ServiceHealth:
     """Counts only: anyone may ask, so node addresses and owners stay out of it."""
     counts = svc.orch.pool_counts()
     return ServiceHealth(nodes_up=counts.nodes_up, nodes_total=counts.nodes_total,
-                         queued=counts.queued)
+                         queued=counts.queued, nodes_draining=counts.nodes_draining)
 
 
 def me(who: Caller, svc: Svc) -> Me:

@@ -19,7 +19,7 @@ def test_health_needs_no_token(api: Api) -> None:
     response = api.get("/v1/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "nodes_up": 1, "nodes_total": 1,
-                               "queued": response.json()["queued"]}
+                               "queued": response.json()["queued"], "nodes_draining": 0}
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
