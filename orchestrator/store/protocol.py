@@ -110,6 +110,10 @@ class JobStore(Protocol):
     def get_job(self, job_id: str) -> Job:
         """The job; ``JobNotFound`` if absent."""
 
+    def job_exists(self, job_id: str) -> bool:
+        """Whether a job with this id is recorded, without loading it (a face's check
+        that a client-chosen id is free)."""
+
     def job_view(self, job_id: str, *, job: Job | None = None) -> JobView:
         """The job with its unlisted outputs and queue positions (``JobView``), in one
         transaction; given ``job`` (just read), only the rest is read. ``JobNotFound`` if

@@ -196,6 +196,12 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
         with self._tx(f"reading job {job_id}", write=False) as conn:
             return self._job(conn, job_id)
 
+    def job_exists(self, job_id: str) -> bool:
+        """See ``JobStore.job_exists``: one indexed look-up, no items or graphs read."""
+        with self._tx(f"looking up job {job_id}", write=False) as conn:
+            return conn.execute("SELECT 1 FROM jobs WHERE id = ?",
+                                (job_id,)).fetchone() is not None
+
     def job_view(self, job_id: str, *, job: Job | None = None) -> JobView:
         """See ``JobStore.job_view``."""
         with self._tx(f"reading job {job_id}", write=False) as conn:

@@ -1433,3 +1433,17 @@ def test_queued_counts_are_read_once_until_the_database_changes(
         other.create_job(spec(count=3, owner="b"))
         assert (store.queued_count(), store.queued_count("b")) == (4, 3)
         assert counted.transactions == 5  # + the claim, a count, the other create, a count
+
+
+def test_whether_a_job_exists_is_one_transaction_that_loads_no_job(
+        store: JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway asks whether a client-chosen prompt id is taken on every submit: a
+    look-up of the id, not a load of the job with its items and graphs."""
+    job = store.create_job(spec(count=2))
+    counted = _Counted(monkeypatch, store)
+    assert store.job_exists(job.id)
+    assert not store.job_exists("nope")
+    assert (counted.transactions, counted.job_loads) == (2, 0)
+    assert store.request_cancel(job.id).status.terminal  # nothing ran: canceled at once
+    assert store.delete_finished_job(job.id)
+    assert not store.job_exists(job.id)
