@@ -764,6 +764,11 @@ class Orchestrator:
         the cached nodes); None when the node forgot it or is gone."""
         return nodefacts.history_entry(self._pool, job)
 
+    def job_exists(self, job_id: str) -> bool:
+        """Whether a job with this id is recorded (a client-chosen prompt id is taken),
+        asked of the store without loading the job."""
+        return self._store.job_exists(job_id)
+
     def capable_node_free(self, graph: Mapping[str, Any]) -> bool:
         """Whether a node that can run ``graph`` has room now (it would start at once)."""
         return nodefacts.capable_node_free(self._pool, graph)
@@ -954,6 +959,22 @@ class Orchestrator:
                                           snapshot=lambda: self._snapshot(job_id))
                 return Following(sub, keepalive, lambda: self._closed)
         return Following(self._subscribe_as(who, job_id), keepalive, lambda: self._closed)
+
+    def replay_recorded(self, job_id: str) -> Subscription | None:
+        """Every event this process holds for a job it just recorded (a face's own submit),
+        then each new one: the bus alone, no read of the store, so it may be called on the
+        event loop. None when none is held (the job ended and its events were forgotten):
+        the caller then uses ``events`` or ``follow``, which read the job."""
+        after = self._bus.seq_base
+        if self._bus.last_seq(job_id) <= after:
+            return None
+        return self._bus.subscribe(job_id, after=after)
+
+    def follow_recorded(self, job_id: str) -> Following | None:
+        """``replay_recorded`` as a stream for asyncio code, ending after the job's end
+        (or when this orchestrator closes); None as for ``replay_recorded``."""
+        sub = self.replay_recorded(job_id)
+        return None if sub is None else Following(sub, None, lambda: self._closed)
 
     def _subscribe_as(self, who: Principal, job_id: str) -> Subscription:
         """A subscription whose snapshot is one read of the store (the job with its

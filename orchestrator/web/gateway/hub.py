@@ -13,8 +13,9 @@ the job at its end) go to a worker thread, so the loop never waits on the databa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -22,7 +23,7 @@ from pydantic import BaseModel
 from orchestrator.events import Finished, Queued, Snapshot, Started
 from orchestrator.jobs import Job, JobStatus
 from orchestrator.outputs import OutputRecord
-from orchestrator.service import Orchestrator
+from orchestrator.service import Following, Orchestrator
 from orchestrator.web.gateway.nodehistory import NodeResult, NodeResults
 from orchestrator.web.gateway.relay import Frame, PromptRelay, encode_preview
 
@@ -110,13 +111,16 @@ class ClientHub:
         """Run relays on ``loop`` (the web server's); the async routes call this first."""
         self._loop = loop
 
-    def follow(self, key: ClientKey, job_id: str, *, replay: bool = True) -> None:
+    def follow(self, key: ClientKey, job_id: str, *, replay: bool = True,
+               remaining: int | None = None) -> None:
         """Relay ``job_id``'s messages to the client ``key`` until the job ends; from any
         thread.
 
         ``replay`` starts with every event the bus kept for the job (a prompt just
         posted); without it, with what happens from now on (a prompt of an earlier process,
         adopted when its client reconnects). A prompt already relayed is left alone.
+        ``remaining``: the queue's length as the poster counted it, for the prompt's first
+        ``status`` frame (counted again on a worker thread without it).
         """
         loop = self._loop
         if loop is None:  # a bug: every route that can reach here binds first
@@ -127,11 +131,12 @@ class ClientHub:
             if job_id in relays:
                 return
             relays[job_id] = relay
-        asyncio.run_coroutine_threadsafe(self._run(key, relay, replay), loop)
+        asyncio.run_coroutine_threadsafe(self._run(key, relay, replay, remaining), loop)
 
-    async def _run(self, key: ClientKey, relay: PromptRelay, replay: bool) -> None:
+    async def _run(self, key: ClientKey, relay: PromptRelay, replay: bool,
+                   remaining: int | None) -> None:
         try:
-            await self._pump(key, relay, replay)
+            await self._pump(key, relay, replay, remaining)
         except Exception as exc:  # noqa: BLE001 - a bug: logged where the loop logs them
             asyncio.get_running_loop().call_exception_handler({
                 "message": f"the relay of prompt {relay.prompt_id} stopped", "exception": exc})
@@ -142,18 +147,29 @@ class ClientHub:
                 if not relays:
                     self._relays.pop(key, None)
 
-    async def _pump(self, key: ClientKey, relay: PromptRelay, replay: bool) -> None:
+    async def _pump(self, key: ClientKey, relay: PromptRelay, replay: bool,
+                    first_count: int | None) -> None:
         # Replaying every event the core holds for the job, nothing is lost between the
-        # submit and this stream, however fast it ran. The stream ends with the job or
+        # submit and this stream, however fast it ran: a prompt just posted here from the
+        # bus alone, on this loop (``follow_recorded``); the stream ends with the job or
         # when the service closes.
-        after = self.orch.replay_after() if replay else None
-        async for event in self.orch.follow(relay.prompt_id, after):
-            if _ended(event):
-                await self._finish(key, relay)
-                return
-            if event is not None:
-                remaining = (await asyncio.to_thread(queue_remaining, self.orch)
-                             if isinstance(event, Queued | Started) else 0)
+        recorded = self.orch.follow_recorded(relay.prompt_id) if replay else None
+        events: Following | AsyncGenerator[BaseModel | None, None] = (
+            recorded or self.orch.follow(relay.prompt_id,
+                                         self.orch.replay_after() if replay else None))
+        # Closed on leaving, not when collected: the bus drops the subscription at once.
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if _ended(event):
+                    await self._finish(key, relay)
+                    return
+                if event is None:
+                    continue
+                remaining = 0
+                if isinstance(event, Queued) and first_count is not None:
+                    remaining, first_count = first_count, None
+                elif isinstance(event, Queued | Started):
+                    remaining = await asyncio.to_thread(queue_remaining, self.orch)
                 self.deliver(key, relay.translate(event, queue_remaining=_fixed(remaining)))
 
     async def _finish(self, key: ClientKey, relay: PromptRelay) -> None:

@@ -55,8 +55,10 @@ def node_refusal(orch: Orchestrator, who: Principal, job_id: str, graph: dict[st
     A refused job is deleted once it has ended: ComfyUI keeps no trace of a prompt it
     answered 400, and neither do we."""
     deadline = time.monotonic() + DISPATCH_WAIT_S
-    # Replaying from the first event held, so what the job already went through counts.
-    with orch.events(job_id, after=orch.replay_after()) as sub:
+    # Replaying from the first event held, so what the job already went through counts;
+    # the job was just recorded, so the bus alone has its events (no read of the store).
+    replayed = orch.replay_recorded(job_id)
+    with replayed or orch.events(job_id, after=orch.replay_after()) as sub:
         refusal = _outcome(orch, sub, graph, deadline)
         if refusal is not None and _ended(sub, deadline):
             orch.delete_job(who, job_id)

@@ -18,6 +18,7 @@ from typing import Any
 
 from orchestrator.admission import Admission, QueueBound
 from orchestrator.errors import JobNotFound
+from orchestrator.events import Dispatched, Queued
 from orchestrator.jobs import ItemStatus, Job, JobStatus
 from orchestrator.nodes import NodeHealth
 from orchestrator.service import PREFERRED_NODE_KEY, Orchestrator
@@ -53,7 +54,8 @@ class Gateway:
     _classes: tuple[dict[str, Any] | None, frozenset[str]] = (None, frozenset())
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _claimed: set[str] = field(default_factory=set)
-    _last: dict[tuple[str, str], str] = field(default_factory=dict)  # client → last prompt
+    # client → its last prompt and the node that prompt preferred when it was posted
+    _last: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
 
     # --- submit --------------------------------------------------------------------------
 
@@ -120,7 +122,7 @@ class Gateway:
         """Hold ``prompt_id`` while its job is recorded: True when it is free. Concurrent
         posts of one id would otherwise all find it free and all but one fail to insert."""
         with self._lock:
-            free = prompt_id not in self._claimed and not self._exists(prompt_id)
+            free = prompt_id not in self._claimed and not self.orch.job_exists(prompt_id)
             if free:
                 self._claimed.add(prompt_id)
         try:
@@ -130,21 +132,15 @@ class Gateway:
                 with self._lock:
                     self._claimed.discard(prompt_id)
 
-    def _exists(self, prompt_id: str) -> bool:
-        try:
-            self.orch.get(prompt_id)
-        except JobNotFound:
-            return False
-        return True
-
     def _record(self, who: Principal, body: dict[str, Any], request: Admission,
                 number: int | float) -> Answer:
         """Admit ``request`` (the graph to run, at its place in the queue) with what the
         client posted; the node's 400 when a free node refused it (``nodecheck``)."""
         client_id, graph = body.get("client_id"), request.graph or {}
+        preferred = self._affinity(who, client_id)
         metadata = {history.NUMBER_KEY: str(number),
                     **promptbody.extra_metadata(body.get("extra_data"), client_id),
-                    **self._affinity(who, client_id)}
+                    **preferred}
         if client_id is not None:
             metadata[history.CLIENT_KEY] = str(client_id)
         extra = body.get("extra_data")
@@ -156,11 +152,15 @@ class Gateway:
         if refusal is not None:
             return 400, refusal  # the client never hears of it again: no socket relay
         with self._lock:
-            self._last[(who.owner, str(client_id or ""))] = handle.id
+            self._last[(who.owner, str(client_id or ""))] = (
+                handle.id, preferred.get(PREFERRED_NODE_KEY))
             while len(self._last) > CLIENTS_REMEMBERED:
                 self._last.pop(next(iter(self._last)))
         if client_id is not None:
-            self.hub.follow((who.owner, str(client_id)), handle.id)
+            # Its first ``status`` frame counts the queue here, on this request's worker
+            # thread, so the relay need not hop to one for it.
+            self.hub.follow((who.owner, str(client_id)), handle.id,
+                            remaining=queue_remaining(self.orch))
         return 200, {"prompt_id": handle.id, "number": number, "node_errors": {}}
 
     def _affinity(self, who: Principal, client_id: Any) -> dict[str, str]:
@@ -169,13 +169,23 @@ class Gateway:
         spreads other clients). A client without ``client_id`` is its owner's one client."""
         with self._lock:
             last = self._last.get((who.owner, str(client_id or "")))
-        try:
-            job = self.orch.get(last) if last else None
-        except JobNotFound:
-            job = None
-        # A last prompt not dispatched yet goes where it prefers: so does this one.
-        node = job and (job.items[-1].node or job.spec.metadata.get(PREFERRED_NODE_KEY))
+        node = self._node_of(*last) if last is not None else None
         return {PREFERRED_NODE_KEY: node} if node else {}
+
+    def _node_of(self, job_id: str, preferred: str | None) -> str | None:
+        """The node the prompt went to, told by its events this process still holds (no
+        read of the store); a prompt not dispatched yet goes where it prefers. Only when
+        its events are gone (its first, ``Queued``, too) is the job read."""
+        dispatched = self.orch.latest_event(job_id, Dispatched)
+        if dispatched is not None:
+            return dispatched.node
+        if self.orch.latest_event(job_id, Queued) is not None:
+            return preferred
+        try:
+            job = self.orch.get(job_id)
+        except JobNotFound:
+            return None
+        return job.items[-1].node or job.spec.metadata.get(PREFERRED_NODE_KEY)
 
     def adopt(self, who: Principal, client_id: str) -> None:
         """Relay the client's unfinished prompts to its socket, also those posted before a
