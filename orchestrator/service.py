@@ -958,7 +958,14 @@ class Orchestrator:
                 sub = self._bus.subscribe(job_id, after=after,
                                           snapshot=lambda: self._snapshot(job_id))
                 return Following(sub, keepalive, lambda: self._closed)
-        return Following(self._subscribe_as(who, job_id), keepalive, lambda: self._closed)
+        sub, view = self._subscribe_as(who, job_id)
+        return Following(sub, keepalive, lambda: self._closed, view=view)
+
+    def job_view(self, job_id: str) -> JobView:
+        """The job, its outputs' ids (those its items list and any recorded but not listed
+        yet) and its queued items' positions, in one transaction: what a stream's end
+        needs, read once. ``JobNotFound`` for an unknown id."""
+        return self._store.job_view(job_id)
 
     def replay_recorded(self, job_id: str) -> Subscription | None:
         """Every event this process holds for a job it just recorded (a face's own submit),
@@ -976,11 +983,14 @@ class Orchestrator:
         sub = self.replay_recorded(job_id)
         return None if sub is None else Following(sub, None, lambda: self._closed)
 
-    def _subscribe_as(self, who: Principal, job_id: str) -> Subscription:
+    def _subscribe_as(self, who: Principal, job_id: str
+                      ) -> tuple[Subscription, JobView | None]:
         """A subscription whose snapshot is one read of the store (the job with its
-        outputs and queue positions), which the caller's access check also looks at;
-        ``JobNotFound`` (and nothing subscribed) when the job is missing or not theirs."""
+        outputs and queue positions), which the caller's access check also looks at, and
+        that read (None when the bus answered without one); ``JobNotFound`` (and nothing
+        subscribed) when the job is missing or not theirs."""
         refused: builtins.list[JobNotFound] = []
+        read: builtins.list[JobView] = []
 
         def snapshot() -> Snapshot | None:
             try:
@@ -990,13 +1000,14 @@ class Orchestrator:
             if view is None or not access.can_read_job(who, view.job):
                 refused.append(JobNotFound(job_id))
                 return None
+            read.append(view)
             return self._snapshot_view(view)
 
         sub = self._bus.subscribe(job_id, snapshot=snapshot)
         if refused:
             sub.close()
             raise refused[0]
-        return sub
+        return sub, read[0] if read else None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -1044,11 +1055,13 @@ class Following:
     """A job's events for one client over a subscription already open (``follow_for``):
     as ``follow``, ending after the job's terminal event, ``None`` after each quiet
     ``keepalive``. ``aclose`` releases the subscription, even before the first event (a
-    client that left before its stream started holds nothing)."""
+    client that left before its stream started holds nothing). ``view``: the store's read
+    its first snapshot was made from, for a face's first frames without a second read."""
 
     def __init__(self, sub: Subscription, keepalive: float | None,
-                 closed: Callable[[], bool]) -> None:
+                 closed: Callable[[], bool], *, view: JobView | None = None) -> None:
         self.sub = sub
+        self.view = view
         self._events = _until_end(sub, keepalive, closed)
 
     def __aiter__(self) -> Following:

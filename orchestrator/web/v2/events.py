@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import anyio
 from pydantic import BaseModel
 
+from orchestrator.errors import JobNotFound
 from orchestrator.events import (
     Dispatched,
     Finished,
@@ -38,7 +39,7 @@ from orchestrator.events import (
     Snapshot,
     Started,
 )
-from orchestrator.jobs import Job, JobStatus
+from orchestrator.jobs import ItemStatus, Job, JobStatus
 from orchestrator.outputs import OutputRecord
 from orchestrator.service import Orchestrator
 from orchestrator.web import sse
@@ -73,11 +74,14 @@ class Translator:
             return not self.greeted
         return isinstance(event, OutputEvent | Finished)
 
-    def greet(self) -> list[Frame]:
+    def greet(self, seen: Job | None = None,
+              positions: Mapping[str, int | None] | None = None) -> list[Frame]:
         """``connected``, made where the stream is opened (in the same worker thread, after
-        subscribing), so the snapshot that then arrives first costs no second read."""
+        subscribing), so the snapshot that then arrives first costs no second read.
+        ``seen`` and ``positions``: the job and its queued items' places as the stream's
+        opening read found them (``Following.view``), so the job is not read again."""
         self.greeted = True
-        return self.connected()
+        return self.connected(seen, positions)
 
     def frames(self, event: BaseModel) -> list[Frame]:
         """The frames ``event`` calls for (often none)."""
@@ -95,28 +99,59 @@ class Translator:
         if isinstance(event, OutputEvent):
             return self._outputs([self.orch.output(event.output_id)])
         if isinstance(event, Finished):
-            return self._finished(self._job())
+            return self._ended()
         return []
 
-    def connected(self) -> list[Frame]:
-        """The frames for a client that just connected: where the job stands now."""
-        job = self._job()
+    def connected(self, seen: Job | None = None,
+                  positions: Mapping[str, int | None] | None = None) -> list[Frame]:
+        """The frames for a client that just connected: where the job stands now (as
+        ``seen``, when the caller has just read it, with its items' ``positions``)."""
+        job = self._job() if seen is None else self._keep(seen)
         if job.status.terminal:
             return self._finished(job)
         status = mapping.status_of(job)
         queued = job.status == JobStatus.QUEUED
-        frames = self._status(status, self.position(job) if queued else None)
+        frames = self._status(status, self._position(job, positions) if queued else None)
         frames += self._progress_now(job)
         preview = self.orch.latest_event(job.id, PreviewEvent)
         if preview is not None:
             frames.append(("preview", _preview(preview, self._current_node())))
         return frames + self._outputs(self.orch.outputs_of(job.id))
 
-    def _finished(self, job: Job) -> list[Frame]:
+    def _position(self, job: Job, positions: Mapping[str, int | None] | None
+                  ) -> int | None:
+        """The job's 1-based place in the queue: from ``positions`` (claims ahead of each
+        queued item) when given, else asked of the store."""
+        if positions is None:
+            return self.position(job)
+        waiting = [item for item in job.items if item.status is ItemStatus.QUEUED]
+        ahead = positions.get(waiting[0].id) if waiting else None
+        return None if ahead is None else ahead + 1
+
+    def _ended(self) -> list[Frame]:
+        """The job's end: the job and its outputs' ids in one read of the store, and only
+        the outputs not sent yet (most were, as their events came) read each."""
+        view = self.orch.job_view(self.job_id)
+        job = self._keep(view.job)
+        ids = [oid for item in job.items for oid in item.output_ids] + view.unlisted_outputs
+        unsent = [oid for oid in ids if oid not in self.sent_outputs]
+        return self._finished(job, self._records(unsent))
+
+    def _records(self, output_ids: list[str]) -> list[OutputRecord]:
+        records = []
+        for output_id in output_ids:
+            try:
+                records.append(self.orch.output(output_id))
+            except JobNotFound:
+                continue  # deleted meanwhile: nothing to send
+        return records
+
+    def _finished(self, job: Job, records: list[OutputRecord] | None = None
+                  ) -> list[Frame]:
         if not job.status.terminal:
             return []  # a Finished of an earlier run (a retried job): it goes on
         frames = self._progress_now(job)
-        frames += self._outputs(self.orch.outputs_of(job.id))
+        frames += self._outputs(self.orch.outputs_of(job.id) if records is None else records)
         frames.append(("status", schemas.StatusEvent(status=mapping.status_of(job),
                                                      queue_position=None)))
         self.done = True
@@ -149,8 +184,11 @@ class Translator:
     def _job(self) -> Job:
         """The job as the store has it now; kept for progress, which needs only its graph
         (that never changes)."""
-        self.job = self.orch.get(self.job_id)
-        return self.job
+        return self._keep(self.orch.get(self.job_id))
+
+    def _keep(self, job: Job) -> Job:
+        self.job = job
+        return job
 
     def _current_node(self) -> str:
         found = self.orch.latest_event(self.job_id, ProgressEvent)

@@ -188,7 +188,9 @@ async def _event_stream(v2: V2, request: Request, who: Principal,
     def open_stream() -> tuple[Following, list[events.Frame]]:
         opened = v2.orch.follow_for(who, job_id, keepalive=v2.settings.sse_keepalive_s)
         try:
-            return opened, translator.greet()
+            seen = opened.view  # the job as the stream's opening read found it
+            return opened, translator.greet(seen.job if seen else None,
+                                            seen.positions if seen else None)
         except BaseException:
             opened.sub.close()
             raise
