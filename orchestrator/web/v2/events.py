@@ -72,7 +72,9 @@ class Translator:
             return self.job is None
         if isinstance(event, Snapshot):
             return not self.greeted
-        return isinstance(event, OutputEvent | Finished)
+        if isinstance(event, Finished):
+            return not self._told_by(event)
+        return isinstance(event, OutputEvent)
 
     def greet(self, seen: Job | None = None,
               positions: Mapping[str, int | None] | None = None) -> list[Frame]:
@@ -99,8 +101,23 @@ class Translator:
         if isinstance(event, OutputEvent):
             return self._outputs([self.orch.output(event.output_id)])
         if isinstance(event, Finished):
-            return self._ended()
+            return self._succeeded() if self._told_by(event) else self._ended()
         return []
+
+    def _told_by(self, event: Finished) -> bool:
+        """Whether the end's frames need nothing but ``event``: a success is final (a retry
+        requeues only failed or canceled items) and every output it made was announced,
+        each recorded, before it and went through this stream (its opening frames listed
+        those recorded before it, its events the rest); the graph, for the progress, was
+        kept from the job's first read."""
+        return event.status == JobStatus.SUCCEEDED.value and self.job is not None
+
+    def _succeeded(self) -> list[Frame]:
+        assert self.job is not None  # ``_told_by``
+        frames = self._progress(mapping.complete_progress(mapping.nodes_total(self.job)))
+        frames.append(("status", schemas.StatusEvent(status="succeeded", queue_position=None)))
+        self.done = True
+        return frames
 
     def connected(self, seen: Job | None = None,
                   positions: Mapping[str, int | None] | None = None) -> list[Frame]:

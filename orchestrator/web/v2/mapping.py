@@ -75,13 +75,18 @@ def progress_of(job: Job, latest: ProgressEvent | None, fraction: float) -> sche
     if status == JobStatus.QUEUED:
         return None
     if status == JobStatus.SUCCEEDED:
-        return schemas.Progress(value=1.0, nodes_done=total, nodes_total=total,
-                                current_node=None, current_node_class=None, step=None,
-                                steps=None, message=None)
+        return complete_progress(total)
     value = max(fraction, latest.fraction if latest else 0.0)
     if not status.terminal:
         value = min(value, RUNNING_PROGRESS_CAP)
     return _snapshot(value, total, latest)
+
+
+def complete_progress(total: int) -> schemas.Progress:
+    """A succeeded job's progress: every one of its graph's ``total`` nodes done."""
+    return schemas.Progress(value=1.0, nodes_done=total, nodes_total=total,
+                            current_node=None, current_node_class=None, step=None,
+                            steps=None, message=None)
 
 
 def live_progress(job: Job, event: ProgressEvent) -> schemas.Progress:
