@@ -13,6 +13,8 @@ sent once). Frames are ``event: NAME`` / ``data: JSON`` with no ids
 - then ``status`` on each change, ``progress``, ``preview``, ``output``;
 - at the end every output not yet sent, then the terminal ``status``, after which the
   SDK stops reading — so no output may come after it.
+  A success is told from its ``finished`` event alone: each of its outputs was
+  recorded and announced before it, so none is left unsent.
 
 ``Translator`` is the state machine (events in, frames out); ``stream`` is its async shell,
 sending a keep-alive comment whenever the job is quiet for ``keepalive`` seconds.
