@@ -39,16 +39,31 @@ def _suite_pack(install: ComfyInstall) -> Path:
 
 
 @pytest.fixture(scope="module")
-def suite_node(comfy_install: ComfyInstall, comfy_factory: ComfyFactory) -> LocalComfy:
-    """A real node with the suite's node pack (and nothing of ours) loaded: the gateway's."""
-    return comfy_factory(custom_nodes=[_suite_pack(comfy_install)], checkpoint=False)
+def suite_nodes(comfy_install: ComfyInstall,
+                comfy_factory: ComfyFactory) -> tuple[LocalComfy, LocalComfy]:
+    """Two real nodes with the suite's node pack (and nothing of ours) loaded, started side
+    by side (a start is mostly waiting on imports): the gateway's, and one for the direct
+    run, so both runs go at once without sharing a queue or a cache (each run would
+    otherwise see the other's prompts)."""
+    nodes = [comfy_factory(custom_nodes=[_suite_pack(comfy_install)], checkpoint=False,
+                           start=False) for _ in range(2)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for started in [pool.submit(node.start) for node in nodes]:
+            started.exception()  # a failed start is started again below, with its error
+    for node in nodes:
+        if not node.is_answering():
+            node.start()  # surfaces the start-up error with the log
+    return nodes[0], nodes[1]
 
 
 @pytest.fixture(scope="module")
-def direct_node(comfy_install: ComfyInstall, comfy_factory: ComfyFactory) -> LocalComfy:
-    """A second node like ``suite_node`` for the direct run, so both runs go at once
-    without sharing a queue or a cache (each run would otherwise see the other's prompts)."""
-    return comfy_factory(custom_nodes=[_suite_pack(comfy_install)], checkpoint=False)
+def suite_node(suite_nodes: tuple[LocalComfy, LocalComfy]) -> LocalComfy:
+    return suite_nodes[0]
+
+
+@pytest.fixture(scope="module")
+def direct_node(suite_nodes: tuple[LocalComfy, LocalComfy]) -> LocalComfy:
+    return suite_nodes[1]
 
 
 @pytest.fixture(scope="module")
