@@ -161,10 +161,6 @@ class TokenCache:
                 self._entries.clear()
             self._entries[token_id] = (self.clock(), digest, who)
 
-    def drop(self, token_id: str) -> None:
-        with self._lock:
-            self._entries.pop(token_id, None)
-
     def _sync(self) -> None:
         if self._generation != _revocations:
             self._entries.clear()
@@ -222,8 +218,7 @@ class TokenStore:
         """
         token_id = _token_id_of(ref.strip())
         row = self._open().revoke_token(token_id, self._clock())
-        _revoked_here()  # every cache in this process forgets its tokens
-        self._cache.drop(token_id)
+        _revoked_here()  # every cache in this process (this store's too) forgets its tokens
         if row is None:
             raise NotFound("token", token_id)
         return _info(row)
