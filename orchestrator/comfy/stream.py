@@ -147,14 +147,20 @@ class NodeStream:
     def reconnect(self) -> None:
         """Cut the socket (it may be open but silent); the reader opens a new one at once.
         ComfyUI then resends the running prompt's ``executing`` to it."""
+        self._cut()
+
+    def close(self) -> None:
+        """Stop the reader: its socket is cut, so a reader waiting for a frame stops now,
+        not at the end of its poll (a pool closing many nodes waited a second on each)."""
+        self._closed.set()
+        self._cut()
+        self._thread.join(RECV_POLL + CONNECT_TIMEOUT)
+
+    def _cut(self) -> None:
         ws = self._ws
         if ws is not None and ws.sock is not None:
             with contextlib.suppress(OSError):
                 ws.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader's recv() now
-
-    def close(self) -> None:
-        self._closed.set()
-        self._thread.join(RECV_POLL + CONNECT_TIMEOUT)
 
     # --- the reader thread -------------------------------------------------------------------
 

@@ -3,13 +3,14 @@ burst still arrives whole and in order."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from orchestrator.comfy.client import ComfyClient
 from orchestrator.comfy.messages import Executing, Progress, parse_message
-from orchestrator.comfy.stream import BufferedWebSocket, open_event_socket
+from orchestrator.comfy.stream import RECV_POLL, BufferedWebSocket, NodeStream, open_event_socket
 from tests import graphs
 
 
@@ -45,3 +46,17 @@ def test_a_burst_of_frames_read_in_chunks_arrives_whole_and_in_order(comfy_url: 
     # ComfyUI 0.30+ thins progress between the first and the last step; what it sends
     # arrives whole (parsed) and in order.
     assert steps[0] == 1 and steps[-1] == 40 and steps == sorted(set(steps))
+
+
+def test_closing_the_stream_stops_its_reader_without_waiting_out_its_poll(
+        comfy_url: str) -> None:
+    """A reader waiting for a frame is woken by the close itself: a pool closing its
+    nodes does not wait a poll (a second) on each."""
+    stream = NodeStream(comfy_url)
+    assert stream.wait_connected(30)
+    time.sleep(0.1)  # the reader is waiting in recv() now, with nothing to read
+    started = time.monotonic()
+    stream.close()
+    took = time.monotonic() - started
+    assert not stream._thread.is_alive()
+    assert took < RECV_POLL / 4, took
