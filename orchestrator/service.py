@@ -382,6 +382,10 @@ class Orchestrator:
         which takes no snapshot, reads the job first)."""
         if after is not None:
             self.get(job_id)
+        return self._subscribed(job_id, after)
+
+    def _subscribed(self, job_id: str, after: int | None = None) -> Subscription:
+        """The bus's subscription to a job, with this orchestrator's snapshot of it."""
         return self._bus.subscribe(job_id, after=after, snapshot=lambda: self._snapshot(job_id))
 
     async def aevents(self, job_id: str, *, after: int | None = None
@@ -636,12 +640,21 @@ class Orchestrator:
                 yield event
 
     def _subscription(self, job_id: str, after: int | None) -> Subscription:
+        if self._replays(job_id, after, lambda: self.get(job_id)):
+            return self._subscribed(job_id, after)  # the job was read: it exists
+        return self.events(job_id)
+
+    def _replays(self, job_id: str, after: int | None, read: Callable[[], Job]) -> bool:
+        """Whether a stream whose client saw event ``after`` replays the bus from there
+        rather than starting with a snapshot: only while the bus still holds ``after``,
+        and not when ``after`` was the end of a job that has ended (nothing newer will
+        come). ``read`` (the job, as the caller may see it) is called whenever ``after`` is
+        held, so a caller's access check runs on every replay."""
         last = self._bus.last_seq(job_id)
         if after is None or after > last:
-            return self.events(job_id)
-        if after == last and self.get(job_id).status.terminal:
-            return self.events(job_id)  # nothing newer will come: end with a snapshot
-        return self.events(job_id, after=after)
+            return False
+        job = read()
+        return after < last or not job.status.terminal
 
     # --- outputs for a caller: bytes, thumbnails, regenerate --------------------------
 
@@ -951,13 +964,8 @@ class Orchestrator:
         a face starts its answer. The snapshot a fresh stream starts with is the one read of
         the job, and the access check reads that same job."""
         self._check_open()
-        last = self._bus.last_seq(job_id)
-        if after is not None and after <= last:
-            job = self.job_for(who, job_id)
-            if after < last or not job.status.terminal:
-                sub = self._bus.subscribe(job_id, after=after,
-                                          snapshot=lambda: self._snapshot(job_id))
-                return Following(sub, keepalive, lambda: self._closed)
+        if self._replays(job_id, after, lambda: self.job_for(who, job_id)):
+            return Following(self._subscribed(job_id, after), keepalive, lambda: self._closed)
         sub, view = self._subscribe_as(who, job_id)
         return Following(sub, keepalive, lambda: self._closed, view=view)
 

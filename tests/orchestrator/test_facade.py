@@ -185,6 +185,25 @@ def test_follow_resumes_after_a_seen_event_and_ends_a_finished_job_with_a_snapsh
     assert isinstance(last, Snapshot) and last.status == "succeeded"
 
 
+def test_a_callers_resumed_stream_is_theirs_alone_wherever_it_resumes(
+        orch: Orchestrator) -> None:
+    """A stream resumed from a held event replays the bus without a snapshot; the caller's
+    access is checked all the same, before any event is replayed."""
+    handle = orch.admit(alices())
+    seqs = [getattr(e, "seq", 0) for e in collect(orch, handle.id)]
+    for after in (seqs[1], seqs[-1]):
+        with pytest.raises(JobNotFound):
+            orch.follow_for(BOB, handle.id, after)
+    replay = orch.follow_for(ALICE, handle.id, seqs[1])
+    snapshot = orch.follow_for(ADMIN, handle.id, seqs[-1])  # the end seen: a snapshot ends it
+    try:
+        assert replay.view is None  # no snapshot was read for a replay
+        assert snapshot.view is not None and snapshot.view.job.id == handle.id
+    finally:
+        for following in (replay, snapshot):
+            asyncio.run(following.aclose())
+
+
 def test_follow_of_an_unknown_job_is_not_found(orch: Orchestrator) -> None:
     with pytest.raises(JobNotFound):
         collect(orch, "no-such-job")
