@@ -11,6 +11,8 @@ owner's load stays below the item owner's (``rules.claims_before``).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from typing import Any
 
 from orchestrator.store import rules, tables
 from orchestrator.store.dialect import Conn
@@ -21,6 +23,16 @@ _OWN_AHEAD = ("SELECT COUNT(*) FROM items WHERE status = 'queued' AND priority =
               " owner = ? AND (job_seq < ? OR (job_seq = ? AND idx < ?))")
 _NTH_SEQ = ("SELECT job_seq FROM items WHERE status = 'queued' AND priority = ? AND owner = ?"
             " ORDER BY job_seq, idx LIMIT 1 OFFSET ?")
+
+
+# The columns of an item that place it in the queue, in ``claims_ahead_of``'s order.
+PLACE_COLUMNS = "priority, owner, job_seq, idx"
+
+
+def claims_ahead_of(conn: Conn, place: Sequence[Any]) -> int:
+    """``claims_ahead`` for a row of ``PLACE_COLUMNS``."""
+    priority, owner, job_seq, idx = place
+    return claims_ahead(conn, priority=priority, owner=owner, job_seq=job_seq, idx=idx)
 
 
 def claims_ahead(conn: Conn, *, priority: int, owner: str, job_seq: int,

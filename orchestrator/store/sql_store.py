@@ -211,11 +211,10 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
                                     (job_id,)).fetchall()
             positions = {}
             if any(item.status is ItemStatus.QUEUED for item in job.items):
-                rows = conn.execute("SELECT id, priority, owner, job_seq, idx FROM items"
+                rows = conn.execute(f"SELECT id, {position.PLACE_COLUMNS} FROM items"
                                     " WHERE job_id = ? AND status = 'queued'", (job_id,))
-                positions = {row[0]: position.claims_ahead(
-                    conn, priority=row[1], owner=row[2], job_seq=row[3], idx=row[4])
-                    for row in rows.fetchall()}
+                positions = {row[0]: position.claims_ahead_of(conn, row[1:])
+                             for row in rows.fetchall()}
         return JobView(job=job, unlisted_outputs=[row[0] for row in recorded
                                                   if row[0] not in listed],
                        positions=positions)
@@ -401,14 +400,11 @@ class SqlJobStore(InputFileMethods, AccessMethods, abc.ABC):
     def queue_position(self, item_id: str) -> int | None:
         """See ``JobStore.queue_position``."""
         with self._tx(f"finding the queue position of item {item_id}", write=False) as conn:
-            row = conn.execute("SELECT status, priority, owner, job_seq, idx FROM items"
+            row = conn.execute(f"SELECT status, {position.PLACE_COLUMNS} FROM items"
                                " WHERE id = ?", (item_id,)).fetchone()
             if row is None:
                 raise JobNotFound(item_id, what="item")
-            if row[0] != "queued":
-                return None
-            return position.claims_ahead(conn, priority=row[1], owner=row[2], job_seq=row[3],
-                                         idx=row[4])
+            return position.claims_ahead_of(conn, row[1:]) if row[0] == "queued" else None
 
     def _job(self, conn: Conn, job_id: str, *, lock: bool = False) -> Job:
         if lock:
