@@ -1,4 +1,7 @@
-"""The style rules hold for the whole tree: ruff (incl. complexity) and mypy --strict."""
+"""The style rules hold for the whole tree: ruff (incl. complexity) and mypy --strict.
+
+mypy is started when the session is collected (``tests/early_checks.py``) and only read
+here."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests import early_checks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,5 +28,5 @@ def test_ruff_finds_nothing() -> None:
 
 @pytest.mark.timeout(600)
 def test_mypy_strict_finds_nothing() -> None:
-    done = run("mypy")  # packages and strictness come from pyproject.toml
-    assert done.returncode == 0, done.stdout + done.stderr
+    code, output = early_checks.result("mypy", early_checks.MYPY)
+    assert code == 0, output
