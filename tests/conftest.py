@@ -26,7 +26,9 @@ How servers live
 Installs and the shared server of each version are kept by one session-wide ``ComfyFleet``:
 started lazily the first time a test needs that version, and stopped by PID at the end of
 the session. Servers made by ``comfy_factory`` are stopped when the factory's version is
-left (the parametrization moves to another version) or at the end of the session. When a
+left (the parametrization moves to another version) or at the end of the session. A server
+of the usual make (test node pack, tiny checkpoint) comes from the version's spares, started
+in the background once the version is first used (``Spares``). When a
 version cannot be provisioned or started, its tests fail under ``CI=true`` and are skipped
 elsewhere, with the reason either way.
 """
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -43,7 +46,12 @@ import requests
 from orchestrator.errors import OrchestratorError
 from orchestrator.provision.install import ComfyInstall, default_home, ensure_installed
 from orchestrator.provision.releases import DEFAULT_VERSION, RELEASES, SUPPORTED_VERSIONS
-from orchestrator.provision.server import LocalComfy, prepare_base_dir
+from orchestrator.provision.server import (
+    DEFAULT_START_TIMEOUT_S,
+    LocalComfy,
+    prepare_base_dir,
+)
+from tests import early_checks
 
 TESTS_DIR = Path(__file__).parent
 TEST_NODE_PACK = TESTS_DIR / "comfy_nodes"
@@ -83,6 +91,16 @@ def pytest_configure(config: pytest.Config) -> None:
                    "(see tests/conftest.py)")
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start mypy now when the session will run its check (see ``tests/early_checks.py``)."""
+    if any(item.name == early_checks.MYPY_TEST for item in session.items):
+        early_checks.start("mypy", early_checks.MYPY)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    early_checks.stop_all()
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker(MATRIX_MARK) is None:
         return
@@ -110,6 +128,7 @@ class ComfyFleet:
         self._installs: dict[str, ComfyInstall] = {}
         self._shared: dict[str, LocalComfy] = {}
         self._failed: dict[str, str] = {}
+        self._spares = Spares(self._new)
 
     def install(self, version: str) -> ComfyInstall:
         """The finished install of ``version`` (installed on first use; minutes)."""
@@ -126,7 +145,27 @@ class ComfyFleet:
 
     def server(self, version: str, *, custom_nodes: Sequence[Path] = (TEST_NODE_PACK,),
                checkpoint: bool = True, start: bool = True) -> LocalComfy:
-        """A new server of ``version`` on a free loopback port, with its own base dir."""
+        """A new server of ``version`` on a free loopback port, with its own base dir.
+
+        A started server of the usual make (the test node pack and the tiny checkpoint)
+        is the version's oldest spare when there is one, and another starts behind it."""
+        usual = start and checkpoint and tuple(custom_nodes) == (TEST_NODE_PACK,)
+        spare = self._spares.take(version) if usual else None
+        if usual:
+            self._spares.make(version)
+        if spare is not None:
+            return spare
+        server = self._new(version, custom_nodes, checkpoint)
+        if start:
+            try:
+                server.start()
+            except OrchestratorError as exc:
+                _unavailable(f"ComfyUI {version} did not start: {exc}")
+        return server
+
+    def _new(self, version: str, custom_nodes: Sequence[Path] = (TEST_NODE_PACK,),
+             checkpoint: bool = True) -> LocalComfy:
+        """A server of ``version`` made ready to start (not started), stopped with the fleet."""
         inst = self.install(version)
         base = prepare_base_dir(inst, self.tmp.mktemp(f"comfy-{version}"), custom_nodes)
         if checkpoint:
@@ -134,11 +173,6 @@ class ComfyFleet:
             (base / "models" / "checkpoints" / tiny.name).symlink_to(tiny)
         server = LocalComfy(inst, base)
         self.started.append(server)
-        if start:
-            try:
-                server.start()
-            except OrchestratorError as exc:
-                _unavailable(f"ComfyUI {version} did not start: {exc}")
         return server
 
     def shared(self, version: str) -> LocalComfy:
@@ -158,7 +192,69 @@ class ComfyFleet:
             server.stop()
 
     def stop_all(self) -> None:
+        self._spares.close()
         self.stop(self.started)
+
+    def in_use(self) -> list[LocalComfy]:
+        """The servers started for tests (spares not yet handed out have run nothing)."""
+        waiting = self._spares.waiting()
+        return [server for server in self.started if server not in waiting]
+
+
+class Spares:
+    """Started servers of the usual make, ``DEPTH`` per version, started ahead of the tests
+    that ask for them.
+
+    A ComfyUI start is ~10 s of imports on one core, and tests that need servers of their
+    own (to kill, freeze or slow them; two at a time for a pool) each waited for theirs;
+    most of a test's time is spent waiting on a node, so the next test's servers start
+    meanwhile, one at a time (a core is left to the tests). A spare is a real server like
+    any other, fresh from its start: it has run nothing before it is handed out. The
+    spares start on one long-lived thread, so the kernel's parent-death signal
+    (``provision/lifeline.py``) stays tied to a thread that lives until the session ends.
+    """
+
+    DEPTH = 2  # the most servers of one version a test asks for at once
+
+    def __init__(self, new: Callable[[str], LocalComfy]) -> None:
+        self._new = new
+        self._ready: dict[str, list[tuple[LocalComfy, Future[LocalComfy]]]] = {}
+        self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="comfy-spare")
+
+    def make(self, version: str) -> None:
+        """Start spares of ``version`` in the background, up to ``DEPTH``."""
+        ready = self._ready.setdefault(version, [])
+        while len(ready) < self.DEPTH:
+            server = self._new(version)
+            server.die_with_parent = True  # the starter thread lives as long as the session
+            ready.append((server, self._starter.submit(server.start)))
+
+    def take(self, version: str) -> LocalComfy | None:
+        """The oldest spare of ``version``, once started; None when there is none, when its
+        start has not begun (still behind other spares: the caller starts its server at
+        once instead), or when it failed (the caller starts one and reports the error)."""
+        ready = self._ready.get(version)
+        if not ready:
+            return None
+        _, future = ready.pop(0)
+        if future.cancel():
+            return None
+        try:
+            return future.result(timeout=DEFAULT_START_TIMEOUT_S + 30)
+        except Exception:  # noqa: BLE001 - a start that failed here is retried and reported
+            return None
+
+    def waiting(self) -> list[LocalComfy]:
+        """The spares no test has had yet."""
+        return [server for ready in self._ready.values() for server, _ in ready]
+
+    def close(self) -> None:
+        """Wait for a start in progress (its server is then stopped with the others)."""
+        for ready in self._ready.values():
+            for _, future in ready:
+                future.cancel()
+        self._starter.shutdown(wait=True)
+        self._ready.clear()
 
 
 _FLEET: list[ComfyFleet] = []
@@ -216,13 +312,8 @@ def comfy_factory(comfy_fleet: ComfyFleet, comfyui_version: str) -> Iterator[Com
     def factory(*, custom_nodes: Sequence[Path] = (TEST_NODE_PACK,), checkpoint: bool = True,
                 start: bool = True) -> LocalComfy:
         server = comfy_fleet.server(comfyui_version, custom_nodes=custom_nodes,
-                                    checkpoint=checkpoint, start=False)
+                                    checkpoint=checkpoint, start=start)
         mine.append(server)
-        if start:
-            try:
-                server.start()
-            except OrchestratorError as exc:
-                _unavailable(f"ComfyUI {comfyui_version} did not start: {exc}")
         return server
 
     yield factory
@@ -241,16 +332,20 @@ def comfy_url(comfy_server: LocalComfy) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _leave_comfy_idle() -> Iterator[None]:
-    """After each test, empty every running ComfyUI's queue and stop what it runs.
+def _leave_comfy_idle(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that had the fleet's servers, empty every running ComfyUI's queue
+    and stop what it runs.
 
     Servers are shared across tests; a test whose orchestrator closed while a long prompt
     was still on a node (items stay recorded for recovery, the node keeps running) must
-    not make the next test wait behind it.
+    not make the next test wait behind it. A test that asked for no ComfyUI fixture
+    (directly or through a module fixture) sent them nothing.
     """
     yield
+    if "comfy_fleet" not in request.fixturenames:
+        return
     for fleet in _FLEET:
-        for server in fleet.started:
+        for server in fleet.in_use():
             if server.process is None or server.process.poll() is not None:
                 continue
             try:

@@ -48,11 +48,13 @@ for node_id, images in (scope.get("images") or {}).items():
 
 @pytest.fixture(scope="module")
 def example_node(comfy_factory: ComfyFactory, tiny_checkpoint: Path) -> LocalComfy:
-    """A node where the examples' checkpoint name exists (the tiny checkpoint)."""
-    server = comfy_factory(start=False)
+    """A node where the examples' checkpoint name exists (the tiny checkpoint), added to
+    the running node as a user drops a model in (ComfyUI lists the folder again when it
+    changes)."""
+    server = comfy_factory()
     (server.base_dir / "models" / "checkpoints" / EXAMPLE_CHECKPOINT).symlink_to(
         tiny_checkpoint)
-    return server.start()
+    return server
 
 
 @pytest.fixture(scope="module")
