@@ -41,11 +41,11 @@ from orchestrator.events import (
     Snapshot,
     Started,
 )
-from orchestrator.jobs import ItemStatus, Job, JobStatus
+from orchestrator.jobs import Job, JobStatus
 from orchestrator.outputs import OutputRecord
 from orchestrator.service import Orchestrator
 from orchestrator.web import sse
-from orchestrator.web.v2 import mapping, schemas
+from orchestrator.web.v2 import mapping, queue, schemas
 
 Frame = tuple[str, BaseModel]
 
@@ -141,11 +141,7 @@ class Translator:
                   ) -> int | None:
         """The job's 1-based place in the queue: from ``positions`` (claims ahead of each
         queued item) when given, else asked of the store."""
-        if positions is None:
-            return self.position(job)
-        waiting = [item for item in job.items if item.status is ItemStatus.QUEUED]
-        ahead = positions.get(waiting[0].id) if waiting else None
-        return None if ahead is None else ahead + 1
+        return self.position(job) if positions is None else queue.place(job, positions.get)
 
     def _ended(self) -> list[Frame]:
         """The job's end: the job and its outputs' ids in one read of the store, and only

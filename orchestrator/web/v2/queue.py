@@ -8,6 +8,8 @@ position is what the dispatcher will do, not an estimate from creation times
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from orchestrator.errors import JobNotFound
 from orchestrator.jobs import ItemStatus, Job
 from orchestrator.service import Orchestrator
@@ -15,13 +17,21 @@ from orchestrator.service import Orchestrator
 
 def queue_position(orch: Orchestrator, job: Job) -> int | None:
     """1-based position of ``job`` in the queue; None when none of its items waits."""
+
+    def claims_ahead(item_id: str) -> int | None:
+        try:
+            return orch.queue_position(item_id)
+        except JobNotFound:
+            return None  # deleted meanwhile
+
+    return place(job, claims_ahead)
+
+
+def place(job: Job, claims_ahead: Callable[[str], int | None]) -> int | None:
+    """1-based position of ``job`` given the claims ahead of a queued item (by its id, None
+    when it is no longer queued): its first queued item's place."""
     waiting = [item for item in job.items if item.status == ItemStatus.QUEUED]
-    if not waiting:
-        return None
-    try:
-        ahead = orch.queue_position(waiting[0].id)
-    except JobNotFound:
-        return None  # deleted meanwhile
+    ahead = claims_ahead(waiting[0].id) if waiting else None
     return None if ahead is None else ahead + 1
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from orchestrator.events import ProgressEvent
 from orchestrator.jobs import Item, ItemError, ItemStatus, Job, JobSpec
-from orchestrator.web.v2 import mapping
+from orchestrator.web.v2 import mapping, queue
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 GRAPH = {str(n): {"class_type": "X", "inputs": {}} for n in range(1, 5)}
@@ -72,3 +72,16 @@ def test_a_retried_failure_is_no_error_while_the_job_runs() -> None:
     running = job(ItemStatus.QUEUED, error=ItemError(code="node_unreachable", message="x"))
 
     assert mapping.error_of(running) is None
+
+
+def test_a_job_waits_where_its_first_queued_item_waits() -> None:
+    """``queue.place``, shared by a job's answer (claims asked of the store) and its event
+    stream's first status (claims from the stream's opening read): 1-based, from the
+    first item still queued; none once nothing waits or the item left the queue."""
+    two = Job(id="j1", spec=JobSpec(graph=GRAPH), created_at=T0, items=[
+        Item(id="i1", job_id="j1", index=0, status=ItemStatus.RUNNING),
+        Item(id="i2", job_id="j1", index=1, status=ItemStatus.QUEUED)])
+    assert queue.place(two, {"i2": 4}.get) == 5
+    assert queue.place(two, {"i2": 0}.get) == 1
+    assert queue.place(two, {}.get) is None  # dispatched meanwhile
+    assert queue.place(job(ItemStatus.RUNNING), {"i1": 0}.get) is None
