@@ -94,7 +94,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start mypy now when the session will run its check (see ``tests/early_checks.py``)."""
     if any(item.name == early_checks.MYPY_TEST for item in session.items):
-        early_checks.start("mypy", early_checks.MYPY)
+        early_checks.start(early_checks.MYPY)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

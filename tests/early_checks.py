@@ -26,10 +26,9 @@ class EarlyCheck:
     """One ``python -m ARGV...`` run over the tree, started now, answered when asked."""
 
     def __init__(self, argv: Sequence[str]) -> None:
-        self.argv = list(argv)
         self._out: IO[bytes] = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            ["nice", "-n", "19", sys.executable, "-m", *self.argv], cwd=ROOT,
+            ["nice", "-n", "19", sys.executable, "-m", *argv], cwd=ROOT,
             stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def result(self) -> tuple[int, str]:
@@ -49,19 +48,19 @@ class EarlyCheck:
         self._out.close()
 
 
-_STARTED: dict[str, EarlyCheck] = {}
+_STARTED: dict[tuple[str, ...], EarlyCheck] = {}
 
 
-def start(name: str, argv: Sequence[str]) -> None:
-    """Start check ``name`` unless it already runs."""
-    if name not in _STARTED:
-        _STARTED[name] = EarlyCheck(argv)
+def start(argv: Sequence[str]) -> None:
+    """Start ``python -m ARGV...`` unless it already runs."""
+    if tuple(argv) not in _STARTED:
+        _STARTED[tuple(argv)] = EarlyCheck(argv)
 
 
-def result(name: str, argv: Sequence[str]) -> tuple[int, str]:
-    """The result of check ``name`` (started now if the session did not start it)."""
-    start(name, argv)
-    return _STARTED[name].result()
+def result(argv: Sequence[str]) -> tuple[int, str]:
+    """The result of ``python -m ARGV...`` (started now if the session did not start it)."""
+    start(argv)
+    return _STARTED[tuple(argv)].result()
 
 
 def stop_all() -> None:

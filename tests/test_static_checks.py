@@ -28,5 +28,5 @@ def test_ruff_finds_nothing() -> None:
 
 @pytest.mark.timeout(600)
 def test_mypy_strict_finds_nothing() -> None:
-    code, output = early_checks.result("mypy", early_checks.MYPY)
+    code, output = early_checks.result(early_checks.MYPY)
     assert code == 0, output
