@@ -18,10 +18,8 @@ from dataclasses import dataclass
 MIN_MEASURED = 0.02  # below this fraction the pace is not measured yet
 # Before the first report (dispatch, a cold model load) the bar moves as if the image took
 # PRIOR_TOTAL_S, up to PRIOR_CAP: a guess, so the wait does not look frozen. A short guess
-# with a low cap errs both ways by little: a quick image is not left at 0 % through its
-# dispatch, and a slow one is led by at most PRIOR_CAP.
-# The cap was 0.15 until a 4 s image, whose first report came 1.7 s in, trailed by 21
-# points before it; a slow image is led by the guess for a few seconds at most.
+# errs both ways by little: a quick image whose first report comes late (1.7 s of 4.3 on
+# a loaded box) is not left far behind, and a slow one is led by at most PRIOR_CAP.
 PRIOR_TOTAL_S = 5.0
 PRIOR_CAP = 0.3
 MAX_AHEAD = 0.25  # the clock never runs further ahead of the latest report than this
